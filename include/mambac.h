@@ -1,0 +1,195 @@
+/*
+ * mambac.h — public C API of libmambac: Mamba (selective SSM) and Mamba-2 (SSD)
+ * language models in plain C.
+ *
+ * Usage (error handling shortened):
+ *
+ *     mambac_error err;
+ *     mambac_model *model;
+ *     if (mambac_model_load("state-spaces/mamba-130m-hf", &model, &err) != MAMBAC_OK)
+ *         fprintf(stderr, "%s\n", err.msg);
+ *     mambac_context *ctx;   mambac_context_new(model, NULL, &ctx, &err);
+ *     mambac_state   *st;    mambac_state_new(model, &st, &err);
+ *     const mambac_model_info *info = mambac_model_get_info(model);
+ *     float *logits = malloc(sizeof(float) * info->n_vocab_rows);
+ *     int32_t ids[] = {3, 14, 15};
+ *     mambac_eval(ctx, st, ids, 3, MAMBAC_LOGITS_LAST, logits, &err);   // prefill
+ *     int32_t next = mambac_argmax(logits, info->vocab_size);
+ *     mambac_eval(ctx, st, &next, 1, MAMBAC_LOGITS_LAST, logits, &err); // one step
+ *     ...
+ *     mambac_state_free(st); mambac_context_free(ctx); mambac_model_free(model);
+ *
+ * Objects:
+ *   mambac_model    immutable weights (mmapped where possible) + configuration.
+ *                   Safe to share between threads once loaded.
+ *   mambac_state    the fixed-size recurrent state of ONE sequence (conv window and
+ *                   SSM state of every layer). Cheap to copy, save and restore: this
+ *                   replaces a transformer's KV cache and does not grow with length.
+ *   mambac_context  scratch memory for evaluating tokens. One per thread; a context
+ *                   may evaluate any state of its model.
+ *
+ * Errors: every fallible call returns a mambac_status and, when `err` is not NULL,
+ * writes one line of text naming the file, tensor or field at fault. The library
+ * never exits or prints on its own.
+ */
+#ifndef MAMBAC_H
+#define MAMBAC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum mambac_status {
+    MAMBAC_OK = 0,
+    MAMBAC_ERR_IO,          /* open/read/write/mmap failed */
+    MAMBAC_ERR_FORMAT,      /* a file is malformed or inconsistent */
+    MAMBAC_ERR_UNSUPPORTED, /* well-formed but not something mambac handles */
+    MAMBAC_ERR_INVALID_ARG, /* bad argument from the caller (token id out of range, ...) */
+    MAMBAC_ERR_NOMEM,       /* allocation failed */
+} mambac_status;
+
+const char *mambac_status_str(mambac_status s);
+
+#define MAMBAC_ERROR_MAX 512
+typedef struct mambac_error {
+    char msg[MAMBAC_ERROR_MAX]; /* NUL-terminated, one line, no trailing newline */
+} mambac_error;
+
+typedef enum mambac_arch {
+    MAMBAC_ARCH_MAMBA1 = 1, /* selective SSM */
+    MAMBAC_ARCH_MAMBA2 = 2, /* structured state space duality */
+} mambac_arch;
+
+typedef enum mambac_dtype {
+    MAMBAC_DTYPE_F32 = 0,
+    MAMBAC_DTYPE_F16 = 1,
+    MAMBAC_DTYPE_BF16 = 2,
+} mambac_dtype;
+
+const char *mambac_dtype_name(mambac_dtype t);
+const char *mambac_arch_name(mambac_arch a);
+
+/* Everything a caller may want to know about a loaded model. */
+typedef struct mambac_model_info {
+    mambac_arch arch;
+    int32_t d_model;
+    int32_t n_layer;
+    int32_t vocab_size;   /* real vocabulary (config); ids >= this are never sampled */
+    int32_t n_vocab_rows; /* embedding / logit rows, padding included */
+    int32_t d_inner;      /* expand * d_model */
+    int32_t d_state;      /* N */
+    int32_t d_conv;       /* causal conv kernel width */
+    int32_t dt_rank;      /* Mamba-1 only */
+    int32_t n_heads;      /* Mamba-2 only: H */
+    int32_t head_dim;     /* Mamba-2 only: P */
+    int32_t n_groups;     /* Mamba-2 only: G */
+    int32_t chunk_size;   /* Mamba-2 only: SSD chunk length */
+    int32_t proj_bias;    /* in_proj / out_proj have biases */
+    int32_t conv_bias;
+    int32_t gated_norm;   /* Mamba-2: gated RMSNorm present */
+    int32_t norm_before_gate;
+    int32_t tied_embeddings; /* lm_head is the embedding matrix */
+    float norm_eps;
+    float dt_min_limit, dt_max_limit; /* Mamba-2 time_step_limit (max may be +inf) */
+    int32_t eos_token_id;  /* -1 when the config has none */
+    mambac_dtype dtype;    /* storage type of the large matrices */
+    int64_t n_params;      /* parameters, lm_head counted once when tied */
+    int64_t weight_bytes;  /* bytes of parameter storage as stored in the files */
+    const char *layout;    /* "transformers" or "mamba_ssm" */
+    const char *format;    /* "safetensors" or "pytorch" */
+} mambac_model_info;
+
+typedef struct mambac_model mambac_model;
+typedef struct mambac_state mambac_state;
+typedef struct mambac_context mambac_context;
+
+/* ---- model ---------------------------------------------------------------- */
+
+/* Load a checkpoint folder: transformers layout (config.json with model_type mamba or
+ * mamba2 + model.safetensors or sharded safetensors with an index) or the original
+ * mamba_ssm layout (config.json with d_model/n_layer/ssm_cfg + pytorch_model.bin or
+ * model.safetensors). `path` may also name the config.json itself.
+ * On success *out owns the model; free with mambac_model_free. */
+mambac_status mambac_model_load(const char *path, mambac_model **out, mambac_error *err);
+void mambac_model_free(mambac_model *model);
+const mambac_model_info *mambac_model_get_info(const mambac_model *model);
+
+/* ---- state ---------------------------------------------------------------- */
+
+mambac_status mambac_state_new(const mambac_model *model, mambac_state **out, mambac_error *err);
+void mambac_state_free(mambac_state *state);
+/* Back to the empty-sequence state (all zeros). */
+void mambac_state_reset(mambac_state *state);
+/* dst and src must belong to models of identical shape. */
+mambac_status mambac_state_copy(mambac_state *dst, const mambac_state *src, mambac_error *err);
+/* Tokens consumed since the last reset (or as stored in a loaded file). */
+int64_t mambac_state_n_tokens(const mambac_state *state);
+/* Bytes of recurrent state per sequence (conv windows + SSM states, float32). */
+size_t mambac_state_size_bytes(const mambac_model *model);
+/* Save to a file (atomically: written to a temporary name, then renamed). */
+mambac_status mambac_state_save(const mambac_state *state, const char *path, mambac_error *err);
+/* Load a file written by mambac_state_save for a model of the same shape. On error
+ * the state is left unchanged. */
+mambac_status mambac_state_load(mambac_state *state, const char *path, mambac_error *err);
+
+/* ---- evaluation ----------------------------------------------------------- */
+
+typedef struct mambac_context_params {
+    int32_t max_ubatch; /* tokens evaluated per internal piece; bounds scratch memory */
+} mambac_context_params;
+
+mambac_context_params mambac_context_default_params(void);
+/* params may be NULL for the defaults. */
+mambac_status mambac_context_new(const mambac_model *model, const mambac_context_params *params,
+                                 mambac_context **out, mambac_error *err);
+void mambac_context_free(mambac_context *ctx);
+
+typedef enum mambac_logits_mode {
+    MAMBAC_LOGITS_NONE = 0, /* only advance the state */
+    MAMBAC_LOGITS_LAST = 1, /* logits of the last token: n_vocab_rows floats */
+    MAMBAC_LOGITS_ALL = 2,  /* logits after every token: n_tokens * n_vocab_rows floats */
+} mambac_logits_mode;
+
+/* Feed n_tokens ids to the sequence whose state is `state`, continuing from it.
+ * n_tokens == 1 runs the recurrent step; more tokens run the parallel (prefill) form
+ * in pieces of at most max_ubatch. Both give the same numbers up to rounding.
+ * Ids must be in [0, n_vocab_rows). On error the state is unchanged. */
+mambac_status mambac_eval(mambac_context *ctx, mambac_state *state, const int32_t *ids,
+                          size_t n_tokens, mambac_logits_mode mode, float *logits,
+                          mambac_error *err);
+
+/* Index of the largest of logits[0..n) (first one on ties). */
+int32_t mambac_argmax(const float *logits, int32_t n);
+
+/* ---- sampling --------------------------------------------------------------- */
+
+/* Sampler parameters. temp == 0 is greedy (argmax over the real vocabulary). */
+typedef struct mambac_sampler_params {
+    float temp;
+    int32_t top_k;        /* 0 = off */
+    float top_p;          /* 1 = off */
+    float min_p;          /* 0 = off */
+    float repeat_penalty; /* 1 = off */
+    int32_t repeat_last_n;/* window of recent tokens the penalty looks at */
+    uint64_t seed;
+} mambac_sampler_params;
+
+typedef struct mambac_sampler mambac_sampler;
+
+mambac_sampler_params mambac_sampler_default_params(void);
+/* n_vocab: the real vocabulary; padded logit columns beyond it are never chosen. */
+mambac_status mambac_sampler_new(const mambac_sampler_params *params, int32_t n_vocab,
+                                 mambac_sampler **out, mambac_error *err);
+void mambac_sampler_free(mambac_sampler *s);
+/* Choose the next id from one row of logits (at least n_vocab floats; not modified). */
+int32_t mambac_sampler_sample(mambac_sampler *s, const float *logits);
+/* Tell the sampler which id was emitted (feeds the repetition penalty window). */
+void mambac_sampler_accept(mambac_sampler *s, int32_t id);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MAMBAC_H */

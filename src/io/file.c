@@ -1,0 +1,153 @@
+/* file.c — see file.h. POSIX only (mmap, rename). */
+#define _POSIX_C_SOURCE 200809L
+#include "file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/error.h"
+
+mambac_status mc_file_map(const char *path, mc_file *f, mambac_error *err) {
+    f->data = NULL;
+    f->size = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return mc_fail(err, MAMBAC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return mc_fail(err, MAMBAC_ERR_IO, "%s: not a regular file", path);
+    }
+    if (st.st_size > 0) {
+        void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            close(fd);
+            return mc_fail(err, MAMBAC_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
+        }
+        f->data = p;
+        f->size = (size_t)st.st_size;
+    }
+    close(fd);
+    return MAMBAC_OK;
+}
+
+void mc_file_unmap(mc_file *f) {
+    if (f->data) munmap((void *)f->data, f->size);
+    f->data = NULL;
+    f->size = 0;
+}
+
+mambac_status mc_file_read_all(const char *path, size_t max_bytes, char **out, size_t *len,
+                               mambac_error *err) {
+    *out = NULL;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return mc_fail(err, MAMBAC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) {
+        fclose(fp);
+        return mc_fail(err, MAMBAC_ERR_NOMEM, "%s: out of memory", path);
+    }
+    for (;;) {
+        if (n + 1 >= cap) {
+            if (cap > max_bytes) {
+                free(buf);
+                fclose(fp);
+                return mc_fail(err, MAMBAC_ERR_FORMAT, "%s: larger than %zu bytes", path, max_bytes);
+            }
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                fclose(fp);
+                return mc_fail(err, MAMBAC_ERR_NOMEM, "%s: out of memory", path);
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - 1 - n, fp);
+        n += got;
+        if (got == 0) break;
+    }
+    int bad = ferror(fp);
+    fclose(fp);
+    if (bad || n > max_bytes) {
+        free(buf);
+        return mc_fail(err, bad ? MAMBAC_ERR_IO : MAMBAC_ERR_FORMAT, "%s: %s", path,
+                       bad ? "read error" : "file too large");
+    }
+    buf[n] = 0;
+    *out = buf;
+    if (len) *len = n;
+    return MAMBAC_OK;
+}
+
+int mc_file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+char *mc_path_join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = malloc(a + b + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    size_t k = a;
+    if (a > 0 && dir[a - 1] != '/') p[k++] = '/';
+    memcpy(p + k, name, b + 1);
+    return p;
+}
+
+mambac_status mc_atomic_open(mc_atomic_file *af, const char *path, mambac_error *err) {
+    memset(af, 0, sizeof *af);
+    size_t n = strlen(path) + 32;
+    af->tmp_path = malloc(n);
+    af->final_path = strdup(path);
+    if (!af->tmp_path || !af->final_path) {
+        mc_atomic_abort(af);
+        return mc_fail(err, MAMBAC_ERR_NOMEM, "%s: out of memory", path);
+    }
+    snprintf(af->tmp_path, n, "%s.tmp.%ld", path, (long)getpid());
+    af->fp = fopen(af->tmp_path, "wb");
+    if (!af->fp) {
+        mambac_status st = mc_fail(err, MAMBAC_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+        free(af->tmp_path);
+        af->tmp_path = NULL; /* nothing to unlink */
+        mc_atomic_abort(af);
+        return st;
+    }
+    return MAMBAC_OK;
+}
+
+mambac_status mc_atomic_write(mc_atomic_file *af, const void *buf, size_t n, mambac_error *err) {
+    if (n && fwrite(buf, 1, n, af->fp) != n)
+        return mc_fail(err, MAMBAC_ERR_IO, "%s: write failed: %s", af->final_path, strerror(errno));
+    return MAMBAC_OK;
+}
+
+mambac_status mc_atomic_commit(mc_atomic_file *af, mambac_error *err) {
+    int bad = fflush(af->fp) != 0 || fsync(fileno(af->fp)) != 0;
+    bad |= fclose(af->fp) != 0;
+    af->fp = NULL;
+    if (bad || rename(af->tmp_path, af->final_path) != 0) {
+        mambac_status st = mc_fail(err, MAMBAC_ERR_IO, "%s: write failed: %s", af->final_path,
+                                   strerror(errno));
+        mc_atomic_abort(af);
+        return st;
+    }
+    free(af->tmp_path);
+    free(af->final_path);
+    af->tmp_path = af->final_path = NULL;
+    return MAMBAC_OK;
+}
+
+void mc_atomic_abort(mc_atomic_file *af) {
+    if (af->fp) fclose(af->fp);
+    if (af->tmp_path) unlink(af->tmp_path);
+    free(af->tmp_path);
+    free(af->final_path);
+    memset(af, 0, sizeof *af);
+}

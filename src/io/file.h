@@ -1,0 +1,43 @@
+/* file.h — read-only file mapping, small-file reads, and atomic writes.
+ * Atomic writes go to "<path>.tmp.<pid>" and are renamed over <path> only once
+ * everything was written and flushed, so no reader ever sees a partial file. */
+#ifndef MC_FILE_H
+#define MC_FILE_H
+
+#include <stdio.h>
+#include <stddef.h>
+
+#include "mambac.h"
+
+typedef struct mc_file {
+    const unsigned char *data; /* NULL for an empty file */
+    size_t size;
+} mc_file;
+
+mambac_status mc_file_map(const char *path, mc_file *f, mambac_error *err);
+void mc_file_unmap(mc_file *f);
+
+/* Reads a whole (small) file into a NUL-terminated malloc'd buffer. Files larger than
+ * max_bytes are refused. */
+mambac_status mc_file_read_all(const char *path, size_t max_bytes, char **out, size_t *len,
+                               mambac_error *err);
+
+int mc_file_exists(const char *path);
+
+typedef struct mc_atomic_file {
+    FILE *fp;
+    char *tmp_path;
+    char *final_path;
+} mc_atomic_file;
+
+mambac_status mc_atomic_open(mc_atomic_file *af, const char *path, mambac_error *err);
+mambac_status mc_atomic_write(mc_atomic_file *af, const void *buf, size_t n, mambac_error *err);
+/* Flushes, closes and renames into place. On failure the temporary file is removed. */
+mambac_status mc_atomic_commit(mc_atomic_file *af, mambac_error *err);
+/* Closes and removes the temporary file (safe to call after a failed commit). */
+void mc_atomic_abort(mc_atomic_file *af);
+
+/* "dir" + "/" + "name" in a malloc'd string (NULL on allocation failure). */
+char *mc_path_join(const char *dir, const char *name);
+
+#endif

@@ -1,0 +1,156 @@
+/* load.c — mambac_model_load: find config and weight files in a checkpoint folder,
+ * map them, parse their tensor directories, then bind (weights.c). Lookup order:
+ * model.safetensors, model.safetensors.index.json (shards), pytorch_model.bin,
+ * pytorch_model.bin.index.json. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/error.h"
+#include "io/file.h"
+#include "io/json.h"
+#include "io/pickle.h"
+#include "io/safetensors.h"
+#include "model/config.h"
+#include "model/model.h"
+
+#define MAX_CONFIG_BYTES (1u << 20)
+#define MAX_INDEX_BYTES (64u << 20)
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* Maps one weight file and adds its tensors. */
+static mambac_status add_file(struct mambac_model *m, const char *name, mambac_error *err) {
+    char *path = mc_path_join(m->dir, name);
+    char **paths = realloc(m->paths, (m->nfiles + 1) * sizeof *paths);
+    if (paths) m->paths = paths;
+    mc_file *files = paths ? realloc(m->files, (m->nfiles + 1) * sizeof *files) : NULL;
+    if (files) m->files = files;
+    if (!path || !paths || !files) {
+        free(path);
+        return mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
+    }
+    mc_file *f = &m->files[m->nfiles];
+    mambac_status st = mc_file_map(path, f, err);
+    if (st != MAMBAC_OK) {
+        free(path);
+        return st;
+    }
+    m->paths[m->nfiles++] = path;
+    int pt = ends_with(name, ".bin");
+    m->info.format = pt ? "pytorch" : "safetensors";
+    return pt ? mc_torch_parse(f->data, f->size, path, &m->tensors, err)
+              : mc_safetensors_parse(f->data, f->size, path, &m->tensors, err);
+}
+
+/* A shard index: {"weight_map": {tensor: file}}. Every file is loaded once, and every
+ * tensor it names must be found in the file it names. */
+static mambac_status add_sharded(struct mambac_model *m, const char *index_name, mambac_error *err) {
+    char *path = mc_path_join(m->dir, index_name), *text = NULL;
+    if (!path) return mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
+    size_t len;
+    mambac_status st = mc_file_read_all(path, MAX_INDEX_BYTES, &text, &len, err);
+    cJSON *root = st == MAMBAC_OK ? mc_json_parse(text, len, path, err) : NULL;
+    if (st == MAMBAC_OK && !root) st = MAMBAC_ERR_FORMAT;
+    const cJSON *map = root ? cJSON_GetObjectItemCaseSensitive(root, "weight_map") : NULL;
+    if (st == MAMBAC_OK && !cJSON_IsObject(map))
+        st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: no 'weight_map' object", path);
+    for (const cJSON *it = map ? map->child : NULL; st == MAMBAC_OK && it; it = it->next) {
+        const char *file = cJSON_IsString(it) ? it->valuestring : NULL;
+        if (!file || !*file || strchr(file, '/') || strcmp(file, "..") == 0) {
+            st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: weight_map entry '%s' does not name a file in the folder", path, it->string);
+            break;
+        }
+        int seen = 0;
+        for (const cJSON *p = map->child; p != it && !seen; p = p->next) seen = strcmp(p->valuestring, file) == 0;
+        if (!seen) st = add_file(m, file, err);
+    }
+    for (const cJSON *it = map ? map->child : NULL; st == MAMBAC_OK && it; it = it->next) {
+        const mc_tensor_entry *e = mc_tensor_list_find(&m->tensors, it->string);
+        if (!e || !ends_with(e->file, it->valuestring))
+            st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: tensor '%s' is not in %s as the index says", path, it->string,
+                         it->valuestring);
+    }
+    cJSON_Delete(root);
+    free(text);
+    free(path);
+    return st;
+}
+
+static mambac_status load_weights(struct mambac_model *m, mambac_error *err) {
+    static const char *single[] = {"model.safetensors", "pytorch_model.bin"};
+    static const char *sharded[] = {"model.safetensors.index.json", "pytorch_model.bin.index.json"};
+    for (int i = 0; i < 2; i++) {
+        char *p = mc_path_join(m->dir, single[i]);
+        char *q = mc_path_join(m->dir, sharded[i]);
+        if (!p || !q) {
+            free(p);
+            free(q);
+            return mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
+        }
+        int has_single = mc_file_exists(p), has_index = mc_file_exists(q);
+        free(p);
+        free(q);
+        if (has_single) return add_file(m, single[i], err);
+        if (has_index) return add_sharded(m, sharded[i], err);
+    }
+    return mc_fail(err, MAMBAC_ERR_IO,
+                   "%s: no weights found (expected model.safetensors, model.safetensors.index.json or pytorch_model.bin)",
+                   m->dir);
+}
+
+mambac_status mambac_model_load(const char *path, mambac_model **out, mambac_error *err) {
+    *out = NULL;
+    if (!path || !*path) return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "no model path given");
+    struct mambac_model *m = calloc(1, sizeof *m);
+    if (!m) return mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
+    /* A folder, or the config.json inside one. */
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        free(m);
+        return mc_fail(err, MAMBAC_ERR_IO, "%s: no such file or folder", path);
+    }
+    if (S_ISDIR(sb.st_mode)) {
+        m->dir = strdup(path);
+    } else {
+        const char *slash = strrchr(path, '/');
+        m->dir = slash ? strndup(path, (size_t)(slash - path + (slash == path))) : strdup(".");
+    }
+    char *cfg_path = S_ISDIR(sb.st_mode) ? mc_path_join(m->dir, "config.json") : strdup(path);
+    char *text = NULL;
+    size_t len = 0;
+    mambac_status st = !m->dir || !cfg_path ? mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory")
+                                            : mc_file_read_all(cfg_path, MAX_CONFIG_BYTES, &text, &len, err);
+    if (st == MAMBAC_OK) st = mc_config_parse(text, len, cfg_path, &m->info, err);
+    free(text);
+    free(cfg_path);
+    if (st == MAMBAC_OK) st = load_weights(m, err);
+    if (st == MAMBAC_OK) st = mc_model_bind(m, err);
+    if (st != MAMBAC_OK) {
+        mambac_model_free(m);
+        return st;
+    }
+    *out = m;
+    return MAMBAC_OK;
+}
+
+void mambac_model_free(mambac_model *m) {
+    if (!m) return;
+    for (size_t i = 0; i < m->nfiles; i++) {
+        mc_file_unmap(&m->files[i]);
+        free(m->paths[i]);
+    }
+    free(m->files);
+    free(m->paths);
+    mc_tensor_list_free(&m->tensors);
+    free(m->layers);
+    free(m->arena);
+    free(m->dir);
+    free(m);
+}
+
+const mambac_model_info *mambac_model_get_info(const mambac_model *m) { return &m->info; }

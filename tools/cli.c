@@ -1,0 +1,142 @@
+/* cli.c — helpers shared by the subcommands (see cli.h). */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef MAMBAC_DEFAULT_MODEL
+#define MAMBAC_DEFAULT_MODEL "models/default"
+#endif
+
+int cli_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("mambac: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return CLI_ERR;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "mambac %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see 'mambac help')\n");
+    va_end(ap);
+    return CLI_USAGE;
+}
+
+int cli_opt(cli_args *a, const char *name, const char *alt, const char **val, int *bad) {
+    const char *arg = a->argv[a->i];
+    if (strcmp(arg, name) != 0 && !(alt && strcmp(arg, alt) == 0)) return 0;
+    if (a->i + 1 >= a->argc) {
+        *bad = 1;
+        cli_usage_error(a->cmd, "option %s needs a value", arg);
+        return 1;
+    }
+    *val = a->argv[++a->i];
+    return 1;
+}
+
+int cli_flag(cli_args *a, const char *name) { return strcmp(a->argv[a->i], name) == 0; }
+
+int cli_parse_int(const char *s, long long lo, long long hi, long long *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return 0;
+    *out = v;
+    return 1;
+}
+
+int cli_parse_float(const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end) return 0;
+    *out = v;
+    return 1;
+}
+
+int cli_parse_ids(const char *s, int32_t **ids, size_t *n, char *msg, size_t msglen) {
+    *ids = NULL;
+    *n = 0;
+    size_t cap = 1;
+    for (const char *p = s; *p; p++) cap += *p == ',';
+    int32_t *v = malloc(cap * sizeof *v);
+    if (!v) return snprintf(msg, msglen, "out of memory"), 0;
+    size_t k = 0;
+    const char *p = s;
+    while (*p) {
+        if (*p < '0' || *p > '9') {
+            free(v);
+            snprintf(msg, msglen, "token ids must be comma-separated non-negative integers (at '%.20s')", p);
+            return 0;
+        }
+        long long x = 0;
+        while (*p >= '0' && *p <= '9') {
+            x = x * 10 + (*p++ - '0');
+            if (x > INT32_MAX) {
+                free(v);
+                snprintf(msg, msglen, "token id too large");
+                return 0;
+            }
+        }
+        v[k++] = (int32_t)x;
+        if (*p == ',' && p[1] == 0) break; /* tolerate one trailing comma */
+        if (*p == ',') p++;
+        else if (*p) {
+            free(v);
+            snprintf(msg, msglen, "unexpected character '%c' in token ids", *p);
+            return 0;
+        }
+    }
+    if (k == 0) {
+        free(v);
+        snprintf(msg, msglen, "empty prompt: give at least one token id");
+        return 0;
+    }
+    *ids = v;
+    *n = k;
+    return 1;
+}
+
+int cli_load_model(const char *path, mambac_model **model) {
+    mambac_error err;
+    if (mambac_model_load(path ? path : MAMBAC_DEFAULT_MODEL, model, &err) != MAMBAC_OK) return cli_error("%s", err.msg);
+    return CLI_OK;
+}
+
+int cli_session_open(cli_session *s, const char *model_path, int32_t max_ubatch, const char *state_in) {
+    memset(s, 0, sizeof *s);
+    if (cli_load_model(model_path, &s->model) != CLI_OK) return CLI_ERR;
+    s->info = mambac_model_get_info(s->model);
+    mambac_error err;
+    mambac_context_params cp = mambac_context_default_params();
+    cp.max_ubatch = max_ubatch;
+    if (mambac_context_new(s->model, &cp, &s->ctx, &err) != MAMBAC_OK ||
+        mambac_state_new(s->model, &s->state, &err) != MAMBAC_OK ||
+        (state_in && mambac_state_load(s->state, state_in, &err) != MAMBAC_OK)) {
+        cli_session_close(s);
+        return cli_error("%s", err.msg);
+    }
+    return CLI_OK;
+}
+
+int cli_session_save(cli_session *s, const char *state_out) {
+    mambac_error err;
+    if (state_out && mambac_state_save(s->state, state_out, &err) != MAMBAC_OK) return cli_error("%s", err.msg);
+    return CLI_OK;
+}
+
+void cli_session_close(cli_session *s) {
+    mambac_state_free(s->state);
+    mambac_context_free(s->ctx);
+    mambac_model_free(s->model);
+    memset(s, 0, sizeof *s);
+}

@@ -1,0 +1,55 @@
+/* cli.h — shared pieces of the mambac command-line front end: option parsing,
+ * id lists, error reporting, and loading the model named by -m (or the default). */
+#ifndef MAMBAC_CLI_H
+#define MAMBAC_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mambac.h"
+
+/* Exit codes: 0 success, 1 runtime error (bad file, bad ids), 2 usage error. */
+enum { CLI_OK = 0, CLI_ERR = 1, CLI_USAGE = 2 };
+
+/* Prints "mambac: <message>" on one line of stderr; returns CLI_ERR. */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Option cursor over argv. */
+typedef struct cli_args {
+    int argc, i;
+    char **argv;
+    const char *cmd;
+} cli_args;
+
+/* True when argv[i] is `name` (or one of two spellings); *val receives the next
+ * argument when the option takes a value. Sets *bad on a missing value. */
+int cli_opt(cli_args *a, const char *name, const char *alt, const char **val, int *bad);
+int cli_flag(cli_args *a, const char *name);
+int cli_parse_int(const char *s, long long lo, long long hi, long long *out);
+int cli_parse_float(const char *s, double *out);
+
+/* "3,14,15" → malloc'd ids. Returns 0 and an error message on malformed input. */
+int cli_parse_ids(const char *s, int32_t **ids, size_t *n, char *msg, size_t msglen);
+
+/* Loads -m PATH, or the built-in default model when path is NULL. */
+int cli_load_model(const char *path, mambac_model **model);
+
+/* Model + evaluation context + one state (optionally loaded from state_in). */
+typedef struct cli_session {
+    mambac_model *model;
+    mambac_context *ctx;
+    mambac_state *state;
+    const mambac_model_info *info;
+} cli_session;
+
+int cli_session_open(cli_session *s, const char *model_path, int32_t max_ubatch, const char *state_in);
+/* Saves the state to state_out when not NULL (atomically). */
+int cli_session_save(cli_session *s, const char *state_out);
+void cli_session_close(cli_session *s);
+
+int cmd_info(cli_args *a);
+int cmd_logits(cli_args *a);
+int cmd_generate(cli_args *a);
+
+#endif
