@@ -29,3 +29,47 @@ int write_file(const char *path, const void *data, size_t n);
 char *path_in(const char *dir, const char *name); /* malloc'd */
 
 #endif
+
+/* ---- crafting files --------------------------------------------------------- */
+
+/* A tensor to write: raw bytes with a safetensors dtype string and a shape. */
+typedef struct st_tensor {
+    const char *name;
+    const char *dtype; /* "F32", ... or anything, for bad-input tests */
+    int ndim;
+    int64_t shape[4];
+    const void *data;
+    size_t nbytes;
+} st_tensor;
+
+/* Writes a well-formed safetensors file. */
+int write_safetensors(const char *path, const st_tensor *t, size_t n);
+/* Writes 8-byte length + the given header text + data bytes verbatim. */
+int write_raw_safetensors(const char *path, uint64_t header_len, const char *header, const void *data, size_t n);
+
+/* Writes an uncompressed zip of the given entries (what torch.save writes). */
+typedef struct zip_item {
+    const char *name;
+    const void *data;
+    size_t size;
+} zip_item;
+int write_zip(const char *path, const zip_item *items, size_t n);
+
+/* Copies every regular file of src into dst (both folders must exist). */
+int copy_dir_files(const char *src, const char *dst);
+/* Loads a text file (NUL-terminated, malloc'd). */
+char *read_text(const char *path);
+/* Replaces the first occurrence of `from` by `to` in a malloc'd string (returns new). */
+char *replace_once(const char *s, const char *from, const char *to);
+/* Replaces the value of the first "key": ... in a JSON text (value = scalar, array or
+ * object) by `value`; returns a new malloc'd text, or NULL when key is absent. */
+char *json_set_field(const char *text, const char *key, const char *value);
+
+/* The tensors of a safetensors file as st_tensor rows (pointing into the mapping). */
+typedef struct st_model {
+    ref_file ref;
+    st_tensor *t;
+    size_t n;
+} st_model;
+int st_model_open(st_model *m, const char *path);
+void st_model_close(st_model *m);

@@ -31,6 +31,6 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "info") == 0) return cmd_info(&a);
     if (strcmp(argv[1], "logits") == 0) return cmd_logits(&a);
     if (strcmp(argv[1], "generate") == 0) return cmd_generate(&a);
-    fprintf(stderr, "mambac: unknown command '%s'\n%s", argv[1], usage);
+    fprintf(stderr, "mambac: unknown command '%s' (see 'mambac help')\n", argv[1]);
     return CLI_USAGE;
 }

@@ -42,7 +42,7 @@ static int zip64_extra(const unsigned char *ex, size_t exlen, uint64_t *usize, u
 mambac_status mc_zip_open(const unsigned char *d, size_t size, const char *path, mc_zip *z,
                           mambac_error *err) {
     memset(z, 0, sizeof *z);
-    if (size < 22) return mc_fail(err, MAMBAC_ERR_FORMAT, "%s: truncated (too small for a zip archive)", path);
+    if (size < 22) return mc_fail(err, MAMBAC_ERR_FORMAT, "%s: not a zip archive or truncated (too small)", path);
     size_t eocd = SIZE_MAX;
     size_t lowest = size > 22 + 65535 ? size - 22 - 65535 : 0;
     for (size_t i = size - 22 + 1; i-- > lowest;)
