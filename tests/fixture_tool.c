@@ -46,11 +46,17 @@ int main(int argc, char **argv) {
     int64_t n, np;
     if (strcmp(argv[1], "ids") == 0) {
         int32_t *v = ref_i32(&r, "input_ids", &n), *pl = ref_i32(&r, "prompt_len", &np);
-        return print_ids(v, argc > 3 ? pl[0] : n);
+        print_ids(v, argc > 3 ? pl[0] : n);
+        free(v), free(pl);
+        ref_close(&r);
+        return 0;
     }
     if (strcmp(argv[1], "greedy") == 0) {
         int32_t *v = ref_i32(&r, "greedy", &n);
-        return print_ids(v, n);
+        print_ids(v, n);
+        free(v);
+        ref_close(&r);
+        return 0;
     }
     if (strcmp(argv[1], "compare") == 0 && argc >= 5) {
         long long rows, cols, want_cols = atoll(argv[4]), row0 = argc > 5 ? atoll(argv[5]) : 0;
@@ -68,6 +74,8 @@ int main(int argc, char **argv) {
         }
         double e = rel_l2(got, cols, want + row0 * RV, RV, rows, want_cols);
         printf("rel L2 %.3g\n", e);
+        free(want), free(got);
+        ref_close(&r);
         return e < 1e-4 ? 0 : 1;
     }
     return 2;

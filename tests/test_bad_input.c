@@ -382,7 +382,7 @@ static void test_pickle(void) {
     expect_error(d, MAMBAC_ERR_FORMAT, "pytorch_model.bin: not a zip archive or truncated", "truncated .bin");
     free(d);
     d = new_folder("mamba1-tiny", "ssm", NULL);
-    put_file(d, "pytorch_model.bin", "PK\x03\x04 nonsense", 15);
+    put_file(d, "pytorch_model.bin", "PK\x03\x04 nonsense", sizeof "PK\x03\x04 nonsense" - 1);
     expect_error(d, MAMBAC_ERR_FORMAT, "not a zip archive", "garbage .bin");
     free(d);
     mc_file_unmap(&f);

@@ -70,7 +70,7 @@ char *make_temp_dir(void) {
 int write_file(const char *path, const void *data, size_t n) {
     FILE *f = fopen(path, "wb");
     if (!f) return 0;
-    int ok = fwrite(data, 1, n, f) == n;
+    int ok = n == 0 || fwrite(data, 1, n, f) == n;
     return fclose(f) == 0 && ok;
 }
 

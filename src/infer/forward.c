@@ -48,6 +48,8 @@ mambac_status mambac_context_new(const mambac_model *model, const mambac_context
     int64_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sizes[i] + 16; /* 64-byte aligned pieces */
     struct mambac_context *ctx = calloc(1, sizeof *ctx);
+    /* aligned_alloc wants a size that is a multiple of the alignment: total is (16 floats each). */
+    total = (total + 15) / 16 * 16;
     float *arena = ctx ? aligned_alloc(64, (size_t)total * sizeof(float)) : NULL;
     if (!arena) {
         free(ctx);
