@@ -235,6 +235,12 @@ static void test_config(void) {
     expect_error(d, MAMBAC_ERR_FORMAT, "not a multiple of ssm_cfg.headdim 24", "headdim");
     free(d), free(c1);
 
+    /* Found by fuzzing: a misspelt required field followed by the padding multiple. */
+    c1 = replace_once(scfg, "\"vocab_size\"", "\"vocaM_size\"");
+    d = new_folder(NULL, NULL, c1);
+    expect_error(d, MAMBAC_ERR_FORMAT, "missing field 'vocab_size'", "ssm config without vocab_size");
+    free(d), free(c1);
+
     /* Folders that are not checkpoints. */
     d = path_in(tmp, "empty");
     mkdir(d, 0755);
@@ -372,6 +378,25 @@ static void test_pickle(void) {
     expect_raw_pickle(cut_str, sizeof cut_str - 1, "truncated", "string past the end");
     static const char not_tensor[] = "\x80\x02}X\x01\x00\x00\x00" "aK\x01s.";
     expect_raw_pickle(not_tensor, sizeof not_tensor - 1, "not a named tensor", "int value");
+
+    /* Found by fuzzing: a directory entry whose local header offset is wrong. */
+    {
+        char *zp = path_in(tmp, "lh.bin");
+        zip_item items[] = {{"archive/data.pkl", "x", 1}};
+        CHECK(write_zip(zp, items, 1), "write");
+        mc_file zf;
+        CHECK(mc_file_map(zp, &zf, &err) == MAMBAC_OK, "map");
+        unsigned char *mod = malloc(zf.size);
+        memcpy(mod, zf.data, zf.size);
+        mod[30 + 16 + 1 + 42] = 7; /* central directory entry's local header offset: 0 -> 7 */
+        mc_tensor_list tl = {0};
+        CHECK(mc_torch_parse(mod, zf.size, "lh.bin", &tl, &err) == MAMBAC_ERR_FORMAT &&
+                  strstr(err.msg, "local header of 'archive/data.pkl' is outside the file or corrupt"),
+              "bad local header offset: %s", err.msg);
+        mc_tensor_list_free(&tl);
+        mc_file_unmap(&zf);
+        free(mod), free(zp);
+    }
 
     /* Whole files: truncated and not-a-zip. */
     char *src = fixture_path("mamba1-tiny/ssm/pytorch_model.bin");

@@ -95,15 +95,17 @@ mambac_status mc_zip_open(const unsigned char *d, size_t size, const char *path,
         }
         /* The local header repeats name and extra with lengths of its own. */
         if (loff > size || size - loff < 30 || rd(d + loff, 4) != 0x04034b50u) {
-            mc_zip_close(z);
-            return mc_fail(err, MAMBAC_ERR_FORMAT, "%s: local header of '%.200s' is outside the file or corrupt", path,
-                           z->entries[z->n - 1].name);
+            mambac_status st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: local header of '%.200s' is outside the file or corrupt",
+                                       path, e->name);
+            mc_zip_close(z); /* after the message: it names an entry */
+            return st;
         }
         uint64_t data_off = loff + 30 + rd(d + loff + 26, 2) + rd(d + loff + 28, 2);
         if (data_off > size || csize > size - data_off) {
+            mambac_status st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: data of '%.200s' extends past the end of the file (truncated?)",
+                                       path, e->name);
             mc_zip_close(z);
-            return mc_fail(err, MAMBAC_ERR_FORMAT, "%s: data of '%.200s' extends past the end of the file (truncated?)",
-                           path, z->entries[z->n - 1].name);
+            return st;
         }
         e->stored = method == 0 && csize == usize;
         e->data = d + data_off;

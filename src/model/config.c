@@ -130,6 +130,7 @@ static void parse_ssm(reader *r, const cJSON *root, mambac_model_info *c) {
     c->n_layer = get_int(r, "n_layer", -1, 1, 4096);
     int32_t vocab = get_int(r, "vocab_size", -1, 1, MAX_VOCAB);
     int32_t pad = get_int(r, "pad_vocab_size_multiple", 8, 1, 1 << 16);
+    if (r->st != MAMBAC_OK) return;
     c->vocab_size = vocab;
     c->n_vocab_rows = vocab % pad ? vocab + pad - vocab % pad : vocab; /* the padded embedding */
     c->tied_embeddings = get_bool(r, "tie_embeddings", 1);

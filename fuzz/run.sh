@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# fuzz/run.sh BUILD_DIR SECONDS — a bounded run of every fuzz target, seeded with the
+# fixtures in tests/data and fuzz/seeds. New inputs go to a temporary corpus; a crash
+# leaves its input in the current folder (crash-*) and fails the run.
+set -eu
+build=$1 secs=${2:-30}
+root=$(cd "$(dirname "$0")/.." && pwd)
+data=$root/tests/data/models
+work=$(mktemp -d "${TMPDIR:-/tmp}/mambac-fuzz-XXXXXX")
+trap 'rm -rf "$work"' EXIT
+run() { # target max_len seed-dirs...
+    local t=$1 max=$2 status=0; shift 2
+    mkdir -p "$work/$t"
+    echo "== fuzz_$t for ${secs}s"
+    "$build/fuzz/fuzz_$t" -max_total_time="$secs" -max_len="$max" -timeout=10 -rss_limit_mb=2048 \
+        -print_final_stats=1 "$work/$t" "$@" >"$work/$t.log" 2>&1 || status=$?
+    grep -E '^(stat::number_of_executed_units|stat::new_units_added|Done)' "$work/$t.log" || true
+    if [ "$status" -ne 0 ]; then
+        grep -E -A30 '^==[0-9]+==|runtime error|SUMMARY' "$work/$t.log" | head -60
+        echo "fuzz_$t FAILED (status $status); the input is in ./crash-* or ./timeout-* / ./oom-*"
+        exit 1
+    fi
+}
+mkdir -p "$work/seeds-st" "$work/seeds-bin" "$work/seeds-cfg"
+for f in "$data"/*/*.safetensors "$data"/*/*/model.safetensors; do cp "$f" "$work/seeds-st/$(echo "$f" | tr / _)"; done
+for f in "$data"/*/*/pytorch_model.bin; do cp "$f" "$work/seeds-bin/$(echo "$f" | tr / _)"; done
+for f in "$data"/*/*/config.json; do cp "$f" "$work/seeds-cfg/$(echo "$f" | tr / _)"; done
+run safetensors 8192 "$work/seeds-st"
+run pickle 8192 "$root/fuzz/seeds/pickle"
+run torch 600000 "$work/seeds-bin"
+run config 4096 "$work/seeds-cfg" "$root/fuzz/seeds/config"

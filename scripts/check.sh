@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# scripts/check.sh — the project's test command (README; .ci/run calls it).
+#   1. release build, warnings as errors, all ctest tests
+#   2. AddressSanitizer + UndefinedBehaviorSanitizer build, all ctest tests (leaks too)
+#   3. clang libFuzzer build, a bounded fuzz run of every parser seeded with the fixtures
+# --quick runs step 1 only. FUZZ_SECONDS (default 60) bounds each fuzz target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc 2>/dev/null || echo 2)
+step() { printf '\n==== %s\n' "$*"; }
+
+step "release build + tests"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMAMBAC_WERROR=ON >/dev/null
+cmake --build build -j "$jobs"
+ctest --test-dir build --output-on-failure
+[ "${1:-}" = "--quick" ] && exit 0
+
+step "sanitizer build (ASan + UBSan) + tests"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMAMBAC_SANITIZE=ON -DMAMBAC_WERROR=ON >/dev/null
+cmake --build build-asan -j "$jobs"
+ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure
+
+step "fuzz (libFuzzer + ASan + UBSan), ${FUZZ_SECONDS:-60}s per target"
+CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMAMBAC_FUZZ=ON >/dev/null
+cmake --build build-fuzz -j "$jobs" --target fuzz_safetensors fuzz_pickle fuzz_torch fuzz_config
+bash fuzz/run.sh build-fuzz "${FUZZ_SECONDS:-60}"
+echo "fuzz: no crashes"
