@@ -484,9 +484,7 @@ int main(void) {
     test_config();
     test_pickle();
     test_eval_and_state();
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    CHECK(system(cmd) == 0, "cleanup");
+    CHECK(remove_temp_dir(tmp), "cleanup");
     free(tmp);
     return check_summary();
 }

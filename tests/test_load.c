@@ -275,9 +275,7 @@ int main(void) {
     test_padded_vocab(tmp);
     test_sharded(tmp);
     test_mmap_and_counts();
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    CHECK(system(cmd) == 0, "cleanup");
+    CHECK(remove_temp_dir(tmp), "cleanup");
     free(tmp);
     return check_summary();
 }

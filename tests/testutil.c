@@ -67,6 +67,12 @@ char *make_temp_dir(void) {
     return d ? strdup(d) : NULL;
 }
 
+int remove_temp_dir(const char *dir) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0;
+}
+
 int write_file(const char *path, const void *data, size_t n) {
     FILE *f = fopen(path, "wb");
     if (!f) return 0;

@@ -25,6 +25,8 @@ double rel_l2(const float *a, int64_t a_stride, const float *b, int64_t b_stride
 
 /* A fresh empty folder under $TMPDIR; returns a static-lifetime malloc'd path. */
 char *make_temp_dir(void);
+/* rm -rf of a folder made by make_temp_dir. */
+int remove_temp_dir(const char *dir);
 int write_file(const char *path, const void *data, size_t n);
 char *path_in(const char *dir, const char *name); /* malloc'd */
 
