@@ -189,6 +189,43 @@ int32_t mambac_sampler_sample(mambac_sampler *s, const float *logits);
 /* Tell the sampler which id was emitted (feeds the repetition penalty window). */
 void mambac_sampler_accept(mambac_sampler *s, int32_t id);
 
+/* ---- tokenizer -------------------------------------------------------------- */
+
+/* A byte-level BPE tokenizer read from an HF tokenizer.json (GPT-2 / GPT-NeoX style:
+ * NFC normalizer, ByteLevel pre-tokenizer and decoder, added tokens). Encoding gives
+ * the same ids as HF tokenizers. A handle keeps a cache of recent words, so it must
+ * encode from one thread at a time; decoding is read-only and thread-safe. */
+typedef struct mambac_tokenizer mambac_tokenizer;
+
+/* path: a tokenizer.json, or a folder holding one. */
+mambac_status mambac_tokenizer_load(const char *path, mambac_tokenizer **out, mambac_error *err);
+void mambac_tokenizer_free(mambac_tokenizer *tok);
+/* 1 + the largest id (vocabulary and added tokens). */
+int32_t mambac_tokenizer_n_vocab(const mambac_tokenizer *tok);
+/* Text (any bytes; invalid UTF-8 is encoded byte by byte) → ids in a new array that
+ * the caller frees with mambac_free. */
+mambac_status mambac_tokenize(mambac_tokenizer *tok, const char *text, size_t len, int32_t **ids, size_t *n_ids,
+                              mambac_error *err);
+/* The bytes one id stands for (not NUL-terminated; NULL for an unknown id). Tokens may
+ * hold part of a UTF-8 character: concatenate before printing. */
+const char *mambac_token_bytes(const mambac_tokenizer *tok, int32_t id, size_t *len);
+int mambac_token_is_special(const mambac_tokenizer *tok, int32_t id);
+/* Id of an added token or vocabulary entry given as text ("<|endoftext|>"), or -1. */
+int32_t mambac_tokenizer_find(const mambac_tokenizer *tok, const char *text);
+/* Ids → the concatenated bytes, in a new NUL-terminated buffer (free with mambac_free). */
+mambac_status mambac_detokenize(const mambac_tokenizer *tok, const int32_t *ids, size_t n, char **out, size_t *len,
+                                mambac_error *err);
+/* Writes the tokenizer.json of a byte-level model (ids 0..255 are the bytes 0..255, no
+ * merges), readable by mambac and by HF tokenizers / transformers. Atomic. */
+mambac_status mambac_tokenizer_write_bytelevel(const char *path, mambac_error *err);
+
+/* Length of the longest prefix of s[0..n) that does not end inside an incomplete UTF-8
+ * character (invalid bytes are not held back): what a stream can print now. */
+size_t mambac_utf8_complete_prefix(const char *s, size_t n);
+
+/* Frees memory returned by mambac_tokenize / mambac_detokenize. */
+void mambac_free(void *p);
+
 #ifdef __cplusplus
 }
 #endif
