@@ -98,6 +98,7 @@ typedef struct mambac_model_info {
     mambac_dtype dtype;    /* storage type of the large matrices */
     int64_t n_params;      /* parameters, lm_head counted once when tied */
     int64_t weight_bytes;  /* bytes of parameter storage as stored in the files */
+    const char *dir;       /* the checkpoint folder (where tokenizer.json is looked for) */
     const char *layout;    /* "transformers" or "mamba_ssm" */
     const char *format;    /* "safetensors" or "pytorch" */
 } mambac_model_info;

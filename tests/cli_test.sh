@@ -45,9 +45,50 @@ done
 m=$DATA/models/mamba2-tiny/hf
 check "info" grep -q '^arch: mamba2$' <("$MAMBAC" info -m "$m")
 check "info vocab" grep -q '^vocab_rows: 512$' <("$MAMBAC" info -m "$DATA/models/mamba2-tiny/ssm")
-check "default model" test "$("$MAMBAC" generate --prompt-ids 1,2,3 -n 4 --temp 0 | tr ',' '\n' | wc -l)" -eq 4
-check "sampling is seeded" test "$("$MAMBAC" generate -m "$m" --prompt-ids 1,2 -n 20 --temp 1 --seed 7)" = \
-                                "$("$MAMBAC" generate -m "$m" --prompt-ids 1,2 -n 20 --temp 1 --seed 7)"
+check "default model" test "$("$MAMBAC" generate --prompt-ids 1,2,3 -n 4 --temp 0 --print-ids | tr ',' '\n' | wc -l)" -eq 4
+seeded=$("$MAMBAC" generate -m "$m" --prompt-ids 1,2 -n 20 --temp 1 --seed 7 --print-ids 2>/dev/null)
+check "sampling is seeded" test -n "$seeded" -a "$seeded" = "$("$MAMBAC" generate -m "$m" --prompt-ids 1,2 -n 20 --temp 1 --seed 7 --print-ids 2>/dev/null)"
+
+# Tokenizer commands: ids and bytes as HF tokenizers gives them (fixture cases).
+TOKJ=$DATA/tokenizer/gpt-neox-20b-tokenizer.json CASES=$DATA/tokenizer/cases.jsonl
+for k in 0 2 5 9 17; do
+    "$TOOL" tokcase "$CASES" $k text >"$TMP/text"
+    "$TOOL" tokcase "$CASES" $k decoded >"$TMP/decoded"
+    want=$("$TOOL" tokcase "$CASES" $k ids)
+    check "tokenize -f case $k" test "$("$MAMBAC" tokenize --tokenizer "$TOKJ" -f "$TMP/text")" = "$want"
+    check "tokenize -p case $k" test "$("$MAMBAC" tokenize --tokenizer "$TOKJ" -p "$(cat "$TMP/text")")" = "$want"
+    "$MAMBAC" detokenize --tokenizer "$TOKJ" --ids "$want" >"$TMP/out"
+    check "detokenize case $k" cmp "$TMP/out" "$TMP/decoded"
+done
+expect_error "tokenize without a tokenizer" 2 "$MAMBAC" tokenize -p hi
+expect_error "detokenize unknown id" 1 "$MAMBAC" detokenize --tokenizer "$TOKJ" --ids 1,99999999
+echo '{"model": {"type": "Unigram"}, "pre_tokenizer": {"type": "ByteLevel"}}' >"$TMP/uni.json"
+expect_error "unsupported tokenizer" 1 "$MAMBAC" tokenize --tokenizer "$TMP/uni.json" -p hi
+
+# Text generation: a fixture model (ids < 512 are mostly ASCII in GPT-NeoX) with the NeoX tokenizer.
+m1=$DATA/models/mamba1-tiny/hf
+gen() { "$MAMBAC" generate -m "$m1" --tokenizer "$TOKJ" "$@" 2>"$TMP/gen.err"; }
+full=$(gen -p " the and of a" -n 40 --temp 0)
+check "generate text" test -n "$full"
+check "timing on stderr" grep -q '^prompt: 4 tokens, .* | generated: 40 tokens' "$TMP/gen.err"
+check "text = detokenized ids" test "$full" = "$("$MAMBAC" detokenize --tokenizer "$TOKJ" --ids "$(gen -p " the and of a" -n 40 --temp 0 --print-ids)")"
+check "stdin prompt" test "$(echo -n " the and of a" | gen -p - -n 40 --temp 0)" = "$full"
+echo -n " the and of a" >"$TMP/prompt.txt"
+check "file prompt" test "$(gen -f "$TMP/prompt.txt" -n 40 --temp 0)" = "$full"
+check "seeded text" test "$(gen -p "Once" -n 30 --temp 0.9 --seed 3)" = "$(gen -p "Once" -n 30 --temp 0.9 --seed 3)"
+stop=${full:12:3} before=${full%%"$stop"*}
+check "--stop cuts before the stop string" test "$(gen -p " the and of a" -n 40 --temp 0 --stop "$stop")" = "$before"
+# EOS: a copy of the model whose eos is the first greedy token stops at once, unless --ignore-eos.
+ref=$DATA/models/mamba1-tiny/ref.safetensors
+first=$("$TOOL" greedy "$ref" | cut -d, -f1) prompt=$("$TOOL" ids "$ref" prompt)
+mkdir "$TMP/eos" && cp "$m1"/* "$TMP/eos/" && sed -i "s/\"eos_token_id\": 0/\"eos_token_id\": $first/" "$TMP/eos/config.json"
+check "stops at eos" test -z "$("$MAMBAC" generate -m "$TMP/eos" --prompt-ids "$prompt" -n 5 --temp 0 --print-ids 2>/dev/null)"
+check "--ignore-eos" test "$("$MAMBAC" generate -m "$TMP/eos" --prompt-ids "$prompt" -n 3 --temp 0 --print-ids --ignore-eos 2>/dev/null)" = \
+                          "$("$TOOL" greedy "$ref" | cut -d, -f1-3)"
+check "default model generates text" "$MAMBAC" generate -p "ROMEO:" -n 8
+expect_error "no tokenizer in the folder" 1 "$MAMBAC" generate -m "$m1" -p "hi"
+expect_error "empty text prompt" 1 "$MAMBAC" generate -m "$m1" --tokenizer "$TOKJ" -p ""
+expect_error "two prompts" 2 "$MAMBAC" generate -m "$m1" -p "a" --prompt-ids 1
 
 # Errors: status, one line, and no output file (an existing one is left as it was).
 echo keep >"$TMP/keep.npy"

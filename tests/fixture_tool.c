@@ -4,10 +4,15 @@
  *   fixture_tool greedy REF              the reference greedy continuation
  *   fixture_tool compare OUT.npy REF COLS [ROW0]
  *       relative L2 between a (T, V) float32 .npy written by `mambac logits` and the
- *       reference logits rows ROW0.. over the first COLS columns; exit 0 when < 1e-4. */
+ *       reference logits rows ROW0.. over the first COLS columns; exit 0 when < 1e-4.
+ *   fixture_tool tokcase CASES.jsonl N text|ids|decoded
+ *       a field of line N of a tokenizer cases file: text and decoded as raw bytes, ids
+ *       comma-separated. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cjson/cJSON.h>
 
 #include "testutil.h"
 
@@ -38,7 +43,26 @@ static float *read_npy(const char *path, long long *rows, long long *cols) {
     return out;
 }
 
+static int tokcase(const char *file, int line_no, const char *field) {
+    char *text = read_text(file);
+    if (!text) return 2;
+    char *line = text;
+    for (int i = 0; i < line_no && line; i++) line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL;
+    if (!line) return 2;
+    char *nl = strchr(line, '\n');
+    cJSON *c = nl ? cJSON_ParseWithLength(line, (size_t)(nl - line)) : cJSON_Parse(line);
+    const cJSON *f = c ? cJSON_GetObjectItem(c, field) : NULL;
+    if (cJSON_IsString(f)) fputs(f->valuestring, stdout);
+    for (const cJSON *x = cJSON_IsArray(f) ? f->child : NULL; x; x = x->next) printf("%s%d", x == f->child ? "" : ",", x->valueint);
+    if (cJSON_IsArray(f)) printf("\n");
+    int rc = f ? 0 : 2;
+    cJSON_Delete(c);
+    free(text);
+    return rc;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 5 && strcmp(argv[1], "tokcase") == 0) return tokcase(argv[2], atoi(argv[3]), argv[4]);
     if (argc < 3) return 2;
     ref_file r;
     const char *refp = strcmp(argv[1], "compare") == 0 ? argv[3] : argv[2];

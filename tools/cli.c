@@ -140,3 +140,47 @@ void cli_session_close(cli_session *s) {
     mambac_model_free(s->model);
     memset(s, 0, sizeof *s);
 }
+
+int cli_read_input(const char *path, char **buf, size_t *len) {
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f) return cli_error("%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *b = malloc(cap);
+    for (size_t got = 1; b && got > 0;) {
+        if (n + 1 == cap) {
+            char *nb = realloc(b, cap *= 2);
+            if (!nb) {
+                free(b);
+                b = NULL;
+                break;
+            }
+            b = nb;
+        }
+        got = fread(b + n, 1, cap - 1 - n, f);
+        n += got;
+    }
+    int bad = !b || ferror(f);
+    if (f != stdin) fclose(f);
+    if (bad) {
+        free(b);
+        return cli_error("%s: read failed", path);
+    }
+    b[n] = 0;
+    *buf = b;
+    *len = n;
+    return CLI_OK;
+}
+
+int cli_load_tokenizer(const char *path, const char *model_dir, mambac_tokenizer **tok) {
+    mambac_error err;
+    char buf[4096];
+    if (!path) {
+        snprintf(buf, sizeof buf, "%s/tokenizer.json", model_dir);
+        FILE *f = fopen(buf, "rb");
+        if (!f) return cli_error("no tokenizer.json in %s: give one with --tokenizer PATH (or use --prompt-ids and --print-ids)", model_dir);
+        fclose(f);
+        path = buf;
+    }
+    if (mambac_tokenizer_load(path, tok, &err) != MAMBAC_OK) return cli_error("%s", err.msg);
+    return CLI_OK;
+}

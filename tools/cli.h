@@ -32,6 +32,11 @@ int cli_parse_float(const char *s, double *out);
 /* "3,14,15" → malloc'd ids. Returns 0 and an error message on malformed input. */
 int cli_parse_ids(const char *s, int32_t **ids, size_t *n, char *msg, size_t msglen);
 
+/* Reads a whole file, or stdin for "-", into a malloc'd NUL-terminated buffer. */
+int cli_read_input(const char *path, char **buf, size_t *len);
+/* Loads --tokenizer PATH, or else tokenizer.json in the model folder. */
+int cli_load_tokenizer(const char *path, const char *model_dir, mambac_tokenizer **tok);
+
 /* Loads -m PATH, or the built-in default model when path is NULL. */
 int cli_load_model(const char *path, mambac_model **model);
 
@@ -51,5 +56,7 @@ void cli_session_close(cli_session *s);
 int cmd_info(cli_args *a);
 int cmd_logits(cli_args *a);
 int cmd_generate(cli_args *a);
+int cmd_tokenize(cli_args *a);
+int cmd_detokenize(cli_args *a);
 
 #endif

@@ -1,96 +1,215 @@
-/* cmd_generate.c — `mambac generate`: prefill the prompt, then decode one token at
- * a time with the recurrent step, printing the new ids comma-separated on one line.
- * Padded vocabulary rows are never chosen (the sampler sees only vocab_size ids). */
+/* cmd_generate.c — `mambac generate`: prefill the prompt (text through the tokenizer,
+ * or ids), then decode one token at a time with the recurrent step and stream the text
+ * to stdout (or, with --print-ids, the new ids on one line). Stops after -n tokens, at
+ * the model's end-of-sequence token (unless --ignore-eos), or when a --stop string
+ * appears (not printed). Padded vocabulary ids and ids the tokenizer lacks are never
+ * sampled. Timing goes to stderr at the end. */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "cli.h"
+#include "infer/text_stream.h"
+
+#define MAX_STOPS 16
 
 typedef struct gen_opts {
-    const char *model, *ids, *state_in, *state_out;
+    const char *model, *tokenizer, *ids, *prompt, *prompt_file, *state_in, *state_out;
+    const char *stops[MAX_STOPS];
+    size_t n_stops;
     long long n;
+    int print_ids, ignore_eos;
     mambac_sampler_params sp;
 } gen_opts;
 
+static int parse_sampling(cli_args *a, gen_opts *o, int *bad, int *matched) {
+    const char *v = NULL;
+    double f = 0;
+    long long k = 0;
+    *matched = 1;
+    if (cli_opt(a, "-n", "--n-predict", &v, bad)) {
+        if (*bad) return CLI_USAGE;
+        if (!cli_parse_int(v, 0, 1LL << 40, &o->n)) return cli_usage_error(a->cmd, "-n must be >= 0");
+    } else if (cli_opt(a, "--temp", NULL, &v, bad)) {
+        if (*bad) return CLI_USAGE;
+        if ((!cli_parse_float(v, &f) || !(f >= 0))) return cli_usage_error(a->cmd, "--temp must be >= 0");
+        o->sp.temp = (float)f;
+    } else if (cli_opt(a, "--top-k", NULL, &v, bad)) {
+        if (*bad) return CLI_USAGE;
+        if (!cli_parse_int(v, 0, 1 << 30, &k)) return cli_usage_error(a->cmd, "--top-k must be >= 0");
+        o->sp.top_k = (int32_t)k;
+    } else if (cli_opt(a, "--top-p", NULL, &v, bad)) {
+        if (*bad) return CLI_USAGE;
+        if (!cli_parse_float(v, &f)) return cli_usage_error(a->cmd, "--top-p must be a number");
+        o->sp.top_p = (float)f;
+    } else if (cli_opt(a, "--min-p", NULL, &v, bad)) {
+        if (*bad) return CLI_USAGE;
+        if (!cli_parse_float(v, &f)) return cli_usage_error(a->cmd, "--min-p must be a number");
+        o->sp.min_p = (float)f;
+    } else if (cli_opt(a, "--repeat-penalty", NULL, &v, bad)) {
+        if (*bad) return CLI_USAGE;
+        if (!cli_parse_float(v, &f)) return cli_usage_error(a->cmd, "--repeat-penalty must be a number");
+        o->sp.repeat_penalty = (float)f;
+    } else if (cli_opt(a, "--repeat-last-n", NULL, &v, bad)) {
+        if (*bad) return CLI_USAGE;
+        if (!cli_parse_int(v, 0, 1 << 20, &k)) return cli_usage_error(a->cmd, "--repeat-last-n must be >= 0");
+        o->sp.repeat_last_n = (int32_t)k;
+    } else if (cli_opt(a, "--seed", NULL, &v, bad)) {
+        if (*bad) return CLI_USAGE;
+        if (!cli_parse_int(v, 0, INT64_MAX, &k)) return cli_usage_error(a->cmd, "--seed must be >= 0");
+        o->sp.seed = (uint64_t)k;
+    } else {
+        *matched = 0;
+    }
+    return *bad ? CLI_USAGE : CLI_OK;
+}
+
 static int parse(cli_args *a, gen_opts *o) {
-    o->n = 16;
+    o->n = 128;
     o->sp = mambac_sampler_default_params();
     for (; a->i < a->argc; a->i++) {
-        const char *v = NULL;
-        int bad = 0;
-        double f;
-        long long k;
-        if (cli_flag(a, "--print-ids")) continue; /* ids are the only output until the tokenizer lands */
-        if (cli_opt(a, "-m", "--model", &o->model, &bad) || cli_opt(a, "--prompt-ids", NULL, &o->ids, &bad) ||
-            cli_opt(a, "--state-in", NULL, &o->state_in, &bad) || cli_opt(a, "--state-out", NULL, &o->state_out, &bad)) {
+        const char *stop = NULL;
+        int bad = 0, matched;
+        if (cli_flag(a, "--print-ids")) {
+            o->print_ids = 1;
+        } else if (cli_flag(a, "--ignore-eos")) {
+            o->ignore_eos = 1;
+        } else if (cli_opt(a, "-m", "--model", &o->model, &bad) || cli_opt(a, "--prompt-ids", NULL, &o->ids, &bad) ||
+                   cli_opt(a, "-p", "--prompt", &o->prompt, &bad) || cli_opt(a, "-f", "--file", &o->prompt_file, &bad) ||
+                   cli_opt(a, "--tokenizer", NULL, &o->tokenizer, &bad) || cli_opt(a, "--state-in", NULL, &o->state_in, &bad) ||
+                   cli_opt(a, "--state-out", NULL, &o->state_out, &bad)) {
             if (bad) return CLI_USAGE;
-        } else if (cli_opt(a, "-n", "--n-predict", &v, &bad)) {
-            if (bad || !cli_parse_int(v, 0, 1LL << 40, &o->n)) return bad ? CLI_USAGE : cli_usage_error(a->cmd, "-n must be >= 0");
-        } else if (cli_opt(a, "--temp", NULL, &v, &bad)) {
-            if (bad || !cli_parse_float(v, &f) || !(f >= 0)) return bad ? CLI_USAGE : cli_usage_error(a->cmd, "--temp must be >= 0");
-            o->sp.temp = (float)f;
-        } else if (cli_opt(a, "--top-k", NULL, &v, &bad)) {
-            if (bad || !cli_parse_int(v, 0, 1 << 30, &k)) return bad ? CLI_USAGE : cli_usage_error(a->cmd, "--top-k must be >= 0");
-            o->sp.top_k = (int32_t)k;
-        } else if (cli_opt(a, "--top-p", NULL, &v, &bad)) {
-            if (bad || !cli_parse_float(v, &f)) return bad ? CLI_USAGE : cli_usage_error(a->cmd, "--top-p must be a number");
-            o->sp.top_p = (float)f;
-        } else if (cli_opt(a, "--min-p", NULL, &v, &bad)) {
-            if (bad || !cli_parse_float(v, &f)) return bad ? CLI_USAGE : cli_usage_error(a->cmd, "--min-p must be a number");
-            o->sp.min_p = (float)f;
-        } else if (cli_opt(a, "--repeat-penalty", NULL, &v, &bad)) {
-            if (bad || !cli_parse_float(v, &f)) return bad ? CLI_USAGE : cli_usage_error(a->cmd, "--repeat-penalty must be a number");
-            o->sp.repeat_penalty = (float)f;
-        } else if (cli_opt(a, "--repeat-last-n", NULL, &v, &bad)) {
-            if (bad || !cli_parse_int(v, 0, 1 << 20, &k)) return bad ? CLI_USAGE : cli_usage_error(a->cmd, "--repeat-last-n must be >= 0");
-            o->sp.repeat_last_n = (int32_t)k;
-        } else if (cli_opt(a, "--seed", NULL, &v, &bad)) {
-            if (bad || !cli_parse_int(v, 0, INT64_MAX, &k)) return bad ? CLI_USAGE : cli_usage_error(a->cmd, "--seed must be >= 0");
-            o->sp.seed = (uint64_t)k;
+        } else if (cli_opt(a, "--stop", NULL, &stop, &bad)) {
+            if (bad) return CLI_USAGE;
+            if (o->n_stops == MAX_STOPS) return cli_usage_error(a->cmd, "at most %d --stop strings", MAX_STOPS);
+            if (!*stop) return cli_usage_error(a->cmd, "--stop needs a non-empty string");
+            o->stops[o->n_stops++] = stop;
         } else {
-            return cli_usage_error(a->cmd, "unknown option '%s'", a->argv[a->i]);
+            int rc = parse_sampling(a, o, &bad, &matched);
+            if (rc != CLI_OK) return rc;
+            if (!matched) return cli_usage_error(a->cmd, "unknown option '%s'", a->argv[a->i]);
         }
     }
-    if (!o->ids) return cli_usage_error(a->cmd, "--prompt-ids is required (text prompts come with the tokenizer)");
+    if (!!o->ids + !!o->prompt + !!o->prompt_file != 1)
+        return cli_usage_error(a->cmd, "give exactly one of -p TEXT, -f FILE or --prompt-ids IDS");
     return CLI_OK;
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* The prompt as ids: parsed, or the text (from -p, -f or stdin) through the tokenizer. */
+static int prompt_ids(const gen_opts *o, mambac_tokenizer *tok, int32_t **ids, size_t *n) {
+    char msg[160];
+    if (o->ids) return cli_parse_ids(o->ids, ids, n, msg, sizeof msg) ? CLI_OK : cli_error("%s", msg);
+    char *text;
+    size_t len;
+    if (o->prompt && strcmp(o->prompt, "-") != 0) {
+        text = strdup(o->prompt);
+        len = strlen(o->prompt);
+    } else if (cli_read_input(o->prompt ? "-" : o->prompt_file, &text, &len) != CLI_OK) {
+        return CLI_ERR;
+    }
+    mambac_error err;
+    mambac_status st = text ? mambac_tokenize(tok, text, len, ids, n, &err) : MAMBAC_ERR_NOMEM;
+    free(text);
+    if (st != MAMBAC_OK) return cli_error("%s", text ? err.msg : "out of memory");
+    if (*n == 0) {
+        mambac_free(*ids);
+        return cli_error("empty prompt: the text gave no tokens");
+    }
+    return CLI_OK;
+}
+
+/* Releases what the stream can print; returns 1 once a stop string was met. */
+static int flush_text(mc_text_stream *ts, int final) {
+    size_t k = mc_text_stream_ready(ts, final);
+    fwrite(ts->buf, 1, k, stdout);
+    fflush(stdout);
+    mc_text_stream_consume(ts, k);
+    return ts->stopped;
 }
 
 int cmd_generate(cli_args *a) {
     gen_opts o = {0};
     int rc = parse(a, &o);
     if (rc != CLI_OK) return rc;
-    int32_t *ids;
-    size_t T;
-    char msg[128];
-    if (!cli_parse_ids(o.ids, &ids, &T, msg, sizeof msg)) return cli_error("%s", msg);
     cli_session s;
-    if (cli_session_open(&s, o.model, 512, o.state_in) != CLI_OK) {
-        free(ids);
+    if (cli_session_open(&s, o.model, 512, o.state_in) != CLI_OK) return CLI_ERR;
+    mambac_tokenizer *tok = NULL;
+    int need_tok = !o.print_ids || !o.ids;
+    if (need_tok && cli_load_tokenizer(o.tokenizer, s.info->dir, &tok) != CLI_OK) {
+        cli_session_close(&s);
         return CLI_ERR;
     }
+    int32_t *ids = NULL;
+    size_t T = 0;
+    if (prompt_ids(&o, tok, &ids, &T) != CLI_OK) {
+        mambac_tokenizer_free(tok);
+        cli_session_close(&s);
+        return CLI_ERR;
+    }
+    /* Never sample what the tokenizer cannot print (nor padded rows). */
+    int32_t n_vocab = s.info->vocab_size;
+    if (tok && mambac_tokenizer_n_vocab(tok) < n_vocab) n_vocab = mambac_tokenizer_n_vocab(tok);
+    int32_t eos = o.ignore_eos ? -1 : s.info->eos_token_id;
+    if (!o.ignore_eos && eos < 0 && tok) eos = mambac_tokenizer_find(tok, "<|endoftext|>");
+
     mambac_error err;
     mambac_sampler *smp = NULL;
     float *logits = malloc((size_t)s.info->n_vocab_rows * sizeof(float));
-    mambac_status st = logits ? mambac_sampler_new(&o.sp, s.info->vocab_size, &smp, &err) : MAMBAC_ERR_NOMEM;
+    mambac_status st = logits ? mambac_sampler_new(&o.sp, n_vocab, &smp, &err) : MAMBAC_ERR_NOMEM;
     if (!logits) snprintf(err.msg, sizeof err.msg, "out of memory");
     for (size_t i = 0; st == MAMBAC_OK && i < T; i++) mambac_sampler_accept(smp, ids[i]);
+    double t0 = now();
     if (st == MAMBAC_OK) st = mambac_eval(s.ctx, s.state, ids, T, MAMBAC_LOGITS_LAST, logits, &err);
-    for (long long k = 0; st == MAMBAC_OK && k < o.n; k++) {
+    double t_prefill = now() - t0, t_decode = 0;
+    mc_text_stream ts;
+    mc_text_stream_init(&ts, o.stops, o.n_stops);
+    long long produced = 0, decoded = 0;
+    int stopped = 0;
+    while (st == MAMBAC_OK && produced < o.n && !stopped) {
         int32_t next = mambac_sampler_sample(smp, logits);
+        if (next == eos) break;
         mambac_sampler_accept(smp, next);
-        printf("%s%d", k ? "," : "", next);
-        fflush(stdout);
-        if (k + 1 < o.n || o.state_out) st = mambac_eval(s.ctx, s.state, &next, 1, MAMBAC_LOGITS_LAST, logits, &err);
+        produced++;
+        if (o.print_ids) {
+            printf("%s%d", produced > 1 ? "," : "", next);
+            fflush(stdout);
+        } else {
+            size_t bl;
+            const char *b = mambac_token_bytes(tok, next, &bl);
+            if (!mc_text_stream_push(&ts, b, bl)) st = MAMBAC_ERR_NOMEM, snprintf(err.msg, sizeof err.msg, "out of memory");
+            stopped = flush_text(&ts, 0);
+        }
+        /* The last token is fed too when the state is to be saved, so it holds them all. */
+        if (st == MAMBAC_OK && !stopped && (produced < o.n || o.state_out)) {
+            double t1 = now();
+            st = mambac_eval(s.ctx, s.state, &next, 1, MAMBAC_LOGITS_LAST, logits, &err);
+            t_decode += now() - t1;
+            decoded++;
+        }
     }
     if (st == MAMBAC_OK) {
-        printf("\n");
+        if (o.print_ids) printf("\n");
+        else flush_text(&ts, 1);
+        fflush(stdout);
+        fprintf(stderr, "%sprompt: %zu tokens, %.1f tok/s | generated: %lld tokens, %.1f tok/s\n", o.print_ids ? "" : "\n", T,
+                t_prefill > 0 ? T / t_prefill : 0.0, produced, t_decode > 0 ? decoded / t_decode : 0.0);
         rc = cli_session_save(&s, o.state_out);
     } else {
         rc = cli_error("%s", err.msg);
     }
+    mc_text_stream_free(&ts);
     mambac_sampler_free(smp);
+    mambac_tokenizer_free(tok);
     free(logits);
-    free(ids);
+    mambac_free(ids);
     cli_session_close(&s);
     return rc;
 }

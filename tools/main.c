@@ -8,19 +8,22 @@ static const char usage[] =
     "usage: mambac <command> [options]\n"
     "\n"
     "commands:\n"
-    "  info      -m MODEL                       describe a checkpoint\n"
-    "  logits    -m MODEL --prompt-ids IDS -o OUT.npy [--ubatch N]\n"
-    "                                           logits after every prompt position, (T, V) float32\n"
-    "  generate  -m MODEL --prompt-ids IDS [-n N] [--temp T] [--top-k K] [--top-p P]\n"
-    "            [--min-p P] [--repeat-penalty R] [--repeat-last-n N] [--seed S] [--print-ids]\n"
-    "                                           continue a prompt (greedy with --temp 0)\n"
-    "  help                                     this text\n"
+    "  generate  [-m MODEL] (-p TEXT | -f FILE | -p - | --prompt-ids IDS) [-n N] [options]\n"
+    "            continue a prompt, streaming text (or ids with --print-ids). Options:\n"
+    "              --temp T (0 = greedy)  --top-k K  --top-p P  --min-p P  --seed S\n"
+    "              --repeat-penalty R  --repeat-last-n N  --stop STRING (repeatable)\n"
+    "              --ignore-eos  --tokenizer PATH  --state-in FILE  --state-out FILE\n"
+    "  logits    [-m MODEL] --prompt-ids IDS -o OUT.npy [--ubatch N] [--state-in F] [--state-out F]\n"
+    "            the logits after every prompt position as a (T, V) float32 .npy\n"
+    "  info      [-m MODEL]                 describe a checkpoint\n"
+    "  tokenize  --tokenizer PATH (-p TEXT | -f FILE)   ids, comma-separated\n"
+    "  detokenize --tokenizer PATH --ids IDS            the bytes the ids stand for\n"
+    "  help                                 this text\n"
     "\n"
     "MODEL is a checkpoint folder: transformers (config.json + model.safetensors or shards)\n"
-    "or mamba_ssm (config.json + pytorch_model.bin or model.safetensors); without -m the\n"
-    "built-in default model is used. IDS: comma-separated token ids, e.g. 3,14,15.\n"
-    "logits and generate also take --state-in FILE (start from a saved state) and\n"
-    "--state-out FILE (save the state after the prompt / generation).\n";
+    "or mamba_ssm (config.json + pytorch_model.bin or model.safetensors), with its\n"
+    "tokenizer.json; without -m the built-in default model is used. IDS: comma-separated\n"
+    "token ids, e.g. 3,14,15. -p - reads the prompt from stdin.\n";
 
 int main(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -31,6 +34,8 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "info") == 0) return cmd_info(&a);
     if (strcmp(argv[1], "logits") == 0) return cmd_logits(&a);
     if (strcmp(argv[1], "generate") == 0) return cmd_generate(&a);
+    if (strcmp(argv[1], "tokenize") == 0) return cmd_tokenize(&a);
+    if (strcmp(argv[1], "detokenize") == 0) return cmd_detokenize(&a);
     fprintf(stderr, "mambac: unknown command '%s' (see 'mambac help')\n", argv[1]);
     return CLI_USAGE;
 }

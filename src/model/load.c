@@ -130,6 +130,7 @@ mambac_status mambac_model_load(const char *path, mambac_model **out, mambac_err
     free(cfg_path);
     if (st == MAMBAC_OK) st = load_weights(m, err);
     if (st == MAMBAC_OK) st = mc_model_bind(m, err);
+    m->info.dir = m->dir;
     if (st != MAMBAC_OK) {
         mambac_model_free(m);
         return st;

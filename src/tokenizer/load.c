@@ -351,42 +351,47 @@ static mambac_status read_added(loader *L, const cJSON *added) {
     return st == MAMBAC_OK ? build_trie(L, 1, &t->trie_norm, &t->n_trie_norm) : st;
 }
 
-mambac_status mambac_tokenizer_load(const char *path, mambac_tokenizer **out, mambac_error *err) {
+mambac_status mc_tokenizer_from_json(const char *text, size_t len, const char *name, mambac_tokenizer **out,
+                                     mambac_error *err) {
     *out = NULL;
-    struct stat sb;
-    char *file = stat(path, &sb) == 0 && S_ISDIR(sb.st_mode) ? mc_path_join(path, "tokenizer.json") : strdup(path);
-    char *text = NULL;
-    size_t len = 0;
     struct mambac_tokenizer *t = calloc(1, sizeof *t);
-    if (!file || !t) {
-        free(file), free(t);
-        return mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
-    }
-    mambac_status st = mc_file_read_all(file, MAX_TOKENIZER_BYTES, &text, &len, err);
-    cJSON *root = st == MAMBAC_OK ? mc_json_parse(text, len, file, err) : NULL;
-    free(text);
-    if (st == MAMBAC_OK && !root) st = MAMBAC_ERR_FORMAT;
-    loader L = {.t = t, .path = file, .err = err};
+    if (!t) return mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
+    cJSON *root = mc_json_parse(text, len, name, err);
+    mambac_status st = root ? MAMBAC_OK : MAMBAC_ERR_FORMAT;
+    loader L = {.t = t, .path = name, .err = err};
     for (int c = 0; c < 324; c++) L.inv[c] = -1;
     for (int b = 0; b < 256; b++) L.inv[mc_byte_to_cp((unsigned char)b)] = (int16_t)b;
-    if (st == MAMBAC_OK && !cJSON_IsObject(root)) st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: not a JSON object", file);
-    const cJSON *model = root ? cJSON_GetObjectItemCaseSensitive(root, "model") : NULL;
-    const cJSON *added = root ? cJSON_GetObjectItemCaseSensitive(root, "added_tokens") : NULL;
-    if (st == MAMBAC_OK && !cJSON_IsObject(model)) st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: no 'model' object", file);
+    if (st == MAMBAC_OK && !cJSON_IsObject(root)) st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: not a JSON object", name);
+    const cJSON *model = st == MAMBAC_OK ? cJSON_GetObjectItemCaseSensitive(root, "model") : NULL;
+    const cJSON *added = st == MAMBAC_OK ? cJSON_GetObjectItemCaseSensitive(root, "added_tokens") : NULL;
+    if (st == MAMBAC_OK && !cJSON_IsObject(model)) st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: no 'model' object", name);
     if (st == MAMBAC_OK && added && !cJSON_IsNull(added) && !cJSON_IsArray(added))
-        st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: 'added_tokens' is not an array", file);
+        st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: 'added_tokens' is not an array", name);
     if (added && !cJSON_IsArray(added)) added = NULL;
     if (st == MAMBAC_OK) st = check_components(&L, root);
     if (st == MAMBAC_OK) st = read_model(&L, model, added);
     if (st == MAMBAC_OK) st = read_added(&L, added);
     cJSON_Delete(root);
-    free(file);
     if (st != MAMBAC_OK) {
         mambac_tokenizer_free(t);
         return st;
     }
     *out = t;
     return MAMBAC_OK;
+}
+
+mambac_status mambac_tokenizer_load(const char *path, mambac_tokenizer **out, mambac_error *err) {
+    *out = NULL;
+    struct stat sb;
+    char *file = stat(path, &sb) == 0 && S_ISDIR(sb.st_mode) ? mc_path_join(path, "tokenizer.json") : strdup(path);
+    if (!file) return mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
+    char *text = NULL;
+    size_t len = 0;
+    mambac_status st = mc_file_read_all(file, MAX_TOKENIZER_BYTES, &text, &len, err);
+    if (st == MAMBAC_OK) st = mc_tokenizer_from_json(text, len, file, out, err);
+    free(text);
+    free(file);
+    return st;
 }
 
 void mambac_tokenizer_free(mambac_tokenizer *t) {

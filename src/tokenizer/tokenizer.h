@@ -65,6 +65,10 @@ struct mambac_tokenizer {
     mc_bpe_cache cache;
 };
 
+/* Parses tokenizer.json text; `name` labels messages (load.c; also the fuzz entry). */
+mambac_status mc_tokenizer_from_json(const char *text, size_t len, const char *name, mambac_tokenizer **out,
+                                     mambac_error *err);
+
 /* Loader internals shared with the encoder (load.c). */
 uint64_t mc_hash_bytes(const unsigned char *p, size_t n);
 int32_t mc_vocab_lookup(const struct mambac_tokenizer *t, const unsigned char *p, size_t n);
