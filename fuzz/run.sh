@@ -27,7 +27,7 @@ for f in "$data"/*/*/pytorch_model.bin; do cp "$f" "$work/seeds-bin/$(echo "$f" 
 for f in "$data"/*/*/config.json; do cp "$f" "$work/seeds-cfg/$(echo "$f" | tr / _)"; done
 run safetensors 8192 "$work/seeds-st"
 run pickle 8192 "$root/fuzz/seeds/pickle"
-run torch 600000 "$work/seeds-bin"
+run torch 600000 "$work/seeds-bin" "$root/fuzz/seeds/torch"
 run config 4096 "$work/seeds-cfg" "$root/fuzz/seeds/config"
 mkdir -p "$work/seeds-tokjson" "$work/seeds-text"
 cp "$root/fuzz/seeds/tokenizer/"*.json "$work/seeds-tokjson/"

@@ -398,6 +398,21 @@ static void test_pickle(void) {
         free(mod), free(zp);
     }
 
+    /* Found by fuzzing: a tiny file whose end record asks for zip64 (an unsigned
+     * underflow in the bounds check read far outside the file). */
+    {
+        unsigned char tiny[42] = {0};
+        memcpy(tiny, "PK\x06\x07", 4); /* zip64 locator pointing 16 MB past the end */
+        tiny[8 + 3] = 1;
+        memcpy(tiny + 20, "PK\x05\x06", 4);
+        memset(tiny + 20 + 10, 0xff, 2); /* entry count 0xffff: "see zip64" */
+        mc_tensor_list tl = {0};
+        CHECK(mc_torch_parse(tiny, sizeof tiny, "tiny.bin", &tl, &err) == MAMBAC_ERR_FORMAT &&
+                  strstr(err.msg, "zip64 end-of-directory record invalid"),
+              "tiny zip64: %s", err.msg);
+        mc_tensor_list_free(&tl);
+    }
+
     /* Whole files: truncated and not-a-zip. */
     char *src = fixture_path("mamba1-tiny/ssm/pytorch_model.bin");
     mc_file f;

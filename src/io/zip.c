@@ -54,7 +54,7 @@ mambac_status mc_zip_open(const unsigned char *d, size_t size, const char *path,
         if (eocd < 20 || rd(d + eocd - 20, 4) != 0x07064b50u)
             return mc_fail(err, MAMBAC_ERR_FORMAT, "%s: zip64 locator missing", path);
         uint64_t z64 = rd(d + eocd - 20 + 8, 8);
-        if (z64 > size - 56 || rd(d + z64, 4) != 0x06064b50u)
+        if (size < 56 || z64 > size - 56 || rd(d + z64, 4) != 0x06064b50u)
             return mc_fail(err, MAMBAC_ERR_FORMAT, "%s: zip64 end-of-directory record invalid", path);
         count = rd(d + z64 + 32, 8);
         cd_size = rd(d + z64 + 40, 8);

@@ -111,7 +111,7 @@ typedef struct loader {
 /* Makes room for n more bytes in t->bytes. */
 static mambac_status reserve(loader *L, size_t n) {
     struct mambac_tokenizer *t = L->t;
-    if (t->bytes_len + n <= L->bytes_cap) return MAMBAC_OK;
+    if (t->bytes && t->bytes_len + n <= L->bytes_cap) return MAMBAC_OK; /* never NULL: an empty token still points somewhere */
     size_t c = L->bytes_cap ? L->bytes_cap : 1 << 16;
     while (c < t->bytes_len + n) c *= 2;
     unsigned char *b = realloc(t->bytes, c);
