@@ -25,8 +25,9 @@
  *   mambac_state    the fixed-size recurrent state of ONE sequence (conv window and
  *                   SSM state of every layer). Cheap to copy, save and restore: this
  *                   replaces a transformer's KV cache and does not grow with length.
- *   mambac_context  scratch memory for evaluating tokens. One per thread; a context
- *                   may evaluate any state of its model.
+ *   mambac_context  scratch memory and a thread pool for evaluating tokens. Use a
+ *                   context from one thread at a time; it may evaluate any state of
+ *                   its model. Results do not depend on the number of threads.
  *
  * Errors: every fallible call returns a mambac_status and, when `err` is not NULL,
  * writes one line of text naming the file, tensor or field at fault. The library
@@ -140,6 +141,8 @@ mambac_status mambac_state_load(mambac_state *state, const char *path, mambac_er
 
 typedef struct mambac_context_params {
     int32_t max_ubatch; /* tokens evaluated per internal piece; bounds scratch memory */
+    int32_t n_threads;  /* 0 = every CPU this process may use */
+    const char *isa;    /* kernel set: NULL = the best this CPU runs; "scalar", "avx2", "avx512" */
 } mambac_context_params;
 
 mambac_context_params mambac_context_default_params(void);
@@ -147,6 +150,9 @@ mambac_context_params mambac_context_default_params(void);
 mambac_status mambac_context_new(const mambac_model *model, const mambac_context_params *params,
                                  mambac_context **out, mambac_error *err);
 void mambac_context_free(mambac_context *ctx);
+/* The kernel set and thread count a context runs with. */
+const char *mambac_context_isa(const mambac_context *ctx);
+int32_t mambac_context_threads(const mambac_context *ctx);
 
 typedef enum mambac_logits_mode {
     MAMBAC_LOGITS_NONE = 0, /* only advance the state */

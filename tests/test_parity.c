@@ -34,10 +34,12 @@ static const pcase cases[] = {
 
 /* Logits (T, V) for ids fed in pieces of `piece` tokens to a context whose
  * max_ubatch is `ubatch` (so pieces may be split again inside mambac_eval). */
-static float *run_logits(const mambac_model *m, const int32_t *ids, int64_t T, int64_t piece, int32_t ubatch) {
+static float *run_logits(const mambac_model *m, const int32_t *ids, int64_t T, int64_t piece, int32_t ubatch,
+                         const char *isa) {
     const mambac_model_info *c = mambac_model_get_info(m);
     mambac_context_params cp = mambac_context_default_params();
     cp.max_ubatch = ubatch;
+    cp.isa = isa;
     mambac_context *ctx;
     mambac_state *st;
     mambac_error err;
@@ -155,11 +157,26 @@ int main(void) {
             {"split inside eval (max_ubatch 5)", T, 5},
         };
         for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
-            float *got = run_logits(m, ids, T, runs[r].piece, runs[r].ubatch);
+            float *got = run_logits(m, ids, T, runs[r].piece, runs[r].ubatch, NULL);
             double e = rel_l2(got, V, want, RV, T, cols);
             printf("%-22s %-34s rel L2 %.3g\n", label, runs[r].how, e);
             CHECK(e < TOL, "%s %s: relative L2 %.3g", label, runs[r].how, e);
             free(got);
+        }
+        /* Every kernel set this CPU runs, on the parallel and the recurrent path. */
+        const char *isas[] = {"scalar", "avx2", "avx512"};
+        for (int ki = 0; ki < 3; ki++) {
+            mambac_context_params probe = mambac_context_default_params();
+            probe.isa = isas[ki];
+            mambac_context *probe_ctx;
+            if (mambac_context_new(m, &probe, &probe_ctx, &err) != MAMBAC_OK) continue; /* not on this CPU */
+            mambac_context_free(probe_ctx);
+            for (int64_t piece = 1; piece <= T; piece += T - 1) {
+                float *got = run_logits(m, ids, T, piece, (int32_t)piece, isas[ki]);
+                double e = rel_l2(got, V, want, RV, T, cols);
+                CHECK(e < TOL, "%s kernels %s, pieces of %lld: relative L2 %.3g", label, isas[ki], (long long)piece, e);
+                free(got);
+            }
         }
         float *res = run_resumed(m, ids, T, T / 3, tmp);
         double e = rel_l2(res, V, want, RV, T, cols);

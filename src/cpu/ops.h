@@ -65,6 +65,7 @@ void mc_selective_scan(const mc_scan_args *a);
  * products plus the state passed between chunks. scratch: L*L + 2*L floats. */
 typedef struct mc_ssd_args {
     int64_t T, H, P, N, G, L;
+    int64_t h0, h1;    /* heads to process: [h0, h1); h1 == 0 means all */
     const float *x; int64_t x_stride;
     const float *B, *C; int64_t bc_stride;
     const float *dt; int64_t dt_stride;

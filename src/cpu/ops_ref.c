@@ -102,12 +102,13 @@ void mc_selective_scan(const mc_scan_args *a) {
 
 void mc_ssd_chunked(const mc_ssd_args *a) {
     const int64_t P = a->P, N = a->N, L = a->L, heads_per_group = a->H / a->G;
+    const int64_t h0 = a->h0, h1 = a->h1 ? a->h1 : a->H;
     float *CB = a->scratch;        /* (L, L): C_t . B_s within the chunk, one group */
     float *cum = CB + L * L;       /* (L): cumulative dt*A of one head */
     float *tail = cum + L;         /* (L): exp(cum_last - cum_s) * dt_s */
     for (int64_t c0 = 0; c0 < a->T; c0 += L) {
         const int64_t l = a->T - c0 < L ? a->T - c0 : L;
-        for (int64_t g = 0; g < a->G; g++) {
+        for (int64_t g = h0 / heads_per_group; g < a->G && g * heads_per_group < h1; g++) {
             for (int64_t t = 0; t < l; t++) {
                 const float *Ct = a->C + (c0 + t) * a->bc_stride + g * N;
                 for (int64_t s = 0; s <= t; s++) {
@@ -117,7 +118,9 @@ void mc_ssd_chunked(const mc_ssd_args *a) {
                     CB[t * L + s] = acc;
                 }
             }
-            for (int64_t h = g * heads_per_group; h < (g + 1) * heads_per_group; h++) {
+            const int64_t hb = g * heads_per_group > h0 ? g * heads_per_group : h0;
+            const int64_t he = (g + 1) * heads_per_group < h1 ? (g + 1) * heads_per_group : h1;
+            for (int64_t h = hb; h < he; h++) {
                 float run = 0.0f;
                 for (int64_t t = 0; t < l; t++) {
                     run += a->dt[(c0 + t) * a->dt_stride + h] * a->A[h];
@@ -161,7 +164,7 @@ void mc_ssd_chunked(const mc_ssd_args *a) {
 
 void mc_ssd_step(const mc_ssd_args *a) {
     const int64_t P = a->P, N = a->N, heads_per_group = a->H / a->G;
-    for (int64_t h = 0; h < a->H; h++) {
+    for (int64_t h = a->h0; h < (a->h1 ? a->h1 : a->H); h++) {
         const int64_t g = h / heads_per_group;
         const float dt = a->dt[h], dA = expf(dt * a->A[h]);
         const float *B = a->B + g * N, *C = a->C + g * N;

@@ -2,12 +2,15 @@
  *   h = embed(ids); per layer h += mixer(rmsnorm(h)); logits = rmsnorm_f(h) @ lm_head^T
  * Tokens go through in pieces of at most max_ubatch ("ubatches"). A piece of one token
  * takes the recurrent path (conv step, state update); longer pieces take the parallel
- * path (conv over time, selective scan / chunked SSD). All scratch memory is allocated
- * once per context: nothing is allocated per token. */
+ * path (conv over time, selective scan / chunked SSD). Matmuls are split over weight
+ * rows, the scan over channels and the SSD over heads, across the context's threads.
+ * All scratch memory is allocated once per context: nothing is allocated per token. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
+#include "core/threadpool.h"
+#include "cpu/kernels.h"
 #include "cpu/ops.h"
 #include "infer/state.h"
 #include "model/model.h"
@@ -23,12 +26,14 @@ struct mambac_context {
     float *dt;       /* Mamba-1: (U, E); Mamba-2: (U, H) */
     float *y;        /* (U, E) */
     float *out;      /* (U, D) */
-    float *row;      /* widened weight row: max matrix cols */
-    float *ssd;      /* Mamba-2 chunk scratch: L*L + 2L */
+    float *ssd;      /* Mamba-2 chunk scratch: L*L + 2L per thread */
+    int64_t ssd_stride;
+    mc_pool *pool;
+    const mc_kernels *kernels;
 };
 
 mambac_context_params mambac_context_default_params(void) {
-    return (mambac_context_params){.max_ubatch = 512};
+    return (mambac_context_params){.max_ubatch = 512, .n_threads = 0, .isa = NULL};
 }
 
 mambac_status mambac_context_new(const mambac_model *model, const mambac_context_params *params,
@@ -37,28 +42,36 @@ mambac_status mambac_context_new(const mambac_model *model, const mambac_context
     mambac_context_params p = params ? *params : mambac_context_default_params();
     if (p.max_ubatch < 1 || p.max_ubatch > (1 << 20))
         return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "max_ubatch must be in [1, 1048576], got %d", p.max_ubatch);
+    if (p.n_threads < 0 || p.n_threads > 1024)
+        return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "n_threads must be in [0, 1024], got %d", p.n_threads);
+    const mc_kernels *kernels = p.isa ? mc_kernels_named(p.isa) : mc_kernels_best();
+    if (!kernels) return mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "kernel set '%s' is unknown or not supported by this CPU", p.isa);
+    const int nt = p.n_threads ? p.n_threads : mc_cpu_count();
     const mambac_model_info *c = &model->info;
     const int64_t U = p.max_ubatch, D = c->d_model, E = c->d_inner, N = c->d_state;
     const int64_t in_rows = model->layers[0].in_proj.rows;
     const int64_t xdbl = c->arch == MAMBAC_ARCH_MAMBA1 ? c->dt_rank + 2 * N : 0;
     const int64_t dtw = c->arch == MAMBAC_ARCH_MAMBA1 ? E : c->n_heads;
     const int64_t L = c->arch == MAMBAC_ARCH_MAMBA2 ? c->chunk_size : 0;
-    const int64_t row = (D > E ? D : E);
-    const int64_t sizes[] = {U * D, U * D, U * in_rows, U * xdbl, U * dtw, U * E, U * D, row, L * L + 2 * L};
+    const int64_t ssd = (L * L + 2 * L + 15) / 16 * 16;
+    const int64_t sizes[] = {U * D, U * D, U * in_rows, U * xdbl, U * dtw, U * E, U * D, ssd * nt};
     int64_t total = 0;
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sizes[i] + 16; /* 64-byte aligned pieces */
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 15) / 16 * 16; /* 64-byte aligned pieces */
     struct mambac_context *ctx = calloc(1, sizeof *ctx);
-    /* aligned_alloc wants a size that is a multiple of the alignment: total is (16 floats each). */
-    total = (total + 15) / 16 * 16;
-    float *arena = ctx ? aligned_alloc(64, (size_t)total * sizeof(float)) : NULL;
-    if (!arena) {
+    float *arena = ctx ? aligned_alloc(64, (size_t)(total > 0 ? total : 16) * sizeof(float)) : NULL;
+    mc_pool *pool = arena && nt > 1 ? mc_pool_new(nt) : NULL;
+    if (!arena || (nt > 1 && !pool)) {
         free(ctx);
-        return mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory allocating %lld bytes of scratch", (long long)total * 4);
+        free(arena);
+        return mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory allocating %lld bytes of scratch and %d threads", (long long)total * 4, nt);
     }
     ctx->model = model;
     ctx->U = U;
     ctx->arena = arena;
-    float **slots[] = {&ctx->h, &ctx->xn, &ctx->proj, &ctx->xdbl, &ctx->dt, &ctx->y, &ctx->out, &ctx->row, &ctx->ssd};
+    ctx->pool = pool;
+    ctx->kernels = kernels;
+    ctx->ssd_stride = ssd;
+    float **slots[] = {&ctx->h, &ctx->xn, &ctx->proj, &ctx->xdbl, &ctx->dt, &ctx->y, &ctx->out, &ctx->ssd};
     float *q = arena;
     for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++) {
         *slots[i] = q;
@@ -68,8 +81,58 @@ mambac_status mambac_context_new(const mambac_model *model, const mambac_context
     return MAMBAC_OK;
 }
 
+const char *mambac_context_isa(const mambac_context *ctx) { return ctx->kernels->name; }
+int32_t mambac_context_threads(const mambac_context *ctx) { return mc_pool_threads(ctx->pool); }
+
+/* ---- parallel pieces -------------------------------------------------------------- */
+
+typedef struct gemm_job {
+    mc_gemm_fn fn;
+    float *out;
+    const float *x;
+    int64_t x_stride, T;
+    const mc_weight *W;
+    const float *bias;
+} gemm_job;
+
+static void gemm_range(void *arg, int64_t r0, int64_t r1, int thread) {
+    const gemm_job *j = arg;
+    j->fn(j->out, j->W->rows, j->x, j->x_stride, j->T, j->W, r0, r1, j->bias);
+}
+
+/* out (T, W.rows) = x (T rows of x_stride) @ W^T + bias, split over rows. */
+static void matmul(mambac_context *ctx, float *out, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
+                   const float *bias) {
+    gemm_job j = {ctx->kernels->gemm, out, x, x_stride, T, W, bias};
+    mc_pool_for(ctx->pool, W->rows, 16, gemm_range, &j);
+}
+
+static void scan_range(void *arg, int64_t c0, int64_t c1, int thread) {
+    mc_scan_args a = *(const mc_scan_args *)arg; /* the same scan on channels [c0, c1) */
+    a.E = c1 - c0;
+    a.x += c0, a.z += c0, a.dt += c0, a.y += c0;
+    a.A += c0 * a.N, a.D += c0, a.dt_bias += c0, a.state += c0 * a.N;
+    mc_selective_scan(&a);
+}
+
+typedef struct ssd_job {
+    mc_ssd_args a;
+    float *scratch;
+    int64_t scratch_stride;
+} ssd_job;
+
+static void ssd_range(void *arg, int64_t h0, int64_t h1, int thread) {
+    const ssd_job *j = arg;
+    mc_ssd_args a = j->a;
+    a.h0 = h0, a.h1 = h1;
+    a.scratch = j->scratch + thread * j->scratch_stride;
+    if (a.T == 1) mc_ssd_step(&a);
+    else mc_ssd_chunked(&a);
+}
+
 void mambac_context_free(mambac_context *ctx) {
     if (!ctx) return;
+    mc_pool_free(ctx->pool);
     free(ctx->arena);
     free(ctx);
 }
@@ -82,13 +145,13 @@ static void residual_add(float *h, const float *x, int64_t n) {
 static void mamba1_mixer(mambac_context *ctx, const mc_layer *L, struct mambac_state *st, int layer, int64_t T) {
     const mambac_model_info *c = &ctx->model->info;
     const int64_t E = c->d_inner, N = c->d_state, R = c->dt_rank, W = 2 * E, X = R + 2 * N;
-    mc_matmul(ctx->proj, ctx->xn, c->d_model, T, &L->in_proj, L->in_proj_b, ctx->row); /* [x | z] */
+    matmul(ctx, ctx->proj, ctx->xn, c->d_model, T, &L->in_proj, L->in_proj_b); /* [x | z] */
     if (T == 1)
         mc_conv1d_step(ctx->proj, E, c->d_conv, L->conv_w, L->conv_b, mc_state_conv(st, layer));
     else
         mc_conv1d_prefill(ctx->proj, T, W, E, c->d_conv, L->conv_w, L->conv_b, mc_state_conv(st, layer));
-    mc_matmul(ctx->xdbl, ctx->proj, W, T, &L->x_proj, NULL, ctx->row);  /* [dt_r | B | C] */
-    mc_matmul(ctx->dt, ctx->xdbl, X, T, &L->dt_proj, NULL, ctx->row);   /* bias added in the scan */
+    matmul(ctx, ctx->xdbl, ctx->proj, W, T, &L->x_proj, NULL); /* [dt_r | B | C] */
+    matmul(ctx, ctx->dt, ctx->xdbl, X, T, &L->dt_proj, NULL);  /* bias added in the scan */
     mc_scan_args a = {
         .T = T, .E = E, .N = N,
         .x = ctx->proj, .x_stride = W, .z = ctx->proj + E, .z_stride = W,
@@ -97,8 +160,8 @@ static void mamba1_mixer(mambac_context *ctx, const mc_layer *L, struct mambac_s
         .A = L->A, .D = L->D, .dt_bias = L->dt_bias,
         .y = ctx->y, .y_stride = E, .state = mc_state_ssm(st, layer),
     };
-    mc_selective_scan(&a);
-    mc_matmul(ctx->out, ctx->y, E, T, &L->out_proj, L->out_proj_b, ctx->row);
+    mc_pool_for(ctx->pool, E, 16, scan_range, &a);
+    matmul(ctx, ctx->out, ctx->y, E, T, &L->out_proj, L->out_proj_b);
 }
 
 /* Mamba-2 mixer over T tokens of ctx->xn; result in ctx->out (T, D). */
@@ -106,7 +169,7 @@ static void mamba2_mixer(mambac_context *ctx, const mc_layer *L, struct mambac_s
     const mambac_model_info *c = &ctx->model->info;
     const int64_t E = c->d_inner, N = c->d_state, G = c->n_groups, H = c->n_heads, P = c->head_dim;
     const int64_t W = L->in_proj.rows, Cch = E + 2 * G * N;
-    mc_matmul(ctx->proj, ctx->xn, c->d_model, T, &L->in_proj, L->in_proj_b, ctx->row); /* [z | x B C | dt] */
+    matmul(ctx, ctx->proj, ctx->xn, c->d_model, T, &L->in_proj, L->in_proj_b); /* [z | x B C | dt] */
     float *xbc = ctx->proj + E, *dt_raw = ctx->proj + E + Cch;
     if (T == 1)
         mc_conv1d_step(xbc, Cch, c->d_conv, L->conv_w, L->conv_b, mc_state_conv(st, layer));
@@ -118,23 +181,21 @@ static void mamba2_mixer(mambac_context *ctx, const mc_layer *L, struct mambac_s
             v = v < c->dt_min_limit ? c->dt_min_limit : v > c->dt_max_limit ? c->dt_max_limit : v;
             ctx->dt[t * H + h] = v;
         }
-    mc_ssd_args a = {
-        .T = T, .H = H, .P = P, .N = N, .G = G, .L = c->chunk_size,
-        .x = xbc, .x_stride = W, .B = xbc + E, .C = xbc + E + G * N, .bc_stride = W,
-        .dt = ctx->dt, .dt_stride = H, .A = L->A,
-        .y = ctx->y, .y_stride = E, .state = mc_state_ssm(st, layer), .scratch = ctx->ssd,
+    ssd_job j = {
+        .a = {.T = T, .H = H, .P = P, .N = N, .G = G, .L = c->chunk_size,
+              .x = xbc, .x_stride = W, .B = xbc + E, .C = xbc + E + G * N, .bc_stride = W,
+              .dt = ctx->dt, .dt_stride = H, .A = L->A,
+              .y = ctx->y, .y_stride = E, .state = mc_state_ssm(st, layer)},
+        .scratch = ctx->ssd, .scratch_stride = ctx->ssd_stride,
     };
-    if (T == 1)
-        mc_ssd_step(&a);
-    else
-        mc_ssd_chunked(&a);
+    mc_pool_for(ctx->pool, H, 1, ssd_range, &j);
     for (int64_t t = 0; t < T; t++) {
         float *y = ctx->y + t * E;
         const float *x = xbc + t * W;
         for (int64_t i = 0; i < E; i++) y[i] += L->D[i / P] * x[i];
         mc_gated_rmsnorm(y, ctx->proj + t * W, L->gnorm, E, G, c->norm_before_gate, c->norm_eps);
     }
-    mc_matmul(ctx->out, ctx->y, E, T, &L->out_proj, L->out_proj_b, ctx->row);
+    matmul(ctx, ctx->out, ctx->y, E, T, &L->out_proj, L->out_proj_b);
 }
 
 /* One piece of T <= U tokens. logits: NULL, or (T, V) (all) / (1, V) (last). */
@@ -156,7 +217,7 @@ static void eval_piece(mambac_context *ctx, struct mambac_state *st, const int32
     if (!logits) return;
     const int64_t first = all_logits ? 0 : T - 1, n = T - first;
     mc_rmsnorm(ctx->xn, ctx->h + first * D, m->norm_f, n, D, c->norm_eps);
-    mc_matmul(logits, ctx->xn, D, n, &m->lm_head, NULL, ctx->row);
+    matmul(ctx, logits, ctx->xn, D, n, &m->lm_head, NULL);
 }
 
 mambac_status mambac_eval(mambac_context *ctx, mambac_state *st, const int32_t *ids, size_t n_tokens,

@@ -1,0 +1,122 @@
+/* threadpool.c — see threadpool.h. */
+#define _GNU_SOURCE
+#include "core/threadpool.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#define SPIN_ROUNDS 20000
+
+struct mc_pool {
+    int n;
+    pthread_t *threads;
+    pthread_mutex_t mu;
+    pthread_cond_t wake;
+    atomic_uint_fast64_t generation; /* bumped once per loop */
+    atomic_int pending;              /* workers still running the current loop */
+    int stop;
+    mc_range_fn fn;
+    void *arg;
+    int64_t n_items, grain;
+};
+
+typedef struct worker_arg {
+    mc_pool *p;
+    int index;
+} worker_arg;
+
+static void run_share(mc_pool *p, int t) {
+    /* Contiguous ranges of whole grains, as even as possible. */
+    int64_t grains = (p->n_items + p->grain - 1) / p->grain;
+    int64_t g0 = grains * t / p->n, g1 = grains * (t + 1) / p->n;
+    int64_t b = g0 * p->grain, e = g1 * p->grain < p->n_items ? g1 * p->grain : p->n_items;
+    if (b < e) p->fn(p->arg, b, e, t);
+}
+
+static void *worker(void *varg) {
+    worker_arg *wa = varg;
+    mc_pool *p = wa->p;
+    int t = wa->index;
+    free(wa);
+    uint64_t seen = 0;
+    for (;;) {
+        uint64_t g;
+        int spins = 0;
+        while ((g = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen && spins < SPIN_ROUNDS) spins++;
+        if (g == seen) {
+            pthread_mutex_lock(&p->mu);
+            while ((g = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen && !p->stop)
+                pthread_cond_wait(&p->wake, &p->mu);
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (p->stop) return NULL;
+        seen = g;
+        run_share(p, t);
+        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel);
+    }
+}
+
+mc_pool *mc_pool_new(int n_threads) {
+    if (n_threads < 1) return NULL;
+    mc_pool *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->n = n_threads;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    p->threads = calloc((size_t)n_threads, sizeof *p->threads);
+    if (!p->threads) {
+        free(p);
+        return NULL;
+    }
+    for (int i = 1; i < n_threads; i++) {
+        worker_arg *wa = malloc(sizeof *wa);
+        if (!wa || (*wa = (worker_arg){p, i}, pthread_create(&p->threads[i], NULL, worker, wa)) != 0) {
+            free(wa);
+            p->n = i; /* the ones started so far are joined by free */
+            mc_pool_free(p);
+            return NULL;
+        }
+    }
+    return p;
+}
+
+void mc_pool_free(mc_pool *p) {
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    atomic_fetch_add(&p->generation, 1);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 1; i < p->n; i++) pthread_join(p->threads[i], NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->wake);
+    free(p->threads);
+    free(p);
+}
+
+int mc_pool_threads(const mc_pool *p) { return p ? p->n : 1; }
+
+void mc_pool_for(mc_pool *p, int64_t n, int64_t grain, mc_range_fn fn, void *arg) {
+    if (n <= 0) return;
+    if (grain < 1) grain = 1;
+    if (!p || p->n == 1 || n <= grain) {
+        fn(arg, 0, n, 0);
+        return;
+    }
+    p->fn = fn, p->arg = arg, p->n_items = n, p->grain = grain;
+    atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    run_share(p, 0);
+    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) sched_yield();
+}
+
+int mc_cpu_count(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set) > 0 ? CPU_COUNT(&set) : 1;
+    return 1;
+}

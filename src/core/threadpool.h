@@ -1,0 +1,28 @@
+/* threadpool.h — a fixed pool of threads for data-parallel loops. The calling thread
+ * takes part, so a pool of n threads starts n - 1 workers. Work is split statically
+ * into n contiguous ranges (aligned to a grain), so every output element is computed
+ * by exactly one thread in the same order whatever the thread count: results do not
+ * depend on -t. Workers spin briefly after a loop (decode runs hundreds of short loops
+ * per token) and then sleep. One loop at a time per pool: a context owns its pool. */
+#ifndef MC_THREADPOOL_H
+#define MC_THREADPOOL_H
+
+#include <stdint.h>
+
+typedef struct mc_pool mc_pool;
+
+/* fn processes items [begin, end) as thread `thread` (0 = the caller). */
+typedef void (*mc_range_fn)(void *arg, int64_t begin, int64_t end, int thread);
+
+/* n_threads >= 1; returns NULL on failure. */
+mc_pool *mc_pool_new(int n_threads);
+void mc_pool_free(mc_pool *p);
+int mc_pool_threads(const mc_pool *p);
+/* Runs fn over [0, n) split into contiguous ranges whose starts are multiples of grain;
+ * returns when all are done. A NULL pool runs fn(arg, 0, n, 0) inline. */
+void mc_pool_for(mc_pool *p, int64_t n, int64_t grain, mc_range_fn fn, void *arg);
+
+/* Number of CPUs this process may run on. */
+int mc_cpu_count(void);
+
+#endif

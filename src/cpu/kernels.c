@@ -1,0 +1,63 @@
+/* kernels.c — kernel selection, and the portable scalar GEMM (the fallback on CPUs
+ * without AVX2, and a second check of the SIMD ones). */
+#include "cpu/kernels.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/dtype.h"
+
+void mc_gemm_scalar(float *out, int64_t os, const float *x, int64_t xs, int64_t T, const mc_weight *W, int64_t r0,
+                    int64_t r1, const float *bias) {
+    const int64_t K = W->cols;
+    for (int64_t r = r0; r < r1; r++) {
+        const unsigned char *w = (const unsigned char *)W->data + (size_t)(r * K) * mc_dtype_size(W->dtype);
+        for (int64_t t = 0; t < T; t++) {
+            const float *xr = x + t * xs;
+            float acc = 0.0f;
+            if (W->dtype == MAMBAC_DTYPE_F32) {
+                for (int64_t k = 0; k < K; k++) {
+                    float v;
+                    memcpy(&v, w + 4 * k, 4);
+                    acc += v * xr[k];
+                }
+            } else {
+                for (int64_t k = 0; k < K; k++) {
+                    uint16_t h;
+                    memcpy(&h, w + 2 * k, 2);
+                    acc += (W->dtype == MAMBAC_DTYPE_BF16 ? mc_bf16_to_f32(h) : mc_f16_to_f32(h)) * xr[k];
+                }
+            }
+            out[t * os + r] = acc + (bias ? bias[r] : 0.0f);
+        }
+    }
+}
+
+static const mc_kernels scalar = {"scalar", mc_gemm_scalar};
+#if defined(__x86_64__)
+static const mc_kernels avx2 = {"avx2", mc_gemm_avx2};
+static const mc_kernels avx512 = {"avx512", mc_gemm_avx512};
+#endif
+
+const mc_kernels *mc_kernels_named(const char *name) {
+    if (!name) return NULL;
+    if (strcmp(name, "scalar") == 0) return &scalar;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (strcmp(name, "avx2") == 0 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        __builtin_cpu_supports("f16c"))
+        return &avx2;
+    if (strcmp(name, "avx512") == 0 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl"))
+        return &avx512;
+#endif
+    return NULL;
+}
+
+const mc_kernels *mc_kernels_best(void) {
+    const mc_kernels *forced = mc_kernels_named(getenv("MAMBAC_ISA"));
+    if (forced) return forced;
+    const mc_kernels *k = mc_kernels_named("avx512");
+    if (!k) k = mc_kernels_named("avx2");
+    return k ? k : &scalar;
+}

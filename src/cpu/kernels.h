@@ -1,0 +1,35 @@
+/* kernels.h — the fast CPU kernels behind one dispatch table, chosen at run time from
+ * the CPU's features (or forced with MAMBAC_ISA=scalar|avx2|avx512, or by name in tests).
+ * Each kernel is tested against the reference kernels in ops_ref.c. */
+#ifndef MC_KERNELS_H
+#define MC_KERNELS_H
+
+#include <stdint.h>
+
+#include "model/model.h"
+
+/* out[t * out_stride + r] = sum_k x[t * x_stride + k] * W[r, k] (+ bias[r]) for rows
+ * r in [r0, r1) and tokens t in [0, T). W in its stored dtype (f32, f16, bf16). */
+typedef void (*mc_gemm_fn)(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T,
+                           const mc_weight *W, int64_t r0, int64_t r1, const float *bias);
+
+typedef struct mc_kernels {
+    const char *name;
+    mc_gemm_fn gemm;
+} mc_kernels;
+
+/* The best table this CPU runs (honouring MAMBAC_ISA when set and supported). */
+const mc_kernels *mc_kernels_best(void);
+/* A table by name, or NULL when unknown or not supported by this CPU. */
+const mc_kernels *mc_kernels_named(const char *name);
+
+void mc_gemm_scalar(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
+                    int64_t r0, int64_t r1, const float *bias);
+#if defined(__x86_64__)
+void mc_gemm_avx2(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
+                  int64_t r0, int64_t r1, const float *bias);
+void mc_gemm_avx512(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
+                    int64_t r0, int64_t r1, const float *bias);
+#endif
+
+#endif
