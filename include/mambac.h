@@ -119,6 +119,27 @@ mambac_status mambac_model_load(const char *path, mambac_model **out, mambac_err
 void mambac_model_free(mambac_model *model);
 const mambac_model_info *mambac_model_get_info(const mambac_model *model);
 
+/* ---- random initialization (benchmarks, training) ----------------------------- */
+
+typedef struct mambac_init_params {
+    mambac_arch arch;
+    int32_t d_model, n_layer, vocab_size, d_state, d_conv, expand;
+    int32_t dt_rank;                       /* Mamba-1; 0 = "auto" (ceil(d_model / 16)) */
+    int32_t head_dim, n_groups, chunk_size; /* Mamba-2 */
+    mambac_dtype dtype;                    /* of the large matrices; small SSM parameters stay f32 */
+    uint64_t seed;
+} mambac_init_params;
+
+/* Defaults of a released checkpoint of that architecture (130m sizes). */
+mambac_init_params mambac_init_default_params(mambac_arch arch);
+/* Shapes of a released checkpoint: mamba-130m ... mamba-2.8b, mamba2-130m ... mamba2-2.7b. */
+mambac_status mambac_init_preset(const char *name, mambac_init_params *out, mambac_error *err);
+/* Name of preset i, or NULL past the last. */
+const char *mambac_preset_name(int i);
+/* Writes a randomly initialized model (mamba_ssm's init) to a new folder `dir`
+ * (config.json + model.safetensors, transformers layout), atomically. */
+mambac_status mambac_model_write_init(const mambac_init_params *p, const char *dir, mambac_error *err);
+
 /* ---- state ---------------------------------------------------------------- */
 
 mambac_status mambac_state_new(const mambac_model *model, mambac_state **out, mambac_error *err);

@@ -57,6 +57,8 @@ int cmd_info(cli_args *a);
 int cmd_logits(cli_args *a);
 int cmd_generate(cli_args *a);
 int cmd_tokenize(cli_args *a);
+int cmd_init(cli_args *a);
+int cmd_bench(cli_args *a);
 int cmd_detokenize(cli_args *a);
 
 #endif

@@ -18,6 +18,10 @@ static const char usage[] =
     "  info      [-m MODEL]                 describe a checkpoint\n"
     "  tokenize  --tokenizer PATH (-p TEXT | -f FILE)   ids, comma-separated\n"
     "  detokenize --tokenizer PATH --ids IDS            the bytes the ids stand for\n"
+    "  init      --preset NAME -o DIR [--dtype f32|bf16|f16] [--seed S] | --list\n"
+    "            a random model with the shapes of a released checkpoint\n"
+    "  bench     [-m MODEL] [-p 512] [-n 128] [-t THREADS] [-r REPEATS] [--json]\n"
+    "            prefill and decode speed\n"
     "  help                                 this text\n"
     "\n"
     "MODEL is a checkpoint folder: transformers (config.json + model.safetensors or shards)\n"
@@ -35,6 +39,8 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "logits") == 0) return cmd_logits(&a);
     if (strcmp(argv[1], "generate") == 0) return cmd_generate(&a);
     if (strcmp(argv[1], "tokenize") == 0) return cmd_tokenize(&a);
+    if (strcmp(argv[1], "init") == 0) return cmd_init(&a);
+    if (strcmp(argv[1], "bench") == 0) return cmd_bench(&a);
     if (strcmp(argv[1], "detokenize") == 0) return cmd_detokenize(&a);
     fprintf(stderr, "mambac: unknown command '%s' (see 'mambac help')\n", argv[1]);
     return CLI_USAGE;

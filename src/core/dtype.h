@@ -39,6 +39,33 @@ static inline float mc_f16_to_f32(uint16_t h) {
     return f;
 }
 
+/* float32 → bf16 / f16, rounding to nearest even (NaN stays NaN, overflow → inf). */
+static inline uint16_t mc_f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
+    u += 0x7fffu + ((u >> 16) & 1);
+    return (uint16_t)(u >> 16);
+}
+
+static inline uint16_t mc_f32_to_f16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    uint32_t sign = (u >> 16) & 0x8000, a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00);           /* NaN */
+    if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00);          /* rounds to >= 65520: inf */
+    if (a < 0x38800000u) {                                           /* below the smallest normal: subnormal or 0 */
+        if (a < 0x33000000u) return (uint16_t)sign;                  /* < half the smallest subnormal */
+        uint32_t m = (a & 0x7fffffu) | 0x800000u, e = a >> 23;       /* value = m * 2^(e-150) */
+        uint32_t shift = 126 - e;                                    /* to units of 2^-24 */
+        uint32_t q = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+        q += rem > half || (rem == half && (q & 1));
+        return (uint16_t)(sign | q);
+    }
+    uint32_t r = a + 0xfffu + ((a >> 13) & 1);                       /* round the 13 dropped bits */
+    return (uint16_t)(sign | ((r - 0x38000000u) >> 13));
+}
+
 /* Converts n elements of type t at src (any alignment) to float32 at dst. */
 void mc_convert_to_f32(float *dst, const void *src, mambac_dtype t, size_t n);
 
