@@ -52,9 +52,11 @@ static void check_gemm(const mc_kernels *k, mambac_dtype dt, int64_t R, int64_t 
     float *buf = malloc((size_t)(T * os + 32) * sizeof(float)), *out = buf + 16;
     for (int64_t i = 0; i < T * os + 32; i++) buf[i] = GUARD;
     /* Two row ranges, as threads would split them. */
-    int64_t mid = R / 2 / 4 * 4;
-    k->gemm(out, os, x, K + 3, T, &W, 0, mid, bias);
-    k->gemm(out, os, x, K + 3, T, &W, mid, R, bias);
+    int64_t mid = R / 2 / MC_GEMM_PANEL * MC_GEMM_PANEL;
+    float *pack = malloc((size_t)MC_GEMM_SCRATCH(K) * sizeof(float));
+    k->gemm(out, os, x, K + 3, T, &W, 0, mid, bias, pack);
+    k->gemm(out, os, x, K + 3, T, &W, mid, R, bias, pack);
+    free(pack);
     double num = 0, den = 0;
     int finite = 1, guards = 1;
     for (int64_t t = 0; t < T; t++) {
@@ -71,6 +73,35 @@ static void check_gemm(const mc_kernels *k, mambac_dtype dt, int64_t R, int64_t 
     CHECK(finite && guards && e < 1e-5, "%s %s R=%lld K=%lld T=%lld: error %.3g finite %d guards %d", k->name,
           mambac_dtype_name(dt), (long long)R, (long long)K, (long long)T, e, finite, guards);
     free(w), free(wm), free(x), free(bias), free(ref), free(scratch), free(buf);
+}
+
+/* A kernel set's scan vs the reference scan on random inputs (N with and without a
+ * vector tail; dt over softplus's whole range; a non-zero initial state). */
+static void check_scan(const mc_kernels *k, int64_t E, int64_t N, int64_t T) {
+    size_t xs = (size_t)(T * E);
+    float *x = malloc(xs * 4), *z = malloc(xs * 4), *dt = malloc(xs * 4), *bc = malloc((size_t)(T * 2 * N) * 4);
+    float *A = malloc((size_t)(E * N) * 4), *D = malloc((size_t)E * 4), *bias = malloc((size_t)E * 4);
+    float *s0 = malloc((size_t)(E * N) * 4), *s1 = malloc((size_t)(E * N) * 4), *s2 = malloc((size_t)(E * N) * 4);
+    float *y1 = malloc(xs * 4), *y2 = malloc(xs * 4);
+    for (size_t i = 0; i < xs; i++) x[i] = frand(), z[i] = 2 * frand(), dt[i] = 6 * frand() - 2;
+    for (int64_t i = 0; i < T * 2 * N; i++) bc[i] = frand();
+    for (int64_t i = 0; i < E * N; i++) A[i] = -expf(2 * frand() + 1), s0[i] = frand();
+    for (int64_t i = 0; i < E; i++) D[i] = frand(), bias[i] = frand();
+    memcpy(s1, s0, (size_t)(E * N) * 4);
+    memcpy(s2, s0, (size_t)(E * N) * 4);
+    mc_scan_args a = {.T = T, .E = E, .N = N, .x = x, .x_stride = E, .z = z, .z_stride = E, .dt = dt, .dt_stride = E,
+                      .B = bc, .C = bc + N, .bc_stride = 2 * N, .A = A, .D = D, .dt_bias = bias, .y = y1, .y_stride = E,
+                      .state = s1};
+    mc_selective_scan(&a);
+    a.y = y2, a.state = s2;
+    k->scan(&a);
+    double num = 0, den = 0, sn = 0, sd = 0;
+    for (size_t i = 0; i < xs; i++) num += (double)(y1[i] - y2[i]) * (y1[i] - y2[i]), den += (double)y1[i] * y1[i];
+    for (int64_t i = 0; i < E * N; i++) sn += (double)(s1[i] - s2[i]) * (s1[i] - s2[i]), sd += (double)s1[i] * s1[i];
+    double ey = sqrt(num / den), es = sqrt(sn / sd);
+    CHECK(ey < 1e-5 && es < 1e-5, "%s scan E=%lld N=%lld T=%lld: y error %.3g state error %.3g", k->name, (long long)E,
+          (long long)N, (long long)T, ey, es);
+    free(x), free(z), free(dt), free(bc), free(A), free(D), free(bias), free(s0), free(s1), free(s2), free(y1), free(y2);
 }
 
 static void test_threads_bitwise(void) {
@@ -130,6 +161,9 @@ int main(void) {
                     if (n == 0 && shapes[s][0] * shapes[s][1] > 100000 && Ts[t] > 2) continue;
                     check_gemm(k, dts[d], shapes[s][0], shapes[s][1], Ts[t]);
                 }
+        check_scan(k, 1536, 16, 9);
+        check_scan(k, 37, 13, 40);
+        check_scan(k, 8, 40, 1);
     }
     CHECK(ran >= 1, "at least the scalar kernels ran");
     printf("best kernel set here: %s\n", mc_kernels_best()->name);

@@ -1,16 +1,26 @@
-/* gemm_avx512.c — GEMM / GEMV for AVX-512 (F, BW, VL): tiles of 4 weight rows x 4
- * tokens, 16 accumulators of 16 floats, masked loads for the K tail. Weights are read
- * in their stored dtype and widened in registers (bf16: shift; f16: vcvtph2ps), so
- * bf16/f16 models stream half the bytes of f32 in decode. Compiled for the target by
- * function attribute; only called when the CPU has it. */
+/* gemm_avx512.c — GEMM / GEMV for AVX-512 (F, BW, VL). Two kernels, chosen by T:
+ *
+ * - few tokens (decode: T = 1): 8 weight rows x 1 token, 8 accumulators of 16 floats
+ *   along K, masked loads for the K tail, one horizontal sum per output. Weights are
+ *   read in their stored dtype and widened in registers (bf16: shift; f16: vcvtph2ps),
+ *   so bf16/f16 models stream half the bytes of f32. Memory-bound by design.
+ * - many tokens (prefill): weights are packed, 32 rows at a time, into a K x 32 float
+ *   panel (the dtype conversion happens once here), then an outer-product micro-kernel
+ *   computes 6 tokens x 32 rows: per k, 2 panel loads, 6 broadcasts of x, 12 FMAs into
+ *   12 accumulators — no horizontal sums, stores of 16 consecutive outputs. Compute-bound.
+ *
+ * Workbench: bench/bench_gemm; measurements in docs/PERFORMANCE.md. */
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include <string.h>
 
 #include "cpu/kernels.h"
 
 #define TARGET __attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c")))
-#define TR 4
-#define TT 4
+#define GEMV_ROWS 8
+#define MR 6  /* tokens per micro-tile */
+#define NR 32 /* rows per panel (= MC_GEMM_PANEL) */
+#define MIN_T_PACKED 4
 
 TARGET static inline __m512 load_f32(const void *p, int64_t k, __mmask16 m) {
     return _mm512_maskz_loadu_ps(m, (const float *)p + k);
@@ -23,53 +33,107 @@ TARGET static inline __m512 load_f16(const void *p, int64_t k, __mmask16 m) {
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + k));
 }
 
-/* One kernel per weight dtype (LOAD is inlined into the tile loop). */
-#define DEFINE_GEMM(NAME, LOAD, ESIZE)                                                                             \
-    TARGET static void NAME(float *out, int64_t os, const float *x, int64_t xs, int64_t T, const mc_weight *W,     \
-                            int64_t r0, int64_t r1, const float *bias) {                                           \
-        const int64_t K = W->cols;                                                                                 \
-        const __mmask16 tail = (__mmask16)((1u << (K % 16)) - 1);                                                  \
-        for (int64_t r = r0; r < r1; r += TR) {                                                                    \
-            const int nr = r1 - r < TR ? (int)(r1 - r) : TR;                                                       \
-            const char *w[TR];                                                                                     \
-            for (int i = 0; i < TR; i++) w[i] = (const char *)W->data + (size_t)((r + (i < nr ? i : nr - 1)) * K) * ESIZE; \
-            for (int64_t t = 0; t < T; t += TT) {                                                                  \
-                const int nt = T - t < TT ? (int)(T - t) : TT;                                                     \
-                const float *xp[TT];                                                                               \
-                for (int j = 0; j < TT; j++) xp[j] = x + (t + (j < nt ? j : nt - 1)) * xs;                         \
-                __m512 acc[TR][TT];                                                                                \
-                for (int i = 0; i < TR; i++)                                                                       \
-                    for (int j = 0; j < TT; j++) acc[i][j] = _mm512_setzero_ps();                                  \
-                int64_t k = 0;                                                                                     \
-                for (; k + 16 <= K; k += 16) {                                                                     \
-                    __m512 wv[TR], xv[TT];                                                                         \
-                    for (int i = 0; i < TR; i++) wv[i] = LOAD(w[i], k, 0xffff);                                   \
-                    for (int j = 0; j < TT; j++) xv[j] = _mm512_loadu_ps(xp[j] + k);                               \
-                    for (int i = 0; i < TR; i++)                                                                   \
-                        for (int j = 0; j < TT; j++) acc[i][j] = _mm512_fmadd_ps(wv[i], xv[j], acc[i][j]);         \
-                }                                                                                                  \
-                if (k < K) {                                                                                       \
-                    __m512 wv[TR], xv[TT];                                                                         \
-                    for (int i = 0; i < TR; i++) wv[i] = LOAD(w[i], k, tail);                                     \
-                    for (int j = 0; j < TT; j++) xv[j] = _mm512_maskz_loadu_ps(tail, xp[j] + k);                   \
-                    for (int i = 0; i < TR; i++)                                                                   \
-                        for (int j = 0; j < TT; j++) acc[i][j] = _mm512_fmadd_ps(wv[i], xv[j], acc[i][j]);         \
-                }                                                                                                  \
-                for (int i = 0; i < nr; i++)                                                                       \
-                    for (int j = 0; j < nt; j++)                                                                   \
-                        out[(t + j) * os + r + i] = _mm512_reduce_add_ps(acc[i][j]) + (bias ? bias[r + i] : 0.0f); \
-            }                                                                                                      \
-        }                                                                                                          \
+/* GEMV: rows [r0, r1) for each token separately. */
+#define DEFINE_GEMV(NAME, LOAD, ESIZE)                                                                              \
+    TARGET static void NAME(float *out, int64_t os, const float *x, int64_t xs, int64_t T, const mc_weight *W,      \
+                            int64_t r0, int64_t r1, const float *bias) {                                            \
+        const int64_t K = W->cols;                                                                                  \
+        const __mmask16 tail = (__mmask16)((1u << (K % 16)) - 1);                                                   \
+        for (int64_t t = 0; t < T; t++) {                                                                           \
+            const float *xr = x + t * xs;                                                                           \
+            for (int64_t r = r0; r < r1; r += GEMV_ROWS) {                                                          \
+                const int nr = r1 - r < GEMV_ROWS ? (int)(r1 - r) : GEMV_ROWS;                                      \
+                const char *w[GEMV_ROWS];                                                                           \
+                for (int i = 0; i < GEMV_ROWS; i++)                                                                 \
+                    w[i] = (const char *)W->data + (size_t)((r + (i < nr ? i : nr - 1)) * K) * ESIZE;               \
+                __m512 acc[GEMV_ROWS];                                                                              \
+                for (int i = 0; i < GEMV_ROWS; i++) acc[i] = _mm512_setzero_ps();                                   \
+                int64_t k = 0;                                                                                      \
+                for (; k + 16 <= K; k += 16) {                                                                      \
+                    __m512 xv = _mm512_loadu_ps(xr + k);                                                            \
+                    for (int i = 0; i < GEMV_ROWS; i++) acc[i] = _mm512_fmadd_ps(LOAD(w[i], k, 0xffff), xv, acc[i]);\
+                }                                                                                                   \
+                if (k < K) {                                                                                        \
+                    __m512 xv = _mm512_maskz_loadu_ps(tail, xr + k);                                                \
+                    for (int i = 0; i < GEMV_ROWS; i++) acc[i] = _mm512_fmadd_ps(LOAD(w[i], k, tail), xv, acc[i]); \
+                }                                                                                                   \
+                for (int i = 0; i < nr; i++) out[t * os + r + i] = _mm512_reduce_add_ps(acc[i]) + (bias ? bias[r + i] : 0.0f); \
+            }                                                                                                       \
+        }                                                                                                           \
     }
 
-DEFINE_GEMM(gemm_f32, load_f32, 4)
-DEFINE_GEMM(gemm_bf16, load_bf16, 2)
-DEFINE_GEMM(gemm_f16, load_f16, 2)
+DEFINE_GEMV(gemv_f32, load_f32, 4)
+DEFINE_GEMV(gemv_bf16, load_bf16, 2)
+DEFINE_GEMV(gemv_f16, load_f16, 2)
+
+/* Packs rows [r, r + nr) (nr <= NR) of W into panel[k * NR + i] as float32, zero rows
+ * past nr. Reads each weight row sequentially, 16 values at a time. */
+TARGET static void pack_panel(float *panel, const mc_weight *W, int64_t r, int nr) {
+    const int64_t K = W->cols;
+    const size_t es = W->dtype == MAMBAC_DTYPE_F32 ? 4 : 2;
+    for (int i = 0; i < NR; i++) {
+        if (i >= nr) {
+            for (int64_t k = 0; k < K; k++) panel[k * NR + i] = 0.0f;
+            continue;
+        }
+        const char *w = (const char *)W->data + (size_t)((r + i) * K) * es;
+        float tmp[16];
+        for (int64_t k = 0; k < K; k += 16) {
+            __mmask16 m = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
+            __m512 v = W->dtype == MAMBAC_DTYPE_F32 ? load_f32(w, k, m) : W->dtype == MAMBAC_DTYPE_BF16 ? load_bf16(w, k, m)
+                                                                                                         : load_f16(w, k, m);
+            _mm512_storeu_ps(tmp, v);
+            for (int j = 0; j < 16 && k + j < K; j++) panel[(k + j) * NR + i] = tmp[j];
+        }
+    }
+}
+
+/* out rows [t, t + mr) x panel rows [r, r + nr): the 6 x 32 outer-product micro-kernel. */
+TARGET static void micro(float *out, int64_t os, const float *x, int64_t xs, int64_t K, const float *panel, int64_t r,
+                         int nr, int mr, const float *bias) {
+    __m512 acc[MR][2];
+    for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    const float *xp[MR];
+    for (int i = 0; i < MR; i++) xp[i] = x + (i < mr ? i : mr - 1) * xs;
+    for (int64_t k = 0; k < K; k++) {
+        const __m512 w0 = _mm512_loadu_ps(panel + k * NR), w1 = _mm512_loadu_ps(panel + k * NR + 16);
+        for (int i = 0; i < MR; i++) {
+            const __m512 xb = _mm512_set1_ps(xp[i][k]);
+            acc[i][0] = _mm512_fmadd_ps(xb, w0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(xb, w1, acc[i][1]);
+        }
+    }
+    const __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
+    const __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;
+    __m512 b0 = bias ? _mm512_maskz_loadu_ps(m0, bias + r) : _mm512_setzero_ps();
+    __m512 b1 = bias ? _mm512_maskz_loadu_ps(m1, bias + r + 16) : _mm512_setzero_ps();
+    for (int i = 0; i < mr; i++) {
+        _mm512_mask_storeu_ps(out + i * os + r, m0, _mm512_add_ps(acc[i][0], b0));
+        _mm512_mask_storeu_ps(out + i * os + r + 16, m1, _mm512_add_ps(acc[i][1], b1));
+    }
+}
+
+TARGET static void gemm_packed(float *out, int64_t os, const float *x, int64_t xs, int64_t T, const mc_weight *W,
+                               int64_t r0, int64_t r1, const float *bias, float *panel) {
+    const int64_t K = W->cols;
+    for (int64_t r = r0; r < r1; r += NR) {
+        const int nr = r1 - r < NR ? (int)(r1 - r) : NR;
+        pack_panel(panel, W, r, nr);
+        for (int64_t t = 0; t < T; t += MR) {
+            const int mr = T - t < MR ? (int)(T - t) : MR;
+            micro(out + t * os, os, x + t * xs, xs, K, panel, r, nr, mr, bias);
+        }
+    }
+}
 
 void mc_gemm_avx512(float *out, int64_t os, const float *x, int64_t xs, int64_t T, const mc_weight *W, int64_t r0,
-                    int64_t r1, const float *bias) {
-    if (W->dtype == MAMBAC_DTYPE_F32) gemm_f32(out, os, x, xs, T, W, r0, r1, bias);
-    else if (W->dtype == MAMBAC_DTYPE_BF16) gemm_bf16(out, os, x, xs, T, W, r0, r1, bias);
-    else gemm_f16(out, os, x, xs, T, W, r0, r1, bias);
+                    int64_t r1, const float *bias, float *scratch) {
+    if (T >= MIN_T_PACKED && scratch) {
+        gemm_packed(out, os, x, xs, T, W, r0, r1, bias, scratch);
+        return;
+    }
+    if (W->dtype == MAMBAC_DTYPE_F32) gemv_f32(out, os, x, xs, T, W, r0, r1, bias);
+    else if (W->dtype == MAMBAC_DTYPE_BF16) gemv_bf16(out, os, x, xs, T, W, r0, r1, bias);
+    else gemv_f16(out, os, x, xs, T, W, r0, r1, bias);
 }
 #endif

@@ -6,9 +6,11 @@
 #include <string.h>
 
 #include "core/dtype.h"
+#include "cpu/ops.h"
 
 void mc_gemm_scalar(float *out, int64_t os, const float *x, int64_t xs, int64_t T, const mc_weight *W, int64_t r0,
-                    int64_t r1, const float *bias) {
+                    int64_t r1, const float *bias, float *scratch) {
+    (void)scratch;
     const int64_t K = W->cols;
     for (int64_t r = r0; r < r1; r++) {
         const unsigned char *w = (const unsigned char *)W->data + (size_t)(r * K) * mc_dtype_size(W->dtype);
@@ -33,10 +35,10 @@ void mc_gemm_scalar(float *out, int64_t os, const float *x, int64_t xs, int64_t 
     }
 }
 
-static const mc_kernels scalar = {"scalar", mc_gemm_scalar};
+static const mc_kernels scalar = {"scalar", mc_gemm_scalar, mc_selective_scan};
 #if defined(__x86_64__)
-static const mc_kernels avx2 = {"avx2", mc_gemm_avx2};
-static const mc_kernels avx512 = {"avx512", mc_gemm_avx512};
+static const mc_kernels avx2 = {"avx2", mc_gemm_avx2, mc_selective_scan};
+static const mc_kernels avx512 = {"avx512", mc_gemm_avx512, mc_scan_avx512};
 #endif
 
 const mc_kernels *mc_kernels_named(const char *name) {

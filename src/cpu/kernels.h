@@ -9,13 +9,19 @@
 #include "model/model.h"
 
 /* out[t * out_stride + r] = sum_k x[t * x_stride + k] * W[r, k] (+ bias[r]) for rows
- * r in [r0, r1) and tokens t in [0, T). W in its stored dtype (f32, f16, bf16). */
+ * r in [r0, r1) and tokens t in [0, T). W in its stored dtype (f32, f16, bf16).
+ * scratch: MC_GEMM_SCRATCH(K) floats for the calling thread (packed weight panels). */
 typedef void (*mc_gemm_fn)(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T,
-                           const mc_weight *W, int64_t r0, int64_t r1, const float *bias);
+                           const mc_weight *W, int64_t r0, int64_t r1, const float *bias, float *scratch);
+#define MC_GEMM_PANEL 32
+#define MC_GEMM_SCRATCH(K) ((int64_t)MC_GEMM_PANEL * (K) + 16)
+
+struct mc_scan_args;
 
 typedef struct mc_kernels {
     const char *name;
     mc_gemm_fn gemm;
+    void (*scan)(const struct mc_scan_args *a); /* Mamba-1 selective scan (ops.h semantics) */
 } mc_kernels;
 
 /* The best table this CPU runs (honouring MAMBAC_ISA when set and supported). */
@@ -24,12 +30,13 @@ const mc_kernels *mc_kernels_best(void);
 const mc_kernels *mc_kernels_named(const char *name);
 
 void mc_gemm_scalar(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
-                    int64_t r0, int64_t r1, const float *bias);
+                    int64_t r0, int64_t r1, const float *bias, float *scratch);
 #if defined(__x86_64__)
 void mc_gemm_avx2(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
-                  int64_t r0, int64_t r1, const float *bias);
+                  int64_t r0, int64_t r1, const float *bias, float *scratch);
 void mc_gemm_avx512(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
-                    int64_t r0, int64_t r1, const float *bias);
+                    int64_t r0, int64_t r1, const float *bias, float *scratch);
+void mc_scan_avx512(const struct mc_scan_args *a);
 #endif
 
 #endif

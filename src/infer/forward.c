@@ -28,6 +28,8 @@ struct mambac_context {
     float *out;      /* (U, D) */
     float *ssd;      /* Mamba-2 chunk scratch: L*L + 2L per thread */
     int64_t ssd_stride;
+    float *gemm;     /* per-thread packed weight panels: MC_GEMM_SCRATCH(max K) each */
+    int64_t gemm_stride;
     mc_pool *pool;
     const mc_kernels *kernels;
 };
@@ -54,7 +56,8 @@ mambac_status mambac_context_new(const mambac_model *model, const mambac_context
     const int64_t dtw = c->arch == MAMBAC_ARCH_MAMBA1 ? E : c->n_heads;
     const int64_t L = c->arch == MAMBAC_ARCH_MAMBA2 ? c->chunk_size : 0;
     const int64_t ssd = (L * L + 2 * L + 15) / 16 * 16;
-    const int64_t sizes[] = {U * D, U * D, U * in_rows, U * xdbl, U * dtw, U * E, U * D, ssd * nt};
+    const int64_t gemm = (MC_GEMM_SCRATCH(D > E ? D : E) + 15) / 16 * 16;
+    const int64_t sizes[] = {U * D, U * D, U * in_rows, U * xdbl, U * dtw, U * E, U * D, ssd * nt, gemm * nt};
     int64_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 15) / 16 * 16; /* 64-byte aligned pieces */
     struct mambac_context *ctx = calloc(1, sizeof *ctx);
@@ -71,7 +74,8 @@ mambac_status mambac_context_new(const mambac_model *model, const mambac_context
     ctx->pool = pool;
     ctx->kernels = kernels;
     ctx->ssd_stride = ssd;
-    float **slots[] = {&ctx->h, &ctx->xn, &ctx->proj, &ctx->xdbl, &ctx->dt, &ctx->y, &ctx->out, &ctx->ssd};
+    ctx->gemm_stride = gemm;
+    float **slots[] = {&ctx->h, &ctx->xn, &ctx->proj, &ctx->xdbl, &ctx->dt, &ctx->y, &ctx->out, &ctx->ssd, &ctx->gemm};
     float *q = arena;
     for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++) {
         *slots[i] = q;
@@ -93,26 +97,34 @@ typedef struct gemm_job {
     int64_t x_stride, T;
     const mc_weight *W;
     const float *bias;
+    float *scratch;
+    int64_t scratch_stride;
 } gemm_job;
 
 static void gemm_range(void *arg, int64_t r0, int64_t r1, int thread) {
     const gemm_job *j = arg;
-    j->fn(j->out, j->W->rows, j->x, j->x_stride, j->T, j->W, r0, r1, j->bias);
+    j->fn(j->out, j->W->rows, j->x, j->x_stride, j->T, j->W, r0, r1, j->bias, j->scratch + thread * j->scratch_stride);
 }
 
 /* out (T, W.rows) = x (T rows of x_stride) @ W^T + bias, split over rows. */
 static void matmul(mambac_context *ctx, float *out, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
                    const float *bias) {
-    gemm_job j = {ctx->kernels->gemm, out, x, x_stride, T, W, bias};
-    mc_pool_for(ctx->pool, W->rows, 16, gemm_range, &j);
+    gemm_job j = {ctx->kernels->gemm, out, x, x_stride, T, W, bias, ctx->gemm, ctx->gemm_stride};
+    mc_pool_for(ctx->pool, W->rows, MC_GEMM_PANEL, gemm_range, &j);
 }
 
+typedef struct scan_job {
+    mc_scan_args a;
+    void (*scan)(const struct mc_scan_args *a);
+} scan_job;
+
 static void scan_range(void *arg, int64_t c0, int64_t c1, int thread) {
-    mc_scan_args a = *(const mc_scan_args *)arg; /* the same scan on channels [c0, c1) */
+    const scan_job *j = arg;
+    mc_scan_args a = j->a; /* the same scan on channels [c0, c1) */
     a.E = c1 - c0;
     a.x += c0, a.z += c0, a.dt += c0, a.y += c0;
     a.A += c0 * a.N, a.D += c0, a.dt_bias += c0, a.state += c0 * a.N;
-    mc_selective_scan(&a);
+    j->scan(&a);
 }
 
 typedef struct ssd_job {
@@ -160,7 +172,8 @@ static void mamba1_mixer(mambac_context *ctx, const mc_layer *L, struct mambac_s
         .A = L->A, .D = L->D, .dt_bias = L->dt_bias,
         .y = ctx->y, .y_stride = E, .state = mc_state_ssm(st, layer),
     };
-    mc_pool_for(ctx->pool, E, 16, scan_range, &a);
+    scan_job sj = {a, ctx->kernels->scan};
+    mc_pool_for(ctx->pool, E, 16, scan_range, &sj);
     matmul(ctx, ctx->out, ctx->y, E, T, &L->out_proj, L->out_proj_b);
 }
 
