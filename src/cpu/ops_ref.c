@@ -17,11 +17,11 @@ void mc_rmsnorm(float *out, const float *x, const float *w, int64_t T, int64_t n
     }
 }
 
-/* Row r of W as float32: a pointer into W itself when stored as f32, else widened into
- * scratch. */
+/* Row r of W as float32: a pointer into W itself when stored as aligned f32, else
+ * widened (or copied) into scratch. */
 static const float *weight_row(const mc_weight *W, int64_t r, float *scratch) {
     const char *p = (const char *)W->data + (size_t)(r * W->cols) * (W->dtype == MAMBAC_DTYPE_F32 ? 4 : 2);
-    if (W->dtype == MAMBAC_DTYPE_F32) return (const float *)p;
+    if (W->dtype == MAMBAC_DTYPE_F32 && (uintptr_t)p % 4 == 0) return (const float *)p;
     mc_convert_to_f32(scratch, p, W->dtype, (size_t)W->cols);
     return scratch;
 }
