@@ -104,6 +104,38 @@ static void check_scan(const mc_kernels *k, int64_t E, int64_t N, int64_t T) {
     free(x), free(z), free(dt), free(bc), free(A), free(D), free(bias), free(s0), free(s1), free(s2), free(y1), free(y2);
 }
 
+/* A kernel set's chunked SSD vs the reference, over head sub-ranges as threads split
+ * them, from a non-zero state. */
+static void check_ssd(const mc_kernels *k, int64_t T, int64_t H, int64_t P, int64_t N, int64_t G, int64_t L) {
+    const int64_t xw = H * P, bw = 2 * G * N;
+    float *x = malloc((size_t)(T * xw) * 4), *bc = malloc((size_t)(T * bw) * 4), *dt = malloc((size_t)(T * H) * 4);
+    float *A = malloc((size_t)H * 4), *s0 = malloc((size_t)(H * P * N) * 4), *s1 = malloc((size_t)(H * P * N) * 4);
+    float *s2 = malloc((size_t)(H * P * N) * 4), *y1 = malloc((size_t)(T * xw) * 4), *y2 = malloc((size_t)(T * xw) * 4);
+    float *scratch = malloc((size_t)mc_ssd_scratch_floats(L, N, P) * 4);
+    for (int64_t i = 0; i < T * xw; i++) x[i] = frand();
+    for (int64_t i = 0; i < T * bw; i++) bc[i] = frand();
+    for (int64_t i = 0; i < T * H; i++) dt[i] = 0.05f + 0.04f * frand();
+    for (int64_t i = 0; i < H; i++) A[i] = -expf(frand() + 0.5f);
+    for (int64_t i = 0; i < H * P * N; i++) s0[i] = frand();
+    memcpy(s1, s0, (size_t)(H * P * N) * 4);
+    memcpy(s2, s0, (size_t)(H * P * N) * 4);
+    mc_ssd_args a = {.T = T, .H = H, .P = P, .N = N, .G = G, .L = L, .x = x, .x_stride = xw, .B = bc, .C = bc + G * N,
+                     .bc_stride = bw, .dt = dt, .dt_stride = H, .A = A, .y = y1, .y_stride = xw, .state = s1, .scratch = scratch};
+    mc_ssd_chunked(&a);
+    a.y = y2, a.state = s2;
+    for (int64_t h = 0; h < H; h += 3) { /* uneven head ranges, crossing groups */
+        a.h0 = h, a.h1 = h + 3 < H ? h + 3 : H;
+        k->ssd(&a);
+    }
+    double num = 0, den = 0, sn = 0, sd = 0;
+    for (int64_t i = 0; i < T * xw; i++) num += (double)(y1[i] - y2[i]) * (y1[i] - y2[i]), den += (double)y1[i] * y1[i];
+    for (int64_t i = 0; i < H * P * N; i++) sn += (double)(s1[i] - s2[i]) * (s1[i] - s2[i]), sd += (double)s1[i] * s1[i];
+    double ey = sqrt(num / den), es = sqrt(sn / sd);
+    CHECK(ey < 1e-5 && es < 1e-5, "%s ssd T=%lld H=%lld P=%lld N=%lld G=%lld L=%lld: y %.3g state %.3g", k->name, (long long)T,
+          (long long)H, (long long)P, (long long)N, (long long)G, (long long)L, ey, es);
+    free(x), free(bc), free(dt), free(A), free(s0), free(s1), free(s2), free(y1), free(y2), free(scratch);
+}
+
 static void test_threads_bitwise(void) {
     const char *dirs[] = {MAMBAC_TEST_DATA "/models/mamba1-tiny/hf", MAMBAC_TEST_DATA "/models/mamba2-groups/hf",
                           MAMBAC_TEST_DATA "/models/mamba2-tiny/hf-f16"};
@@ -164,6 +196,9 @@ int main(void) {
         check_scan(k, 1536, 16, 9);
         check_scan(k, 37, 13, 40);
         check_scan(k, 8, 40, 1);
+        check_ssd(k, 300, 4, 64, 128, 1, 256); /* mamba2-130m's head shape, two chunks with a tail */
+        check_ssd(k, 37, 8, 24, 16, 2, 8);     /* the fixture's grouped shape */
+        check_ssd(k, 5, 6, 5, 7, 3, 16);       /* one partial chunk, odd sizes */
     }
     CHECK(ran >= 1, "at least the scalar kernels ran");
     printf("best kernel set here: %s\n", mc_kernels_best()->name);

@@ -17,12 +17,17 @@ typedef void (*mc_gemm_fn)(float *out, int64_t out_stride, const float *x, int64
 #define MC_GEMM_SCRATCH(K) ((int64_t)MC_GEMM_PANEL * (K) + 16)
 
 struct mc_scan_args;
+struct mc_ssd_args;
 
 typedef struct mc_kernels {
     const char *name;
     mc_gemm_fn gemm;
     void (*scan)(const struct mc_scan_args *a); /* Mamba-1 selective scan (ops.h semantics) */
+    void (*ssd)(const struct mc_ssd_args *a);   /* Mamba-2 chunked SSD (ops.h semantics) */
 } mc_kernels;
+
+/* Floats of per-thread scratch any `ssd` kernel needs (args.scratch). */
+int64_t mc_ssd_scratch_floats(int64_t L, int64_t N, int64_t P);
 
 /* The best table this CPU runs (honouring MAMBAC_ISA when set and supported). */
 const mc_kernels *mc_kernels_best(void);
@@ -37,6 +42,7 @@ void mc_gemm_avx2(float *out, int64_t out_stride, const float *x, int64_t x_stri
 void mc_gemm_avx512(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
                     int64_t r0, int64_t r1, const float *bias, float *scratch);
 void mc_scan_avx512(const struct mc_scan_args *a);
+void mc_ssd_avx512(const struct mc_ssd_args *a);
 #endif
 
 #endif

@@ -55,7 +55,7 @@ mambac_status mambac_context_new(const mambac_model *model, const mambac_context
     const int64_t xdbl = c->arch == MAMBAC_ARCH_MAMBA1 ? c->dt_rank + 2 * N : 0;
     const int64_t dtw = c->arch == MAMBAC_ARCH_MAMBA1 ? E : c->n_heads;
     const int64_t L = c->arch == MAMBAC_ARCH_MAMBA2 ? c->chunk_size : 0;
-    const int64_t ssd = (L * L + 2 * L + 15) / 16 * 16;
+    const int64_t ssd = c->arch == MAMBAC_ARCH_MAMBA2 ? (mc_ssd_scratch_floats(L, N, c->head_dim) + 15) / 16 * 16 : 0;
     const int64_t gemm = (MC_GEMM_SCRATCH(D > E ? D : E) + 15) / 16 * 16;
     const int64_t sizes[] = {U * D, U * D, U * in_rows, U * xdbl, U * dtw, U * E, U * D, ssd * nt, gemm * nt};
     int64_t total = 0;
@@ -131,6 +131,7 @@ typedef struct ssd_job {
     mc_ssd_args a;
     float *scratch;
     int64_t scratch_stride;
+    void (*ssd)(const struct mc_ssd_args *a);
 } ssd_job;
 
 static void ssd_range(void *arg, int64_t h0, int64_t h1, int thread) {
@@ -139,7 +140,7 @@ static void ssd_range(void *arg, int64_t h0, int64_t h1, int thread) {
     a.h0 = h0, a.h1 = h1;
     a.scratch = j->scratch + thread * j->scratch_stride;
     if (a.T == 1) mc_ssd_step(&a);
-    else mc_ssd_chunked(&a);
+    else j->ssd(&a);
 }
 
 void mambac_context_free(mambac_context *ctx) {
@@ -199,7 +200,7 @@ static void mamba2_mixer(mambac_context *ctx, const mc_layer *L, struct mambac_s
               .x = xbc, .x_stride = W, .B = xbc + E, .C = xbc + E + G * N, .bc_stride = W,
               .dt = ctx->dt, .dt_stride = H, .A = L->A,
               .y = ctx->y, .y_stride = E, .state = mc_state_ssm(st, layer)},
-        .scratch = ctx->ssd, .scratch_stride = ctx->ssd_stride,
+        .scratch = ctx->ssd, .scratch_stride = ctx->ssd_stride, .ssd = ctx->kernels->ssd,
     };
     mc_pool_for(ctx->pool, H, 1, ssd_range, &j);
     for (int64_t t = 0; t < T; t++) {
