@@ -112,13 +112,22 @@ int cli_load_model(const char *path, mambac_model **model) {
     return CLI_OK;
 }
 
-int cli_session_open(cli_session *s, const char *model_path, int32_t max_ubatch, const char *state_in) {
+int cli_parse_threads(const char *v, int32_t *out) {
+    long long t;
+    if (!v) return 1;
+    if (!cli_parse_int(v, 1, 1024, &t)) return 0;
+    *out = (int32_t)t;
+    return 1;
+}
+
+int cli_session_open(cli_session *s, const char *model_path, int32_t max_ubatch, int32_t threads, const char *state_in) {
     memset(s, 0, sizeof *s);
     if (cli_load_model(model_path, &s->model) != CLI_OK) return CLI_ERR;
     s->info = mambac_model_get_info(s->model);
     mambac_error err;
     mambac_context_params cp = mambac_context_default_params();
     cp.max_ubatch = max_ubatch;
+    cp.n_threads = threads;
     if (mambac_context_new(s->model, &cp, &s->ctx, &err) != MAMBAC_OK ||
         mambac_state_new(s->model, &s->state, &err) != MAMBAC_OK ||
         (state_in && mambac_state_load(s->state, state_in, &err) != MAMBAC_OK)) {

@@ -48,7 +48,10 @@ typedef struct cli_session {
     const mambac_model_info *info;
 } cli_session;
 
-int cli_session_open(cli_session *s, const char *model_path, int32_t max_ubatch, const char *state_in);
+/* threads: 0 = every CPU. */
+int cli_session_open(cli_session *s, const char *model_path, int32_t max_ubatch, int32_t threads, const char *state_in);
+/* Parses -t N (>= 1); returns 0 on a bad value. */
+int cli_parse_threads(const char *v, int32_t *out);
 /* Saves the state to state_out when not NULL (atomically). */
 int cli_session_save(cli_session *s, const char *state_out);
 void cli_session_close(cli_session *s);

@@ -16,7 +16,7 @@
 #define MAX_STOPS 16
 
 typedef struct gen_opts {
-    const char *model, *tokenizer, *ids, *prompt, *prompt_file, *state_in, *state_out;
+    const char *model, *tokenizer, *ids, *prompt, *prompt_file, *state_in, *state_out, *threads;
     const char *stops[MAX_STOPS];
     size_t n_stops;
     long long n;
@@ -79,7 +79,7 @@ static int parse(cli_args *a, gen_opts *o) {
         } else if (cli_opt(a, "-m", "--model", &o->model, &bad) || cli_opt(a, "--prompt-ids", NULL, &o->ids, &bad) ||
                    cli_opt(a, "-p", "--prompt", &o->prompt, &bad) || cli_opt(a, "-f", "--file", &o->prompt_file, &bad) ||
                    cli_opt(a, "--tokenizer", NULL, &o->tokenizer, &bad) || cli_opt(a, "--state-in", NULL, &o->state_in, &bad) ||
-                   cli_opt(a, "--state-out", NULL, &o->state_out, &bad)) {
+                   cli_opt(a, "--state-out", NULL, &o->state_out, &bad) || cli_opt(a, "-t", "--threads", &o->threads, &bad)) {
             if (bad) return CLI_USAGE;
         } else if (cli_opt(a, "--stop", NULL, &stop, &bad)) {
             if (bad) return CLI_USAGE;
@@ -139,8 +139,10 @@ int cmd_generate(cli_args *a) {
     gen_opts o = {0};
     int rc = parse(a, &o);
     if (rc != CLI_OK) return rc;
+    int32_t threads = 0;
+    if (!cli_parse_threads(o.threads, &threads)) return cli_usage_error(a->cmd, "-t must be in [1, 1024]");
     cli_session s;
-    if (cli_session_open(&s, o.model, 512, o.state_in) != CLI_OK) return CLI_ERR;
+    if (cli_session_open(&s, o.model, 512, threads, o.state_in) != CLI_OK) return CLI_ERR;
     mambac_tokenizer *tok = NULL;
     int need_tok = !o.print_ids || !o.ids;
     if (need_tok && cli_load_tokenizer(o.tokenizer, s.info->dir, &tok) != CLI_OK) {

@@ -8,17 +8,20 @@
 #include "cli.h"
 
 int cmd_logits(cli_args *a) {
-    const char *model = NULL, *ids_s = NULL, *out = NULL, *ub_s = NULL, *state_in = NULL, *state_out = NULL;
+    const char *model = NULL, *ids_s = NULL, *out = NULL, *ub_s = NULL, *state_in = NULL, *state_out = NULL, *t_s = NULL;
     for (; a->i < a->argc; a->i++) {
         int bad = 0;
         if (cli_opt(a, "-m", "--model", &model, &bad) || cli_opt(a, "--prompt-ids", NULL, &ids_s, &bad) ||
             cli_opt(a, "-o", "--output", &out, &bad) || cli_opt(a, "--ubatch", NULL, &ub_s, &bad) ||
-            cli_opt(a, "--state-in", NULL, &state_in, &bad) || cli_opt(a, "--state-out", NULL, &state_out, &bad)) {
+            cli_opt(a, "--state-in", NULL, &state_in, &bad) || cli_opt(a, "--state-out", NULL, &state_out, &bad) ||
+            cli_opt(a, "-t", "--threads", &t_s, &bad)) {
             if (bad) return CLI_USAGE;
         } else {
             return cli_usage_error(a->cmd, "unknown option '%s'", a->argv[a->i]);
         }
     }
+    int32_t threads = 0;
+    if (!cli_parse_threads(t_s, &threads)) return cli_usage_error(a->cmd, "-t must be in [1, 1024]");
     if (!ids_s) return cli_usage_error(a->cmd, "--prompt-ids is required");
     if (!out) return cli_usage_error(a->cmd, "-o OUT.npy is required");
     long long ub = 0;
@@ -29,7 +32,7 @@ int cmd_logits(cli_args *a) {
     if (!cli_parse_ids(ids_s, &ids, &T, msg, sizeof msg)) return cli_error("%s", msg);
     if (!ub) ub = (long long)T < (1 << 20) ? (long long)T : (1 << 20); /* default: the whole prompt at once */
     cli_session s;
-    if (cli_session_open(&s, model, (int32_t)ub, state_in) != CLI_OK) {
+    if (cli_session_open(&s, model, (int32_t)ub, threads, state_in) != CLI_OK) {
         free(ids);
         return CLI_ERR;
     }

@@ -13,6 +13,7 @@ static const char usage[] =
     "              --temp T (0 = greedy)  --top-k K  --top-p P  --min-p P  --seed S\n"
     "              --repeat-penalty R  --repeat-last-n N  --stop STRING (repeatable)\n"
     "              --ignore-eos  --tokenizer PATH  --state-in FILE  --state-out FILE\n"
+    "              -t THREADS (default: all CPUs; also for logits and bench)\n"
     "  logits    [-m MODEL] --prompt-ids IDS -o OUT.npy [--ubatch N] [--state-in F] [--state-out F]\n"
     "            the logits after every prompt position as a (T, V) float32 .npy\n"
     "  info      [-m MODEL]                 describe a checkpoint\n"
