@@ -1,4 +1,5 @@
 /* cli.c — helpers shared by the subcommands (see cli.h). */
+#define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 
 #include <errno.h>
@@ -6,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #ifndef MAMBAC_DEFAULT_MODEL
 #define MAMBAC_DEFAULT_MODEL "models/default"
@@ -192,4 +194,10 @@ int cli_load_tokenizer(const char *path, const char *model_dir, mambac_tokenizer
     }
     if (mambac_tokenizer_load(path, tok, &err) != MAMBAC_OK) return cli_error("%s", err.msg);
     return CLI_OK;
+}
+
+double cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }

@@ -56,6 +56,9 @@ int cli_parse_threads(const char *v, int32_t *out);
 int cli_session_save(cli_session *s, const char *state_out);
 void cli_session_close(cli_session *s);
 
+/* Monotonic clock in seconds, for the timings commands print. */
+double cli_now(void);
+
 int cmd_info(cli_args *a);
 int cmd_logits(cli_args *a);
 int cmd_generate(cli_args *a);

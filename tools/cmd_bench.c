@@ -7,15 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void mean_std(const double *v, int n, double *mean, double *std) {
     double s = 0, q = 0;
@@ -73,12 +66,12 @@ int cmd_bench(cli_args *a) {
         printf("| model | arch | dtype | isa | threads | params | size | test | t/s |\n|---|---|---|---|---|---|---|---|---|\n");
     for (long long r = 0; r < R; r++) {
         mambac_state_reset(st);
-        double t0 = now();
+        double t0 = cli_now();
         if (P > 0 && mambac_eval(ctx, st, ids, (size_t)P, MAMBAC_LOGITS_LAST, logits, &err) != MAMBAC_OK) {
             rc = cli_error("%s", err.msg);
             goto done;
         }
-        double t1 = now();
+        double t1 = cli_now();
         int32_t next = P > 0 ? mambac_argmax(logits, c->vocab_size) : 0;
         for (long long k = 0; k < N; k++) {
             if (mambac_eval(ctx, st, &next, 1, MAMBAC_LOGITS_LAST, logits, &err) != MAMBAC_OK) {
@@ -87,7 +80,7 @@ int cmd_bench(cli_args *a) {
             }
             next = mambac_argmax(logits, c->vocab_size);
         }
-        double t2 = now();
+        double t2 = cli_now();
         pp[r] = P > 0 ? P / (t1 - t0) : 0;
         tg[r] = N > 0 ? N / (t2 - t1) : 0;
         if (json)

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 #include "infer/text_stream.h"
@@ -97,12 +96,6 @@ static int parse(cli_args *a, gen_opts *o) {
     return CLI_OK;
 }
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* The prompt as ids: parsed, or the text (from -p, -f or stdin) through the tokenizer. */
 static int prompt_ids(const gen_opts *o, mambac_tokenizer *tok, int32_t **ids, size_t *n) {
     char msg[160];
@@ -168,9 +161,9 @@ int cmd_generate(cli_args *a) {
     mambac_status st = logits ? mambac_sampler_new(&o.sp, n_vocab, &smp, &err) : MAMBAC_ERR_NOMEM;
     if (!logits) snprintf(err.msg, sizeof err.msg, "out of memory");
     for (size_t i = 0; st == MAMBAC_OK && i < T; i++) mambac_sampler_accept(smp, ids[i]);
-    double t0 = now();
+    double t0 = cli_now();
     if (st == MAMBAC_OK) st = mambac_eval(s.ctx, s.state, ids, T, MAMBAC_LOGITS_LAST, logits, &err);
-    double t_prefill = now() - t0, t_decode = 0;
+    double t_prefill = cli_now() - t0, t_decode = 0;
     mc_text_stream ts;
     mc_text_stream_init(&ts, o.stops, o.n_stops);
     long long produced = 0, decoded = 0;
@@ -191,9 +184,9 @@ int cmd_generate(cli_args *a) {
         }
         /* The last token is fed too when the state is to be saved, so it holds them all. */
         if (st == MAMBAC_OK && !stopped && (produced < o.n || o.state_out)) {
-            double t1 = now();
+            double t1 = cli_now();
             st = mambac_eval(s.ctx, s.state, &next, 1, MAMBAC_LOGITS_LAST, logits, &err);
-            t_decode += now() - t1;
+            t_decode += cli_now() - t1;
             decoded++;
         }
     }
