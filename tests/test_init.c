@@ -133,10 +133,16 @@ static void test_dtypes(const char *tmp) {
     mambac_model_write_init(&p, b16, &err);
     p.dtype = MAMBAC_DTYPE_F16;
     mambac_model_write_init(&p, h16, &err);
-    mambac_model *a, *b, *h;
-    CHECK(mambac_model_load(f32, &a, &err) == MAMBAC_OK && mambac_model_load(b16, &b, &err) == MAMBAC_OK &&
-              mambac_model_load(h16, &h, &err) == MAMBAC_OK,
-          "load: %s", err.msg);
+    mambac_model *a = NULL, *b = NULL, *h = NULL;
+    mambac_model_load(f32, &a, &err);
+    mambac_model_load(b16, &b, &err);
+    mambac_model_load(h16, &h, &err);
+    CHECK(a && b && h, "load: %s", err.msg);
+    if (!a || !b || !h) {
+        mambac_model_free(a), mambac_model_free(b), mambac_model_free(h);
+        free(f32), free(b16), free(h16);
+        return;
+    }
     CHECK(b->info.dtype == MAMBAC_DTYPE_BF16 && h->info.dtype == MAMBAC_DTYPE_F16, "dtypes");
     const mc_weight *wa = &a->layers[0].in_proj, *wb = &b->layers[0].in_proj, *wh = &h->layers[0].in_proj;
     int ok = 1;

@@ -4,6 +4,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 
 #include "core/dtype.h"
 #include "cpu/ops.h"
@@ -43,13 +46,20 @@ static const mc_kernels avx512 = {"avx512", mc_gemm_avx512, mc_scan_avx512, mc_s
 int64_t mc_ssd_scratch_floats(int64_t L, int64_t N, int64_t P) { (void)N, (void)P; return L * L + 2 * L; }
 #endif
 
+#if defined(__x86_64__)
+/* F16C from CPUID leaf 1 (ECX bit 29): not every compiler's __builtin_cpu_supports knows it. */
+static int has_f16c(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+#endif
+
 const mc_kernels *mc_kernels_named(const char *name) {
     if (!name) return NULL;
     if (strcmp(name, "scalar") == 0) return &scalar;
 #if defined(__x86_64__)
     __builtin_cpu_init();
-    if (strcmp(name, "avx2") == 0 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c"))
+    if (strcmp(name, "avx2") == 0 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c())
         return &avx2;
     if (strcmp(name, "avx512") == 0 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl"))
