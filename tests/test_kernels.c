@@ -127,6 +127,12 @@ static void check_ssd(const mc_kernels *k, int64_t T, int64_t H, int64_t P, int6
         a.h0 = h, a.h1 = h + 3 < H ? h + 3 : H;
         k->ssd(&a);
     }
+    /* One more token through both step kernels, from the states just computed. */
+    mc_ssd_args s1a = a, s2a = a;
+    s1a.T = s2a.T = 1, s1a.h0 = s2a.h0 = 0, s1a.h1 = s2a.h1 = 0;
+    s1a.state = s1, s2a.state = s2, s1a.y = y1, s2a.y = y2;
+    mc_ssd_step(&s1a);
+    k->ssd_step(&s2a);
     double num = 0, den = 0, sn = 0, sd = 0;
     for (int64_t i = 0; i < T * xw; i++) num += (double)(y1[i] - y2[i]) * (y1[i] - y2[i]), den += (double)y1[i] * y1[i];
     for (int64_t i = 0; i < H * P * N; i++) sn += (double)(s1[i] - s2[i]) * (s1[i] - s2[i]), sd += (double)s1[i] * s1[i];

@@ -2,8 +2,8 @@
  *
  * - few tokens (decode: T = 1): 8 weight rows x 1 token, 8 accumulators of 16 floats
  *   along K, masked loads for the K tail, one horizontal sum per output. Weights are
- *   read in their stored dtype and widened in registers (bf16: shift; f16: vcvtph2ps),
- *   so bf16/f16 models stream half the bytes of f32. Memory-bound by design.
+ *   read in their stored dtype and widened in registers (f16: vcvtph2ps; bf16: the
+ *   even/odd split below), so bf16/f16 models stream half the bytes of f32.
  * - many tokens (prefill): weights are packed, 32 rows at a time, into a K x 32 float
  *   panel (the dtype conversion happens once here), then an outer-product micro-kernel
  *   computes 6 tokens x 32 rows: per k, 2 panel loads, 6 broadcasts of x, 12 FMAs into
@@ -63,8 +63,48 @@ TARGET static inline __m512 load_f16(const void *p, int64_t k, __mmask16 m) {
     }
 
 DEFINE_GEMV(gemv_f32, load_f32, 4)
-DEFINE_GEMV(gemv_bf16, load_bf16, 2)
 DEFINE_GEMV(gemv_f16, load_f16, 2)
+DEFINE_GEMV(gemv_bf16_widen, load_bf16, 2) /* without scratch */
+
+/* bf16 GEMV without widening shuffles: one 64-byte load holds 32 weights; shifting each
+ * 32-bit lane left by 16 gives the even-indexed weights as f32, masking the low half
+ * gives the odd ones. x is split once per token into its even and odd elements (xe, xo
+ * in scratch) to match. Sums differ from the other kernels only in order. */
+TARGET static void gemv_bf16(float *out, int64_t os, const float *x, int64_t xs, int64_t T, const mc_weight *W,
+                             int64_t r0, int64_t r1, const float *bias, float *scratch) {
+    const int64_t K = W->cols, K32 = K / 32 * 32;
+    float *xe = scratch, *xo = scratch + K / 2 + 16;
+    const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
+    for (int64_t t = 0; t < T; t++) {
+        const float *xr = x + t * xs;
+        for (int64_t k = 0; k < K32 / 2; k++) xe[k] = xr[2 * k], xo[k] = xr[2 * k + 1];
+        for (int64_t r = r0; r < r1; r += GEMV_ROWS) {
+            const int nr = r1 - r < GEMV_ROWS ? (int)(r1 - r) : GEMV_ROWS;
+            const uint16_t *w[GEMV_ROWS];
+            for (int i = 0; i < GEMV_ROWS; i++) w[i] = (const uint16_t *)W->data + (size_t)((r + (i < nr ? i : nr - 1)) * K);
+            __m512 acc[GEMV_ROWS];
+            for (int i = 0; i < GEMV_ROWS; i++) acc[i] = _mm512_setzero_ps();
+            for (int64_t k = 0; k < K32; k += 32) {
+                const __m512 ve = _mm512_loadu_ps(xe + k / 2), vo = _mm512_loadu_ps(xo + k / 2);
+                for (int i = 0; i < GEMV_ROWS; i++) {
+                    const __m512i v = _mm512_loadu_si512((const void *)(w[i] + k));
+                    acc[i] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), ve, acc[i]);
+                    acc[i] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v, hi)), vo, acc[i]);
+                }
+            }
+            for (int i = 0; i < nr; i++) {
+                float sum = _mm512_reduce_add_ps(acc[i]);
+                if (K32 < K) { /* the tail, 16 at a time with masks */
+                    for (int64_t k = K32; k < K; k += 16) {
+                        const __mmask16 m = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
+                        sum += _mm512_reduce_add_ps(_mm512_mul_ps(load_bf16(w[i], k, m), _mm512_maskz_loadu_ps(m, xr + k)));
+                    }
+                }
+                out[t * os + r + i] = sum + (bias ? bias[r + i] : 0.0f);
+            }
+        }
+    }
+}
 
 /* Packs rows [r, r + nr) (nr <= NR) of W into panel[k * NR + i] as float32, zero rows
  * past nr. Reads each weight row sequentially, 16 values at a time. */
@@ -133,7 +173,8 @@ void mc_gemm_avx512(float *out, int64_t os, const float *x, int64_t xs, int64_t 
         return;
     }
     if (W->dtype == MAMBAC_DTYPE_F32) gemv_f32(out, os, x, xs, T, W, r0, r1, bias);
-    else if (W->dtype == MAMBAC_DTYPE_BF16) gemv_bf16(out, os, x, xs, T, W, r0, r1, bias);
+    else if (W->dtype == MAMBAC_DTYPE_BF16 && scratch) gemv_bf16(out, os, x, xs, T, W, r0, r1, bias, scratch);
+    else if (W->dtype == MAMBAC_DTYPE_BF16) gemv_bf16_widen(out, os, x, xs, T, W, r0, r1, bias);
     else gemv_f16(out, os, x, xs, T, W, r0, r1, bias);
 }
 #endif

@@ -24,6 +24,7 @@ typedef struct mc_kernels {
     mc_gemm_fn gemm;
     void (*scan)(const struct mc_scan_args *a); /* Mamba-1 selective scan (ops.h semantics) */
     void (*ssd)(const struct mc_ssd_args *a);   /* Mamba-2 chunked SSD (ops.h semantics) */
+    void (*ssd_step)(const struct mc_ssd_args *a); /* Mamba-2 one-token step */
 } mc_kernels;
 
 /* Floats of per-thread scratch any `ssd` kernel needs (args.scratch). */
@@ -43,6 +44,7 @@ void mc_gemm_avx512(float *out, int64_t out_stride, const float *x, int64_t x_st
                     int64_t r0, int64_t r1, const float *bias, float *scratch);
 void mc_scan_avx512(const struct mc_scan_args *a);
 void mc_ssd_avx512(const struct mc_ssd_args *a);
+void mc_ssd_step_avx512(const struct mc_ssd_args *a);
 #endif
 
 #endif

@@ -73,4 +73,27 @@ void mc_ssd_avx512(const mc_ssd_args *a) {
         }
     }
 }
+/* The recurrent step, vectorized along N: S = S exp(dt A) + (dt x) B; y = S . C. */
+TARGET void mc_ssd_step_avx512(const mc_ssd_args *a) {
+    const int64_t P = a->P, N = a->N, hpg = a->H / a->G;
+    for (int64_t h = a->h0; h < (a->h1 ? a->h1 : a->H); h++) {
+        const int64_t g = h / hpg;
+        const float dt = a->dt[h];
+        const __m512 dA = _mm512_set1_ps(expf(dt * a->A[h]));
+        const float *B = a->B + g * N, *C = a->C + g * N;
+        float *S = a->state + h * P * N;
+        for (int64_t p = 0; p < P; p++) {
+            const __m512 dx = _mm512_set1_ps(dt * a->x[h * P + p]);
+            float *Sp = S + p * N;
+            __m512 acc = _mm512_setzero_ps();
+            for (int64_t n = 0; n < N; n += 16) {
+                const __mmask16 m = N - n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (N - n)) - 1);
+                __m512 sv = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, Sp + n), dA, _mm512_mul_ps(dx, _mm512_maskz_loadu_ps(m, B + n)));
+                _mm512_mask_storeu_ps(Sp + n, m, sv);
+                acc = _mm512_fmadd_ps(sv, _mm512_maskz_loadu_ps(m, C + n), acc);
+            }
+            a->y[h * P + p] = _mm512_reduce_add_ps(acc);
+        }
+    }
+}
 #endif

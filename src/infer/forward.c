@@ -132,6 +132,7 @@ typedef struct ssd_job {
     float *scratch;
     int64_t scratch_stride;
     void (*ssd)(const struct mc_ssd_args *a);
+    void (*ssd_step)(const struct mc_ssd_args *a);
 } ssd_job;
 
 static void ssd_range(void *arg, int64_t h0, int64_t h1, int thread) {
@@ -139,7 +140,7 @@ static void ssd_range(void *arg, int64_t h0, int64_t h1, int thread) {
     mc_ssd_args a = j->a;
     a.h0 = h0, a.h1 = h1;
     a.scratch = j->scratch + thread * j->scratch_stride;
-    if (a.T == 1) mc_ssd_step(&a);
+    if (a.T == 1) j->ssd_step(&a);
     else j->ssd(&a);
 }
 
@@ -200,7 +201,7 @@ static void mamba2_mixer(mambac_context *ctx, const mc_layer *L, struct mambac_s
               .x = xbc, .x_stride = W, .B = xbc + E, .C = xbc + E + G * N, .bc_stride = W,
               .dt = ctx->dt, .dt_stride = H, .A = L->A,
               .y = ctx->y, .y_stride = E, .state = mc_state_ssm(st, layer)},
-        .scratch = ctx->ssd, .scratch_stride = ctx->ssd_stride, .ssd = ctx->kernels->ssd,
+        .scratch = ctx->ssd, .scratch_stride = ctx->ssd_stride, .ssd = ctx->kernels->ssd, .ssd_step = ctx->kernels->ssd_step,
     };
     mc_pool_for(ctx->pool, H, 1, ssd_range, &j);
     for (int64_t t = 0; t < T; t++) {
