@@ -13,15 +13,16 @@
 
 #include "cpu/kernels.h"
 #include "cpu/ops.h"
+#include "cpu/simd_avx512.h"
 
-#define TARGET __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
+#define TARGET MC_AVX512_TARGET
 
 int64_t mc_ssd_scratch_floats(int64_t L, int64_t N, int64_t P) {
     const int64_t K = L > N ? L : N;
     return 2 * L * L + L * N + N * L + 2 * P * L + L * P + P * N + 2 * L + MC_GEMM_SCRATCH(K > P ? K : P) + 64;
 }
 
-void mc_ssd_avx512(const mc_ssd_args *a) {
+TARGET void mc_ssd_avx512(const mc_ssd_args *a) {
     const int64_t P = a->P, N = a->N, L = a->L, hpg = a->H / a->G;
     const int64_t h0 = a->h0, h1 = a->h1 ? a->h1 : a->H;
     float *CB = a->scratch, *M = CB + L * L, *Bc = M + L * L, *Bt = Bc + L * N, *Xt = Bt + N * L, *Xs = Xt + P * L;
@@ -49,10 +50,17 @@ void mc_ssd_avx512(const mc_ssd_args *a) {
                     const float e = expf(cum[t]);
                     for (int64_t p = 0; p < P; p++) y[t * a->y_stride + p] *= e;
                 }
-                /* intra-chunk: M (causal, decayed, dt-weighted CB) times X */
+                /* intra-chunk: M (causal, decayed, dt-weighted CB) times X; 16 s at a time */
+                for (int64_t s = 0; s < l; s++) tail[s] = a->dt[(c0 + s) * a->dt_stride + h]; /* dt of this head */
                 for (int64_t t = 0; t < l; t++) {
-                    for (int64_t s = 0; s <= t; s++)
-                        M[t * L + s] = CB[t * L + s] * expf(cum[t] - cum[s]) * a->dt[(c0 + s) * a->dt_stride + h];
+                    const __m512 ct = _mm512_set1_ps(cum[t]);
+                    for (int64_t s = 0; s <= t; s += 16) {
+                        const __mmask16 m = t + 1 - s >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (t + 1 - s)) - 1);
+                        const __m512 dec = mc_exp512(_mm512_sub_ps(ct, _mm512_maskz_loadu_ps(m, cum + s)));
+                        const __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, CB + t * L + s), dec),
+                                                       _mm512_maskz_loadu_ps(m, tail + s));
+                        _mm512_mask_storeu_ps(M + t * L + s, m, v);
+                    }
                     for (int64_t s = t + 1; s < l; s++) M[t * L + s] = 0.0f;
                 }
                 for (int64_t s = 0; s < l; s++)
