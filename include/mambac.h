@@ -68,6 +68,12 @@ typedef enum mambac_dtype {
     MAMBAC_DTYPE_F32 = 0,
     MAMBAC_DTYPE_F16 = 1,
     MAMBAC_DTYPE_BF16 = 2,
+    /* Block-quantized (GGUF / ggml layouts; rows are whole blocks):             */
+    MAMBAC_DTYPE_Q8_0 = 3, /* 32 values: f16 scale + 32 int8                    */
+    MAMBAC_DTYPE_Q4_0 = 4, /* 32 values: f16 scale + 32 4-bit (offset 8)        */
+    MAMBAC_DTYPE_Q4_K = 5, /* 256 values: f16 d, dmin, 8 6-bit scales/mins, 4-bit */
+    MAMBAC_DTYPE_Q5_0 = 6, /* 32 values (read only: llama.cpp's q4_K fallback)  */
+    MAMBAC_DTYPE_Q6_K = 7, /* 256 values (read only: llama.cpp's k-quant mixes) */
 } mambac_dtype;
 
 const char *mambac_dtype_name(mambac_dtype t);

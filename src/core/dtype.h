@@ -9,7 +9,31 @@
 
 #include "mambac.h"
 
+/* Bytes per element of the float types (f32, f16, bf16) only. */
 static inline size_t mc_dtype_size(mambac_dtype t) { return t == MAMBAC_DTYPE_F32 ? 4 : 2; }
+
+static inline int mc_dtype_is_quant(mambac_dtype t) { return t >= MAMBAC_DTYPE_Q8_0 && t <= MAMBAC_DTYPE_Q6_K; }
+
+/* Values per block and bytes per block (1 value per "block" for the float types). */
+static inline int64_t mc_dtype_block(mambac_dtype t) {
+    return t == MAMBAC_DTYPE_Q4_K || t == MAMBAC_DTYPE_Q6_K ? 256 : mc_dtype_is_quant(t) ? 32 : 1;
+}
+static inline int64_t mc_dtype_block_bytes(mambac_dtype t) {
+    switch (t) {
+    case MAMBAC_DTYPE_F32: return 4;
+    case MAMBAC_DTYPE_F16: case MAMBAC_DTYPE_BF16: return 2;
+    case MAMBAC_DTYPE_Q8_0: return 34;
+    case MAMBAC_DTYPE_Q4_0: return 18;
+    case MAMBAC_DTYPE_Q4_K: return 144;
+    case MAMBAC_DTYPE_Q5_0: return 22;
+    case MAMBAC_DTYPE_Q6_K: return 210;
+    }
+    return 0;
+}
+/* Bytes of a row of n values (n a multiple of the block size). */
+static inline size_t mc_dtype_row_bytes(mambac_dtype t, int64_t n) {
+    return (size_t)(n / mc_dtype_block(t) * mc_dtype_block_bytes(t));
+}
 
 static inline float mc_bf16_to_f32(uint16_t h) {
     uint32_t u = (uint32_t)h << 16;
@@ -66,7 +90,8 @@ static inline uint16_t mc_f32_to_f16(float f) {
     return (uint16_t)(sign | ((r - 0x38000000u) >> 13));
 }
 
-/* Converts n elements of type t at src (any alignment) to float32 at dst. */
+/* Converts n elements of type t at src (any alignment) to float32 at dst; for the
+ * quantized types n is a multiple of the block size (dequantization, quant.h). */
 void mc_convert_to_f32(float *dst, const void *src, mambac_dtype t, size_t n);
 
 #endif

@@ -70,8 +70,10 @@ DEFINE_GEMM(gemm_f16, load_f16, one_f16, 2)
 
 void mc_gemm_avx2(float *out, int64_t os, const float *x, int64_t xs, int64_t T, const mc_weight *W, int64_t r0,
                   int64_t r1, const float *bias, float *scratch) {
-    (void)scratch;
-    if (W->dtype == MAMBAC_DTYPE_F32) gemm_f32(out, os, x, xs, T, W, r0, r1, bias);
+    if (mc_dtype_is_quant(W->dtype)) {
+        if (scratch && mc_gemv_quant_supported(W->dtype)) mc_gemv_quant_avx2(out, os, x, xs, T, W, r0, r1, bias, scratch);
+        else mc_gemm_scalar(out, os, x, xs, T, W, r0, r1, bias, scratch);
+    } else if (W->dtype == MAMBAC_DTYPE_F32) gemm_f32(out, os, x, xs, T, W, r0, r1, bias);
     else if (W->dtype == MAMBAC_DTYPE_BF16) gemm_bf16(out, os, x, xs, T, W, r0, r1, bias);
     else gemm_f16(out, os, x, xs, T, W, r0, r1, bias);
 }

@@ -14,6 +14,8 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "core/dtype.h"
+#include "core/quant.h"
 #include "cpu/kernels.h"
 
 #define TARGET __attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c")))
@@ -107,16 +109,22 @@ TARGET static void gemv_bf16(float *out, int64_t os, const float *x, int64_t xs,
 }
 
 /* Packs rows [r, r + nr) (nr <= NR) of W into panel[k * NR + i] as float32, zero rows
- * past nr. Reads each weight row sequentially, 16 values at a time. */
-TARGET static void pack_panel(float *panel, const mc_weight *W, int64_t r, int nr) {
+ * past nr. Reads each weight row sequentially, 16 values at a time; quantized rows are
+ * first dequantized into `row` (K floats). */
+TARGET static void pack_panel(float *panel, const mc_weight *W, int64_t r, int nr, float *row) {
     const int64_t K = W->cols;
-    const size_t es = W->dtype == MAMBAC_DTYPE_F32 ? 4 : 2;
+    const int quant = mc_dtype_is_quant(W->dtype);
     for (int i = 0; i < NR; i++) {
         if (i >= nr) {
             for (int64_t k = 0; k < K; k++) panel[k * NR + i] = 0.0f;
             continue;
         }
-        const char *w = (const char *)W->data + (size_t)((r + i) * K) * es;
+        const char *w = (const char *)W->data + (size_t)(r + i) * mc_dtype_row_bytes(W->dtype, K);
+        if (quant) {
+            mc_dequantize_row(row, w, W->dtype, K);
+            for (int64_t k = 0; k < K; k++) panel[k * NR + i] = row[k];
+            continue;
+        }
         float tmp[16];
         for (int64_t k = 0; k < K; k += 16) {
             __mmask16 m = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
@@ -158,7 +166,7 @@ TARGET static void gemm_packed(float *out, int64_t os, const float *x, int64_t x
     const int64_t K = W->cols;
     for (int64_t r = r0; r < r1; r += NR) {
         const int nr = r1 - r < NR ? (int)(r1 - r) : NR;
-        pack_panel(panel, W, r, nr);
+        pack_panel(panel, W, r, nr, panel + (int64_t)NR * K);
         for (int64_t t = 0; t < T; t += MR) {
             const int mr = T - t < MR ? (int)(T - t) : MR;
             micro(out + t * os, os, x + t * xs, xs, K, panel, r, nr, mr, bias);
@@ -172,7 +180,11 @@ void mc_gemm_avx512(float *out, int64_t os, const float *x, int64_t xs, int64_t 
         gemm_packed(out, os, x, xs, T, W, r0, r1, bias, scratch);
         return;
     }
-    if (W->dtype == MAMBAC_DTYPE_F32) gemv_f32(out, os, x, xs, T, W, r0, r1, bias);
+    if (mc_dtype_is_quant(W->dtype)) {
+        if (!scratch || !mc_gemv_quant_supported(W->dtype)) mc_gemm_scalar(out, os, x, xs, T, W, r0, r1, bias, scratch);
+        else if (mc_cpu_has_vnni()) mc_gemv_quant_vnni(out, os, x, xs, T, W, r0, r1, bias, scratch);
+        else mc_gemv_quant_avx2(out, os, x, xs, T, W, r0, r1, bias, scratch);
+    } else if (W->dtype == MAMBAC_DTYPE_F32) gemv_f32(out, os, x, xs, T, W, r0, r1, bias);
     else if (W->dtype == MAMBAC_DTYPE_BF16 && scratch) gemv_bf16(out, os, x, xs, T, W, r0, r1, bias, scratch);
     else if (W->dtype == MAMBAC_DTYPE_BF16) gemv_bf16_widen(out, os, x, xs, T, W, r0, r1, bias);
     else gemv_f16(out, os, x, xs, T, W, r0, r1, bias);

@@ -9,6 +9,7 @@
 #endif
 
 #include "core/dtype.h"
+#include "core/quant.h"
 #include "cpu/ops.h"
 
 void mc_gemm_scalar(float *out, int64_t os, const float *x, int64_t xs, int64_t T, const mc_weight *W, int64_t r0,
@@ -16,11 +17,18 @@ void mc_gemm_scalar(float *out, int64_t os, const float *x, int64_t xs, int64_t 
     (void)scratch;
     const int64_t K = W->cols;
     for (int64_t r = r0; r < r1; r++) {
-        const unsigned char *w = (const unsigned char *)W->data + (size_t)(r * K) * mc_dtype_size(W->dtype);
+        const unsigned char *w = (const unsigned char *)W->data + (size_t)r * mc_dtype_row_bytes(W->dtype, K);
         for (int64_t t = 0; t < T; t++) {
             const float *xr = x + t * xs;
             float acc = 0.0f;
-            if (W->dtype == MAMBAC_DTYPE_F32) {
+            if (mc_dtype_is_quant(W->dtype)) { /* a block at a time, in the order of the values */
+                const int64_t bs = mc_dtype_block(W->dtype), bb = mc_dtype_block_bytes(W->dtype);
+                float blk[256];
+                for (int64_t b = 0; b < K / bs; b++) {
+                    mc_dequantize_row(blk, w + b * bb, W->dtype, bs);
+                    for (int64_t j = 0; j < bs; j++) acc += blk[j] * xr[b * bs + j];
+                }
+            } else if (W->dtype == MAMBAC_DTYPE_F32) {
                 for (int64_t k = 0; k < K; k++) {
                     float v;
                     memcpy(&v, w + 4 * k, 4);
@@ -51,6 +59,15 @@ int64_t mc_ssd_scratch_floats(int64_t L, int64_t N, int64_t P) { (void)N, (void)
 static int has_f16c(void) {
     unsigned a, b, c, d;
     return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+
+int mc_cpu_has_vnni(void) {
+    static int v = -1;
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl");
+    }
+    return v;
 }
 #endif
 

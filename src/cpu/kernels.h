@@ -9,12 +9,13 @@
 #include "model/model.h"
 
 /* out[t * out_stride + r] = sum_k x[t * x_stride + k] * W[r, k] (+ bias[r]) for rows
- * r in [r0, r1) and tokens t in [0, T). W in its stored dtype (f32, f16, bf16).
- * scratch: MC_GEMM_SCRATCH(K) floats for the calling thread (packed weight panels). */
+ * r in [r0, r1) and tokens t in [0, T). W in its stored dtype (f32, f16, bf16, or a
+ * block-quantized type). scratch: MC_GEMM_SCRATCH(K) floats for the calling thread
+ * (packed weight panels + one dequantized row, or the quantized activations). */
 typedef void (*mc_gemm_fn)(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T,
                            const mc_weight *W, int64_t r0, int64_t r1, const float *bias, float *scratch);
 #define MC_GEMM_PANEL 32
-#define MC_GEMM_SCRATCH(K) ((int64_t)MC_GEMM_PANEL * (K) + 16)
+#define MC_GEMM_SCRATCH(K) ((int64_t)(MC_GEMM_PANEL + 2) * (K) + 64)
 
 struct mc_scan_args;
 struct mc_ssd_args;
@@ -43,6 +44,14 @@ void mc_gemm_avx2(float *out, int64_t out_stride, const float *x, int64_t x_stri
 void mc_gemm_avx512(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
                     int64_t r0, int64_t r1, const float *bias, float *scratch);
 void mc_scan_avx512(const struct mc_scan_args *a);
+/* Quantized weights (q8_0, q4_0, q4_K) with int8-quantized activations (gemv_quant.c):
+ * the AVX2 form and the AVX512-VNNI form. scratch is required. */
+int mc_gemv_quant_supported(mambac_dtype t);
+void mc_gemv_quant_avx2(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
+                        int64_t r0, int64_t r1, const float *bias, float *scratch);
+void mc_gemv_quant_vnni(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
+                        int64_t r0, int64_t r1, const float *bias, float *scratch);
+int mc_cpu_has_vnni(void);
 void mc_ssd_avx512(const struct mc_ssd_args *a);
 void mc_ssd_step_avx512(const struct mc_ssd_args *a);
 #endif

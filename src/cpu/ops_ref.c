@@ -20,7 +20,7 @@ void mc_rmsnorm(float *out, const float *x, const float *w, int64_t T, int64_t n
 /* Row r of W as float32: a pointer into W itself when stored as aligned f32, else
  * widened (or copied) into scratch. */
 static const float *weight_row(const mc_weight *W, int64_t r, float *scratch) {
-    const char *p = (const char *)W->data + (size_t)(r * W->cols) * (W->dtype == MAMBAC_DTYPE_F32 ? 4 : 2);
+    const char *p = (const char *)W->data + (size_t)r * mc_dtype_row_bytes(W->dtype, W->cols);
     if (W->dtype == MAMBAC_DTYPE_F32 && (uintptr_t)p % 4 == 0) return (const float *)p;
     mc_convert_to_f32(scratch, p, W->dtype, (size_t)W->cols);
     return scratch;
@@ -42,7 +42,7 @@ void mc_matmul(float *out, const float *x, int64_t x_stride, int64_t T, const mc
 }
 
 void mc_embed_row(float *out, const mc_weight *emb, int32_t id) {
-    const char *p = (const char *)emb->data + (size_t)((int64_t)id * emb->cols) * mc_dtype_size(emb->dtype);
+    const char *p = (const char *)emb->data + (size_t)id * mc_dtype_row_bytes(emb->dtype, emb->cols);
     mc_convert_to_f32(out, p, emb->dtype, (size_t)emb->cols);
 }
 

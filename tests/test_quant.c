@@ -1,0 +1,181 @@
+/* test_quant.c — block quantization against llama.cpp's own Python implementation of
+ * the formats (tests/data/quant/refs.safetensors, made by scripts/make_quant_refs.py
+ * with the `gguf` package), and the quantized matrix kernels against the reference.
+ *  - dequantization of random blocks of every type = gguf's, to float rounding;
+ *  - q8_0 / q4_0 quantization = gguf's bytes;
+ *  - q4_K round trip error bounded (gguf has no q4_K quantizer to compare bytes with);
+ *  - every kernel set x {q8_0, q4_0, q4_K} x T (1..3: int8 activations; >= 4: packed)
+ *    against mc_matmul on the dequantized weights. With int8 activations the error of
+ *    each 32-block is at most sum |w| * dx / 2 (dx = the block's activation step): the
+ *    test checks each output against that bound, plus float rounding. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "core/dtype.h"
+#include "core/quant.h"
+#include "cpu/kernels.h"
+#include "cpu/ops.h"
+#include "testutil.h"
+
+static uint64_t rng = 99;
+static float frand(void) {
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((rng >> 40) / (double)(1ull << 24)) * 2.0f - 1.0f;
+}
+
+static const mc_tensor_entry *find(const ref_file *r, const char *name) {
+    const mc_tensor_entry *e = mc_tensor_list_find(&r->tensors, name);
+    CHECK(e != NULL, "reference tensor %s missing", name);
+    return e;
+}
+
+static void check_dequant(const ref_file *r, const char *name, mambac_dtype t) {
+    char a[64], b[64];
+    snprintf(a, sizeof a, "%s.blocks", name);
+    snprintf(b, sizeof b, "%s.deq", name);
+    const mc_tensor_entry *blocks = find(r, a);
+    float *want = ref_f32(r, b, NULL, NULL);
+    if (!blocks || !want) return;
+    const int64_t n = (int64_t)(blocks->nbytes / (size_t)mc_dtype_block_bytes(t)) * mc_dtype_block(t);
+    float *got = malloc((size_t)n * sizeof(float));
+    mc_dequantize_row(got, blocks->data, t, n);
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (!(fabsf(got[i] - want[i]) <= 1e-6f * fabsf(want[i]) + 1e-30f)) bad++;
+    CHECK(bad == 0, "%s: %lld of %lld dequantized values differ from gguf's", name, (long long)bad, (long long)n);
+    free(got);
+    free(want);
+}
+
+static double roundtrip_error(const float *x, int64_t n, mambac_dtype t) {
+    void *q = malloc(mc_dtype_row_bytes(t, n));
+    float *y = malloc((size_t)n * sizeof(float));
+    mc_quantize_row(q, x, t, n);
+    mc_dequantize_row(y, q, t, n);
+    double e = rel_l2(y, n, x, n, 1, n);
+    free(q);
+    free(y);
+    return e;
+}
+
+static void check_quantize(const ref_file *r) {
+    int64_t n = 0;
+    float *x = ref_f32(r, "x", &n, NULL);
+    if (!x) return;
+    const struct { const char *name; mambac_dtype t; } ty[] = {{"q8_0.q", MAMBAC_DTYPE_Q8_0}, {"q4_0.q", MAMBAC_DTYPE_Q4_0}};
+    for (int i = 0; i < 2; i++) {
+        const mc_tensor_entry *e = find(r, ty[i].name);
+        if (!e) continue;
+        const size_t nb = mc_dtype_row_bytes(ty[i].t, n);
+        unsigned char *q = malloc(nb);
+        CHECK(mc_quantize_row(q, x, ty[i].t, n), "quantize %s", ty[i].name);
+        size_t diff = 0;
+        for (size_t k = 0; k < nb && e->nbytes == nb; k++) diff += q[k] != ((const unsigned char *)e->data)[k];
+        CHECK(e->nbytes == nb && diff == 0, "%s: %zu of %zu bytes differ from gguf's quantization", ty[i].name, diff, nb);
+        free(q);
+    }
+    /* Round trips: q8_0 keeps ~7 bits per value, 4-bit types ~3; q4_K's fitted
+     * scale/min should do no worse than q4_0 on the same data. */
+    const double e8 = roundtrip_error(x, n, MAMBAC_DTYPE_Q8_0), e4 = roundtrip_error(x, n, MAMBAC_DTYPE_Q4_0),
+                 ek = roundtrip_error(x, n, MAMBAC_DTYPE_Q4_K);
+    CHECK(e8 < 0.01, "q8_0 round trip error %.4f", e8);
+    CHECK(e4 < 0.15, "q4_0 round trip error %.4f", e4);
+    CHECK(ek < 0.15 && ek <= e4 * 1.05, "q4_K round trip error %.4f (q4_0 %.4f)", ek, e4);
+    /* An all-zero and a constant super-block survive exactly. */
+    float z[256] = {0}, c[256], y[256];
+    unsigned char q[512];
+    for (int i = 0; i < 256; i++) c[i] = 0.25f;
+    const mambac_dtype all[] = {MAMBAC_DTYPE_Q8_0, MAMBAC_DTYPE_Q4_0, MAMBAC_DTYPE_Q4_K};
+    for (int i = 0; i < 3; i++) {
+        mc_quantize_row(q, z, all[i], 256);
+        mc_dequantize_row(y, q, all[i], 256);
+        int ok = 1;
+        for (int k = 0; k < 256; k++) ok &= y[k] == 0.0f;
+        mc_quantize_row(q, c, all[i], 256);
+        mc_dequantize_row(y, q, all[i], 256);
+        for (int k = 0; k < 256; k++) ok &= fabsf(y[k] - 0.25f) < 2e-3f;
+        CHECK(ok, "%s: zeros / constants not preserved", mambac_dtype_name(all[i]));
+    }
+    CHECK(!mc_quantize_row(q, c, MAMBAC_DTYPE_Q6_K, 256), "q6_K is read-only");
+    free(x);
+}
+
+/* Random weights quantized to t, then products through kernel set k vs mc_matmul. */
+static void check_gemm(const mc_kernels *k, mambac_dtype t, int64_t R, int64_t K, int64_t T) {
+    float *wf = malloc((size_t)(R * K) * sizeof(float)), *x = malloc((size_t)(T * K) * sizeof(float));
+    for (int64_t i = 0; i < R * K; i++) wf[i] = frand() * (1.0f + (float)(i % 7));
+    for (int64_t i = 0; i < T * K; i++) x[i] = frand() * (i % 97 == 0 ? 20.0f : 1.0f);
+    const size_t row = mc_dtype_row_bytes(t, K);
+    unsigned char *wq = malloc((size_t)R * row + 3);
+    for (int64_t r = 0; r < R; r++) mc_quantize_row(wq + 3 + r * row, wf + r * K, t, K); /* misaligned */
+    mc_weight W = {t, wq + 3, R, K};
+    float *deq = malloc((size_t)K * sizeof(float)), *ref = malloc((size_t)(T * R) * sizeof(float));
+    float *bias = malloc((size_t)R * sizeof(float));
+    for (int64_t r = 0; r < R; r++) bias[r] = frand();
+    mc_matmul(ref, x, K, T, &W, bias, deq);
+    float *out = malloc((size_t)(T * R + 32) * sizeof(float)), *scratch = malloc((size_t)MC_GEMM_SCRATCH(K) * sizeof(float));
+    for (int64_t i = 0; i < T * R + 32; i++) out[i] = 1234.5f;
+    const int64_t mid = R / 2 / MC_GEMM_PANEL * MC_GEMM_PANEL;
+    k->gemm(out, R, x, K, T, &W, 0, mid, bias, scratch);
+    k->gemm(out, R, x, K, T, &W, mid, R, bias, scratch);
+    /* Kernels that quantize the activations (not scalar; packed T >= 4 dequantizes). */
+    const int int8_x = strcmp(k->name, "avx2") == 0 || (strcmp(k->name, "avx512") == 0 && T < 4);
+    int64_t bad = 0;
+    for (int64_t r = 0; r < R; r++) {
+        mc_dequantize_row(deq, (const unsigned char *)W.data + r * row, t, K);
+        for (int64_t tt = 0; tt < T; tt++) {
+            const float *xr = x + tt * K;
+            double bound = 0, mag = 0;
+            for (int64_t b = 0; b < K / 32; b++) {
+                double sw = 0, amax = 0;
+                for (int j = 0; j < 32; j++) {
+                    sw += fabs(deq[b * 32 + j]);
+                    amax = fmax(amax, fabs(xr[b * 32 + j]));
+                    mag += fabs((double)deq[b * 32 + j] * xr[b * 32 + j]);
+                }
+                if (int8_x) bound += sw * (amax / 127.0) / 2.0;
+            }
+            bound = bound * 1.001 + 1e-5 * mag + 1e-6;
+            const float g = out[tt * R + r];
+            if (!isfinite(g) || fabs((double)g - ref[tt * R + r]) > bound) bad++;
+        }
+    }
+    int guards = 1;
+    for (int i = 0; i < 32; i++) guards &= out[T * R + i] == 1234.5f;
+    CHECK(bad == 0 && guards, "%s %s R=%lld K=%lld T=%lld: %lld outputs beyond the error bound, guards %d", k->name,
+          mambac_dtype_name(t), (long long)R, (long long)K, (long long)T, (long long)bad, guards);
+    free(wf), free(x), free(wq), free(deq), free(ref), free(bias), free(out), free(scratch);
+}
+
+int main(void) {
+    ref_file r;
+    CHECK(ref_open(&r, MAMBAC_TEST_DATA "/quant/refs.safetensors"), "open quant refs");
+    check_dequant(&r, "q8_0", MAMBAC_DTYPE_Q8_0);
+    check_dequant(&r, "q4_0", MAMBAC_DTYPE_Q4_0);
+    check_dequant(&r, "q5_0", MAMBAC_DTYPE_Q5_0);
+    check_dequant(&r, "q4_K", MAMBAC_DTYPE_Q4_K);
+    check_dequant(&r, "q6_K", MAMBAC_DTYPE_Q6_K);
+    check_quantize(&r);
+    ref_close(&r);
+
+    const char *sets[] = {"scalar", "avx2", "avx512"};
+    const mambac_dtype types[] = {MAMBAC_DTYPE_Q8_0, MAMBAC_DTYPE_Q4_0, MAMBAC_DTYPE_Q4_K};
+    const int64_t Ts[] = {1, 2, 3, 4, 7};
+    for (int s = 0; s < 3; s++) {
+        const mc_kernels *k = mc_kernels_named(sets[s]);
+        if (!k) {
+            printf("note: kernel set %s not supported by this CPU\n", sets[s]);
+            continue;
+        }
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 5; j++) {
+                check_gemm(k, types[i], 67, 768, Ts[j]);
+                if (types[i] != MAMBAC_DTYPE_Q4_K) check_gemm(k, types[i], 37, 96, Ts[j]);
+            }
+        check_gemm(k, MAMBAC_DTYPE_Q4_K, 40, 1536, 1);
+    }
+    if (mc_cpu_has_vnni()) printf("note: avx512 uses the VNNI int8 dot product\n");
+    return check_summary();
+}
