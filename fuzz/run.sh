@@ -34,3 +34,6 @@ cp "$root/fuzz/seeds/tokenizer/"*.json "$work/seeds-tokjson/"
 head -c 4000 "$root/tests/data/tokenizer/cases.jsonl" >"$work/seeds-text/cases"
 run tokenizer_json 65536 "$work/seeds-tokjson"
 run tokenize 4096 "$work/seeds-text"
+mkdir -p "$work/seeds-gguf"
+for f in "$root"/tests/data/gguf/*.gguf; do cp "$f" "$work/seeds-gguf/"; done
+run gguf 400000 "$work/seeds-gguf"

@@ -106,8 +106,9 @@ typedef struct mambac_model_info {
     int64_t n_params;      /* parameters, lm_head counted once when tied */
     int64_t weight_bytes;  /* bytes of parameter storage as stored in the files */
     const char *dir;       /* the checkpoint folder (where tokenizer.json is looked for) */
-    const char *layout;    /* "transformers" or "mamba_ssm" */
-    const char *format;    /* "safetensors" or "pytorch" */
+    const char *path;      /* what was loaded: the folder, its config.json, or a .gguf file */
+    const char *layout;    /* "transformers", "mamba_ssm" or "gguf" */
+    const char *format;    /* "safetensors", "pytorch" or "gguf" */
 } mambac_model_info;
 
 typedef struct mambac_model mambac_model;
@@ -116,13 +117,19 @@ typedef struct mambac_context mambac_context;
 
 /* ---- model ---------------------------------------------------------------- */
 
-/* Load a checkpoint folder: transformers layout (config.json with model_type mamba or
+/* Load a checkpoint folder, or a GGUF file (llama.cpp's mamba / mamba2 layout). Folders: transformers layout (config.json with model_type mamba or
  * mamba2 + model.safetensors or sharded safetensors with an index) or the original
  * mamba_ssm layout (config.json with d_model/n_layer/ssm_cfg + pytorch_model.bin or
  * model.safetensors). `path` may also name the config.json itself.
  * On success *out owns the model; free with mambac_model_free. */
 mambac_status mambac_model_load(const char *path, mambac_model **out, mambac_error *err);
 void mambac_model_free(mambac_model *model);
+
+/* Writes the model as a GGUF file in llama.cpp's layout (atomically): large matrices
+ * in `type` (f32, f16, bf16, q8_0, q4_0, q4_K; rows that are not whole blocks fall back
+ * to q8_0, else f16), small SSM parameters in f32, and the tokenizer.json of the
+ * model's folder, when there is one, embedded. */
+mambac_status mambac_model_write_gguf(const mambac_model *model, const char *path, mambac_dtype type, mambac_error *err);
 const mambac_model_info *mambac_model_get_info(const mambac_model *model);
 
 /* ---- random initialization (benchmarks, training) ----------------------------- */
@@ -231,7 +238,7 @@ void mambac_sampler_accept(mambac_sampler *s, int32_t id);
  * encode from one thread at a time; decoding is read-only and thread-safe. */
 typedef struct mambac_tokenizer mambac_tokenizer;
 
-/* path: a tokenizer.json, or a folder holding one. */
+/* path: a tokenizer.json, a folder holding one, or a GGUF file with a tokenizer. */
 mambac_status mambac_tokenizer_load(const char *path, mambac_tokenizer **out, mambac_error *err);
 void mambac_tokenizer_free(mambac_tokenizer *tok);
 /* 1 + the largest id (vocabulary and added tokens). */

@@ -121,7 +121,7 @@ static void check_gemm(const mc_kernels *k, mambac_dtype t, int64_t R, int64_t K
     k->gemm(out, R, x, K, T, &W, 0, mid, bias, scratch);
     k->gemm(out, R, x, K, T, &W, mid, R, bias, scratch);
     /* Kernels that quantize the activations (not scalar; packed T >= 4 dequantizes). */
-    const int int8_x = strcmp(k->name, "avx2") == 0 || (strcmp(k->name, "avx512") == 0 && T < 4);
+    const int quant_x = strcmp(k->name, "avx2") == 0 || (strcmp(k->name, "avx512") == 0 && T < 4);
     int64_t bad = 0;
     for (int64_t r = 0; r < R; r++) {
         mc_dequantize_row(deq, (const unsigned char *)W.data + r * row, t, K);
@@ -135,7 +135,7 @@ static void check_gemm(const mc_kernels *k, mambac_dtype t, int64_t R, int64_t K
                     amax = fmax(amax, fabs(xr[b * 32 + j]));
                     mag += fabs((double)deq[b * 32 + j] * xr[b * 32 + j]);
                 }
-                if (int8_x) bound += sw * (amax / 127.0) / 2.0;
+                if (quant_x) bound += sw * (amax / 32767.0) / 2.0;
             }
             bound = bound * 1.001 + 1e-5 * mag + 1e-6;
             const float g = out[tt * R + r];
@@ -176,6 +176,6 @@ int main(void) {
             }
         check_gemm(k, MAMBAC_DTYPE_Q4_K, 40, 1536, 1);
     }
-    if (mc_cpu_has_vnni()) printf("note: avx512 uses the VNNI int8 dot product\n");
+    if (mc_cpu_has_vnni()) printf("note: avx512 uses the VNNI int16 dot product\n");
     return check_summary();
 }

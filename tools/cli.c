@@ -182,10 +182,19 @@ int cli_read_input(const char *path, char **buf, size_t *len) {
     return CLI_OK;
 }
 
-int cli_load_tokenizer(const char *path, const char *model_dir, mambac_tokenizer **tok) {
+int cli_load_tokenizer(const char *path, const mambac_model_info *info, mambac_tokenizer **tok) {
     mambac_error err;
     char buf[4096];
+    if (!path && info && strcmp(info->format, "gguf") == 0) {
+        if (mambac_tokenizer_load(info->path, tok, &err) == MAMBAC_OK) return CLI_OK;
+        snprintf(buf, sizeof buf, "%s/tokenizer.json", info->dir);
+        FILE *f = fopen(buf, "rb");
+        if (!f) return cli_error("%s", err.msg);
+        fclose(f);
+        path = buf;
+    }
     if (!path) {
+        const char *model_dir = info ? info->dir : ".";
         snprintf(buf, sizeof buf, "%s/tokenizer.json", model_dir);
         FILE *f = fopen(buf, "rb");
         if (!f) return cli_error("no tokenizer.json in %s: give one with --tokenizer PATH (or use --prompt-ids and --print-ids)", model_dir);

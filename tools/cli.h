@@ -34,8 +34,11 @@ int cli_parse_ids(const char *s, int32_t **ids, size_t *n, char *msg, size_t msg
 
 /* Reads a whole file, or stdin for "-", into a malloc'd NUL-terminated buffer. */
 int cli_read_input(const char *path, char **buf, size_t *len);
-/* Loads --tokenizer PATH, or else tokenizer.json in the model folder. */
-int cli_load_tokenizer(const char *path, const char *model_dir, mambac_tokenizer **tok);
+/* Loads --tokenizer PATH, or else the model's own: the one inside a GGUF file, or
+ * tokenizer.json in the model folder. info may be NULL (then path is required). */
+int cli_load_tokenizer(const char *path, const mambac_model_info *info, mambac_tokenizer **tok);
+/* "f32", "bf16", "q8_0", ... → dtype; 0 when unknown. */
+int cli_parse_dtype(const char *s, mambac_dtype *out);
 
 /* Loads -m PATH, or the built-in default model when path is NULL. */
 int cli_load_model(const char *path, mambac_model **model);
@@ -66,5 +69,6 @@ int cmd_tokenize(cli_args *a);
 int cmd_init(cli_args *a);
 int cmd_bench(cli_args *a);
 int cmd_detokenize(cli_args *a);
+int cmd_quantize(cli_args *a);
 
 #endif

@@ -138,7 +138,7 @@ int cmd_generate(cli_args *a) {
     if (cli_session_open(&s, o.model, 512, threads, o.state_in) != CLI_OK) return CLI_ERR;
     mambac_tokenizer *tok = NULL;
     int need_tok = !o.print_ids || !o.ids;
-    if (need_tok && cli_load_tokenizer(o.tokenizer, s.info->dir, &tok) != CLI_OK) {
+    if (need_tok && cli_load_tokenizer(o.tokenizer, s.info, &tok) != CLI_OK) {
         cli_session_close(&s);
         return CLI_ERR;
     }

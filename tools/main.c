@@ -21,13 +21,16 @@ static const char usage[] =
     "  detokenize --tokenizer PATH --ids IDS            the bytes the ids stand for\n"
     "  init      --preset NAME -o DIR [--dtype f32|bf16|f16] [--seed S] | --list\n"
     "            a random model with the shapes of a released checkpoint\n"
+    "  quantize  [-m MODEL] -o OUT.gguf --type f32|f16|bf16|q8_0|q4_0|q4_k\n"
+    "            write the model as GGUF (llama.cpp's layout) with matrices in that type\n"
     "  bench     [-m MODEL] [-p 512] [-n 128] [-t THREADS] [-r REPEATS] [--json]\n"
     "            prefill and decode speed\n"
     "  help                                 this text\n"
     "\n"
     "MODEL is a checkpoint folder: transformers (config.json + model.safetensors or shards)\n"
     "or mamba_ssm (config.json + pytorch_model.bin or model.safetensors), with its\n"
-    "tokenizer.json; without -m the built-in default model is used. IDS: comma-separated\n"
+    "tokenizer.json; or a .gguf file (llama.cpp's mamba/mamba2: f32, f16, bf16, q8_0,\n"
+    "q4_0, q4_K, q5_0, q6_K). Without -m the built-in default model is used. IDS: comma-separated\n"
     "token ids, e.g. 3,14,15. -p - reads the prompt from stdin.\n";
 
 int main(int argc, char **argv) {
@@ -42,6 +45,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "tokenize") == 0) return cmd_tokenize(&a);
     if (strcmp(argv[1], "init") == 0) return cmd_init(&a);
     if (strcmp(argv[1], "bench") == 0) return cmd_bench(&a);
+    if (strcmp(argv[1], "quantize") == 0) return cmd_quantize(&a);
     if (strcmp(argv[1], "detokenize") == 0) return cmd_detokenize(&a);
     fprintf(stderr, "mambac: unknown command '%s' (see 'mambac help')\n", argv[1]);
     return CLI_USAGE;

@@ -12,13 +12,14 @@ size_t mc_elem_size(mc_elem e) {
     case MC_ELEM_F32: case MC_ELEM_I32: case MC_ELEM_U32: return 4;
     case MC_ELEM_F16: case MC_ELEM_BF16: case MC_ELEM_I16: case MC_ELEM_U16: return 2;
     case MC_ELEM_I8: case MC_ELEM_U8: case MC_ELEM_BOOL: return 1;
+    case MC_ELEM_Q8_0: case MC_ELEM_Q4_0: case MC_ELEM_Q4_K: case MC_ELEM_Q5_0: case MC_ELEM_Q6_K: return 0;
     }
     return 0;
 }
 
 const char *mc_elem_name(mc_elem e) {
-    static const char *names[] = {"F32", "F16", "BF16", "F64", "I8", "I16", "I32",
-                                  "I64", "U8", "U16", "U32", "U64", "BOOL"};
+    static const char *names[] = {"F32", "F16", "BF16", "F64", "I8", "I16", "I32", "I64", "U8",
+                                  "U16", "U32", "U64", "BOOL", "Q8_0", "Q4_0", "Q4_K", "Q5_0", "Q6_K"};
     return (unsigned)e < sizeof names / sizeof names[0] ? names[e] : "?";
 }
 
@@ -27,6 +28,11 @@ int mc_elem_to_dtype(mc_elem e, mambac_dtype *out) {
     case MC_ELEM_F32: *out = MAMBAC_DTYPE_F32; return 1;
     case MC_ELEM_F16: *out = MAMBAC_DTYPE_F16; return 1;
     case MC_ELEM_BF16: *out = MAMBAC_DTYPE_BF16; return 1;
+    case MC_ELEM_Q8_0: *out = MAMBAC_DTYPE_Q8_0; return 1;
+    case MC_ELEM_Q4_0: *out = MAMBAC_DTYPE_Q4_0; return 1;
+    case MC_ELEM_Q4_K: *out = MAMBAC_DTYPE_Q4_K; return 1;
+    case MC_ELEM_Q5_0: *out = MAMBAC_DTYPE_Q5_0; return 1;
+    case MC_ELEM_Q6_K: *out = MAMBAC_DTYPE_Q6_K; return 1;
     default: return 0;
     }
 }

@@ -17,8 +17,11 @@ typedef enum mc_elem {
     MC_ELEM_F32, MC_ELEM_F16, MC_ELEM_BF16, MC_ELEM_F64,
     MC_ELEM_I8, MC_ELEM_I16, MC_ELEM_I32, MC_ELEM_I64,
     MC_ELEM_U8, MC_ELEM_U16, MC_ELEM_U32, MC_ELEM_U64, MC_ELEM_BOOL,
+    /* block-quantized (GGUF): mc_elem_size is 0, sizes come from core/dtype.h */
+    MC_ELEM_Q8_0, MC_ELEM_Q4_0, MC_ELEM_Q4_K, MC_ELEM_Q5_0, MC_ELEM_Q6_K,
 } mc_elem;
 
+/* Bytes per element; 0 for the block-quantized types. */
 size_t mc_elem_size(mc_elem e);
 const char *mc_elem_name(mc_elem e);
 /* Maps a float element type to a weight dtype; 0 for the types weights can't have. */

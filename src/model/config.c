@@ -191,7 +191,7 @@ static void parse_ssm(reader *r, const cJSON *root, mambac_model_info *c) {
 }
 
 /* Cross-field checks shared by both layouts. */
-static mambac_status validate(const char *path, mambac_model_info *c, mambac_error *err) {
+mambac_status mc_config_validate(const char *path, mambac_model_info *c, mambac_error *err) {
     if (!(c->norm_eps > 0 && c->norm_eps < 1))
         return mc_fail(err, MAMBAC_ERR_FORMAT, "%s: norm epsilon must be in (0, 1)", path);
     if (c->arch == MAMBAC_ARCH_MAMBA2) {
@@ -234,5 +234,5 @@ mambac_status mc_config_parse(const char *text, size_t len, const char *path, ma
                            "%s: not a Mamba config (no model_type, and no d_model as in mamba_ssm configs)", path);
     }
     cJSON_Delete(root);
-    return r.st == MAMBAC_OK ? validate(path, c, err) : r.st;
+    return r.st == MAMBAC_OK ? mc_config_validate(path, c, err) : r.st;
 }

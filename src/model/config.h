@@ -11,4 +11,7 @@
 mambac_status mc_config_parse(const char *text, size_t len, const char *path, mambac_model_info *c,
                               mambac_error *err);
 
+/* Cross-field checks (heads x head_dim = inner width, ...), shared by every loader. */
+mambac_status mc_config_validate(const char *path, mambac_model_info *c, mambac_error *err);
+
 #endif

@@ -120,17 +120,26 @@ mambac_status mambac_model_load(const char *path, mambac_model **out, mambac_err
         const char *slash = strrchr(path, '/');
         m->dir = slash ? strndup(path, (size_t)(slash - path + (slash == path))) : strdup(".");
     }
-    char *cfg_path = S_ISDIR(sb.st_mode) ? mc_path_join(m->dir, "config.json") : strdup(path);
-    char *text = NULL;
-    size_t len = 0;
-    mambac_status st = !m->dir || !cfg_path ? mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory")
-                                            : mc_file_read_all(cfg_path, MAX_CONFIG_BYTES, &text, &len, err);
-    if (st == MAMBAC_OK) st = mc_config_parse(text, len, cfg_path, &m->info, err);
-    free(text);
-    free(cfg_path);
-    if (st == MAMBAC_OK) st = load_weights(m, err);
+    m->path = strdup(path);
+    mambac_status st;
+    if (!m->dir || !m->path) {
+        st = mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
+    } else if (!S_ISDIR(sb.st_mode) && mc_is_gguf_file(path)) {
+        st = mc_gguf_model_load(m, err);
+    } else {
+        char *cfg_path = S_ISDIR(sb.st_mode) ? mc_path_join(m->dir, "config.json") : strdup(path);
+        char *text = NULL;
+        size_t len = 0;
+        st = !cfg_path ? mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory")
+                       : mc_file_read_all(cfg_path, MAX_CONFIG_BYTES, &text, &len, err);
+        if (st == MAMBAC_OK) st = mc_config_parse(text, len, cfg_path, &m->info, err);
+        free(text);
+        free(cfg_path);
+        if (st == MAMBAC_OK) st = load_weights(m, err);
+    }
     if (st == MAMBAC_OK) st = mc_model_bind(m, err);
     m->info.dir = m->dir;
+    m->info.path = m->path;
     if (st != MAMBAC_OK) {
         mambac_model_free(m);
         return st;
@@ -151,6 +160,7 @@ void mambac_model_free(mambac_model *m) {
     free(m->layers);
     free(m->arena);
     free(m->dir);
+    free(m->path);
     free(m);
 }
 

@@ -45,6 +45,8 @@ struct mambac_model {
     const float *norm_f;
     mc_layer *layers;
     float *arena;      /* float32 copies of the small parameters */
+    int a_is_neg_exp;  /* the file stores A = -exp(A_log) itself (GGUF), not A_log */
+    char *path;        /* what was loaded: the folder, or the .gguf file */
 };
 
 /* Channels through the causal conv: Mamba-1 x only; Mamba-2 x, B and C. */
@@ -57,7 +59,15 @@ static inline int64_t mc_ssm_state_floats(const mambac_model_info *c) {
     return (int64_t)c->d_inner * c->d_state;
 }
 
-/* Binds config + tensors into m (fills embed, layers, ...). Used by the loader. */
+/* Binds config + tensors into m (fills embed, layers, ...). Used by the loaders. */
 mambac_status mc_model_bind(struct mambac_model *m, mambac_error *err);
+
+/* GGUF (gguf_model.c): a model from a .gguf file (llama.cpp's mamba / mamba2 names and
+ * keys; m->path set, file mapped into m->files), and the writer behind `mambac quantize`. */
+int mc_is_gguf_file(const char *path);
+mambac_status mc_gguf_model_load(struct mambac_model *m, mambac_error *err);
+/* The metadata and tensor table of GGUF bytes in memory (m->path names them in
+ * messages); mc_model_bind then finishes the model. Used by the loader and the fuzzer. */
+mambac_status mc_gguf_model_parse(struct mambac_model *m, const void *data, size_t size, mambac_error *err);
 
 #endif

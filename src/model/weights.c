@@ -227,7 +227,7 @@ mambac_status mc_model_bind(struct mambac_model *m, mambac_error *err) {
             }
         } else {
             mc_convert_to_f32(a, s->e->data, dt, (size_t)n);
-            if (s->kind == T_NEG_EXP)
+            if (s->kind == T_NEG_EXP && !m->a_is_neg_exp)
                 for (int64_t k = 0; k < n; k++) a[k] = -expf(a[k]);
             *s->f = a;
             a += n;

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "io/file.h"
 #include "io/json.h"
+#include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unicode.h"
 
@@ -106,6 +107,7 @@ typedef struct loader {
     mambac_error *err;
     int16_t inv[324]; /* byte-level code point -> byte */
     size_t bytes_cap;
+    int lenient_merges; /* skip merges outside the vocab (GGUF vocabularies cut to the model's size) */
 } loader;
 
 /* Makes room for n more bytes in t->bytes. */
@@ -273,6 +275,7 @@ static mambac_status read_model(loader *L, const cJSON *model, const cJSON *adde
         ids[0] = mc_vocab_lookup(t, buf, la);
         size_t lb = token_bytes(pair[1], L->inv, buf + la);
         ids[1] = mc_vocab_lookup(t, buf + la, lb);
+        if (L->lenient_merges && (ids[0] < 0 || ids[1] < 0 || mc_vocab_lookup(t, buf, la + lb) < 0)) continue;
         for (int k = 0; k < 2 && st == MAMBAC_OK; k++)
             if (ids[k] < 0)
                 st = mc_fail(L->err, MAMBAC_ERR_FORMAT, "%s: merge %u names unknown token '%.60s'", path, rank, pair[k]);
@@ -353,12 +356,17 @@ static mambac_status read_added(loader *L, const cJSON *added) {
 
 mambac_status mc_tokenizer_from_json(const char *text, size_t len, const char *name, mambac_tokenizer **out,
                                      mambac_error *err) {
+    return mc_tokenizer_from_json_ex(text, len, name, 0, out, err);
+}
+
+mambac_status mc_tokenizer_from_json_ex(const char *text, size_t len, const char *name, int lenient_merges,
+                                        mambac_tokenizer **out, mambac_error *err) {
     *out = NULL;
     struct mambac_tokenizer *t = calloc(1, sizeof *t);
     if (!t) return mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
     cJSON *root = mc_json_parse(text, len, name, err);
     mambac_status st = root ? MAMBAC_OK : MAMBAC_ERR_FORMAT;
-    loader L = {.t = t, .path = name, .err = err};
+    loader L = {.t = t, .path = name, .err = err, .lenient_merges = lenient_merges};
     for (int c = 0; c < 324; c++) L.inv[c] = -1;
     for (int b = 0; b < 256; b++) L.inv[mc_byte_to_cp((unsigned char)b)] = (int16_t)b;
     if (st == MAMBAC_OK && !cJSON_IsObject(root)) st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: not a JSON object", name);
@@ -383,7 +391,9 @@ mambac_status mc_tokenizer_from_json(const char *text, size_t len, const char *n
 mambac_status mambac_tokenizer_load(const char *path, mambac_tokenizer **out, mambac_error *err) {
     *out = NULL;
     struct stat sb;
-    char *file = stat(path, &sb) == 0 && S_ISDIR(sb.st_mode) ? mc_path_join(path, "tokenizer.json") : strdup(path);
+    const int is_dir = stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+    if (!is_dir && mc_is_gguf_file(path)) return mc_tokenizer_from_gguf(path, out, err);
+    char *file = is_dir ? mc_path_join(path, "tokenizer.json") : strdup(path);
     if (!file) return mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
     char *text = NULL;
     size_t len = 0;

@@ -66,6 +66,15 @@ struct mambac_tokenizer {
 };
 
 /* Parses tokenizer.json text; `name` labels messages (load.c; also the fuzz entry). */
+/* As mc_tokenizer_from_json; lenient_merges skips merges whose tokens or result are
+ * not in the vocab instead of refusing the file (llama.cpp cuts GGUF vocabularies to
+ * the model's row count but keeps every merge). */
+mambac_status mc_tokenizer_from_json_ex(const char *text, size_t len, const char *name, int lenient_merges,
+                                        mambac_tokenizer **out, mambac_error *err);
+/* From a GGUF file's metadata (gguf_vocab.c). */
+mambac_status mc_tokenizer_from_gguf(const char *path, mambac_tokenizer **out, mambac_error *err);
+mambac_status mc_tokenizer_from_gguf_bytes(const void *data, size_t size, const char *path, mambac_tokenizer **out,
+                                           mambac_error *err);
 mambac_status mc_tokenizer_from_json(const char *text, size_t len, const char *name, mambac_tokenizer **out,
                                      mambac_error *err);
 
