@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200809L
 /* fuzz_gguf.c — libFuzzer target for GGUF files: the container (metadata, tensor
  * infos, bounds), the mamba / mamba2 model mapping and binding, and the tokenizer
  * rebuilt from the metadata. Accepted tensors' bytes are read. */

@@ -70,5 +70,7 @@ int cmd_init(cli_args *a);
 int cmd_bench(cli_args *a);
 int cmd_detokenize(cli_args *a);
 int cmd_quantize(cli_args *a);
+int cmd_grad(cli_args *a);
+int cmd_train(cli_args *a);
 
 #endif

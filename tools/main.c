@@ -23,6 +23,8 @@ static const char usage[] =
     "            a random model with the shapes of a released checkpoint\n"
     "  quantize  [-m MODEL] -o OUT.gguf --type f32|f16|bf16|q8_0|q4_0|q4_k\n"
     "            write the model as GGUF (llama.cpp's layout) with matrices in that type\n"
+    "  grad      [-m MODEL] --prompt-ids IDS -o GRADS.safetensors [-t THREADS]\n"
+    "            the mean next-token loss of IDS and every parameter's gradient\n"
     "  bench     [-m MODEL] [-p 512] [-n 128] [-t THREADS] [-r REPEATS] [--json]\n"
     "            prefill and decode speed\n"
     "  help                                 this text\n"
@@ -46,6 +48,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "init") == 0) return cmd_init(&a);
     if (strcmp(argv[1], "bench") == 0) return cmd_bench(&a);
     if (strcmp(argv[1], "quantize") == 0) return cmd_quantize(&a);
+    if (strcmp(argv[1], "grad") == 0) return cmd_grad(&a);
     if (strcmp(argv[1], "detokenize") == 0) return cmd_detokenize(&a);
     fprintf(stderr, "mambac: unknown command '%s' (see 'mambac help')\n", argv[1]);
     return CLI_USAGE;
