@@ -23,6 +23,9 @@ static const char usage[] =
     "            a random model with the shapes of a released checkpoint\n"
     "  quantize  [-m MODEL] -o OUT.gguf --type f32|f16|bf16|q8_0|q4_0|q4_k\n"
     "            write the model as GGUF (llama.cpp's layout) with matrices in that type\n"
+    "  train     --data FILE -o DIR [--arch mamba|mamba2] [--d-model 128] [--layers 4]\n"
+    "            [--batch 16] [--seq 256] [--steps 2000] [--lr 3e-3] [options] | --resume DIR\n"
+    "            train a model (byte-level, or --tokenizer PATH); see docs/TRAINING.md\n"
     "  grad      [-m MODEL] --prompt-ids IDS -o GRADS.safetensors [-t THREADS]\n"
     "            the mean next-token loss of IDS and every parameter's gradient\n"
     "  bench     [-m MODEL] [-p 512] [-n 128] [-t THREADS] [-r REPEATS] [--json]\n"
@@ -49,6 +52,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "bench") == 0) return cmd_bench(&a);
     if (strcmp(argv[1], "quantize") == 0) return cmd_quantize(&a);
     if (strcmp(argv[1], "grad") == 0) return cmd_grad(&a);
+    if (strcmp(argv[1], "train") == 0) return cmd_train(&a);
     if (strcmp(argv[1], "detokenize") == 0) return cmd_detokenize(&a);
     fprintf(stderr, "mambac: unknown command '%s' (see 'mambac help')\n", argv[1]);
     return CLI_USAGE;

@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "cpu/ops.h"
+#include "train/act.h"
 #include "train/ops_train.h"
 #include "train/train.h"
 
@@ -29,8 +30,10 @@ struct mc_tape {
     float *h, *rstd_f, *hf, *A;      /* residual stream, final norm, A per layer */
     /* backward work */
     float *dh, *dxn, *dproj, *dact, *dys, *dyo, *dxdbl, *ddelta, *dhf, *logits;
-    float *thread_work;              /* per thread: scan / SSD recompute + accumulators */
+    float *thread_work;              /* per thread: scan / SSD recompute (+ SSD forward scratch) */
     int64_t work_stride;
+    float *seq_acc;                  /* per sequence: dA and dD partial sums, reduced in order */
+    int64_t acc_stride;
     int nt;
 };
 
@@ -52,13 +55,14 @@ mambac_status mc_tape_new(const mc_params *P, int64_t B, int64_t L, int n_thread
     const int64_t per_layer = al(T * D) * 2 + al(T) + al(T * in) + al(T * C) * 2 + al(T * E) * 2 +
                               (m1 ? al(T * (R + 2 * N)) + al(T * E) * 2 : al(T * H) + al(T * E) + al(T * G));
     const int64_t Acount = m1 ? E * N : H;
-    const int64_t scan_work = m1 ? 2 * L * N : (L + 2) * (c->head_dim) * N;
+    const int64_t scan_work = m1 ? 2 * L * al(N) : (L + 2) * (c->head_dim) * N;
     const int64_t ssd_fwd = m1 ? 0 : mc_ssd_scratch_floats(c->chunk_size, N, c->head_dim) + (int64_t)H * c->head_dim * N;
-    /* per thread: recompute buffer, dA / dD accumulators, SSD forward scratch + state */
-    t->work_stride = al(scan_work) + al(Acount) + al(m1 ? E : H) + al(ssd_fwd);
+    /* per thread: recompute buffer, SSD forward scratch + state; per sequence: dA, dD */
+    t->work_stride = al(scan_work) + al(ssd_fwd);
+    t->acc_stride = al(Acount) + al(m1 ? E : H);
     const int64_t global = al(T * D) * 3 + al(T) + al(Acount) * nl + al(T * D) * 2 + al(T * in) + al(T * C) + al(T * E) * 2 +
                            al(T * (m1 ? R + 2 * N : 1)) + al(T * (m1 ? E : H)) + al(t->rows_chunk * V);
-    t->floats = per_layer * nl + global + t->work_stride * t->nt;
+    t->floats = per_layer * nl + global + t->work_stride * t->nt + t->acc_stride * B;
     t->arena = aligned_alloc(64, (size_t)t->floats * sizeof(float));
     t->lay = calloc((size_t)nl, sizeof *t->lay);
     if (!t->arena || !t->lay) {
@@ -82,6 +86,7 @@ mambac_status mc_tape_new(const mc_params *P, int64_t B, int64_t L, int n_thread
     t->ddelta = TAKE(T * (m1 ? E : H)), t->logits = TAKE(t->rows_chunk * V);
     t->dhf = t->dxn; /* the final norm's output gradient reuses the dxn buffer */
     t->thread_work = p;
+    t->seq_acc = p + t->work_stride * t->nt;
 #undef TAKE
     *out = t;
     return MAMBAC_OK;
@@ -118,6 +123,7 @@ typedef struct job {
     int layer, backward;
     const mc_tlayer *W;
     const mc_kernels *k;
+    int simd; /* the AVX-512 scan (when the kernel set is avx512) */
 } job;
 
 static float *work_of(const mc_tape *t, int thread) { return t->thread_work + thread * t->work_stride; }
@@ -137,7 +143,14 @@ static void scan_seq(void *arg, int64_t s0, int64_t s1, int thread) {
                            .C = y->xdbl + r * xs + R + N, .A = t->A + j->layer * E * N, .D = j->W->D,
                            .ys = y->ys + r * E, .dys = t->dys + r * E, .dx = t->dact + r * E, .ddelta = t->ddelta + r * E,
                            .dB = t->dxdbl + r * xs + R, .dC = t->dxdbl + r * xs + R + N,
-                           .dA = w + al(2 * L * N), .dD = w + al(2 * L * N) + al(E * N), .work = w};
+                           .dA = t->seq_acc + s * t->acc_stride, .dD = t->seq_acc + s * t->acc_stride + al(E * N), .work = w};
+#if defined(__x86_64__)
+        if (j->simd) {
+            if (j->backward) mc_scan_bwd_avx512(&a, 0, E);
+            else mc_scan_fwd_avx512(&a, 0, E);
+            continue;
+        }
+#endif
         if (j->backward) mc_scan_bwd(&a, 0, E);
         else mc_scan_fwd(&a, 0, E);
     }
@@ -153,7 +166,7 @@ static void ssd_seq(void *arg, int64_t s0, int64_t s1, int thread) {
     const int64_t L = t->L, E = c->d_inner, N = c->d_state, H = c->n_heads, Pd = c->head_dim, G = c->n_groups, C = P->C;
     float *w = work_of(t, thread);
     const int64_t scan_work = (L + 2) * Pd * N;
-    float *dA = w + al(scan_work), *ssd_scratch = dA + al(H) + al(H), *state = ssd_scratch + mc_ssd_scratch_floats(c->chunk_size, N, Pd);
+    float *ssd_scratch = w + al(scan_work), *state = ssd_scratch + mc_ssd_scratch_floats(c->chunk_size, N, Pd);
     const float *A = t->A + j->layer * H;
     for (int64_t s = s0; s < s1; s++) {
         const int64_t r = s * L;
@@ -170,7 +183,7 @@ static void ssd_seq(void *arg, int64_t s0, int64_t s1, int thread) {
                           .B = y->act + r * C + E, .C = y->act + r * C + E + G * N, .bc_stride = C,
                           .dt = y->delta + r * H, .dt_stride = H, .A = A, .dy = t->dys + r * E, .dy_stride = E,
                           .dx = t->dact + r * C, .dx_stride = C, .dB = t->dact + r * C + E, .dC = t->dact + r * C + E + G * N,
-                          .ddt = t->ddelta + r * H, .dA = dA, .work = w};
+                          .ddt = t->ddelta + r * H, .dA = t->seq_acc + s * t->acc_stride, .work = w};
         for (int64_t g = 0; g < G; g++) mc_ssd_bwd(&a, g);
     }
 }
@@ -213,31 +226,30 @@ static void layer_fwd(mc_tctx *c, const mc_params *P, mc_tape *t, int i) {
     for (int64_t k = 0; k < (m1 ? E * N : H); k++) A[k] = -expf(W->A_log[k]);
     conv_job cj = {P, t, y, W, NULL, m1 ? 0 : E, 0};
     mc_pool_for(c->pool, C, 8, conv_range, &cj);
-    for (int64_t k = 0; k < T * C; k++) y->act[k] = mc_silu(y->convp[k]);
-    job j = {P, t, i, 0, W, c->k};
+    job j = {P, t, i, 0, W, c->k, strcmp(c->k->name, "avx512") == 0};
+    const int simd = j.simd;
+    mc_act_silu(y->act, y->convp, T * C, simd);
     if (m1) {
         mc_mm(c, y->xdbl, y->act, C, T, W->x_w, R + 2 * N, E, NULL);
         mc_mm(c, y->dtraw, y->xdbl, R + 2 * N, T, W->dt_w, E, R, W->dt_b);
-        for (int64_t k = 0; k < T * E; k++) y->delta[k] = mc_softplus(y->dtraw[k]);
+        mc_act_softplus(y->delta, y->dtraw, NULL, T * E, simd);
         mc_pool_for(c->pool, t->B, 1, scan_seq, &j);
-        for (int64_t r = 0; r < T; r++)
-            for (int64_t e = 0; e < E; e++) y->yo[r * E + e] = y->ys[r * E + e] * mc_silu(y->proj[r * in + E + e]);
+        for (int64_t r = 0; r < T; r++) mc_act_gate(y->yo + r * E, y->ys + r * E, y->proj + r * in + E, E, simd);
     } else {
-        for (int64_t r = 0; r < T; r++)
-            for (int64_t h = 0; h < H; h++) {
-                float d = mc_softplus(y->proj[r * in + E + C + h] + W->dt_b[h]);
-                d = d < cf->dt_min_limit ? cf->dt_min_limit : d > cf->dt_max_limit ? cf->dt_max_limit : d;
-                y->delta[r * H + h] = d;
-            }
+        const int limited = cf->dt_min_limit > 0 || isfinite(cf->dt_max_limit);
+        for (int64_t r = 0; r < T; r++) {
+            float *d = y->delta + r * H;
+            mc_act_softplus(d, y->proj + r * in + E + C, W->dt_b, H, simd);
+            for (int64_t h = 0; limited && h < H; h++)
+                d[h] = d[h] < cf->dt_min_limit ? cf->dt_min_limit : d[h] > cf->dt_max_limit ? cf->dt_max_limit : d[h];
+        }
         mc_pool_for(c->pool, t->B, 1, ssd_seq, &j);
         const int64_t P_ = cf->head_dim, gs = E / G;
         for (int64_t r = 0; r < T; r++) {
             float *ys = y->ys + r * E, *g = y->gated + r * E;
             const float *x = y->act + r * C, *z = y->proj + r * in;
-            for (int64_t e = 0; e < E; e++) {
-                ys[e] += W->D[e / P_] * x[e];
-                g[e] = ys[e] * mc_silu(z[e]);
-            }
+            for (int64_t e = 0; e < E; e++) ys[e] += W->D[e / P_] * x[e];
+            mc_act_gate(g, ys, z, E, simd);
             if (W->gnorm) {
                 for (int64_t q = 0; q < G; q++)
                     mc_rmsnorm_fwd(y->yo + r * E + q * gs, y->grstd + r * G + q, g + q * gs, W->gnorm + q * gs, 1, gs,
@@ -296,10 +308,11 @@ static void colsum_add(float *dst, const float *src, int64_t T, int64_t n, int64
         for (int64_t k = 0; k < n; k++) dst[k] += src[r * stride + k];
 }
 
-/* Sums the per-thread dA / dD accumulators into the gradients and clears them. */
-static void reduce_thread_acc(mc_tape *t, float *dA_log, const float *A, float *dD, int64_t nA, int64_t nD, int64_t off) {
-    for (int th = 0; th < t->nt; th++) {
-        float *w = work_of(t, th) + off, *wd = w + al(nA);
+/* Sums the per-sequence dA / dD partial sums into the gradients, in sequence order
+ * (so the result does not depend on the thread count), and clears them. */
+static void reduce_seq_acc(mc_tape *t, float *dA_log, const float *A, float *dD, int64_t nA, int64_t nD) {
+    for (int64_t s = 0; s < t->B; s++) {
+        float *w = t->seq_acc + s * t->acc_stride, *wd = w + al(nA);
         for (int64_t k = 0; k < nA; k++) {
             dA_log[k] += w[k] * A[k]; /* A = -exp(A_log): dA_log = dA * A */
             w[k] = 0.0f;
@@ -326,25 +339,23 @@ static void layer_bwd(mc_tctx *c, mc_params *P, mc_tape *t, int i) {
     mc_mm_dx(c, t->dyo, E, t->dh, T, W->out_w, D, E);
     mc_mm_dw(c, dW.out_w, t->dh, T, y->yo, E, D, E);
     if (dW.out_b) colsum_add(dW.out_b, t->dh, T, D, D);
-    job j = {P, t, i, 1, W, c->k};
+    job j = {P, t, i, 1, W, c->k, strcmp(c->k->name, "avx512") == 0};
+    const int simd = j.simd;
     float *A = t->A + i * (m1 ? E * N : H);
     if (m1) {
         for (int64_t r = 0; r < T; r++)
-            for (int64_t e = 0; e < E; e++) {
-                const float z = y->proj[r * in + E + e], g = t->dyo[r * E + e];
-                t->dys[r * E + e] = g * mc_silu(z);
-                t->dproj[r * in + E + e] = g * y->ys[r * E + e] * mc_dsilu(z);
-            }
+            mc_act_gate_bwd(t->dys + r * E, t->dproj + r * in + E, t->dyo + r * E, y->ys + r * E, y->proj + r * in + E, E, simd);
         memset(t->dxdbl, 0, (size_t)(T * (R + 2 * N)) * sizeof(float));
         mc_pool_for(c->pool, t->B, 1, scan_seq, &j); /* dact (as dx), ddelta, dB, dC, dA, dD */
-        reduce_thread_acc(t, dW.A_log, A, dW.D, E * N, E, al(2 * t->L * N));
-        for (int64_t k = 0; k < T * E; k++) t->ddelta[k] *= mc_dsoftplus(y->dtraw[k]);
+        reduce_seq_acc(t, dW.A_log, A, dW.D, E * N, E);
+        mc_act_dsoftplus_mul(t->ddelta, y->dtraw, NULL, T * E, simd);
         colsum_add(dW.dt_b, t->ddelta, T, E, E);
         mc_mm_dw(c, dW.dt_w, t->ddelta, T, y->xdbl, R + 2 * N, E, R);
         mc_mm_dx(c, t->dxdbl, R + 2 * N, t->ddelta, T, W->dt_w, E, R);
         mc_mm_dw(c, dW.x_w, t->dxdbl, T, y->act, C, R + 2 * N, E);
         mc_mm_dx(c, t->dys, E, t->dxdbl, T, W->x_w, R + 2 * N, E); /* dys free now: x_proj's dx */
-        for (int64_t k = 0; k < T * E; k++) t->dact[k] = (t->dact[k] + t->dys[k]) * mc_dsilu(y->convp[k]);
+        for (int64_t k = 0; k < T * E; k++) t->dact[k] += t->dys[k];
+        mc_act_dsilu_mul(t->dact, y->convp, T * E, simd);
     } else {
         const int64_t Pd = cf->head_dim, gs = E / G;
         /* gated norm and gate */
@@ -358,10 +369,7 @@ static void layer_bwd(mc_tctx *c, mc_params *P, mc_tape *t, int i) {
             } else {
                 memcpy(dg, dyo, (size_t)E * sizeof(float));
             }
-            for (int64_t e = 0; e < E; e++) {
-                t->dproj[r * in + e] = dg[e] * ys[e] * mc_dsilu(z[e]);
-                dg[e] *= mc_silu(z[e]);
-            }
+            mc_act_gate_bwd(dg, t->dproj + r * in, dg, ys, z, E, simd);
         }
         /* ys = ssd(x) + D x */
         memset(t->dact, 0, (size_t)(T * C) * sizeof(float));
@@ -372,17 +380,19 @@ static void layer_bwd(mc_tctx *c, mc_params *P, mc_tape *t, int i) {
                 t->dact[r * C + e] = t->dys[r * E + e] * W->D[e / Pd];
             }
         mc_pool_for(c->pool, t->B, 1, ssd_seq, &j);
-        reduce_thread_acc(t, dW.A_log, A, NULL, H, 0, al((t->L + 2) * Pd * N));
+        reduce_seq_acc(t, dW.A_log, A, NULL, H, 0);
         /* dt = clamp(softplus(dt_raw + dt_bias)) */
-        for (int64_t r = 0; r < T; r++)
+        for (int64_t r = 0; r < T; r++) {
+            float *g = t->dproj + r * in + E + C;
+            memcpy(g, t->ddelta + r * H, (size_t)H * sizeof(float));
+            mc_act_dsoftplus_mul(g, y->proj + r * in + E + C, W->dt_b, H, simd);
             for (int64_t h = 0; h < H; h++) {
-                const float u = y->proj[r * in + E + C + h] + W->dt_b[h], d = y->delta[r * H + h];
-                const int clamped = (d <= cf->dt_min_limit && cf->dt_min_limit > 0) || d >= cf->dt_max_limit;
-                const float g = clamped ? 0.0f : t->ddelta[r * H + h] * mc_dsoftplus(u);
-                t->dproj[r * in + E + C + h] = g;
-                dW.dt_b[h] += g;
+                const float d = y->delta[r * H + h];
+                if ((d <= cf->dt_min_limit && cf->dt_min_limit > 0) || d >= cf->dt_max_limit) g[h] = 0.0f; /* clamped */
+                dW.dt_b[h] += g[h];
             }
-        for (int64_t k = 0; k < T * C; k++) t->dact[k] *= mc_dsilu(y->convp[k]);
+        }
+        mc_act_dsilu_mul(t->dact, y->convp, T * C, simd);
     }
     conv_job cj = {P, t, y, W, &dW, m1 ? 0 : E, 1};
     mc_pool_for(c->pool, C, 8, conv_range, &cj);

@@ -10,6 +10,7 @@
  *  ssd      the same recurrence with a (P, N) state per head and one decay per head. */
 #include "train/ops_train.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 void mc_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int64_t T, int64_t n, float eps) {
@@ -42,42 +43,59 @@ void mc_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, con
     }
 }
 
+/* Both conv loops run over channels innermost (contiguous rows), with the taps
+ * transposed to (K, channels) so the compiler can vectorize them. */
 void mc_conv_fwd(float *out, const float *in, int64_t in_stride, const float *w, const float *b, int64_t B, int64_t L,
                  int64_t C, int64_t K, int64_t c0, int64_t c1) {
+    const int64_t nc = c1 - c0;
+    float *wt = malloc((size_t)(K * nc) * sizeof(float));
+    if (!wt) return;
+    for (int64_t k = 0; k < K; k++)
+        for (int64_t c = 0; c < nc; c++) wt[k * nc + c] = w[(c0 + c) * K + k];
     for (int64_t s = 0; s < B; s++)
         for (int64_t l = 0; l < L; l++) {
-            const int64_t t = s * L + l;
-            for (int64_t c = c0; c < c1; c++) {
-                float acc = b ? b[c] : 0.0f;
-                for (int64_t k = 0; k < K; k++) {
-                    const int64_t src = l - (K - 1) + k;
-                    if (src >= 0) acc += w[c * K + k] * in[(s * L + src) * in_stride + c];
-                }
-                out[t * C + c] = acc;
+            float *o = out + (s * L + l) * C + c0;
+            for (int64_t c = 0; c < nc; c++) o[c] = b ? b[c0 + c] : 0.0f;
+            for (int64_t k = 0; k < K; k++) {
+                const int64_t src = l - (K - 1) + k;
+                if (src < 0) continue;
+                const float *x = in + (s * L + src) * in_stride + c0, *wk = wt + k * nc;
+                for (int64_t c = 0; c < nc; c++) o[c] += wk[c] * x[c];
             }
         }
+    free(wt);
 }
 
 void mc_conv_bwd(float *din, int64_t din_stride, float *dw, float *db, const float *dout, const float *in, int64_t in_stride,
                  const float *w, int64_t B, int64_t L, int64_t C, int64_t K, int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; c++)
-        for (int64_t s = 0; s < B; s++)
-            for (int64_t l = 0; l < L; l++) {
-                const int64_t t = s * L + l;
-                const float g = dout[t * C + c];
-                if (db) db[c] += g;
-                for (int64_t k = 0; k < K; k++) {
-                    const int64_t src = l - (K - 1) + k;
-                    if (src >= 0) dw[c * K + k] += g * in[(s * L + src) * in_stride + c];
+    const int64_t nc = c1 - c0;
+    float *wt = malloc((size_t)(2 * K * nc) * sizeof(float)), *dwt = wt ? wt + K * nc : NULL;
+    if (!wt) return;
+    for (int64_t k = 0; k < K; k++)
+        for (int64_t c = 0; c < nc; c++) wt[k * nc + c] = w[(c0 + c) * K + k], dwt[k * nc + c] = 0.0f;
+    for (int64_t s = 0; s < B; s++)
+        for (int64_t l = 0; l < L; l++) {
+            const float *g = dout + (s * L + l) * C + c0;
+            if (db)
+                for (int64_t c = 0; c < nc; c++) db[c0 + c] += g[c];
+            float *o = din + (s * L + l) * din_stride + c0;
+            for (int64_t c = 0; c < nc; c++) o[c] = 0.0f;
+            for (int64_t k = 0; k < K; k++) {
+                const int64_t src = l - (K - 1) + k, dst = l + (K - 1) - k;
+                if (src >= 0) { /* this output read x[src] through tap k */
+                    const float *x = in + (s * L + src) * in_stride + c0;
+                    float *d = dwt + k * nc;
+                    for (int64_t c = 0; c < nc; c++) d[c] += g[c] * x[c];
                 }
-                /* dx at this position: the outputs that read it, t + K - 1 - k < L */
-                float acc = 0.0f;
-                for (int64_t k = 0; k < K; k++) {
-                    const int64_t dst = l + (K - 1) - k;
-                    if (dst < L) acc += dout[(s * L + dst) * C + c] * w[c * K + k];
+                if (dst < L) { /* x[l] reaches output dst through tap k */
+                    const float *gd = dout + (s * L + dst) * C + c0, *wk = wt + k * nc;
+                    for (int64_t c = 0; c < nc; c++) o[c] += gd[c] * wk[c];
                 }
-                din[t * din_stride + c] = acc;
             }
+        }
+    for (int64_t k = 0; k < K; k++)
+        for (int64_t c = 0; c < nc; c++) dw[(c0 + c) * K + k] += dwt[k * nc + c];
+    free(wt);
 }
 
 void mc_scan_fwd(const mc_scan_train *a, int64_t e0, int64_t e1) {

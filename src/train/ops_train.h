@@ -42,10 +42,16 @@ typedef struct mc_scan_train {
     const float *dys;
     float *dx, *ddelta, *dB, *dC; /* dx, ddelta (T, E) overwritten; dB, dC rows bc_stride apart, += */
     float *dA, *dD;               /* (E, N), (E): += (per-thread copies when split by sequence) */
-    float *work;                  /* 2 * L * N floats */
+    float *work;                  /* 2 * L * round_up(N, 16) floats, 64-byte aligned */
 } mc_scan_train;
 void mc_scan_fwd(const mc_scan_train *a, int64_t e0, int64_t e1);
 void mc_scan_bwd(const mc_scan_train *a, int64_t e0, int64_t e1);
+#if defined(__x86_64__)
+/* The same with the N states in AVX-512 vectors (scan_train_avx512.c); work must be
+ * 64-byte aligned and hold 2 * L * round_up(N, 16) floats. */
+void mc_scan_fwd_avx512(const mc_scan_train *a, int64_t e0, int64_t e1);
+void mc_scan_bwd_avx512(const mc_scan_train *a, int64_t e0, int64_t e1);
+#endif
 
 /* Mamba-2 SSD backward for one sequence (L rows) and the heads of group g, recurrent
  * form with the states recomputed: given dy (gradient of y = S_t C_t), adds into dx,

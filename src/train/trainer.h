@@ -1,0 +1,54 @@
+/* trainer.h — the training loop behind `mambac train`: data, batches, AdamW steps with
+ * warmup + cosine schedule, gradient accumulation and clipping, periodic validation,
+ * a CSV log, and checkpoints a crash cannot tear (see checkpoint.c). */
+#ifndef MC_TRAINER_H
+#define MC_TRAINER_H
+
+#include <stdint.h>
+
+#include "mambac.h"
+
+typedef struct mc_data {
+    int32_t *ids;
+    int64_t n, n_train;
+    int32_t vocab;
+} mc_data;
+
+/* Loads a text file as bytes (tokenizer NULL) or through a tokenizer.json, split
+ * train / validation; refuses data too short for windows of L tokens. */
+mambac_status mc_data_load(mc_data *d, const char *path, const char *tokenizer, double val_frac, int64_t L,
+                           mambac_error *err);
+void mc_data_free(mc_data *d);
+uint64_t mc_rng_next(uint64_t *state);
+/* B windows of L ids at random training offsets (advances *rng). */
+void mc_data_train_batch(const mc_data *d, uint64_t *rng, int64_t B, int64_t L, int32_t *out);
+int64_t mc_data_val_windows(const mc_data *d, int64_t L);
+void mc_data_val_window(const mc_data *d, int64_t i, int64_t L, int32_t *out);
+
+typedef struct mc_train_progress {
+    int64_t step, steps, tokens;
+    double train_loss, val_loss; /* val_loss is NaN on steps without an evaluation */
+    double lr, grad_norm, tok_s, elapsed, eta;
+} mc_train_progress;
+
+typedef struct mc_train_config {
+    /* the model: a new one (init), an existing folder to fine-tune, or a checkpoint to
+     * resume (then out is that folder) */
+    mambac_init_params init;
+    int have_arch_flags;      /* init was given on the command line (checked on resume) */
+    const char *init_from, *resume;
+    const char *data, *tokenizer, *out;
+    int64_t batch, seq, steps, warmup, accum, eval_every, eval_windows, save_every;
+    float lr, min_lr, weight_decay, clip, beta1, beta2;
+    double val_frac, time_limit;
+    uint64_t seed;
+    int threads;
+    void (*progress)(const mc_train_progress *p, void *user);
+    void *user;
+} mc_train_config;
+
+/* Defaults (nanoGPT-like for small character models). */
+mc_train_config mc_train_default_config(void);
+mambac_status mc_train_run(const mc_train_config *cfg, mambac_error *err);
+
+#endif

@@ -1,0 +1,128 @@
+/* cmd_train.c — `mambac train`: train a new model (or fine-tune / resume one) on a
+ * text file. One progress line that updates in place on a terminal (a line per
+ * evaluation otherwise); the curve goes to OUT/log.csv. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "train/trainer.h"
+
+static void fmt_time(char *b, size_t n, double s) {
+    if (!isfinite(s) || s < 0) s = 0;
+    if (s >= 3600) snprintf(b, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
+    else snprintf(b, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
+}
+
+typedef struct view {
+    int tty;
+    double last_val;
+} view;
+
+static void progress(const mc_train_progress *p, void *user) {
+    view *v = user;
+    if (!isnan(p->val_loss)) v->last_val = p->val_loss;
+    char eta[32], el[32], val[32] = "-";
+    fmt_time(eta, sizeof eta, p->eta);
+    fmt_time(el, sizeof el, p->elapsed);
+    if (!isnan(v->last_val)) snprintf(val, sizeof val, "%.4f", v->last_val);
+    if (v->tty) {
+        fprintf(stderr, "\rstep %lld/%lld | train %.4f | val %s | lr %.2e | %.0f tok/s | %s elapsed, ETA %s   ",
+                (long long)p->step, (long long)p->steps, p->train_loss, val, p->lr, p->tok_s, el, eta);
+        if (p->step == p->steps) fputc('\n', stderr);
+    } else if (!isnan(p->val_loss) || p->step == p->steps) {
+        fprintf(stderr, "step %lld/%lld | train %.4f | val %s | lr %.2e | %.0f tok/s | %s elapsed, ETA %s\n",
+                (long long)p->step, (long long)p->steps, p->train_loss, val, p->lr, p->tok_s, el, eta);
+    }
+    fflush(stderr);
+}
+
+int cmd_train(cli_args *a) {
+    mc_train_config c = mc_train_default_config();
+    const char *arch = NULL, *threads = NULL;
+    struct { const char *name; int64_t *i; float *f; double *d; int32_t *i32; int arch_flag; } num[] = {
+        {"--batch", &c.batch, 0, 0, 0, 0},          {"--seq", &c.seq, 0, 0, 0, 0},
+        {"--steps", &c.steps, 0, 0, 0, 0},          {"--warmup", &c.warmup, 0, 0, 0, 0},
+        {"--accum", &c.accum, 0, 0, 0, 0},          {"--eval-every", &c.eval_every, 0, 0, 0, 0},
+        {"--eval-windows", &c.eval_windows, 0, 0, 0, 0}, {"--save-every", &c.save_every, 0, 0, 0, 0},
+        {"--lr", 0, &c.lr, 0, 0, 0},                {"--min-lr", 0, &c.min_lr, 0, 0, 0},
+        {"--wd", 0, &c.weight_decay, 0, 0, 0},      {"--clip", 0, &c.clip, 0, 0, 0},
+        {"--beta1", 0, &c.beta1, 0, 0, 0},          {"--beta2", 0, &c.beta2, 0, 0, 0},
+        {"--val-frac", 0, 0, &c.val_frac, 0, 0},    {"--time-limit", 0, 0, &c.time_limit, 0, 0},
+        {"--d-model", 0, 0, 0, &c.init.d_model, 1}, {"--layers", 0, 0, 0, &c.init.n_layer, 1},
+        {"--d-state", 0, 0, 0, &c.init.d_state, 1}, {"--expand", 0, 0, 0, &c.init.expand, 1},
+        {"--d-conv", 0, 0, 0, &c.init.d_conv, 1},   {"--dt-rank", 0, 0, 0, &c.init.dt_rank, 1},
+        {"--headdim", 0, 0, 0, &c.init.head_dim, 1}, {"--groups", 0, 0, 0, &c.init.n_groups, 1},
+        {"--chunk", 0, 0, 0, &c.init.chunk_size, 1},
+    };
+    const char *vals[sizeof num / sizeof num[0]] = {0};
+    const char *seed = NULL;
+    c.steps = 0; /* 0: the default, or the checkpoint's on --resume */
+    for (; a->i < a->argc; a->i++) {
+        int bad = 0, hit = 0;
+        for (size_t k = 0; k < sizeof num / sizeof num[0] && !hit; k++) hit = cli_opt(a, num[k].name, NULL, &vals[k], &bad);
+        if (hit || cli_opt(a, "--data", NULL, &c.data, &bad) || cli_opt(a, "--tokenizer", NULL, &c.tokenizer, &bad) ||
+            cli_opt(a, "-o", "--output", &c.out, &bad) || cli_opt(a, "--resume", NULL, &c.resume, &bad) ||
+            cli_opt(a, "--init-from", NULL, &c.init_from, &bad) || cli_opt(a, "--arch", NULL, &arch, &bad) ||
+            cli_opt(a, "--seed", NULL, &seed, &bad) || cli_opt(a, "-t", "--threads", &threads, &bad)) {
+            if (bad) return CLI_USAGE;
+        } else {
+            return cli_usage_error(a->cmd, "unknown option '%s'", a->argv[a->i]);
+        }
+    }
+    if (arch) {
+        if (strcmp(arch, "mamba") != 0 && strcmp(arch, "mamba2") != 0) return cli_usage_error(a->cmd, "--arch must be mamba or mamba2");
+        const mambac_init_params d = mambac_init_default_params(strcmp(arch, "mamba") == 0 ? MAMBAC_ARCH_MAMBA1 : MAMBAC_ARCH_MAMBA2);
+        c.init = d;
+        c.have_arch_flags = 1;
+    }
+    /* small defaults for a model trained from scratch on a CPU */
+    if (!c.resume && !c.init_from) {
+        c.init.d_model = 128, c.init.n_layer = 4;
+        if (c.init.arch == MAMBAC_ARCH_MAMBA2) c.init.d_state = 32, c.init.head_dim = 32, c.init.chunk_size = 64;
+    }
+    for (size_t k = 0; k < sizeof num / sizeof num[0]; k++) {
+        if (!vals[k]) continue;
+        long long iv;
+        double dv;
+        if (num[k].i || num[k].i32) {
+            if (!cli_parse_int(vals[k], 0, INT32_MAX, &iv)) return cli_usage_error(a->cmd, "%s needs a non-negative integer", num[k].name);
+            if (num[k].i) *num[k].i = iv;
+            else *num[k].i32 = (int32_t)iv;
+        } else {
+            if (!cli_parse_float(vals[k], &dv)) return cli_usage_error(a->cmd, "%s needs a number", num[k].name);
+            if (num[k].f) *num[k].f = (float)dv;
+            else *num[k].d = dv;
+        }
+        if (num[k].arch_flag) c.have_arch_flags = 1;
+    }
+    if (seed) {
+        long long s;
+        if (!cli_parse_int(seed, 0, INT64_MAX, &s)) return cli_usage_error(a->cmd, "--seed must be >= 0");
+        c.seed = (uint64_t)s;
+        c.init.seed = (uint64_t)s;
+    }
+    if (threads) {
+        int32_t t;
+        if (!cli_parse_threads(threads, &t)) return cli_usage_error(a->cmd, "-t must be >= 1");
+        c.threads = t;
+    }
+    if (c.resume && (c.out || c.init_from || c.data))
+        return cli_usage_error(a->cmd, "--resume DIR continues in DIR with its data: no -o, --init-from or --data");
+    if (!c.resume && (!c.data || !c.out)) return cli_usage_error(a->cmd, "--data FILE and -o DIR are required (or --resume DIR)");
+    if (c.init_from && c.have_arch_flags)
+        return cli_usage_error(a->cmd, "--init-from takes the architecture from the model: no architecture flags");
+    if (!c.resume && c.steps == 0) c.steps = mc_train_default_config().steps;
+    view v = {isatty(2), NAN};
+    c.progress = progress;
+    c.user = &v;
+    mambac_error err;
+    if (mc_train_run(&c, &err) != MAMBAC_OK) {
+        if (v.tty) fputc('\n', stderr);
+        return cli_error("%s", err.msg);
+    }
+    fprintf(stderr, "saved %s (log.csv has the curve)\n", c.resume ? c.resume : c.out);
+    return CLI_OK;
+}
