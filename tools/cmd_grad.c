@@ -56,7 +56,7 @@ int cmd_grad(cli_args *a) {
     }
     int64_t max_k, tcap;
     mc_train_sizes(&P, 1, (int64_t)n, &max_k, &tcap);
-    if (mc_tctx_init(&c, nt, max_k, tcap, &err) != MAMBAC_OK || mc_tape_new(&P, 1, (int64_t)n, nt, &tape, &err) != MAMBAC_OK) {
+    if (mc_tctx_init(&c, nt, NULL, max_k, tcap, &err) != MAMBAC_OK || mc_tape_new(&P, 1, (int64_t)n, nt, &tape, &err) != MAMBAC_OK) {
         cli_error("%s", err.msg);
         goto done;
     }

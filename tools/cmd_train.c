@@ -55,7 +55,7 @@ int cmd_train(cli_args *a) {
         {"--d-state", 0, 0, 0, &c.init.d_state, 1}, {"--expand", 0, 0, 0, &c.init.expand, 1},
         {"--d-conv", 0, 0, 0, &c.init.d_conv, 1},   {"--dt-rank", 0, 0, 0, &c.init.dt_rank, 1},
         {"--headdim", 0, 0, 0, &c.init.head_dim, 1}, {"--groups", 0, 0, 0, &c.init.n_groups, 1},
-        {"--chunk", 0, 0, 0, &c.init.chunk_size, 1},
+        {"--chunk", 0, 0, 0, &c.init.chunk_size, 1}, {"--stop-at", &c.stop_at, 0, 0, 0, 0},
     };
     const char *vals[sizeof num / sizeof num[0]] = {0};
     const char *seed = NULL;

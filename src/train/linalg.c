@@ -10,9 +10,10 @@
 #include "core/error.h"
 #include "train/train.h"
 
-mambac_status mc_tctx_init(mc_tctx *c, int threads, int64_t max_k, int64_t tcap, mambac_error *err) {
+mambac_status mc_tctx_init(mc_tctx *c, int threads, const char *isa, int64_t max_k, int64_t tcap, mambac_error *err) {
     memset(c, 0, sizeof *c);
-    c->k = mc_kernels_best();
+    c->k = isa ? mc_kernels_named(isa) : mc_kernels_best();
+    if (!c->k) return mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "kernel set '%s' is unknown or not supported by this CPU", isa);
     c->pool = mc_pool_new(threads > 0 ? threads : mc_cpu_count());
     c->max_k = max_k;
     c->gemm_stride = (MC_GEMM_SCRATCH(max_k) + 15) / 16 * 16;

@@ -280,7 +280,7 @@ mambac_status mc_train_run(const mc_train_config *cfg_in, mambac_error *err) {
     int64_t max_k, tcap;
     if (st == MAMBAC_OK) {
         mc_train_sizes(&P, B, L, &max_k, &tcap);
-        st = mc_tctx_init(&c, nt, max_k, tcap, err);
+        st = mc_tctx_init(&c, nt, NULL, max_k, tcap, err);
     }
     if (st == MAMBAC_OK) st = mc_tape_new(&P, B, L, nt, &tape, err);
     if (st == MAMBAC_OK && vb >= 1) st = mc_tape_new(&P, vb, L, nt, &vtape, err);
@@ -302,7 +302,7 @@ mambac_status mc_train_run(const mc_train_config *cfg_in, mambac_error *err) {
     const int64_t step0 = step;
     double last_t = t_start;
     int64_t last_tokens = tokens;
-    while (st == MAMBAC_OK && step < cfg.steps) {
+    while (st == MAMBAC_OK && step < cfg.steps && (cfg.stop_at <= 0 || step < cfg.stop_at)) {
         if (cfg.time_limit > 0 && now() - t_start >= cfg.time_limit) break;
         const float lr = mc_lr_schedule(step, cfg.warmup, cfg.steps, cfg.lr, cfg.min_lr);
         memset(P.g, 0, (size_t)P.total * sizeof(float));
@@ -320,7 +320,7 @@ mambac_status mc_train_run(const mc_train_config *cfg_in, mambac_error *err) {
                          (long long)step);
             break;
         }
-        const int last = step == cfg.steps || (cfg.time_limit > 0 && now() - t_start >= cfg.time_limit);
+        const int last = step == cfg.steps || step == cfg.stop_at || (cfg.time_limit > 0 && now() - t_start >= cfg.time_limit);
         double val = NAN;
         if (vtape && (step % cfg.eval_every == 0 || last)) val = validate(&c, &P, vtape, vb, &data, L, cfg.eval_windows, ids);
         const double t = now(), elapsed = elapsed0 + (t - t_start);

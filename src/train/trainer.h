@@ -39,6 +39,7 @@ typedef struct mc_train_config {
     const char *init_from, *resume;
     const char *data, *tokenizer, *out;
     int64_t batch, seq, steps, warmup, accum, eval_every, eval_windows, save_every;
+    int64_t stop_at;          /* > 0: save and stop at this step (the schedule still runs to steps) */
     float lr, min_lr, weight_decay, clip, beta1, beta2;
     double val_frac, time_limit;
     uint64_t seed;

@@ -1,0 +1,582 @@
+#define _POSIX_C_SOURCE 200809L
+/* test_train.c — training, checked against independent references and against itself:
+ *  - gradients of all four fixtures vs transformers' float64 gradients
+ *    (grads.safetensors): loss within 1e-5 relative, every tensor within 1e-4
+ *    relative L2, on every kernel set; 1 and 2 threads give identical bits;
+ *  - finite differences (double-precision sums of float32 runs) for the backward of
+ *    each op on small random inputs: rmsnorm, conv, the Mamba-1 scan (scalar and
+ *    AVX-512), the Mamba-2 SSD, the gate and softplus activations; and for whole-model
+ *    gradients of a tiny model of each architecture;
+ *  - a tiny model overfits one batch; AdamW and the schedule behave as specified;
+ *  - checkpoints: weights written and read back are identical; a checkpoint loads
+ *    for inference and gives the training forward's loss; resume repeats an
+ *    uninterrupted run bit for bit;
+ *  - bad input: empty or too-short data, an unwritable output, inconsistent
+ *    architecture flags, a tampered or mismatched checkpoint → an error naming it,
+ *    and the checkpoint left as it was. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "check.h"
+#include "mambac.h"
+#include "testutil.h"
+#include "cpu/ops.h"
+#include "train/act.h"
+#include "train/checkpoint.h"
+#include "train/ops_train.h"
+#include "train/train.h"
+#include "train/trainer.h"
+
+static uint64_t rng = 12345;
+static float frand(void) {
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((rng >> 40) / (double)(1ull << 24)) * 2.0f - 1.0f;
+}
+static float *rand_vec(int64_t n, float scale) {
+    float *v = malloc((size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++) v[i] = frand() * scale;
+    return v;
+}
+static float *zeros(int64_t n) { return calloc((size_t)n, sizeof(float)); }
+
+/* ---- fixtures --------------------------------------------------------------------- */
+
+static void grad_parity(const char *model, const char *isa, int threads, float **keep) {
+    char dir[512], refp[512], gp[512];
+    snprintf(dir, sizeof dir, "%s/models/%s/hf", MAMBAC_TEST_DATA, model);
+    snprintf(refp, sizeof refp, "%s/models/%s/ref.safetensors", MAMBAC_TEST_DATA, model);
+    snprintf(gp, sizeof gp, "%s/models/%s/grads.safetensors", MAMBAC_TEST_DATA, model);
+    mambac_model *m;
+    mambac_error err;
+    ref_file ref, gr;
+    if (mambac_model_load(dir, &m, &err) != MAMBAC_OK || !ref_open(&ref, refp) || !ref_open(&gr, gp)) {
+        CHECK(0, "%s: fixture unreadable", model);
+        return;
+    }
+    int64_t n;
+    int32_t *ids = ref_i32(&ref, "input_ids", &n);
+    mc_params P;
+    mc_tctx c;
+    mc_tape *t;
+    int64_t max_k, tcap;
+    CHECK(mc_params_from_model(m, &P, &err) == MAMBAC_OK, "params");
+    mc_train_sizes(&P, 1, n, &max_k, &tcap);
+    if (mc_tctx_init(&c, threads, isa, max_k, tcap, &err) != MAMBAC_OK) { /* kernel set not on this CPU */
+        mc_params_free(&P);
+        goto out;
+    }
+    CHECK(mc_tape_new(&P, 1, n, threads, &t, &err) == MAMBAC_OK, "tape");
+    const double loss = mc_train_step(&c, &P, t, ids, 1, 1.0f);
+    float *want_loss = ref_f32(&gr, "loss", NULL, NULL);
+    const double le = fabs(loss - want_loss[0]) / fabs(want_loss[0]);
+    CHECK(le < 1e-5, "%s (%s, %d threads): loss %.8g vs %.8g", model, isa, threads, loss, want_loss[0]);
+    double worst = 0;
+    const char *worst_name = "";
+    for (size_t i = 0; i < P.n; i++) {
+        int64_t r0;
+        float *want = ref_f32(&gr, P.v[i].name, &r0, NULL);
+        if (!want) {
+            CHECK(0, "%s: no reference gradient for %s", model, P.v[i].name);
+            continue;
+        }
+        const double e = rel_l2(P.v[i].g, P.v[i].n, want, P.v[i].n, 1, P.v[i].n);
+        if (e > worst) worst = e, worst_name = P.v[i].name;
+        CHECK(e < 1e-4, "%s (%s): gradient of %s: relative L2 %.3g", model, isa, P.v[i].name, e);
+        free(want);
+    }
+    printf("%-14s %-7s %d thread(s): loss rel err %.2g, worst gradient %.2g (%s)\n", model, isa, threads, le, worst, worst_name);
+    if (keep) {
+        if (*keep) CHECK(memcmp(*keep, P.g, (size_t)P.total * sizeof(float)) == 0, "%s: gradients differ with %d threads", model, threads);
+        else *keep = memcpy(malloc((size_t)P.total * sizeof(float)), P.g, (size_t)P.total * sizeof(float));
+    }
+    free(want_loss);
+    mc_tape_free(t);
+    mc_tctx_free(&c);
+    mc_params_free(&P);
+out:
+    free(ids);
+    ref_close(&ref);
+    ref_close(&gr);
+    mambac_model_free(m);
+}
+
+/* ---- finite differences ----------------------------------------------------------- */
+
+/* Checks analytic gradient `an` of a scalar function against central differences at
+ * `k` coordinates of x (float32 function, double-summed objective). */
+typedef double (*objective)(void *ctx);
+static void fd_check(const char *label, objective f, void *ctx, float *x, const float *an, int64_t n, int k, float h) {
+    int bad = 0;
+    double worst = 0;
+    for (int i = 0; i < k; i++) {
+        const int64_t j = (int64_t)((rng = rng * 6364136223846793005ull + 1) >> 33) % n;
+        const float keep = x[j];
+        x[j] = keep + h;
+        const double fp = f(ctx);
+        x[j] = keep - h;
+        const double fm = f(ctx);
+        x[j] = keep;
+        const double fd = (fp - fm) / (2.0 * h), err = fabs(fd - an[j]);
+        const double tol = 2e-2 * fabs(fd) + 2e-3;
+        if (err > tol) bad++;
+        if (err / (fabs(fd) + 1e-3) > worst) worst = err / (fabs(fd) + 1e-3);
+    }
+    CHECK(bad == 0, "%s: %d of %d coordinates disagree with finite differences (worst relative %.3g)", label, bad, k, worst);
+}
+
+typedef struct rms_ctx { float *x, *w, *R, *out, *rstd; int64_t T, n; } rms_ctx;
+static double rms_obj(void *p) {
+    rms_ctx *c = p;
+    mc_rmsnorm_fwd(c->out, c->rstd, c->x, c->w, c->T, c->n, 1e-5f);
+    double s = 0;
+    for (int64_t i = 0; i < c->T * c->n; i++) s += (double)c->out[i] * c->R[i];
+    return s;
+}
+
+static void fd_rmsnorm(void) {
+    rms_ctx c = {rand_vec(3 * 20, 1), rand_vec(20, 1), rand_vec(60, 1), zeros(60), zeros(3), 3, 20};
+    float *dx = zeros(60), *dw = zeros(20);
+    rms_obj(&c);
+    mc_rmsnorm_bwd(dx, dw, c.R, c.x, c.rstd, c.w, 3, 20, 0);
+    fd_check("rmsnorm dx", rms_obj, &c, c.x, dx, 60, 30, 1e-2f);
+    fd_check("rmsnorm dw", rms_obj, &c, c.w, dw, 20, 20, 1e-2f);
+    free(c.x), free(c.w), free(c.R), free(c.out), free(c.rstd), free(dx), free(dw);
+}
+
+typedef struct conv_ctx { float *in, *w, *b, *R, *out; int64_t B, L, C, K, stride; } conv_ctx;
+static double conv_obj(void *p) {
+    conv_ctx *c = p;
+    mc_conv_fwd(c->out, c->in, c->stride, c->w, c->b, c->B, c->L, c->C, c->K, 0, c->C);
+    double s = 0;
+    for (int64_t i = 0; i < c->B * c->L * c->C; i++) s += (double)c->out[i] * c->R[i];
+    return s;
+}
+
+static void fd_conv(void) {
+    const int64_t B = 2, L = 9, C = 5, K = 4, S = 7;
+    conv_ctx c = {rand_vec(B * L * S, 1), rand_vec(C * K, 1), rand_vec(C, 1), rand_vec(B * L * C, 1), zeros(B * L * C), B, L, C, K, S};
+    float *din = zeros(B * L * S), *dw = zeros(C * K), *db = zeros(C);
+    conv_obj(&c);
+    mc_conv_bwd(din, S, dw, db, c.R, c.in, S, c.w, B, L, C, K, 0, C);
+    for (int64_t r = 0; r < B * L; r++) din[r * S + 5] = din[r * S + 6] = 0; /* columns past C are not inputs */
+    fd_check("conv dx", conv_obj, &c, c.in, din, B * L * S, 40, 1e-2f);
+    fd_check("conv dw", conv_obj, &c, c.w, dw, C * K, 20, 1e-2f);
+    fd_check("conv db", conv_obj, &c, c.b, db, C, 5, 1e-2f);
+    free(c.in), free(c.w), free(c.b), free(c.R), free(c.out), free(din), free(dw), free(db);
+}
+
+typedef struct scan_ctx { mc_scan_train a; float *x, *delta, *bc, *A, *D, *R; int simd; } scan_ctx;
+static double scan_obj(void *p) {
+    scan_ctx *c = p;
+#if defined(__x86_64__)
+    if (c->simd) mc_scan_fwd_avx512(&c->a, 0, c->a.E);
+    else
+#endif
+        mc_scan_fwd(&c->a, 0, c->a.E);
+    double s = 0;
+    for (int64_t i = 0; i < c->a.L * c->a.E; i++) s += (double)c->a.ys[i] * c->R[i];
+    return s;
+}
+
+static void fd_scan(int simd) {
+    const int64_t L = 12, E = 3, N = 19; /* N: one full vector and a masked tail */
+    scan_ctx c = {{0}, rand_vec(L * E, 1), rand_vec(L * E, 0.4f), rand_vec(L * 2 * N, 1), rand_vec(E * N, 1), rand_vec(E, 1),
+                  rand_vec(L * E, 1), simd};
+    for (int64_t i = 0; i < L * E; i++) c.delta[i] = 0.05f + fabsf(c.delta[i]); /* softplus outputs are positive */
+    for (int64_t i = 0; i < E * N; i++) c.A[i] = -0.5f - fabsf(c.A[i]);
+    float *ys = zeros(L * E), *dx = zeros(L * E), *dd = zeros(L * E), *dbc = zeros(L * 2 * N), *dA = zeros(E * N), *dD = zeros(E);
+    float *work = aligned_alloc(64, (size_t)(2 * L * 32) * sizeof(float));
+    c.a = (mc_scan_train){.L = L, .E = E, .N = N, .x_stride = E, .bc_stride = 2 * N, .x = c.x, .delta = c.delta, .B = c.bc,
+                          .C = c.bc + N, .A = c.A, .D = c.D, .ys = ys, .dys = c.R, .dx = dx, .ddelta = dd, .dB = dbc,
+                          .dC = dbc + N, .dA = dA, .dD = dD, .work = work};
+#if defined(__x86_64__)
+    if (simd) mc_scan_bwd_avx512(&c.a, 0, E);
+    else
+#endif
+        mc_scan_bwd(&c.a, 0, E);
+    const char *k = simd ? "avx512" : "scalar";
+    char l[64];
+    snprintf(l, sizeof l, "scan (%s) dx", k), fd_check(l, scan_obj, &c, c.x, dx, L * E, 20, 1e-2f);
+    snprintf(l, sizeof l, "scan (%s) ddelta", k), fd_check(l, scan_obj, &c, c.delta, dd, L * E, 20, 1e-3f);
+    snprintf(l, sizeof l, "scan (%s) dB dC", k), fd_check(l, scan_obj, &c, c.bc, dbc, L * 2 * N, 30, 1e-2f);
+    snprintf(l, sizeof l, "scan (%s) dA", k), fd_check(l, scan_obj, &c, c.A, dA, E * N, 20, 1e-3f);
+    snprintf(l, sizeof l, "scan (%s) dD", k), fd_check(l, scan_obj, &c, c.D, dD, E, 3, 1e-2f);
+    free(c.x), free(c.delta), free(c.bc), free(c.A), free(c.D), free(c.R);
+    free(ys), free(dx), free(dd), free(dbc), free(dA), free(dD), free(work);
+}
+
+/* The SSD through the reference chunked forward (chunks of 4: several per sequence). */
+typedef struct ssd_ctx { float *x, *bc, *dt, *A, *R, *y, *state, *scratch; int64_t L, H, P, N, G; } ssd_ctx;
+static double ssd_obj(void *p) {
+    ssd_ctx *c = p;
+    memset(c->state, 0, (size_t)(c->H * c->P * c->N) * sizeof(float));
+    mc_ssd_args a = {.T = c->L, .H = c->H, .P = c->P, .N = c->N, .G = c->G, .L = 4, .x = c->x, .x_stride = c->H * c->P,
+                     .B = c->bc, .C = c->bc + c->G * c->N, .bc_stride = 2 * c->G * c->N, .dt = c->dt, .dt_stride = c->H,
+                     .A = c->A, .y = c->y, .y_stride = c->H * c->P, .state = c->state, .scratch = c->scratch};
+    mc_ssd_chunked(&a);
+    double s = 0;
+    for (int64_t i = 0; i < c->L * c->H * c->P; i++) s += (double)c->y[i] * c->R[i];
+    return s;
+}
+
+static void fd_ssd(void) {
+    const int64_t L = 10, H = 4, P = 3, N = 5, G = 2, E = H * P, W = 2 * G * N;
+    ssd_ctx c = {rand_vec(L * E, 1), rand_vec(L * W, 1), rand_vec(L * H, 0.5f), rand_vec(H, 1), rand_vec(L * E, 1),
+                 zeros(L * E), zeros(H * P * N), zeros(mc_ssd_scratch_floats(4, N, P) + 64), L, H, P, N, G};
+    for (int64_t i = 0; i < L * H; i++) c.dt[i] = 0.05f + fabsf(c.dt[i]);
+    for (int64_t i = 0; i < H; i++) c.A[i] = -0.3f - fabsf(c.A[i]);
+    float *dx = zeros(L * E), *dbc = zeros(L * W), *ddt = zeros(L * H), *dA = zeros(H), *work = zeros((L + 2) * P * N);
+    mc_ssd_train a = {.L = L, .H = H, .P = P, .N = N, .G = G, .x = c.x, .x_stride = E, .B = c.bc, .C = c.bc + G * N,
+                      .bc_stride = W, .dt = c.dt, .dt_stride = H, .A = c.A, .dy = c.R, .dy_stride = E, .dx = dx, .dx_stride = E,
+                      .dB = dbc, .dC = dbc + G * N, .ddt = ddt, .dA = dA, .work = work};
+    for (int64_t g = 0; g < G; g++) mc_ssd_bwd(&a, g);
+    fd_check("ssd dx", ssd_obj, &c, c.x, dx, L * E, 20, 1e-2f);
+    fd_check("ssd dB dC", ssd_obj, &c, c.bc, dbc, L * W, 30, 1e-2f);
+    fd_check("ssd ddt", ssd_obj, &c, c.dt, ddt, L * H, 20, 1e-3f);
+    fd_check("ssd dA", ssd_obj, &c, c.A, dA, H, 4, 1e-3f);
+    free(c.x), free(c.bc), free(c.dt), free(c.A), free(c.R), free(c.y), free(c.state), free(c.scratch);
+    free(dx), free(dbc), free(ddt), free(dA), free(work);
+}
+
+typedef struct act_ctx { float *a, *z, *R, *y; int64_t n; int simd, which; } act_ctx;
+static double act_obj(void *p) {
+    act_ctx *c = p;
+    if (c->which == 0) mc_act_gate(c->y, c->a, c->z, c->n, c->simd);
+    else if (c->which == 1) mc_act_softplus(c->y, c->z, c->a, c->n, c->simd);
+    else mc_act_silu(c->y, c->z, c->n, c->simd);
+    double s = 0;
+    for (int64_t i = 0; i < c->n; i++) s += (double)c->y[i] * c->R[i];
+    return s;
+}
+
+static void fd_act(int simd) {
+    const int64_t n = 37;
+    act_ctx c = {rand_vec(n, 2), rand_vec(n, 8), rand_vec(n, 1), zeros(n), n, simd, 0};
+    c.z[3] = 25.0f, c.z[4] = -30.0f; /* softplus's threshold and its flat tail */
+    float *da = zeros(n), *dz = zeros(n), *g = zeros(n);
+    mc_act_gate_bwd(da, dz, c.R, c.a, c.z, n, simd);
+    fd_check(simd ? "gate (avx512) da" : "gate da", act_obj, &c, c.a, da, n, 20, 1e-2f);
+    fd_check(simd ? "gate (avx512) dz" : "gate dz", act_obj, &c, c.z, dz, n, 20, 1e-2f);
+    c.which = 1;
+    memcpy(g, c.R, (size_t)n * sizeof(float));
+    mc_act_dsoftplus_mul(g, c.z, c.a, n, simd);
+    fd_check(simd ? "softplus (avx512)" : "softplus", act_obj, &c, c.z, g, n, 20, 1e-2f);
+    c.which = 2;
+    memcpy(g, c.R, (size_t)n * sizeof(float));
+    mc_act_dsilu_mul(g, c.z, n, simd);
+    fd_check(simd ? "silu (avx512)" : "silu", act_obj, &c, c.z, g, n, 20, 1e-2f);
+    /* the vector forms against the scalar ones */
+    float *y1 = zeros(n), *y2 = zeros(n);
+    mc_act_softplus(y1, c.z, NULL, n, 0);
+    mc_act_softplus(y2, c.z, NULL, n, simd);
+    double e = rel_l2(y2, n, y1, n, 1, n);
+    CHECK(e < 1e-6, "softplus forms differ: %.3g", e);
+    free(c.a), free(c.z), free(c.R), free(c.y), free(da), free(dz), free(g), free(y1), free(y2);
+}
+
+/* Whole-model gradients of a tiny random model vs finite differences of the loss. */
+typedef struct model_ctx { mc_tctx *c; mc_params *P; mc_tape *t; const int32_t *ids; } model_ctx;
+static double model_obj(void *p) {
+    model_ctx *m = p;
+    return mc_train_step(m->c, m->P, m->t, m->ids, 0, 1.0f);
+}
+
+static mambac_model *tiny_model(const char *tmp, mambac_arch arch, const char *name) {
+    mambac_init_params ip = mambac_init_default_params(arch);
+    ip.d_model = 16, ip.n_layer = 2, ip.vocab_size = 40, ip.d_state = 8, ip.seed = 3;
+    if (arch == MAMBAC_ARCH_MAMBA2) ip.head_dim = 8, ip.n_groups = 2, ip.chunk_size = 4;
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/%s", tmp, name);
+    mambac_error err;
+    mambac_model *m = NULL;
+    if (mambac_model_write_init(&ip, dir, &err) != MAMBAC_OK || mambac_model_load(dir, &m, &err) != MAMBAC_OK)
+        CHECK(0, "tiny model: %s", err.msg);
+    return m;
+}
+
+static void fd_model(const char *tmp) {
+    for (int a = 1; a <= 2; a++) {
+        mambac_model *m = tiny_model(tmp, (mambac_arch)a, a == 1 ? "fd1" : "fd2");
+        if (!m) continue;
+        mc_params P;
+        mc_tctx c;
+        mc_tape *t;
+        mambac_error err;
+        int64_t max_k, tcap;
+        mc_params_from_model(m, &P, &err);
+        mc_train_sizes(&P, 2, 11, &max_k, &tcap);
+        mc_tctx_init(&c, 1, NULL, max_k, tcap, &err);
+        mc_tape_new(&P, 2, 11, 1, &t, &err);
+        int32_t ids[22];
+        for (int i = 0; i < 22; i++) ids[i] = (i * 7 + 3) % 40;
+        mc_train_step(&c, &P, t, ids, 1, 1.0f);
+        model_ctx mc = {&c, &P, t, ids};
+        for (size_t i = 0; i < P.n; i++) {
+            char l[160];
+            snprintf(l, sizeof l, "%s: %s", a == 1 ? "mamba" : "mamba2", P.v[i].name);
+            fd_check(l, model_obj, &mc, P.v[i].w, P.v[i].g, P.v[i].n, 4, 2e-3f);
+        }
+        mc_tape_free(t);
+        mc_tctx_free(&c);
+        mc_params_free(&P);
+        mambac_model_free(m);
+    }
+}
+
+/* ---- optimizer, overfitting ------------------------------------------------------- */
+
+static void test_optimizer(void) {
+    /* AdamW's first step moves every weight by lr against its gradient's sign (m / sqrt(v)
+     * = sign g after bias correction) and decays only decayed tensors. */
+    float w[4] = {1, 1, 1, 1}, g[4] = {0.5f, -2, 0, 1e-3f};
+    mc_param ps[2] = {{.name = "a", .n = 2, .w = w, .g = g, .decay = 1}, {.name = "b", .n = 2, .w = w + 2, .g = g + 2, .decay = 0}};
+    mc_params P = {.v = ps, .n = 2, .w = w, .g = g, .total = 4};
+    mc_adamw o;
+    mambac_error err;
+    mc_adamw_init(&o, &P, &err);
+    mc_adamw_update(&o, &P, 0.1f);
+    CHECK(fabsf(w[0] - (1 * 0.99f - 0.1f)) < 1e-5f && fabsf(w[1] - (0.99f + 0.1f)) < 1e-5f && w[2] == 1.0f &&
+              fabsf(w[3] - 0.9f) < 1e-3f,
+          "AdamW first step: %g %g %g %g", w[0], w[1], w[2], w[3]);
+    mc_adamw_free(&o);
+    const double n = mc_clip_grad(&P, 1.0);
+    double after = 0;
+    for (int i = 0; i < 4; i++) after += (double)g[i] * g[i];
+    CHECK(fabs(n - sqrt(0.25 + 4 + 1e-6)) < 1e-4 && fabs(sqrt(after) - 1.0) < 1e-4, "clip: norm %g, after %g", n, sqrt(after));
+    CHECK(fabsf(mc_lr_schedule(0, 10, 100, 1, 0.1f) - 0.1f) < 1e-6f && fabsf(mc_lr_schedule(9, 10, 100, 1, 0.1f) - 1) < 1e-6f &&
+              fabsf(mc_lr_schedule(55, 10, 100, 1, 0.1f) - 0.55f) < 1e-5f && fabsf(mc_lr_schedule(100, 10, 100, 1, 0.1f) - 0.1f) < 1e-6f,
+          "schedule: warmup, cosine midpoint and floor");
+}
+
+static void test_overfit(const char *tmp) {
+    for (int a = 1; a <= 2; a++) {
+        mambac_model *m = tiny_model(tmp, (mambac_arch)a, a == 1 ? "of1" : "of2");
+        if (!m) continue;
+        mc_params P;
+        mc_tctx c;
+        mc_tape *t;
+        mc_adamw o;
+        mambac_error err;
+        int64_t max_k, tcap;
+        mc_params_from_model(m, &P, &err);
+        mc_train_sizes(&P, 4, 16, &max_k, &tcap);
+        mc_tctx_init(&c, 2, NULL, max_k, tcap, &err);
+        mc_tape_new(&P, 4, 16, 2, &t, &err);
+        mc_adamw_init(&o, &P, &err);
+        int32_t ids[64];
+        for (int i = 0; i < 64; i++) ids[i] = (int32_t)((i * 13 + i / 16 * 5) % 40);
+        double first = 0, loss = 0;
+        int step = 0;
+        for (; step < 300; step++) {
+            memset(P.g, 0, (size_t)P.total * sizeof(float));
+            loss = mc_train_step(&c, &P, t, ids, 1, 1.0f);
+            if (step == 0) first = loss;
+            if (loss < 0.05) break;
+            mc_clip_grad(&P, 1.0);
+            mc_adamw_update(&o, &P, 1e-2f);
+        }
+        printf("overfit %s: loss %.3f -> %.4f in %d steps\n", a == 1 ? "mamba" : "mamba2", first, loss, step);
+        CHECK(loss < 0.05, "%s did not overfit one batch: loss %.3f -> %.3f after 300 steps", a == 1 ? "mamba" : "mamba2", first, loss);
+        mc_adamw_free(&o);
+        mc_tape_free(t);
+        mc_tctx_free(&c);
+        mc_params_free(&P);
+        mambac_model_free(m);
+    }
+}
+
+/* ---- checkpoints and the loop ------------------------------------------------------ */
+
+static char *data_file(const char *tmp, const char *name, size_t n) {
+    char *p = path_in(tmp, name);
+    char *text = read_text("/dev/null");
+    free(text);
+    char *buf = malloc(n + 1);
+    const char *verse = "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n";
+    for (size_t i = 0; i < n; i++) buf[i] = verse[i % strlen(verse)];
+    write_file(p, buf, n);
+    free(buf);
+    return p;
+}
+
+static mc_train_config small_config(const char *data, const char *out, mambac_arch arch) {
+    mc_train_config c = mc_train_default_config();
+    c.init = mambac_init_default_params(arch);
+    c.init.d_model = 16, c.init.n_layer = 2, c.init.d_state = 8;
+    if (arch == MAMBAC_ARCH_MAMBA2) c.init.head_dim = 8, c.init.chunk_size = 8;
+    c.data = data, c.out = out;
+    c.batch = 3, c.seq = 20, c.steps = 6, c.warmup = 2, c.eval_every = 2, c.lr = 5e-3f, c.min_lr = 1e-3f, c.threads = 2;
+    return c;
+}
+
+static char *read_log_losses(const char *dir) {
+    char *p = path_in(dir, "log.csv"), *t = read_text(p), *o = calloc(1, t ? strlen(t) + 1 : 1);
+    size_t k = 0;
+    for (char *line = t ? strtok(t, "\n") : NULL; line; line = strtok(NULL, "\n")) { /* step,tokens,train_loss: */
+        char *c = strchr(line, ','), *c2 = c ? strchr(c + 1, ',') : NULL, *c3 = c2 ? strchr(c2 + 1, ',') : NULL;
+        if (c3) k += (size_t)sprintf(o + k, "%.*s;", (int)(c3 - line), line);
+    }
+    free(p);
+    free(t);
+    return o;
+}
+
+static void test_loop(const char *tmp) {
+    char *data = data_file(tmp, "verse.txt", 4000);
+    mambac_error err;
+    for (int a = 1; a <= 2; a++) {
+        char full[600], part[600];
+        snprintf(full, sizeof full, "%s/full%d", tmp, a);
+        snprintf(part, sizeof part, "%s/part%d", tmp, a);
+        mc_train_config c = small_config(data, full, (mambac_arch)a);
+        CHECK(mc_train_run(&c, &err) == MAMBAC_OK, "train: %s", err.msg);
+        /* interrupted at step 3 (the schedule still spans 6 steps), then resumed */
+        c.out = part, c.stop_at = 3;
+        CHECK(mc_train_run(&c, &err) == MAMBAC_OK, "train to step 3: %s", err.msg);
+        mc_train_config r = mc_train_default_config();
+        r.resume = part, r.threads = 2, r.steps = 0; /* 0: the checkpoint's own step count */
+        CHECK(mc_train_run(&r, &err) == MAMBAC_OK, "resume: %s", err.msg);
+        char *l1 = read_log_losses(full), *l2 = read_log_losses(part);
+        CHECK(strcmp(l1, l2) == 0 && strlen(l1) > 40, "resumed loss curve differs:\n%.300s\n%.300s", l1, l2);
+        char *m1 = path_in(full, "model.safetensors"), *m2 = path_in(part, "model.safetensors");
+        uint64_t h1 = 0, h2 = 1;
+        mc_file_fnv(m1, &h1, &err);
+        mc_file_fnv(m2, &h2, &err);
+        CHECK(h1 == h2, "resumed weights differ from the uninterrupted run's");
+        /* the checkpoint loads for inference; its loss on a window matches training's */
+        mambac_model *m;
+        if (mambac_model_load(full, &m, &err) == MAMBAC_OK) {
+            mc_params P, Q;
+            mc_params_from_model(m, &P, &err);
+            mc_params_from_model(m, &Q, &err);
+            char *w = path_in(tmp, "w.safetensors");
+            CHECK(mc_params_write(&P, w, 0, NULL, NULL, &err) == MAMBAC_OK && mc_params_read(&Q, w, Q.w, &err) == MAMBAC_OK &&
+                      memcmp(P.w, Q.w, (size_t)P.total * 4) == 0,
+                  "weights written and read back differ: %s", err.msg);
+            free(w);
+            int32_t ids[20];
+            for (int i = 0; i < 20; i++) ids[i] = (unsigned char)"To be, or not to be,"[i];
+            mc_tctx tc;
+            mc_tape *t;
+            int64_t max_k, tcap;
+            mc_train_sizes(&P, 1, 20, &max_k, &tcap);
+            mc_tctx_init(&tc, 1, NULL, max_k, tcap, &err);
+            mc_tape_new(&P, 1, 20, 1, &t, &err);
+            const double tl = mc_train_step(&tc, &P, t, ids, 0, 1.0f);
+            mambac_context *ctx;
+            mambac_state *st;
+            mambac_context_new(m, NULL, &ctx, &err);
+            mambac_state_new(m, &st, &err);
+            const int64_t V = mambac_model_get_info(m)->n_vocab_rows;
+            float *lg = malloc((size_t)(20 * V) * sizeof(float));
+            mambac_eval(ctx, st, ids, 20, MAMBAC_LOGITS_ALL, lg, &err);
+            double il = 0;
+            for (int i = 0; i < 19; i++) {
+                double mx = lg[i * V], s = 0;
+                for (int64_t v = 1; v < V; v++) mx = fmax(mx, lg[i * V + v]);
+                for (int64_t v = 0; v < V; v++) s += exp(lg[i * V + v] - mx);
+                il += mx + log(s) - lg[i * V + ids[i + 1]];
+            }
+            il /= 19;
+            CHECK(fabs(il - tl) < 1e-4 * fabs(tl), "inference loss %.7g vs training forward %.7g", il, tl);
+            free(lg);
+            mambac_state_free(st);
+            mambac_context_free(ctx);
+            mc_tape_free(t);
+            mc_tctx_free(&tc);
+            mc_params_free(&P);
+            mc_params_free(&Q);
+            mambac_model_free(m);
+        } else {
+            CHECK(0, "checkpoint does not load: %s", err.msg);
+        }
+        free(l1), free(l2), free(m1), free(m2);
+    }
+    free(data);
+}
+
+static void expect_fail(mc_train_config *c, const char *substr, const char *label) {
+    mambac_error err = {0};
+    mambac_status st = mc_train_run(c, &err);
+    CHECK(st != MAMBAC_OK && strstr(err.msg, substr), "%s: status %d, message '%s' (want '%s')", label, st, err.msg, substr);
+}
+
+static void test_bad_input(const char *tmp) {
+    char *empty = path_in(tmp, "empty.txt"), *small = data_file(tmp, "small.txt", 30), *data = data_file(tmp, "ok.txt", 3000);
+    write_file(empty, "", 0);
+    char out[600];
+    snprintf(out, sizeof out, "%s/bad-out", tmp);
+    mc_train_config c = small_config(empty, out, MAMBAC_ARCH_MAMBA1);
+    expect_fail(&c, "empty", "empty data");
+    c.data = small;
+    expect_fail(&c, "too few", "too-short data");
+    c.data = "/nonexistent/data.txt";
+    expect_fail(&c, "/nonexistent/data.txt", "missing data");
+    c = small_config(data, "/proc/mambac-cannot-write-here", MAMBAC_ARCH_MAMBA1);
+    expect_fail(&c, "/proc/mambac-cannot-write-here", "unwritable output");
+    c = small_config(data, out, MAMBAC_ARCH_MAMBA2);
+    c.init.head_dim = 5; /* 32 channels are not whole heads of 5 */
+    expect_fail(&c, "head", "inconsistent architecture");
+    c = small_config(data, out, MAMBAC_ARCH_MAMBA1);
+    c.seq = 1;
+    expect_fail(&c, "sequence length", "sequence length 1");
+    /* a real checkpoint, then mismatches against it */
+    char ck[600];
+    snprintf(ck, sizeof ck, "%s/ck", tmp);
+    c = small_config(data, ck, MAMBAC_ARCH_MAMBA1);
+    c.steps = 2;
+    mambac_error err;
+    CHECK(mc_train_run(&c, &err) == MAMBAC_OK, "train: %s", err.msg);
+    expect_fail(&c, "already exists", "output exists");
+    char *sp = path_in(ck, "train_state.json"), *before = read_text(sp);
+    mc_train_config r = mc_train_default_config();
+    r.resume = ck, r.steps = 0, r.have_arch_flags = 1, r.init = c.init, r.init.d_model = 32;
+    expect_fail(&r, "do not match the checkpoint", "resume with other architecture flags");
+    char *mp = path_in(ck, "model.safetensors"), *opt = path_in(ck, "optimizer-m.safetensors");
+    char *saved = read_text(opt);
+    FILE *f = fopen(opt, "r+b");
+    fseek(f, -4, SEEK_END);
+    fputc('x', f);
+    fclose(f);
+    r = mc_train_default_config();
+    r.resume = ck, r.steps = 0;
+    expect_fail(&r, "does not match the checksum", "tampered optimizer state");
+    char *after = read_text(sp);
+    CHECK(before && after && strcmp(before, after) == 0, "a failed resume changed train_state.json");
+    free(saved), free(before), free(after), free(sp), free(mp), free(opt);
+    free(empty), free(small), free(data);
+}
+
+int main(void) {
+    const char *models[] = {"mamba1-tiny", "mamba1-bias", "mamba2-tiny", "mamba2-groups"};
+    for (int k = 0; k < 4; k++) {
+        float *keep = NULL;
+        grad_parity(models[k], "scalar", 1, NULL);
+        grad_parity(models[k], "avx512", 1, &keep);
+        grad_parity(models[k], "avx512", 2, &keep);
+        free(keep);
+    }
+    fd_rmsnorm();
+    fd_conv();
+    fd_scan(0);
+    fd_ssd();
+    fd_act(0);
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) {
+        fd_scan(1);
+        fd_act(1);
+    }
+#endif
+    char *tmp = make_temp_dir();
+    fd_model(tmp);
+    test_optimizer();
+    test_overfit(tmp);
+    test_loop(tmp);
+    test_bad_input(tmp);
+    remove_temp_dir(tmp);
+    free(tmp);
+    return check_summary();
+}
