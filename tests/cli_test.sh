@@ -90,6 +90,37 @@ expect_error "no tokenizer in the folder" 1 "$MAMBAC" generate -m "$m1" -p "hi"
 expect_error "empty text prompt" 1 "$MAMBAC" generate -m "$m1" --tokenizer "$TOKJ" -p ""
 expect_error "two prompts" 2 "$MAMBAC" generate -m "$m1" -p "a" --prompt-ids 1
 
+# GGUF: quantize writes a file generate reads (tokenizer embedded); f32 keeps the numbers.
+check "quantize f32" "$MAMBAC" quantize -m "$m1" -o "$TMP/m1.gguf" --type f32
+check "gguf greedy = folder greedy" test "$("$MAMBAC" generate -m "$TMP/m1.gguf" --prompt-ids "$prompt" -n 6 --temp 0 --print-ids)" = \
+                                         "$("$MAMBAC" generate -m "$m1" --prompt-ids "$prompt" -n 6 --temp 0 --print-ids)"
+check "quantize the default model" "$MAMBAC" quantize -o "$TMP/d.gguf" --type f32
+check "gguf text = folder text" test "$("$MAMBAC" generate -m "$TMP/d.gguf" -p "ROMEO:" -n 12 --temp 0 2>/dev/null)" = \
+                                     "$("$MAMBAC" generate -p "ROMEO:" -n 12 --temp 0 2>/dev/null)"
+check "quantize q4_0" "$MAMBAC" quantize -m "$m1" -o "$TMP/q4.gguf" --type q4_0
+check "info on gguf" grep -q '^dtype: q4_0$' <("$MAMBAC" info -m "$TMP/q4.gguf")
+expect_error "quantize to an unknown type" 2 "$MAMBAC" quantize -m "$m1" -o "$TMP/x.gguf" --type q3_k
+expect_error "quantize into a missing folder" 1 "$MAMBAC" quantize -m "$m1" -o "$TMP/no/dir/x.gguf" --type q8_0
+head -c 100 "$TMP/q4.gguf" >"$TMP/cut.gguf"
+expect_error "truncated gguf" 1 "$MAMBAC" info -m "$TMP/cut.gguf"
+
+# grad and train: the loss line and a gradients file; a tiny run that trains, generates, resumes.
+check "grad" grep -q '^loss ' <("$MAMBAC" grad -m "$m" --prompt-ids "$("$TOOL" ids "$DATA/models/mamba2-tiny/ref.safetensors")" -o "$TMP/g.safetensors" 2>/dev/null)
+check "grad file" test -s "$TMP/g.safetensors"
+expect_error "grad with one id" 2 "$MAMBAC" grad -m "$m" --prompt-ids 5 -o "$TMP/g2.safetensors"
+for i in $(seq 40); do echo "First Citizen: Before we proceed any further, hear me speak."; done >"$TMP/text.txt"
+trn() { "$MAMBAC" train --data "$TMP/text.txt" --d-model 16 --layers 1 --batch 2 --seq 16 --eval-every 2 -t 2 "$@" 2>"$TMP/train.err"; }
+check "train" trn -o "$TMP/run" --steps 4
+check "train log" test "$(wc -l <"$TMP/run/log.csv")" -eq 5
+check "generate from a checkpoint" "$MAMBAC" generate -m "$TMP/run" -p "First" -n 5
+check "resume" "$MAMBAC" train --resume "$TMP/run" --steps 6
+check "resumed log" test "$(wc -l <"$TMP/run/log.csv")" -eq 7
+check "train mamba2" trn -o "$TMP/run2" --arch mamba2 --headdim 8 --d-state 8 --steps 2
+expect_error "train without data" 2 "$MAMBAC" train -o "$TMP/x"
+expect_error "train into an existing folder" 1 "$MAMBAC" train --data "$TMP/text.txt" -o "$TMP/run" --steps 1
+expect_error "resume with other data" 2 "$MAMBAC" train --resume "$TMP/run" --data "$TMP/text.txt"
+expect_error "inconsistent architecture" 1 "$MAMBAC" train --data "$TMP/text.txt" -o "$TMP/bad" --arch mamba2 --headdim 5 --d-model 16
+
 # Errors: status, one line, and no output file (an existing one is left as it was).
 echo keep >"$TMP/keep.npy"
 expect_error "missing model" 1 "$MAMBAC" logits -m "$TMP/nope" --prompt-ids 1,2 -o "$TMP/x.npy"
