@@ -72,5 +72,6 @@ int cmd_detokenize(cli_args *a);
 int cmd_quantize(cli_args *a);
 int cmd_grad(cli_args *a);
 int cmd_train(cli_args *a);
+int cmd_perplexity(cli_args *a);
 
 #endif

@@ -26,6 +26,8 @@ static const char usage[] =
     "  train     --data FILE -o DIR [--arch mamba|mamba2] [--d-model 128] [--layers 4]\n"
     "            [--batch 16] [--seq 256] [--steps 2000] [--lr 3e-3] [options] | --resume DIR\n"
     "            train a model (byte-level, or --tokenizer PATH); see docs/TRAINING.md\n"
+    "  perplexity [-m MODEL] -f FILE [--ctx 256] [--from BYTE] [--to BYTE]\n"
+    "            mean next-token loss of a text in windows of --ctx tokens\n"
     "  grad      [-m MODEL] --prompt-ids IDS -o GRADS.safetensors [-t THREADS]\n"
     "            the mean next-token loss of IDS and every parameter's gradient\n"
     "  bench     [-m MODEL] [-p 512] [-n 128] [-t THREADS] [-r REPEATS] [--json]\n"
@@ -53,6 +55,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "quantize") == 0) return cmd_quantize(&a);
     if (strcmp(argv[1], "grad") == 0) return cmd_grad(&a);
     if (strcmp(argv[1], "train") == 0) return cmd_train(&a);
+    if (strcmp(argv[1], "perplexity") == 0) return cmd_perplexity(&a);
     if (strcmp(argv[1], "detokenize") == 0) return cmd_detokenize(&a);
     fprintf(stderr, "mambac: unknown command '%s' (see 'mambac help')\n", argv[1]);
     return CLI_USAGE;

@@ -7,7 +7,15 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-#define SPIN_ROUNDS 20000
+/* Spin (with pause) about a millisecond before sleeping: decode runs a loop every few
+ * tens of microseconds, and a sleeping worker costs a futex wake-up per loop. */
+#define SPIN_ROUNDS 30000
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
 
 struct mc_pool {
     int n;
@@ -16,6 +24,7 @@ struct mc_pool {
     pthread_cond_t wake;
     atomic_uint_fast64_t generation; /* bumped once per loop */
     atomic_int pending;              /* workers still running the current loop */
+    atomic_int sleepers;             /* workers waiting on the condition variable */
     int stop;
     mc_range_fn fn;
     void *arg;
@@ -44,11 +53,17 @@ static void *worker(void *varg) {
     for (;;) {
         uint64_t g;
         int spins = 0;
-        while ((g = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen && spins < SPIN_ROUNDS) spins++;
+        while ((g = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen && spins < SPIN_ROUNDS) {
+            cpu_relax();
+            spins++;
+        }
         if (g == seen) {
+            /* Announce the sleep before checking the generation again: a loop started
+             * after this sees sleepers > 0 and broadcasts under the mutex. */
             pthread_mutex_lock(&p->mu);
-            while ((g = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen && !p->stop)
-                pthread_cond_wait(&p->wake, &p->mu);
+            atomic_fetch_add(&p->sleepers, 1);
+            while ((g = atomic_load(&p->generation)) == seen && !p->stop) pthread_cond_wait(&p->wake, &p->mu);
+            atomic_fetch_sub(&p->sleepers, 1);
             pthread_mutex_unlock(&p->mu);
         }
         if (p->stop) return NULL;
@@ -107,12 +122,17 @@ void mc_pool_for(mc_pool *p, int64_t n, int64_t grain, mc_range_fn fn, void *arg
     }
     p->fn = fn, p->arg = arg, p->n_items = n, p->grain = grain;
     atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
-    pthread_mutex_lock(&p->mu);
-    atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
-    pthread_cond_broadcast(&p->wake);
-    pthread_mutex_unlock(&p->mu);
+    atomic_fetch_add(&p->generation, 1); /* seq_cst: ordered before reading sleepers */
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->mu);
+    }
     run_share(p, 0);
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) sched_yield();
+    for (int spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; spins++) {
+        if (spins < SPIN_ROUNDS) cpu_relax();
+        else sched_yield();
+    }
 }
 
 int mc_cpu_count(void) {

@@ -321,10 +321,12 @@ mambac_status mc_train_run(const mc_train_config *cfg_in, mambac_error *err) {
             break;
         }
         const int last = step == cfg.steps || step == cfg.stop_at || (cfg.time_limit > 0 && now() - t_start >= cfg.time_limit);
+        /* training speed excludes the evaluation time */
+        const double t_train = now();
+        const double tok_s = (double)(tokens - last_tokens) / (t_train - last_t > 1e-9 ? t_train - last_t : 1e-9);
         double val = NAN;
         if (vtape && (step % cfg.eval_every == 0 || last)) val = validate(&c, &P, vtape, vb, &data, L, cfg.eval_windows, ids);
         const double t = now(), elapsed = elapsed0 + (t - t_start);
-        const double tok_s = (double)(tokens - last_tokens) / (t - last_t > 1e-9 ? t - last_t : 1e-9);
         last_t = t, last_tokens = tokens;
         const int64_t done = step - step0;
         mc_train_progress pr = {step, cfg.steps, tokens, loss, val, lr, gnorm, tok_s, elapsed,
