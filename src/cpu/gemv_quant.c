@@ -29,7 +29,8 @@
 typedef struct qx_row {
     int16_t *q;
     float *d;
-    float *s; /* sum of the block's qx, as float */
+    float *s;     /* sum of the block's qx, as float */
+    int32_t *l8;  /* per block, the 8 lanes of the int16 dot of 8 with qx: q4_0's offset */
 } qx_row;
 
 __attribute__((target("f16c"))) static inline float f16_at(const uint8_t *p) {
@@ -73,6 +74,8 @@ __attribute__((target("f16c"))) static inline float f16_at(const uint8_t *p) {
             _mm256_storeu_si256((__m256i *)(o->q + 32 * b + 16), p1);                                               \
             o->d[b] = d;                                                                                            \
             o->s[b] = (float)_mm_cvtsi128_si32(s4);                                                                 \
+            const __m256i eight = _mm256_set1_epi16(8);                                                             \
+            _mm256_storeu_si256((__m256i *)(o->l8 + 8 * b), DOT(eight, p0, eight, p1));                             \
         }                                                                                                           \
     }                                                                                                               \
     /* One block of 32 weights (as two vectors of 16 int16) against x block b. */                                 \
@@ -95,24 +98,25 @@ __attribute__((target("f16c"))) static inline float f16_at(const uint8_t *p) {
         if (b < nb) a0 = blk_q8_0_##SUFFIX(w + 34 * b, x, b, a0);                                                   \
         return hsum_##SUFFIX(_mm256_add_ps(a0, a1));                                                                \
     }                                                                                                               \
-    __attribute__((target(TGT))) static inline __m256 blk_q4_0_##SUFFIX(const uint8_t *p, const qx_row *x, int64_t b, __m256 acc, float *corr) { \
+    /* (nibble - 8) . qx = nibble . qx - 8 . qx, the second term precomputed per lane */                          \
+    __attribute__((target(TGT))) static inline __m256 blk_q4_0_##SUFFIX(const uint8_t *p, const qx_row *x, int64_t b, __m256 acc) { \
         const __m128i m = _mm_set1_epi8(0xF), raw = _mm_loadu_si128((const __m128i *)(p + 2));                      \
         const __m256i w0 = _mm256_cvtepu8_epi16(_mm_and_si128(raw, m));                                             \
         const __m256i w1 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), m));                          \
-        const float s = f16_at(p) * x->d[b];                                                                        \
-        *corr += s * x->s[b];                                                                                       \
-        return _mm256_fmadd_ps(dot32_##SUFFIX(w0, w1, x->q + 32 * b), _mm256_set1_ps(s), acc);                      \
+        const int16_t *xq = x->q + 32 * b;                                                                          \
+        const __m256i x0 = _mm256_loadu_si256((const __m256i *)xq), x1 = _mm256_loadu_si256((const __m256i *)(xq + 16)); \
+        const __m256i dot = _mm256_sub_epi32(DOT(w0, x0, w1, x1), _mm256_loadu_si256((const __m256i *)(x->l8 + 8 * b))); \
+        return _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(f16_at(p) * x->d[b]), acc);                  \
     }                                                                                                               \
     __attribute__((target(TGT))) static float row_q4_0_##SUFFIX(const uint8_t *w, const qx_row *x, int64_t nb) {   \
         __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();                                                  \
-        float c0 = 0, c1 = 0;                                                                                       \
         int64_t b = 0;                                                                                              \
         for (; b + 1 < nb; b += 2) {                                                                                \
-            a0 = blk_q4_0_##SUFFIX(w + 18 * b, x, b, a0, &c0);                                                      \
-            a1 = blk_q4_0_##SUFFIX(w + 18 * (b + 1), x, b + 1, a1, &c1);                                            \
+            a0 = blk_q4_0_##SUFFIX(w + 18 * b, x, b, a0);                                                           \
+            a1 = blk_q4_0_##SUFFIX(w + 18 * (b + 1), x, b + 1, a1);                                                 \
         }                                                                                                           \
-        if (b < nb) a0 = blk_q4_0_##SUFFIX(w + 18 * b, x, b, a0, &c0);                                              \
-        return hsum_##SUFFIX(_mm256_add_ps(a0, a1)) - 8.0f * (c0 + c1);                                             \
+        if (b < nb) a0 = blk_q4_0_##SUFFIX(w + 18 * b, x, b, a0);                                                   \
+        return hsum_##SUFFIX(_mm256_add_ps(a0, a1));                                                                \
     }                                                                                                               \
     __attribute__((target(TGT))) static float row_q4_K_##SUFFIX(const uint8_t *w, const qx_row *x, int64_t nsb) {  \
         __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();                                                  \
@@ -148,8 +152,9 @@ __attribute__((target("f16c"))) static inline float f16_at(const uint8_t *p) {
         for (int j = 0; j < TOKENS; j++) {                                                                          \
             qx[j].d = (float *)p;                                                                                   \
             qx[j].s = (float *)(p + 4 * nb);                                                                        \
-            qx[j].q = (int16_t *)(p + 8 * nb);                                                                      \
-            p += 8 * nb + 2 * K;                                                                                    \
+            qx[j].l8 = (int32_t *)(p + 8 * nb);                                                                     \
+            qx[j].q = (int16_t *)(p + 40 * nb);                                                                     \
+            p += 40 * nb + 2 * K;                                                                                   \
         }                                                                                                           \
         for (int64_t t = 0; t < T; t += TOKENS) {                                                                   \
             const int nt = T - t < TOKENS ? (int)(T - t) : TOKENS;                                                  \
