@@ -19,6 +19,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/quant.h"
+#include "core/threadpool.h"
 #include "io/file.h"
 #include "io/gguf.h"
 #include "model/config.h"
@@ -376,6 +377,35 @@ static mambac_status add_tokenizer(mc_gguf_writer *w, const struct mambac_model 
     return st;
 }
 
+#define ROW_BLOCK 256
+
+typedef struct conv_job {
+    const mc_weight *W;
+    mambac_dtype t;
+    size_t dst_row;
+    int64_t r0, max_cols;
+    float *rows_f32; /* max_cols per thread */
+    char *out;       /* ROW_BLOCK converted rows */
+} conv_job;
+
+static void convert_rows(void *arg, int64_t a, int64_t b, int thread) {
+    const conv_job *j = arg;
+    const mc_weight *W = j->W;
+    const size_t src_row = mc_dtype_row_bytes(W->dtype, W->cols);
+    float *row = j->rows_f32 + thread * j->max_cols;
+    for (int64_t i = a; i < b; i++) {
+        char *dst = j->out + (size_t)i * j->dst_row;
+        mc_convert_to_f32(row, (const char *)W->data + (size_t)(j->r0 + i) * src_row, W->dtype, (size_t)W->cols);
+        if (mc_dtype_is_quant(j->t)) mc_quantize_row(dst, row, j->t, W->cols);
+        else if (j->t == MAMBAC_DTYPE_F32) memcpy(dst, row, (size_t)W->cols * 4);
+        else
+            for (int64_t k = 0; k < W->cols; k++) {
+                uint16_t h = j->t == MAMBAC_DTYPE_BF16 ? mc_f32_to_bf16(row[k]) : mc_f32_to_f16(row[k]);
+                memcpy(dst + 2 * k, &h, 2);
+            }
+    }
+}
+
 mambac_status mambac_model_write_gguf(const mambac_model *m, const char *path, mambac_dtype type, mambac_error *err) {
     if (type != MAMBAC_DTYPE_F32 && type != MAMBAC_DTYPE_F16 && type != MAMBAC_DTYPE_BF16 && type != MAMBAC_DTYPE_Q8_0 &&
         type != MAMBAC_DTYPE_Q4_0 && type != MAMBAC_DTYPE_Q4_K)
@@ -418,12 +448,17 @@ mambac_status mambac_model_write_gguf(const mambac_model *m, const char *path, m
         mc_gguf_add_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)c->eos_token_id);
     }
     for (size_t i = 0; i < l.n; i++) mc_gguf_add_tensor(w, l.v[i].name, l.v[i].ndim, l.v[i].shape, l.v[i].t);
-    /* Data, a row at a time: source row → f32 → target type. */
+    /* Data: blocks of rows converted in parallel (source row → f32 → target type),
+     * then written in order. */
     int64_t max_cols = 1;
     for (size_t i = 0; i < l.n; i++) max_cols = l.v[i].shape[l.v[i].ndim - 1] > max_cols ? l.v[i].shape[l.v[i].ndim - 1] : max_cols;
-    float *row = malloc((size_t)max_cols * sizeof(float));
-    void *buf = malloc((size_t)max_cols * 4 + 64);
-    if (st == MAMBAC_OK && (!row || !buf)) st = mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
+    mc_pool *pool = mc_pool_new(mc_cpu_count());
+    const int nt = mc_pool_threads(pool);
+    conv_job j = {0};
+    j.rows_f32 = malloc((size_t)(max_cols * nt) * sizeof(float));
+    j.max_cols = max_cols;
+    j.out = malloc((size_t)(ROW_BLOCK * (max_cols * 4 + 64)));
+    if (st == MAMBAC_OK && (!j.rows_f32 || !j.out)) st = mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < l.n && st == MAMBAC_OK; i++) {
         const out_tensor *o = &l.v[i];
         if (o->f) {
@@ -432,26 +467,22 @@ mambac_status mambac_model_write_gguf(const mambac_model *m, const char *path, m
             continue;
         }
         const mc_weight *W = o->w;
-        const size_t src_row = mc_dtype_row_bytes(W->dtype, W->cols), dst_row = mc_dtype_row_bytes(o->t, W->cols);
-        for (int64_t r = 0; r < W->rows; r++) {
-            const void *src = (const char *)W->data + (size_t)r * src_row;
-            if (o->t == W->dtype) {
-                mc_gguf_writer_data(w, src, src_row);
-                continue;
-            }
-            mc_convert_to_f32(row, src, W->dtype, (size_t)W->cols);
-            if (mc_dtype_is_quant(o->t)) mc_quantize_row(buf, row, o->t, W->cols);
-            else if (o->t == MAMBAC_DTYPE_F32) memcpy(buf, row, (size_t)W->cols * 4);
-            else
-                for (int64_t k = 0; k < W->cols; k++) {
-                    uint16_t h = o->t == MAMBAC_DTYPE_BF16 ? mc_f32_to_bf16(row[k]) : mc_f32_to_f16(row[k]);
-                    memcpy((char *)buf + 2 * k, &h, 2);
-                }
-            mc_gguf_writer_data(w, buf, dst_row);
+        const size_t src_row = mc_dtype_row_bytes(W->dtype, W->cols);
+        if (o->t == W->dtype) {
+            mc_gguf_writer_data(w, W->data, src_row * (size_t)W->rows);
+            continue;
+        }
+        j.W = W, j.t = o->t, j.dst_row = mc_dtype_row_bytes(o->t, W->cols);
+        for (int64_t r = 0; r < W->rows; r += ROW_BLOCK) {
+            j.r0 = r;
+            const int64_t n = W->rows - r < ROW_BLOCK ? W->rows - r : ROW_BLOCK;
+            mc_pool_for(pool, n, 1, convert_rows, &j);
+            mc_gguf_writer_data(w, j.out, j.dst_row * (size_t)n);
         }
     }
-    free(row);
-    free(buf);
+    mc_pool_free(pool);
+    free(j.rows_f32);
+    free(j.out);
     free(l.v);
     mambac_error werr;
     mambac_status fst = mc_gguf_writer_finish(w, st != MAMBAC_OK, &werr);
