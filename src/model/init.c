@@ -187,7 +187,7 @@ static cJSON *config_json(const mambac_init_params *p) {
         cJSON_AddNumberToObject(c, "chunk_size", p->chunk_size);
         cJSON_AddBoolToObject(c, "rms_norm", 1);
         cJSON *lim = cJSON_AddArrayToObject(c, "time_step_limit");
-        cJSON_AddItemToArray(lim, cJSON_CreateNumber(0.0));
+        cJSON_AddItemToArray(lim, cJSON_CreateRaw("0.0")); /* a float: transformers validates the type */
         cJSON *inf = cJSON_CreateObject();
         cJSON_AddStringToObject(inf, "__float__", "Infinity"); /* transformers' spelling of +inf */
         cJSON_AddItemToArray(lim, inf);
