@@ -116,6 +116,9 @@ check "generate from a checkpoint" "$MAMBAC" generate -m "$TMP/run" -p "First" -
 check "resume" "$MAMBAC" train --resume "$TMP/run" --steps 6
 check "resumed log" test "$(wc -l <"$TMP/run/log.csv")" -eq 7
 check "train mamba2" trn -o "$TMP/run2" --arch mamba2 --headdim 8 --d-state 8 --steps 2
+check "train on tokens (tokenizer.json)" trn -o "$TMP/run3" --tokenizer "$TOKJ" --steps 2
+check "token model keeps its tokenizer" cmp "$TMP/run3/tokenizer.json" "$TOKJ"
+check "token model generates" "$MAMBAC" generate -m "$TMP/run3" -p "First Citizen" -n 3
 expect_error "train without data" 2 "$MAMBAC" train -o "$TMP/x"
 expect_error "train into an existing folder" 1 "$MAMBAC" train --data "$TMP/text.txt" -o "$TMP/run" --steps 1
 expect_error "resume with other data" 2 "$MAMBAC" train --resume "$TMP/run" --data "$TMP/text.txt"
