@@ -100,8 +100,11 @@ static void config_from_json(mc_train_config *c, const cJSON *j) {
     c->beta2 = (float)num(j, "beta2", c->beta2);
     c->val_frac = num(j, "val_frac", c->val_frac);
     c->seed = hex_u64(j, "seed");
-    c->data = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "data"));
-    c->tokenizer = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "tokenizer"));
+    /* copies: the saved config is replaced in the state before the run ends */
+    const char *d = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "data"));
+    const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "tokenizer"));
+    c->data = d ? strdup(d) : NULL;
+    c->tokenizer = t ? strdup(t) : NULL;
 }
 
 static mambac_status check_config(const mc_train_config *c, mambac_error *err) {
@@ -352,5 +355,9 @@ mambac_status mc_train_run(const mc_train_config *cfg_in, mambac_error *err) {
     mambac_model_free(m);
     mc_data_free(&data);
     cJSON_Delete(state);
+    if (cfg.resume) { /* config_from_json's copies */
+        free((char *)cfg.data);
+        free((char *)cfg.tokenizer);
+    }
     return st;
 }
