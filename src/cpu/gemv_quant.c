@@ -6,8 +6,6 @@
  *   q8_0: dw * dx * sum(qw * qx)
  *   q4_0: dw * dx * (sum(nibble * qx) - 8 * sum(qx))
  *   q4_K: dx * (d * sc * sum(nibble * qx) - dmin * m * sum(qx))
- * where 8 * sum(qx) comes precomputed as the 8 lanes of the int dot of 8 with qx (l8),
- * subtracted in integers (q4_0) or scaled into the float accumulator (q4_K).
  * (llama.cpp quantizes activations to int8 instead; on the small test models that
  * alone doubled the logit error of q8_0, see docs/PERFORMANCE.md.) Weights are widened
  * to int16 in registers; the int16 dot is vpmaddwd on AVX2 and vpdpwssd with
@@ -31,6 +29,7 @@
 typedef struct qx_row {
     int16_t *q;
     float *d;
+    float *s;     /* sum of the block's qx, as float */
     int32_t *l8;  /* per block, the 8 lanes of the int16 dot of 8 with qx: q4_0's offset */
 } qx_row;
 
@@ -64,12 +63,17 @@ __attribute__((target("f16c"))) static inline float f16_at(const uint8_t *p) {
             for (int i = 0; i < 4; i++)                                                                             \
                 q[i] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[i], _mm256_set1_ps(id)),                   \
                                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));          \
+            const __m256i s32 = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));      \
+            __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));             \
+            s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));                                                    \
+            s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));                                                    \
             /* packs interleave 128-bit lanes; the permute restores the order */                                   \
             const __m256i p0 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q[0], q[1]), 0xd8);                      \
             const __m256i p1 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q[2], q[3]), 0xd8);                      \
             _mm256_storeu_si256((__m256i *)(o->q + 32 * b), p0);                                                    \
             _mm256_storeu_si256((__m256i *)(o->q + 32 * b + 16), p1);                                               \
             o->d[b] = d;                                                                                            \
+            o->s[b] = (float)_mm_cvtsi128_si32(s4);                                                                 \
             const __m256i eight = _mm256_set1_epi16(8);                                                             \
             _mm256_storeu_si256((__m256i *)(o->l8 + 8 * b), DOT(eight, p0, eight, p1));                             \
         }                                                                                                           \
@@ -116,6 +120,7 @@ __attribute__((target("f16c"))) static inline float f16_at(const uint8_t *p) {
     }                                                                                                               \
     __attribute__((target(TGT))) static float row_q4_K_##SUFFIX(const uint8_t *w, const qx_row *x, int64_t nsb) {  \
         __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();                                                  \
+        float corr = 0;                                                                                             \
         const __m256i m = _mm256_set1_epi8(0xF);                                                                    \
         for (int64_t sb = 0; sb < nsb; sb++) {                                                                      \
             const uint8_t *p = w + 144 * sb;                                                                        \
@@ -133,14 +138,10 @@ __attribute__((target("f16c"))) static inline float f16_at(const uint8_t *p) {
                                                  _mm256_cvtepu8_epi16(_mm256_extracti128_si256(hi, 1)), x->q + 32 * b + 32); \
                 a0 = _mm256_fmadd_ps(d0, _mm256_set1_ps(d * sc0 * x->d[b]), a0);                                    \
                 a1 = _mm256_fmadd_ps(d1, _mm256_set1_ps(d * sc1 * x->d[b + 1]), a1);                                \
-                /* - dmin m sum(x): the lanes of 8 x (l8) scaled by dmin m dx / 8 */                                \
-                a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(x->l8 + 8 * b))),      \
-                                     _mm256_set1_ps(-0.125f * dmin * m0 * x->d[b]), a0);                            \
-                a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(x->l8 + 8 * b + 8))),  \
-                                     _mm256_set1_ps(-0.125f * dmin * m1 * x->d[b + 1]), a1);                        \
+                corr += dmin * (m0 * x->d[b] * x->s[b] + m1 * x->d[b + 1] * x->s[b + 1]);                           \
             }                                                                                                       \
         }                                                                                                           \
-        return hsum_##SUFFIX(_mm256_add_ps(a0, a1));                                                                \
+        return hsum_##SUFFIX(_mm256_add_ps(a0, a1)) - corr;                                                         \
     }                                                                                                               \
     void mc_gemv_quant_##SUFFIX(float *out, int64_t os, const float *x, int64_t xs, int64_t T, const mc_weight *W, \
                                 int64_t r0, int64_t r1, const float *bias, float *scratch) {                       \
@@ -150,6 +151,7 @@ __attribute__((target("f16c"))) static inline float f16_at(const uint8_t *p) {
         char *p = (char *)scratch;                                                                                  \
         for (int j = 0; j < TOKENS; j++) {                                                                          \
             qx[j].d = (float *)p;                                                                                   \
+            qx[j].s = (float *)(p + 4 * nb);                                                                        \
             qx[j].l8 = (int32_t *)(p + 8 * nb);                                                                     \
             qx[j].q = (int16_t *)(p + 40 * nb);                                                                     \
             p += 40 * nb + 2 * K;                                                                                   \
