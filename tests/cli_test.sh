@@ -119,6 +119,11 @@ check "train mamba2" trn -o "$TMP/run2" --arch mamba2 --headdim 8 --d-state 8 --
 check "train on tokens (tokenizer.json)" trn -o "$TMP/run3" --tokenizer "$TOKJ" --steps 2
 check "token model keeps its tokenizer" cmp "$TMP/run3/tokenizer.json" "$TOKJ"
 check "token model generates" "$MAMBAC" generate -m "$TMP/run3" -p "First Citizen" -n 3
+# perplexity: windows of 16 over 100 bytes score 100 - 7 bytes (one per window is only context)
+head -c 100 "$TMP/text.txt" >"$TMP/p100.txt"
+check "perplexity" grep -q '^tokens scored: 93 (windows of 16)$' <("$MAMBAC" perplexity -f "$TMP/p100.txt" --ctx 16 2>/dev/null)
+check "perplexity byte range" grep -q '^tokens scored: 19 ' <("$MAMBAC" perplexity -f "$TMP/text.txt" --from 10 --to 30 --ctx 64 2>/dev/null)
+expect_error "perplexity of one byte" 1 "$MAMBAC" perplexity -f "$TMP/text.txt" --to 1
 expect_error "train without data" 2 "$MAMBAC" train -o "$TMP/x"
 expect_error "train into an existing folder" 1 "$MAMBAC" train --data "$TMP/text.txt" -o "$TMP/run" --steps 1
 expect_error "resume with other data" 2 "$MAMBAC" train --resume "$TMP/run" --data "$TMP/text.txt"
