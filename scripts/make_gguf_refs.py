@@ -25,7 +25,6 @@ models = ["mamba1-tiny", "mamba2-tiny", "mamba1-bias", "mamba2-groups"]
 types = {"mamba1-tiny": ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m"],
          "mamba2-tiny": ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m"],
          "mamba1-bias": ["f32"], "mamba2-groups": ["f32", "q8_0"]}
-keep_vocab = set()
 
 
 def strip_vocab(src, dst):
@@ -62,8 +61,5 @@ with tempfile.TemporaryDirectory() as tmp:
                 subprocess.run([sys.executable, os.path.join(llama, "convert_hf_to_gguf.py"), src, "--outtype", t,
                                 "--outfile", raw], check=True, capture_output=True)
             dst = os.path.join(out, name + ".gguf")
-            if name in keep_vocab:
-                subprocess.run(["cp", raw, dst], check=True)
-            else:
-                strip_vocab(raw, dst)
+            strip_vocab(raw, dst)
             print(dst, os.path.getsize(dst))

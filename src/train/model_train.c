@@ -113,8 +113,6 @@ void mc_tape_free(mc_tape *t) {
     free(t);
 }
 
-int64_t mc_tape_floats(const mc_tape *t) { return t->floats; }
-
 /* ---- parallel loops -------------------------------------------------------------- */
 
 typedef struct job {

@@ -66,7 +66,7 @@ typedef struct mc_tctx {
     mc_pool *pool;
     const mc_kernels *k;
     float *gemm;            /* per-thread GEMM scratch */
-    int64_t gemm_stride, max_k;
+    int64_t gemm_stride;
     float *ta, *tb, *tc;    /* transposes and product temporaries */
     int64_t tcap;
 } mc_tctx;
@@ -88,8 +88,6 @@ mambac_status mc_tape_new(const mc_params *P, int64_t B, int64_t L, int n_thread
 /* GEMM reduction length and temporary size (floats) the products of a batch need. */
 void mc_train_sizes(const mc_params *P, int64_t B, int64_t L, int64_t *max_k, int64_t *tcap);
 void mc_tape_free(mc_tape *t);
-/* Floats the tape holds (for the docs and the progress line). */
-int64_t mc_tape_floats(const mc_tape *t);
 
 /* Forward over ids (B*L, sequence-major), keeping the tape; returns the mean loss
  * (positions 0..L-2 of each sequence predicting the next). With backward set, adds the
