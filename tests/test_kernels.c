@@ -142,6 +142,81 @@ static void check_ssd(const mc_kernels *k, int64_t T, int64_t H, int64_t P, int6
     free(x), free(bc), free(dt), free(A), free(s0), free(s1), free(s2), free(y1), free(y2), free(scratch);
 }
 
+/* A kernel set's conv1d prefill vs the reference: a strided input continuing from a
+ * window, split over channel ranges as threads split it; output and window compared. */
+static void check_conv(const mc_kernels *k, int64_t T, int64_t C, int64_t K, int with_bias) {
+    const int64_t stride = C + 3;
+    float *x1 = malloc((size_t)(T * stride) * 4), *x2 = malloc((size_t)(T * stride) * 4);
+    float *w = malloc((size_t)(C * K) * 4), *b = malloc((size_t)C * 4);
+    float *win1 = malloc((size_t)(C * (K - 1) + 1) * 4), *win2 = malloc((size_t)(C * (K - 1) + 1) * 4);
+    for (int64_t i = 0; i < T * stride; i++) x1[i] = x2[i] = 3 * frand();
+    for (int64_t i = 0; i < C * K; i++) w[i] = frand();
+    for (int64_t i = 0; i < C; i++) b[i] = frand();
+    for (int64_t i = 0; i < C * (K - 1); i++) win1[i] = win2[i] = frand();
+    mc_conv1d_prefill(x1, T, stride, C, K, w, with_bias ? b : NULL, win1);
+    const int64_t mid = C / 2 / 16 * 16;
+    k->conv_prefill(x2, T, stride, mid, K, w, with_bias ? b : NULL, win2);
+    k->conv_prefill(x2 + mid, T, stride, C - mid, K, w + mid * K, with_bias ? b + mid : NULL, win2 + mid * (K - 1));
+    double num = 0, den = 0, wn = 0;
+    int finite = 1, guards = 1;
+    for (int64_t t = 0; t < T; t++) {
+        for (int64_t c = 0; c < C; c++) {
+            const float a = x1[t * stride + c], v = x2[t * stride + c];
+            num += (double)(a - v) * (a - v), den += (double)a * a;
+            finite &= isfinite(v) != 0;
+        }
+        for (int64_t c = C; c < stride; c++) guards &= x1[t * stride + c] == x2[t * stride + c];
+    }
+    for (int64_t i = 0; i < C * (K - 1); i++) wn += fabs((double)win1[i] - win2[i]);
+    double e = sqrt(num / den);
+    CHECK(e < 1e-6 && finite && guards && wn == 0, "%s conv T=%lld C=%lld K=%lld: error %.3g, window diff %.3g", k->name,
+          (long long)T, (long long)C, (long long)K, e, wn);
+    free(x1), free(x2), free(w), free(b), free(win1), free(win2);
+}
+
+/* A kernel set's gated RMSNorm vs the reference, both gate orders and no norm. */
+static void check_gated_norm(const mc_kernels *k, int64_t E, int64_t G) {
+    float *y1 = malloc((size_t)E * 4), *y2 = malloc((size_t)E * 4), *z = malloc((size_t)E * 4), *w = malloc((size_t)E * 4);
+    for (int mode = 0; mode < 3; mode++) {
+        for (int64_t i = 0; i < E; i++) y1[i] = y2[i] = 4 * frand(), z[i] = 8 * frand(), w[i] = 1 + frand();
+        const float *wn = mode == 2 ? NULL : w;
+        mc_gated_rmsnorm(y1, z, wn, E, G, mode == 1, 1e-5f);
+        k->gated_norm(y2, z, wn, E, G, mode == 1, 1e-5f);
+        double num = 0, den = 0;
+        for (int64_t i = 0; i < E; i++) num += (double)(y1[i] - y2[i]) * (y1[i] - y2[i]), den += (double)y1[i] * y1[i];
+        CHECK(sqrt(num / den) < 1e-6, "%s gated norm E=%lld G=%lld mode %d: error %.3g", k->name, (long long)E,
+              (long long)G, mode, sqrt(num / den));
+    }
+    free(y1), free(y2), free(z), free(w);
+}
+
+#if defined(__x86_64__)
+#include "cpu/simd_avx512.h"
+/* The vector exp / softplus / SiLU against libm (through the reference's formulas)
+ * over a sweep that crosses softplus' threshold and exp's flush and saturation. */
+MC_AVX512_TARGET static void check_math512(void) {
+    double worst_exp = 0, worst_sp = 0, worst_silu = 0;
+    for (float v = -120.0f; v < 95.0f; v += 0.01337f) {
+        float in[16], e[16], sp[16], si[16];
+        for (int i = 0; i < 16; i++) in[i] = v + 0.0007f * (float)i;
+        const __m512 x = _mm512_loadu_ps(in);
+        _mm512_storeu_ps(e, mc_exp512(x));
+        _mm512_storeu_ps(sp, mc_softplus512(x));
+        _mm512_storeu_ps(si, mc_silu512(x));
+        for (int i = 0; i < 16; i++) {
+            const double re = exp((double)in[i]), rs = mc_softplus(in[i]), rl = mc_silu(in[i]);
+            if (re > 1e-37 && re < 3e38) worst_exp = fmax(worst_exp, fabs(e[i] - re) / re);
+            if (rs > 1e-37) worst_sp = fmax(worst_sp, fabs(sp[i] - rs) / rs);
+            else worst_sp = fmax(worst_sp, fabs(sp[i] - rs) * 1e30); /* underflow: both ~0 */
+            if (fabs(rl) > 1e-30) worst_silu = fmax(worst_silu, fabs(si[i] - rl) / fabs(rl));
+        }
+    }
+    printf("avx512 math vs libm: exp %.3g, softplus %.3g, silu %.3g (worst relative)\n", worst_exp, worst_sp, worst_silu);
+    CHECK(worst_exp < 5e-7 && worst_sp < 1e-6 && worst_silu < 1e-6, "avx512 exp / softplus / silu: worst relative errors %.3g %.3g %.3g",
+          worst_exp, worst_sp, worst_silu);
+}
+#endif
+
 static void test_threads_bitwise(void) {
     const char *dirs[] = {MAMBAC_TEST_DATA "/models/mamba1-tiny/hf", MAMBAC_TEST_DATA "/models/mamba2-groups/hf",
                           MAMBAC_TEST_DATA "/models/mamba2-tiny/hf-f16"};
@@ -202,11 +277,23 @@ int main(void) {
         check_scan(k, 1536, 16, 9);
         check_scan(k, 37, 13, 40);
         check_scan(k, 8, 40, 1);
+        check_scan(k, 5, 80, 3); /* wider state than the vector kernel keeps */
         check_ssd(k, 300, 4, 64, 128, 1, 256); /* mamba2-130m's head shape, two chunks with a tail */
         check_ssd(k, 37, 8, 24, 16, 2, 8);     /* the fixture's grouped shape */
         check_ssd(k, 5, 6, 5, 7, 3, 16);       /* one partial chunk, odd sizes */
+        check_conv(k, 67, 1792, 4, 1);         /* mamba2-130m's x B C channels */
+        check_conv(k, 9, 37, 3, 0);            /* odd channel count, no bias */
+        check_conv(k, 5, 20, 2, 1);
+        check_conv(k, 4, 33, 7, 1);            /* a width without its own case */
+        check_conv(k, 3, 18, 12, 1);           /* wider than the vector kernel keeps in registers */
+        check_gated_norm(k, 1536, 1);
+        check_gated_norm(k, 1536, 8);
+        check_gated_norm(k, 37, 1);
     }
     CHECK(ran >= 1, "at least the scalar kernels ran");
+#if defined(__x86_64__)
+    if (mc_kernels_named("avx512")) check_math512();
+#endif
     printf("best kernel set here: %s\n", mc_kernels_best()->name);
     test_threads_bitwise();
     return check_summary();

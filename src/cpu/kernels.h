@@ -26,6 +26,10 @@ typedef struct mc_kernels {
     void (*scan)(const struct mc_scan_args *a); /* Mamba-1 selective scan (ops.h semantics) */
     void (*ssd)(const struct mc_ssd_args *a);   /* Mamba-2 chunked SSD (ops.h semantics) */
     void (*ssd_step)(const struct mc_ssd_args *a); /* Mamba-2 one-token step */
+    /* mc_conv1d_prefill and mc_gated_rmsnorm (ops.h semantics) */
+    void (*conv_prefill)(float *x, int64_t T, int64_t stride, int64_t C, int64_t K, const float *w, const float *b,
+                         float *window);
+    void (*gated_norm)(float *y, const float *z, const float *w, int64_t E, int64_t G, int norm_before_gate, float eps);
 } mc_kernels;
 
 /* Floats of per-thread scratch any `ssd` kernel needs (args.scratch). */
@@ -54,6 +58,10 @@ void mc_gemv_quant_vnni(float *out, int64_t out_stride, const float *x, int64_t 
 int mc_cpu_has_vnni(void);
 void mc_ssd_avx512(const struct mc_ssd_args *a);
 void mc_ssd_step_avx512(const struct mc_ssd_args *a);
+void mc_conv1d_prefill_avx512(float *x, int64_t T, int64_t stride, int64_t C, int64_t K, const float *w, const float *b,
+                              float *window);
+void mc_gated_rmsnorm_avx512(float *y, const float *z, const float *w, int64_t E, int64_t G, int norm_before_gate,
+                             float eps);
 #endif
 
 #endif

@@ -25,4 +25,44 @@ MC_AVX512_TARGET static inline __m512 mc_exp512(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 
+/* log(x) for x > 0 (normal): mantissa in [sqrt(1/2), sqrt(2)) by getmant/getexp,
+ * cephes' logf polynomial; about 1 ulp. */
+MC_AVX512_TARGET static inline __m512 mc_log512(__m512 x) {
+    __m512 e = _mm512_getexp_ps(x);
+    __m512 m = _mm512_getmant_ps(x, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_src);
+    const __mmask16 big = _mm512_cmp_ps_mask(m, _mm512_set1_ps(1.41421356f), _CMP_GT_OQ);
+    m = _mm512_mask_mul_ps(m, big, m, _mm512_set1_ps(0.5f));
+    e = _mm512_mask_add_ps(e, big, e, _mm512_set1_ps(1.0f));
+    const __m512 f = _mm512_sub_ps(m, _mm512_set1_ps(1.0f)), z = _mm512_mul_ps(f, f);
+    __m512 y = _mm512_set1_ps(7.0376836292e-2f);
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(-1.1514610310e-1f));
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(1.1676998740e-1f));
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(-1.2420140846e-1f));
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(1.4249322787e-1f));
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(-1.6668057665e-1f));
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(2.0000714765e-1f));
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(-2.4999993993e-1f));
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(3.3333331174e-1f));
+    y = _mm512_mul_ps(_mm512_mul_ps(y, f), z);
+    y = _mm512_fmadd_ps(e, _mm512_set1_ps(-2.12194440e-4f), y);
+    y = _mm512_fnmadd_ps(z, _mm512_set1_ps(0.5f), y);
+    return _mm512_fmadd_ps(e, _mm512_set1_ps(0.693359375f), _mm512_add_ps(f, y));
+}
+
+/* softplus with torch's threshold (x > 20 returns x), as mc_softplus: log1p(exp(x))
+ * with log1p(u) = log(w) * u / (w - 1), w = 1 + u, exact to a few ulp for small u. */
+MC_AVX512_TARGET static inline __m512 mc_softplus512(__m512 x) {
+    const __m512 u = mc_exp512(_mm512_min_ps(x, _mm512_set1_ps(20.0f)));
+    const __m512 w = _mm512_add_ps(u, _mm512_set1_ps(1.0f)), wm1 = _mm512_sub_ps(w, _mm512_set1_ps(1.0f));
+    const __mmask16 exact = _mm512_cmp_ps_mask(wm1, _mm512_setzero_ps(), _CMP_EQ_OQ);
+    __m512 r = _mm512_div_ps(_mm512_mul_ps(mc_log512(w), u), _mm512_mask_blend_ps(exact, wm1, _mm512_set1_ps(1.0f)));
+    r = _mm512_mask_blend_ps(exact, r, u);
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(20.0f), _CMP_GT_OQ), r, x);
+}
+
+/* silu(x) = x / (1 + exp(-x)). */
+MC_AVX512_TARGET static inline __m512 mc_silu512(__m512 v) {
+    return _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), mc_exp512(_mm512_sub_ps(_mm512_setzero_ps(), v))));
+}
+
 #endif

@@ -144,6 +144,49 @@ static void ssd_range(void *arg, int64_t h0, int64_t h1, int thread) {
     else j->ssd(&a);
 }
 
+/* The causal conv of prefill, split over channels (each has its own window). */
+typedef struct conv_job {
+    float *x;
+    int64_t T, stride, K;
+    const float *w, *b;
+    float *window;
+    const mc_kernels *k;
+} conv_job;
+
+static void conv_range(void *arg, int64_t c0, int64_t c1, int thread) {
+    (void)thread;
+    const conv_job *j = arg;
+    j->k->conv_prefill(j->x + c0, j->T, j->stride, c1 - c0, j->K, j->w + c0 * j->K, j->b ? j->b + c0 : NULL,
+                       j->window + c0 * (j->K - 1));
+}
+
+static void conv_prefill(mambac_context *ctx, float *x, int64_t T, int64_t stride, int64_t C, int64_t K, const float *w,
+                         const float *b, float *window) {
+    conv_job j = {x, T, stride, K, w, b, window, ctx->kernels};
+    mc_pool_for(ctx->pool, C, 64, conv_range, &j);
+}
+
+/* Mamba-2 after the SSD, token by token: y += D x, then the gated norm with z. */
+typedef struct gate_job {
+    float *y;
+    const float *x, *z, *D, *gnorm;
+    int64_t E, W, P, G;
+    const mambac_model_info *c;
+    const mc_kernels *k;
+} gate_job;
+
+static void gate_range(void *arg, int64_t t0, int64_t t1, int thread) {
+    (void)thread;
+    const gate_job *j = arg;
+    for (int64_t t = t0; t < t1; t++) {
+        float *y = j->y + t * j->E;
+        const float *x = j->x + t * j->W;
+        for (int64_t h = 0; h < j->E / j->P; h++)
+            for (int64_t p = h * j->P; p < (h + 1) * j->P; p++) y[p] += j->D[h] * x[p];
+        j->k->gated_norm(y, j->z + t * j->W, j->gnorm, j->E, j->G, j->c->norm_before_gate, j->c->norm_eps);
+    }
+}
+
 void mambac_context_free(mambac_context *ctx) {
     if (!ctx) return;
     mc_pool_free(ctx->pool);
@@ -163,7 +206,7 @@ static void mamba1_mixer(mambac_context *ctx, const mc_layer *L, struct mambac_s
     if (T == 1)
         mc_conv1d_step(ctx->proj, E, c->d_conv, L->conv_w, L->conv_b, mc_state_conv(st, layer));
     else
-        mc_conv1d_prefill(ctx->proj, T, W, E, c->d_conv, L->conv_w, L->conv_b, mc_state_conv(st, layer));
+        conv_prefill(ctx, ctx->proj, T, W, E, c->d_conv, L->conv_w, L->conv_b, mc_state_conv(st, layer));
     matmul(ctx, ctx->xdbl, ctx->proj, W, T, &L->x_proj, NULL); /* [dt_r | B | C] */
     matmul(ctx, ctx->dt, ctx->xdbl, X, T, &L->dt_proj, NULL);  /* bias added in the scan */
     mc_scan_args a = {
@@ -189,7 +232,7 @@ static void mamba2_mixer(mambac_context *ctx, const mc_layer *L, struct mambac_s
     if (T == 1)
         mc_conv1d_step(xbc, Cch, c->d_conv, L->conv_w, L->conv_b, mc_state_conv(st, layer));
     else
-        mc_conv1d_prefill(xbc, T, W, Cch, c->d_conv, L->conv_w, L->conv_b, mc_state_conv(st, layer));
+        conv_prefill(ctx, xbc, T, W, Cch, c->d_conv, L->conv_w, L->conv_b, mc_state_conv(st, layer));
     for (int64_t t = 0; t < T; t++)
         for (int64_t h = 0; h < H; h++) {
             float v = mc_softplus(dt_raw[t * W + h] + L->dt_bias[h]);
@@ -204,12 +247,8 @@ static void mamba2_mixer(mambac_context *ctx, const mc_layer *L, struct mambac_s
         .scratch = ctx->ssd, .scratch_stride = ctx->ssd_stride, .ssd = ctx->kernels->ssd, .ssd_step = ctx->kernels->ssd_step,
     };
     mc_pool_for(ctx->pool, H, 1, ssd_range, &j);
-    for (int64_t t = 0; t < T; t++) {
-        float *y = ctx->y + t * E;
-        const float *x = xbc + t * W;
-        for (int64_t i = 0; i < E; i++) y[i] += L->D[i / P] * x[i];
-        mc_gated_rmsnorm(y, ctx->proj + t * W, L->gnorm, E, G, c->norm_before_gate, c->norm_eps);
-    }
+    gate_job gj = {ctx->y, xbc, ctx->proj, L->D, L->gnorm, E, W, P, G, c, ctx->kernels};
+    mc_pool_for(ctx->pool, T, 4, gate_range, &gj);
     matmul(ctx, ctx->out, ctx->y, E, T, &L->out_proj, L->out_proj_b);
 }
 

@@ -9,40 +9,8 @@
 #if defined(__x86_64__)
 #include "cpu/simd_avx512.h"
 
-/* log(x) for x > 0: cephes' logf (exponent and mantissa by getexp / getmant). */
-MC_AVX512_TARGET static inline __m512 log512(__m512 x) {
-    __m512 e = _mm512_getexp_ps(x), m = _mm512_getmant_ps(x, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_src);
-    const __mmask16 big = _mm512_cmp_ps_mask(m, _mm512_set1_ps(1.41421356f), _CMP_GT_OQ);
-    m = _mm512_mask_mul_ps(m, big, m, _mm512_set1_ps(0.5f));
-    e = _mm512_mask_add_ps(e, big, e, _mm512_set1_ps(1.0f));
-    const __m512 f = _mm512_sub_ps(m, _mm512_set1_ps(1.0f)), z = _mm512_mul_ps(f, f);
-    __m512 p = _mm512_set1_ps(7.0376836292e-2f);
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(-1.1514610310e-1f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.1676998740e-1f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(-1.2420140846e-1f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.4249322787e-1f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(-1.6668057665e-1f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.0000714765e-1f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(-2.4999993993e-1f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(3.3333331174e-1f));
-    __m512 y = _mm512_mul_ps(_mm512_mul_ps(p, f), z);
-    y = _mm512_fmadd_ps(e, _mm512_set1_ps(-2.12194440e-4f), y);
-    y = _mm512_fnmadd_ps(z, _mm512_set1_ps(0.5f), y);
-    return _mm512_fmadd_ps(e, _mm512_set1_ps(0.693359375f), _mm512_add_ps(f, y));
-}
-
 MC_AVX512_TARGET static inline __m512 sigmoid512(__m512 x) {
     return _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), mc_exp512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
-}
-
-/* softplus(x) = log1p(exp(x)), x > 20: x. log1p(t) = log(u) t / (u - 1), u = 1 + t
- * (exact where 1 + t rounds). */
-MC_AVX512_TARGET static inline __m512 softplus512(__m512 x) {
-    const __m512 t = mc_exp512(x), u = _mm512_add_ps(_mm512_set1_ps(1.0f), t), um1 = _mm512_sub_ps(u, _mm512_set1_ps(1.0f));
-    const __mmask16 exact = _mm512_cmp_ps_mask(um1, _mm512_setzero_ps(), _CMP_EQ_OQ);
-    __m512 r = _mm512_div_ps(_mm512_mul_ps(log512(u), t), um1);
-    r = _mm512_mask_mov_ps(r, exact, t);
-    return _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(x, _mm512_set1_ps(20.0f), _CMP_GT_OQ), x);
 }
 
 #define LOOP16(n, ...)                                                                                              \
@@ -61,7 +29,7 @@ MC_AVX512_TARGET static void softplus_v(float *y, const float *x, const float *b
     LOOP16(n, {
         __m512 v = _mm512_maskz_loadu_ps(m, x + i);
         if (b) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, b + i));
-        _mm512_mask_storeu_ps(y + i, m, softplus512(v));
+        _mm512_mask_storeu_ps(y + i, m, mc_softplus512(v));
     })
 }
 MC_AVX512_TARGET static void gate_v(float *y, const float *a, const float *z, int64_t n) {
