@@ -109,7 +109,11 @@ static void check_gemm(const mc_kernels *k, mambac_dtype t, int64_t R, int64_t K
     for (int64_t i = 0; i < T * K; i++) x[i] = frand() * (i % 97 == 0 ? 20.0f : 1.0f);
     const size_t row = mc_dtype_row_bytes(t, K);
     unsigned char *wq = malloc((size_t)R * row + 3);
-    for (int64_t r = 0; r < R; r++) mc_quantize_row(wq + 3 + r * row, wf + r * K, t, K); /* misaligned */
+    if (t == MAMBAC_DTYPE_Q5_0) /* read-only type: random blocks with a sane scale */
+        for (int64_t i = 0; i < R * (int64_t)row; i++)
+            wq[3 + i] = i % 22 == 0 ? 0x00 : i % 22 == 1 ? 0x20 : (unsigned char)((frand() + 1.0f) * 127.9f);
+    else
+        for (int64_t r = 0; r < R; r++) mc_quantize_row(wq + 3 + r * row, wf + r * K, t, K); /* misaligned */
     mc_weight W = {t, wq + 3, R, K};
     float *deq = malloc((size_t)K * sizeof(float)), *ref = malloc((size_t)(T * R) * sizeof(float));
     float *bias = malloc((size_t)R * sizeof(float));
@@ -120,8 +124,13 @@ static void check_gemm(const mc_kernels *k, mambac_dtype t, int64_t R, int64_t K
     const int64_t mid = R / 2 / MC_GEMM_PANEL * MC_GEMM_PANEL;
     k->gemm(out, R, x, K, T, &W, 0, mid, bias, scratch);
     k->gemm(out, R, x, K, T, &W, mid, R, bias, scratch);
-    /* Kernels that quantize the activations (not scalar; packed T >= 4 dequantizes). */
-    const int quant_x = strcmp(k->name, "avx2") == 0 || (strcmp(k->name, "avx512") == 0 && T < 4);
+    /* Kernels that quantize the activations: not scalar; AVX2 always (q5_0 has no
+     * integer kernel there: it dequantizes); AVX-512 for decode (T < 4, not q5_0), and for
+     * prefill with VNNI (the int16 GEMM; without VNNI it dequantizes into float panels). */
+    const int avx2 = strcmp(k->name, "avx2") == 0, avx512 = strcmp(k->name, "avx512") == 0;
+    const int quant_x = (avx2 && mc_gemv_quant_supported(t)) ||
+                        (avx512 && (T < 4 ? mc_gemv_quant_supported(t)
+                                          : mc_cpu_has_vnni() && mc_gemm_quant_vnni_supported(t)));
     int64_t bad = 0;
     for (int64_t r = 0; r < R; r++) {
         mc_dequantize_row(deq, (const unsigned char *)W.data + r * row, t, K);
@@ -161,16 +170,16 @@ int main(void) {
     ref_close(&r);
 
     const char *sets[] = {"scalar", "avx2", "avx512"};
-    const mambac_dtype types[] = {MAMBAC_DTYPE_Q8_0, MAMBAC_DTYPE_Q4_0, MAMBAC_DTYPE_Q4_K};
-    const int64_t Ts[] = {1, 2, 3, 4, 7};
+    const mambac_dtype types[] = {MAMBAC_DTYPE_Q8_0, MAMBAC_DTYPE_Q4_0, MAMBAC_DTYPE_Q4_K, MAMBAC_DTYPE_Q5_0};
+    const int64_t Ts[] = {1, 2, 3, 4, 7, 90}; /* 90: more tokens than the int16 GEMM's pass */
     for (int s = 0; s < 3; s++) {
         const mc_kernels *k = mc_kernels_named(sets[s]);
         if (!k) {
             printf("note: kernel set %s not supported by this CPU\n", sets[s]);
             continue;
         }
-        for (int i = 0; i < 3; i++)
-            for (int j = 0; j < 5; j++) {
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 6; j++) {
                 check_gemm(k, types[i], 67, 768, Ts[j]);
                 if (types[i] != MAMBAC_DTYPE_Q4_K) check_gemm(k, types[i], 37, 96, Ts[j]);
             }

@@ -17,6 +17,7 @@
 #include "core/dtype.h"
 #include "core/quant.h"
 #include "cpu/kernels.h"
+#include "cpu/simd_avx512.h"
 
 #define TARGET __attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c")))
 #define GEMV_ROWS 8
@@ -108,35 +109,6 @@ TARGET static void gemv_bf16(float *out, int64_t os, const float *x, int64_t xs,
     }
 }
 
-/* r[0..15] (rows) -> r[0..15] (columns): unpack pairs, then quads, then 128-bit lanes. */
-TARGET static inline void transpose16(__m512 r[16]) {
-    __m512 t[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++) { /* r[4i + j], lane L: column 4L + j of rows 4i..4i+3 */
-        const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
-        const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
-        r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-        r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-        r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-        r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-    }
-    for (int j = 0; j < 4; j++) {
-        t[j] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88);
-        t[4 + j] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xdd);
-        t[8 + j] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88);
-        t[12 + j] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xdd);
-    }
-    for (int j = 0; j < 4; j++) {
-        r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
-        r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xdd);
-        r[4 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0x88);
-        r[12 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0xdd);
-    }
-}
-
 TARGET static inline __m512 load_any(mambac_dtype dt, const void *p, int64_t k, __mmask16 m) {
     return dt == MAMBAC_DTYPE_F32 ? load_f32(p, k, m) : dt == MAMBAC_DTYPE_BF16 ? load_bf16(p, k, m) : load_f16(p, k, m);
 }
@@ -168,7 +140,7 @@ TARGET static void pack_panel(float *panel, const mc_weight *W, int64_t r, int n
                 const int ri = half * 16 + i;
                 v[i] = ri < nr ? load_any(W->dtype, (const char *)W->data + (size_t)(r + ri) * rb, k, m) : _mm512_setzero_ps();
             }
-            transpose16(v);
+            mc_transpose16(v);
             for (int j = 0; j < nk; j++) _mm512_storeu_ps(panel + (k + j) * NR + half * 16, v[j]);
         }
     }
@@ -214,6 +186,10 @@ TARGET static void gemm_packed(float *out, int64_t os, const float *x, int64_t x
 
 void mc_gemm_avx512(float *out, int64_t os, const float *x, int64_t xs, int64_t T, const mc_weight *W, int64_t r0,
                     int64_t r1, const float *bias, float *scratch) {
+    if (T >= MIN_T_PACKED && scratch && mc_gemm_quant_vnni_supported(W->dtype) && mc_cpu_has_vnni()) {
+        mc_gemm_quant_vnni(out, os, x, xs, T, W, r0, r1, bias, scratch);
+        return;
+    }
     if (T >= MIN_T_PACKED && scratch) {
         gemm_packed(out, os, x, xs, T, W, r0, r1, bias, scratch);
         return;

@@ -11,11 +11,12 @@
 /* out[t * out_stride + r] = sum_k x[t * x_stride + k] * W[r, k] (+ bias[r]) for rows
  * r in [r0, r1) and tokens t in [0, T). W in its stored dtype (f32, f16, bf16, or a
  * block-quantized type). scratch: MC_GEMM_SCRATCH(K) floats for the calling thread
- * (packed weight panels + one dequantized row, or the quantized activations). */
+ * (packed weight panels + one dequantized row, or the quantized activations; the
+ * integer prefill kernel keeps 84 tokens of int16 activations there too). */
 typedef void (*mc_gemm_fn)(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T,
                            const mc_weight *W, int64_t r0, int64_t r1, const float *bias, float *scratch);
 #define MC_GEMM_PANEL 32
-#define MC_GEMM_SCRATCH(K) ((int64_t)(MC_GEMM_PANEL + 2) * (K) + 64)
+#define MC_GEMM_SCRATCH(K) ((int64_t)(2 * MC_GEMM_PANEL + 4) * (K) + 256)
 
 struct mc_scan_args;
 struct mc_ssd_args;
@@ -56,6 +57,11 @@ void mc_gemv_quant_avx2(float *out, int64_t out_stride, const float *x, int64_t 
 void mc_gemv_quant_vnni(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
                         int64_t r0, int64_t r1, const float *bias, float *scratch);
 int mc_cpu_has_vnni(void);
+/* Prefill (many tokens) with q8_0 / q4_0 / q5_0 / q4_K weights in int16 on AVX512-VNNI
+ * (gemm_quant_avx512.c); K a multiple of 32, scratch required. */
+int mc_gemm_quant_vnni_supported(mambac_dtype t);
+void mc_gemm_quant_vnni(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
+                        int64_t r0, int64_t r1, const float *bias, float *scratch);
 void mc_ssd_avx512(const struct mc_ssd_args *a);
 void mc_ssd_step_avx512(const struct mc_ssd_args *a);
 void mc_conv1d_prefill_avx512(float *x, int64_t T, int64_t stride, int64_t C, int64_t K, const float *w, const float *b,

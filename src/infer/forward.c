@@ -38,6 +38,12 @@ mambac_context_params mambac_context_default_params(void) {
     return (mambac_context_params){.max_ubatch = 512, .n_threads = 0, .isa = NULL};
 }
 
+/* The SSD's chunk length in prefill. The chunked form is exact for any length (only
+ * rounding differs), so it need not be the checkpoint's chunk_size (256 for the
+ * released models): shorter chunks do fewer multiply-adds in the (l, l) products;
+ * 64 measured fastest on mamba2-130m (docs/PERFORMANCE.md). */
+static int64_t ssd_chunk(const mambac_model_info *c) { return c->chunk_size < 64 ? c->chunk_size : 64; }
+
 mambac_status mambac_context_new(const mambac_model *model, const mambac_context_params *params,
                                  mambac_context **out, mambac_error *err) {
     *out = NULL;
@@ -54,7 +60,7 @@ mambac_status mambac_context_new(const mambac_model *model, const mambac_context
     const int64_t in_rows = model->layers[0].in_proj.rows;
     const int64_t xdbl = c->arch == MAMBAC_ARCH_MAMBA1 ? c->dt_rank + 2 * N : 0;
     const int64_t dtw = c->arch == MAMBAC_ARCH_MAMBA1 ? E : c->n_heads;
-    const int64_t L = c->arch == MAMBAC_ARCH_MAMBA2 ? c->chunk_size : 0;
+    const int64_t L = c->arch == MAMBAC_ARCH_MAMBA2 ? ssd_chunk(c) : 0;
     const int64_t ssd = c->arch == MAMBAC_ARCH_MAMBA2 ? (mc_ssd_scratch_floats(L, N, c->head_dim) + 15) / 16 * 16 : 0;
     const int64_t gemm = (MC_GEMM_SCRATCH(D > E ? D : E) + 15) / 16 * 16;
     const int64_t sizes[] = {U * D, U * D, U * in_rows, U * xdbl, U * dtw, U * E, U * D, ssd * nt, gemm * nt};
@@ -240,7 +246,7 @@ static void mamba2_mixer(mambac_context *ctx, const mc_layer *L, struct mambac_s
             ctx->dt[t * H + h] = v;
         }
     ssd_job j = {
-        .a = {.T = T, .H = H, .P = P, .N = N, .G = G, .L = c->chunk_size,
+        .a = {.T = T, .H = H, .P = P, .N = N, .G = G, .L = ssd_chunk(c),
               .x = xbc, .x_stride = W, .B = xbc + E, .C = xbc + E + G * N, .bc_stride = W,
               .dt = ctx->dt, .dt_stride = H, .A = L->A,
               .y = ctx->y, .y_stride = E, .state = mc_state_ssm(st, layer)},
