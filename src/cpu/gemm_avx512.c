@@ -1,6 +1,6 @@
 /* gemm_avx512.c — GEMM / GEMV for AVX-512 (F, BW, VL). Two kernels, chosen by T:
  *
- * - few tokens (decode: T = 1): 8 weight rows x 1 token, 8 accumulators of 16 floats
+ * - few tokens (decode: T = 1): one weight row at a time, 4 accumulators of 16 floats
  *   along K, masked loads for the K tail, one horizontal sum per output. Weights are
  *   read in their stored dtype and widened in registers (f16: vcvtph2ps; bf16: the
  *   even/odd split below), so bf16/f16 models stream half the bytes of f32.
@@ -20,7 +20,6 @@
 #include "cpu/simd_avx512.h"
 
 #define TARGET __attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c")))
-#define GEMV_ROWS 8
 #define MR 6  /* tokens per micro-tile */
 #define NR 32 /* rows per panel (= MC_GEMM_PANEL) */
 #define MIN_T_PACKED 4
@@ -36,7 +35,10 @@ TARGET static inline __m512 load_f16(const void *p, int64_t k, __mmask16 m) {
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + k));
 }
 
-/* GEMV: rows [r0, r1) for each token separately. */
+/* GEMV: rows [r0, r1) for each token separately, one weight row at a time (the bytes
+ * are then read strictly in order: reading 8 rows side by side, as an earlier version
+ * did, made 8 short streams the hardware prefetcher never got ahead of — half the
+ * DRAM bandwidth on the 50280-row head), 4 accumulators to hide the FMA latency. */
 #define DEFINE_GEMV(NAME, LOAD, ESIZE)                                                                              \
     TARGET static void NAME(float *out, int64_t os, const float *x, int64_t xs, int64_t T, const mc_weight *W,      \
                             int64_t r0, int64_t r1, const float *bias) {                                            \
@@ -44,23 +46,20 @@ TARGET static inline __m512 load_f16(const void *p, int64_t k, __mmask16 m) {
         const __mmask16 tail = (__mmask16)((1u << (K % 16)) - 1);                                                   \
         for (int64_t t = 0; t < T; t++) {                                                                           \
             const float *xr = x + t * xs;                                                                           \
-            for (int64_t r = r0; r < r1; r += GEMV_ROWS) {                                                          \
-                const int nr = r1 - r < GEMV_ROWS ? (int)(r1 - r) : GEMV_ROWS;                                      \
-                const char *w[GEMV_ROWS];                                                                           \
-                for (int i = 0; i < GEMV_ROWS; i++)                                                                 \
-                    w[i] = (const char *)W->data + (size_t)((r + (i < nr ? i : nr - 1)) * K) * ESIZE;               \
-                __m512 acc[GEMV_ROWS];                                                                              \
-                for (int i = 0; i < GEMV_ROWS; i++) acc[i] = _mm512_setzero_ps();                                   \
+            for (int64_t r = r0; r < r1; r++) {                                                                     \
+                const char *w = (const char *)W->data + (size_t)(r * K) * ESIZE;                                    \
+                __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                         \
                 int64_t k = 0;                                                                                      \
-                for (; k + 16 <= K; k += 16) {                                                                      \
-                    __m512 xv = _mm512_loadu_ps(xr + k);                                                            \
-                    for (int i = 0; i < GEMV_ROWS; i++) acc[i] = _mm512_fmadd_ps(LOAD(w[i], k, 0xffff), xv, acc[i]);\
+                for (; k + 64 <= K; k += 64) {                                                                      \
+                    a0 = _mm512_fmadd_ps(LOAD(w, k, 0xffff), _mm512_loadu_ps(xr + k), a0);                          \
+                    a1 = _mm512_fmadd_ps(LOAD(w, k + 16, 0xffff), _mm512_loadu_ps(xr + k + 16), a1);                \
+                    a2 = _mm512_fmadd_ps(LOAD(w, k + 32, 0xffff), _mm512_loadu_ps(xr + k + 32), a2);                \
+                    a3 = _mm512_fmadd_ps(LOAD(w, k + 48, 0xffff), _mm512_loadu_ps(xr + k + 48), a3);                \
                 }                                                                                                   \
-                if (k < K) {                                                                                        \
-                    __m512 xv = _mm512_maskz_loadu_ps(tail, xr + k);                                                \
-                    for (int i = 0; i < GEMV_ROWS; i++) acc[i] = _mm512_fmadd_ps(LOAD(w[i], k, tail), xv, acc[i]); \
-                }                                                                                                   \
-                for (int i = 0; i < nr; i++) out[t * os + r + i] = _mm512_reduce_add_ps(acc[i]) + (bias ? bias[r + i] : 0.0f); \
+                for (; k + 16 <= K; k += 16) a0 = _mm512_fmadd_ps(LOAD(w, k, 0xffff), _mm512_loadu_ps(xr + k), a0); \
+                if (k < K) a1 = _mm512_fmadd_ps(LOAD(w, k, tail), _mm512_maskz_loadu_ps(tail, xr + k), a1);        \
+                const __m512 sum = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));                    \
+                out[t * os + r] = _mm512_reduce_add_ps(sum) + (bias ? bias[r] : 0.0f);                              \
             }                                                                                                       \
         }                                                                                                           \
     }
@@ -81,30 +80,28 @@ TARGET static void gemv_bf16(float *out, int64_t os, const float *x, int64_t xs,
     for (int64_t t = 0; t < T; t++) {
         const float *xr = x + t * xs;
         for (int64_t k = 0; k < K32 / 2; k++) xe[k] = xr[2 * k], xo[k] = xr[2 * k + 1];
-        for (int64_t r = r0; r < r1; r += GEMV_ROWS) {
-            const int nr = r1 - r < GEMV_ROWS ? (int)(r1 - r) : GEMV_ROWS;
-            const uint16_t *w[GEMV_ROWS];
-            for (int i = 0; i < GEMV_ROWS; i++) w[i] = (const uint16_t *)W->data + (size_t)((r + (i < nr ? i : nr - 1)) * K);
-            __m512 acc[GEMV_ROWS];
-            for (int i = 0; i < GEMV_ROWS; i++) acc[i] = _mm512_setzero_ps();
-            for (int64_t k = 0; k < K32; k += 32) {
-                const __m512 ve = _mm512_loadu_ps(xe + k / 2), vo = _mm512_loadu_ps(xo + k / 2);
-                for (int i = 0; i < GEMV_ROWS; i++) {
-                    const __m512i v = _mm512_loadu_si512((const void *)(w[i] + k));
-                    acc[i] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), ve, acc[i]);
-                    acc[i] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v, hi)), vo, acc[i]);
-                }
+        for (int64_t r = r0; r < r1; r++) {
+            const uint16_t *w = (const uint16_t *)W->data + (size_t)(r * K);
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            int64_t k = 0;
+            for (; k + 64 <= K32; k += 64) {
+                const __m512i v0 = _mm512_loadu_si512((const void *)(w + k)), v1 = _mm512_loadu_si512((const void *)(w + k + 32));
+                a0 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v0, 16)), _mm512_loadu_ps(xe + k / 2), a0);
+                a1 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v0, hi)), _mm512_loadu_ps(xo + k / 2), a1);
+                a2 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v1, 16)), _mm512_loadu_ps(xe + k / 2 + 16), a2);
+                a3 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v1, hi)), _mm512_loadu_ps(xo + k / 2 + 16), a3);
             }
-            for (int i = 0; i < nr; i++) {
-                float sum = _mm512_reduce_add_ps(acc[i]);
-                if (K32 < K) { /* the tail, 16 at a time with masks */
-                    for (int64_t k = K32; k < K; k += 16) {
-                        const __mmask16 m = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
-                        sum += _mm512_reduce_add_ps(_mm512_mul_ps(load_bf16(w[i], k, m), _mm512_maskz_loadu_ps(m, xr + k)));
-                    }
-                }
-                out[t * os + r + i] = sum + (bias ? bias[r + i] : 0.0f);
+            for (; k < K32; k += 32) {
+                const __m512i v = _mm512_loadu_si512((const void *)(w + k));
+                a0 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), _mm512_loadu_ps(xe + k / 2), a0);
+                a1 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v, hi)), _mm512_loadu_ps(xo + k / 2), a1);
             }
+            float sum = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+            for (; k < K; k += 16) { /* the tail, 16 at a time with masks */
+                const __mmask16 m = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
+                sum += _mm512_reduce_add_ps(_mm512_mul_ps(load_bf16(w, k, m), _mm512_maskz_loadu_ps(m, xr + k)));
+            }
+            out[t * os + r] = sum + (bias ? bias[r] : 0.0f);
         }
     }
 }
