@@ -57,6 +57,10 @@ void mc_gemv_quant_avx2(float *out, int64_t out_stride, const float *x, int64_t 
 void mc_gemv_quant_vnni(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
                         int64_t r0, int64_t r1, const float *bias, float *scratch);
 int mc_cpu_has_vnni(void);
+/* Decode with q8_0 / q4_0 / q4_K on AVX512-VNNI, 512-bit steps over two blocks (gemv_quant_avx512.c). */
+int mc_gemv_quant_pairs_supported(mambac_dtype t);
+void mc_gemv_quant_pairs(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
+                         int64_t r0, int64_t r1, const float *bias, float *scratch);
 /* Prefill (many tokens) with q8_0 / q4_0 / q5_0 / q4_K weights in int16 on AVX512-VNNI
  * (gemm_quant_avx512.c); K a multiple of 32, scratch required. */
 int mc_gemm_quant_vnni_supported(mambac_dtype t);
