@@ -191,18 +191,30 @@ static void check_gated_norm(const mc_kernels *k, int64_t E, int64_t G) {
 }
 
 #if defined(__x86_64__)
+#include "cpu/simd_avx2.h"
 #include "cpu/simd_avx512.h"
-/* The vector exp / softplus / SiLU against libm (through the reference's formulas)
- * over a sweep that crosses softplus' threshold and exp's flush and saturation. */
-MC_AVX512_TARGET static void check_math512(void) {
+/* The vector exp / softplus / SiLU of one ISA over n (a multiple of 16) inputs. */
+typedef void (*math_fn)(const float *in, float *e, float *sp, float *si, int n);
+MC_AVX512_TARGET static void math512(const float *in, float *e, float *sp, float *si, int n) {
+    for (int i = 0; i < n; i += 16) {
+        const __m512 x = _mm512_loadu_ps(in + i);
+        _mm512_storeu_ps(e + i, mc_exp512(x)), _mm512_storeu_ps(sp + i, mc_softplus512(x)), _mm512_storeu_ps(si + i, mc_silu512(x));
+    }
+}
+MC_AVX2_TARGET static void math256(const float *in, float *e, float *sp, float *si, int n) {
+    for (int i = 0; i < n; i += 8) {
+        const __m256 x = _mm256_loadu_ps(in + i);
+        _mm256_storeu_ps(e + i, mc_exp256(x)), _mm256_storeu_ps(sp + i, mc_softplus256(x)), _mm256_storeu_ps(si + i, mc_silu256(x));
+    }
+}
+/* Against libm (through the reference's formulas) over a sweep that crosses softplus'
+ * threshold and exp's flush and saturation. */
+static void check_math(const char *isa, math_fn fn) {
     double worst_exp = 0, worst_sp = 0, worst_silu = 0;
     for (float v = -120.0f; v < 95.0f; v += 0.01337f) {
         float in[16], e[16], sp[16], si[16];
         for (int i = 0; i < 16; i++) in[i] = v + 0.0007f * (float)i;
-        const __m512 x = _mm512_loadu_ps(in);
-        _mm512_storeu_ps(e, mc_exp512(x));
-        _mm512_storeu_ps(sp, mc_softplus512(x));
-        _mm512_storeu_ps(si, mc_silu512(x));
+        fn(in, e, sp, si, 16);
         for (int i = 0; i < 16; i++) {
             const double re = exp((double)in[i]), rs = mc_softplus(in[i]), rl = mc_silu(in[i]);
             if (re > 1e-37 && re < 3e38) worst_exp = fmax(worst_exp, fabs(e[i] - re) / re);
@@ -211,9 +223,9 @@ MC_AVX512_TARGET static void check_math512(void) {
             if (fabs(rl) > 1e-30) worst_silu = fmax(worst_silu, fabs(si[i] - rl) / fabs(rl));
         }
     }
-    printf("avx512 math vs libm: exp %.3g, softplus %.3g, silu %.3g (worst relative)\n", worst_exp, worst_sp, worst_silu);
-    CHECK(worst_exp < 5e-7 && worst_sp < 1e-6 && worst_silu < 1e-6, "avx512 exp / softplus / silu: worst relative errors %.3g %.3g %.3g",
-          worst_exp, worst_sp, worst_silu);
+    printf("%s math vs libm: exp %.3g, softplus %.3g, silu %.3g (worst relative)\n", isa, worst_exp, worst_sp, worst_silu);
+    CHECK(worst_exp < 5e-7 && worst_sp < 1e-6 && worst_silu < 1e-6, "%s exp / softplus / silu: worst relative errors %.3g %.3g %.3g",
+          isa, worst_exp, worst_sp, worst_silu);
 }
 #endif
 
@@ -292,7 +304,8 @@ int main(void) {
     }
     CHECK(ran >= 1, "at least the scalar kernels ran");
 #if defined(__x86_64__)
-    if (mc_kernels_named("avx512")) check_math512();
+    if (mc_kernels_named("avx512")) check_math("avx512", math512);
+    if (mc_kernels_named("avx2")) check_math("avx2", math256);
 #endif
     printf("best kernel set here: %s\n", mc_kernels_best()->name);
     test_threads_bitwise();

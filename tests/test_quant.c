@@ -124,11 +124,12 @@ static void check_gemm(const mc_kernels *k, mambac_dtype t, int64_t R, int64_t K
     const int64_t mid = R / 2 / MC_GEMM_PANEL * MC_GEMM_PANEL;
     k->gemm(out, R, x, K, T, &W, 0, mid, bias, scratch);
     k->gemm(out, R, x, K, T, &W, mid, R, bias, scratch);
-    /* Kernels that quantize the activations: not scalar; AVX2 always (q5_0 has no
-     * integer kernel there: it dequantizes); AVX-512 for decode (T < 4, not q5_0), and for
-     * prefill with VNNI (the int16 GEMM; without VNNI it dequantizes into float panels). */
+    /* Kernels that quantize the activations: not scalar; AVX2 for decode (T < 4; q5_0
+     * has no integer kernel: it dequantizes; prefill dequantizes into float panels);
+     * AVX-512 for decode (not q5_0), and for prefill with VNNI (the int16 GEMM; without
+     * VNNI it dequantizes into float panels). */
     const int avx2 = strcmp(k->name, "avx2") == 0, avx512 = strcmp(k->name, "avx512") == 0;
-    const int quant_x = (avx2 && mc_gemv_quant_supported(t)) ||
+    const int quant_x = (avx2 && T < 4 && mc_gemv_quant_supported(t)) ||
                         (avx512 && (T < 4 ? mc_gemv_quant_supported(t)
                                           : mc_cpu_has_vnni() && mc_gemm_quant_vnni_supported(t)));
     int64_t bad = 0;

@@ -49,8 +49,8 @@ void mc_gemm_scalar(float *out, int64_t os, const float *x, int64_t xs, int64_t 
 static const mc_kernels scalar = {"scalar", mc_gemm_scalar, mc_selective_scan, mc_ssd_chunked, mc_ssd_step,
                                  mc_conv1d_prefill, mc_gated_rmsnorm};
 #if defined(__x86_64__)
-static const mc_kernels avx2 = {"avx2", mc_gemm_avx2, mc_selective_scan, mc_ssd_chunked, mc_ssd_step,
-                               mc_conv1d_prefill, mc_gated_rmsnorm};
+static const mc_kernels avx2 = {"avx2", mc_gemm_avx2, mc_scan_avx2, mc_ssd_avx2, mc_ssd_step_avx2,
+                               mc_conv1d_prefill_avx2, mc_gated_rmsnorm_avx2};
 static const mc_kernels avx512 = {"avx512", mc_gemm_avx512, mc_scan_avx512, mc_ssd_avx512, mc_ssd_step_avx512,
                                  mc_conv1d_prefill_avx512, mc_gated_rmsnorm_avx512};
 #else

@@ -49,6 +49,13 @@ void mc_gemm_avx2(float *out, int64_t out_stride, const float *x, int64_t x_stri
 void mc_gemm_avx512(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
                     int64_t r0, int64_t r1, const float *bias, float *scratch);
 void mc_scan_avx512(const struct mc_scan_args *a);
+void mc_scan_avx2(const struct mc_scan_args *a);
+void mc_ssd_avx2(const struct mc_ssd_args *a);
+void mc_ssd_step_avx2(const struct mc_ssd_args *a);
+void mc_conv1d_prefill_avx2(float *x, int64_t T, int64_t stride, int64_t C, int64_t K, const float *w, const float *b,
+                            float *window);
+void mc_gated_rmsnorm_avx2(float *y, const float *z, const float *w, int64_t E, int64_t G, int norm_before_gate,
+                           float eps);
 /* Quantized weights (q8_0, q4_0, q4_K) with int8-quantized activations (gemv_quant.c):
  * the AVX2 form and the AVX512-VNNI form. scratch is required. */
 int mc_gemv_quant_supported(mambac_dtype t);
