@@ -12,11 +12,12 @@
  * r in [r0, r1) and tokens t in [0, T). W in its stored dtype (f32, f16, bf16, or a
  * block-quantized type). scratch: MC_GEMM_SCRATCH(K) floats for the calling thread
  * (packed weight panels + one dequantized row, or the quantized activations; the
- * integer prefill kernel keeps 84 tokens of int16 activations there too). */
+ * integer prefill kernel keeps 264 tokens of int16 activations there too: 672 bytes
+ * per column of K). */
 typedef void (*mc_gemm_fn)(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T,
                            const mc_weight *W, int64_t r0, int64_t r1, const float *bias, float *scratch);
 #define MC_GEMM_PANEL 32
-#define MC_GEMM_SCRATCH(K) ((int64_t)(2 * MC_GEMM_PANEL + 4) * (K) + 256)
+#define MC_GEMM_SCRATCH(K) ((int64_t)168 * (K) + 256)
 
 struct mc_scan_args;
 struct mc_ssd_args;
