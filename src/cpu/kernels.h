@@ -18,6 +18,8 @@ typedef void (*mc_gemm_fn)(float *out, int64_t out_stride, const float *x, int64
                            const mc_weight *W, int64_t r0, int64_t r1, const float *bias, float *scratch);
 #define MC_GEMM_PANEL 32
 #define MC_GEMM_SCRATCH(K) ((int64_t)168 * (K) + 256)
+/* Enough when W is never block-quantized (training, the SSD's own products). */
+#define MC_GEMM_SCRATCH_FLOAT(K) ((int64_t)(MC_GEMM_PANEL + 2) * (K) + 64)
 
 struct mc_scan_args;
 struct mc_ssd_args;
