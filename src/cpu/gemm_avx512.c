@@ -193,8 +193,7 @@ void mc_gemm_avx512(float *out, int64_t os, const float *x, int64_t xs, int64_t 
     }
     if (mc_dtype_is_quant(W->dtype)) {
         if (!scratch || !mc_gemv_quant_supported(W->dtype)) mc_gemm_scalar(out, os, x, xs, T, W, r0, r1, bias, scratch);
-        else if (mc_cpu_has_vnni() && mc_gemv_quant_pairs_supported(W->dtype)) mc_gemv_quant_pairs(out, os, x, xs, T, W, r0, r1, bias, scratch);
-        else if (mc_cpu_has_vnni()) mc_gemv_quant_vnni(out, os, x, xs, T, W, r0, r1, bias, scratch);
+        else if (mc_cpu_has_vnni()) mc_gemv_quant_pairs(out, os, x, xs, T, W, r0, r1, bias, scratch);
         else mc_gemv_quant_avx2(out, os, x, xs, T, W, r0, r1, bias, scratch);
     } else if (W->dtype == MAMBAC_DTYPE_F32) gemv_f32(out, os, x, xs, T, W, r0, r1, bias);
     else if (W->dtype == MAMBAC_DTYPE_BF16 && scratch) gemv_bf16(out, os, x, xs, T, W, r0, r1, bias, scratch);

@@ -80,7 +80,7 @@ TARGET static inline __m512i unpack_block(mambac_dtype t, const uint8_t *row, in
  * mins per block x 32 rows (zero rows past nr). */
 TARGET static void pack_panel_q(int32_t *panel, float *ws, float *wm, const mc_weight *W, int64_t r, int nr) {
     const int64_t K = W->cols, nb = K / 32;
-    const size_t rb = mc_dtype_row_bytes(W->dtype, K);
+    const size_t rb = mc_dtype_row_bytes(W->dtype, K), ahead = rb / (size_t)nb * 8; /* 8 blocks of 32 ahead */
     for (int64_t b = 0; b < nb; b++)
         for (int half = 0; half < NR / 16; half++) {
             __m512 v[16];
@@ -89,7 +89,7 @@ TARGET static void pack_panel_q(int32_t *panel, float *ws, float *wm, const mc_w
                 float sc = 0.0f, mn = 0.0f;
                 /* 32 row streams at once defeat the hardware prefetcher (perf: ~70% of
                  * packing stalled on the first load of a block); fetch ahead by hand */
-                if (ri < nr) _mm_prefetch((const char *)W->data + (size_t)(r + ri) * rb + (size_t)(b + 8) * mc_dtype_block_bytes(W->dtype) * 32 / mc_dtype_block(W->dtype), _MM_HINT_T0);
+                if (ri < nr) _mm_prefetch((const char *)W->data + (size_t)(r + ri) * rb + (size_t)b * rb / (size_t)nb + ahead, _MM_HINT_T0);
                 v[i] = ri < nr ? _mm512_castsi512_ps(unpack_block(W->dtype, (const uint8_t *)W->data + (size_t)(r + ri) * rb, b, &sc, &mn))
                                : _mm512_setzero_ps();
                 ws[b * NR + ri] = sc, wm[b * NR + ri] = mn;
@@ -105,13 +105,8 @@ TARGET static void quantize_rows(const float *x, int64_t xs, int64_t n, int64_t 
     const int64_t nb = K / 32;
     for (int64_t t = 0; t < n; t++)
         for (int64_t b = 0; b < nb; b++) {
-            const float *xb = x + t * xs + 32 * b;
-            const __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16);
-            const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-            const float dx = amax / 32767.0f, id = dx > 0 ? 1.0f / dx : 0.0f;
-            const __m512 vid = _mm512_set1_ps(id);
-            const __m512i q0 = _mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(v0, vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-            const __m512i q1 = _mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(v1, vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+            __m512i q0, q1;
+            const float dx = mc_quantize_block_i16(x + t * xs + 32 * b, &q0, &q1);
             _mm256_storeu_si256((__m256i *)(q + t * K + 32 * b), _mm512_cvtepi32_epi16(q0));
             _mm256_storeu_si256((__m256i *)(q + t * K + 32 * b + 16), _mm512_cvtepi32_epi16(q1));
             d[t * nb + b] = dx;
@@ -119,55 +114,52 @@ TARGET static void quantize_rows(const float *x, int64_t xs, int64_t n, int64_t 
         }
 }
 
-/* out rows [t, t + mr) x panel rows [r, r + nr). The 12 int32 and 12 float
- * accumulators are named variables (ROW(i) expands the work of token row i): as arrays,
- * gcc shuffled them through extra register moves and the stack on every step. */
-#define ROW_DOT(R)                                                                                                  \
-    {                                                                                                               \
-        int32_t pair;                                                                                               \
-        memcpy(&pair, q##R + 32 * b + 2 * kp, 4);                                                                   \
-        const __m512i xb = _mm512_set1_epi32(pair);                                                                 \
-        I##R##0 = _mm512_dpwssd_epi32(I##R##0, xb, w0), I##R##1 = _mm512_dpwssd_epi32(I##R##1, xb, w1);             \
-    }
-#define ROW_SCALE(R)                                                                                                \
-    {                                                                                                               \
-        const __m512 dx = _mm512_set1_ps(d##R[b]);                                                                  \
-        F##R##0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I##R##0), _mm512_mul_ps(s0, dx), F##R##0);                     \
-        F##R##1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I##R##1), _mm512_mul_ps(s1, dx), F##R##1);                     \
-        if (has_min) {                                                                                              \
-            const __m512 sx = _mm512_set1_ps(ds##R[b]);                                                             \
-            F##R##0 = _mm512_fnmadd_ps(m0, sx, F##R##0), F##R##1 = _mm512_fnmadd_ps(m1, sx, F##R##1);               \
-        }                                                                                                           \
-    }
-#define ROW_PTRS(R)                                                                                                 \
-    const int16_t *q##R = q + (R < mr ? R : mr - 1) * K;                                                            \
-    const float *d##R = d + (R < mr ? R : mr - 1) * nb, *ds##R = ds + (R < mr ? R : mr - 1) * nb;                   \
-    __m512 F##R##0 = _mm512_setzero_ps(), F##R##1 = F##R##0;
-#define ROW_ZERO(R) __m512i I##R##0 = _mm512_setzero_si512(), I##R##1 = I##R##0;
-
+/* out rows [t, t + mr) x panel rows [r, r + nr). */
 TARGET static void micro_q(float *out, int64_t os, const int16_t *q, const float *d, const float *ds, int64_t K,
                            const int32_t *panel, const float *ws, const float *wm, int has_min, int64_t r, int nr,
                            int mr, const float *bias) {
     const int64_t nb = K / 32;
-    ROW_PTRS(0) ROW_PTRS(1) ROW_PTRS(2) ROW_PTRS(3) ROW_PTRS(4) ROW_PTRS(5)
+    __m512 acc[MR][2];
+    for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    const int16_t *qp[MR];
+    for (int i = 0; i < MR; i++) qp[i] = q + (i < mr ? i : mr - 1) * K;
     for (int64_t b = 0; b < nb; b++) {
-        ROW_ZERO(0) ROW_ZERO(1) ROW_ZERO(2) ROW_ZERO(3) ROW_ZERO(4) ROW_ZERO(5)
+        __m512i ia[MR][2];
+        for (int i = 0; i < MR; i++) ia[i][0] = ia[i][1] = _mm512_setzero_si512();
         const int32_t *pb = panel + b * 16 * NR;
         for (int kp = 0; kp < 16; kp++) {
-            const __m512i w0 = _mm512_loadu_si512((const void *)(pb + kp * NR));
-            const __m512i w1 = _mm512_loadu_si512((const void *)(pb + kp * NR + 16));
-            ROW_DOT(0) ROW_DOT(1) ROW_DOT(2) ROW_DOT(3) ROW_DOT(4) ROW_DOT(5)
+            const __m512i w0 = _mm512_loadu_si512((const void *)(pb + kp * NR)), w1 = _mm512_loadu_si512((const void *)(pb + kp * NR + 16));
+            for (int i = 0; i < MR; i++) {
+                int32_t pair;
+                memcpy(&pair, qp[i] + 32 * b + 2 * kp, 4);
+                const __m512i xb = _mm512_set1_epi32(pair);
+                ia[i][0] = _mm512_dpwssd_epi32(ia[i][0], xb, w0);
+                ia[i][1] = _mm512_dpwssd_epi32(ia[i][1], xb, w1);
+            }
         }
         const __m512 s0 = _mm512_loadu_ps(ws + b * NR), s1 = _mm512_loadu_ps(ws + b * NR + 16);
-        const __m512 m0 = _mm512_loadu_ps(wm + b * NR), m1 = _mm512_loadu_ps(wm + b * NR + 16);
-        ROW_SCALE(0) ROW_SCALE(1) ROW_SCALE(2) ROW_SCALE(3) ROW_SCALE(4) ROW_SCALE(5)
+        for (int i = 0; i < MR; i++) {
+            const __m512 dx = _mm512_set1_ps(d[(i < mr ? i : mr - 1) * nb + b]);
+            acc[i][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[i][0]), _mm512_mul_ps(s0, dx), acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[i][1]), _mm512_mul_ps(s1, dx), acc[i][1]);
+        }
+        if (has_min) {
+            const __m512 m0 = _mm512_loadu_ps(wm + b * NR), m1 = _mm512_loadu_ps(wm + b * NR + 16);
+            for (int i = 0; i < MR; i++) {
+                const __m512 sx = _mm512_set1_ps(ds[(i < mr ? i : mr - 1) * nb + b]);
+                acc[i][0] = _mm512_fnmadd_ps(m0, sx, acc[i][0]);
+                acc[i][1] = _mm512_fnmadd_ps(m1, sx, acc[i][1]);
+            }
+        }
     }
-    float o[MR][NR];
-    _mm512_storeu_ps(o[0], F00), _mm512_storeu_ps(o[0] + 16, F01), _mm512_storeu_ps(o[1], F10), _mm512_storeu_ps(o[1] + 16, F11);
-    _mm512_storeu_ps(o[2], F20), _mm512_storeu_ps(o[2] + 16, F21), _mm512_storeu_ps(o[3], F30), _mm512_storeu_ps(o[3] + 16, F31);
-    _mm512_storeu_ps(o[4], F40), _mm512_storeu_ps(o[4] + 16, F41), _mm512_storeu_ps(o[5], F50), _mm512_storeu_ps(o[5] + 16, F51);
-    for (int i = 0; i < mr; i++)
-        for (int j = 0; j < nr; j++) out[i * os + r + j] = o[i][j] + (bias ? bias[r + j] : 0.0f);
+    const __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
+    const __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;
+    const __m512 b0 = bias ? _mm512_maskz_loadu_ps(m0, bias + r) : _mm512_setzero_ps();
+    const __m512 b1 = bias ? _mm512_maskz_loadu_ps(m1, bias + r + 16) : _mm512_setzero_ps();
+    for (int i = 0; i < mr; i++) {
+        _mm512_mask_storeu_ps(out + i * os + r, m0, _mm512_add_ps(acc[i][0], b0));
+        _mm512_mask_storeu_ps(out + i * os + r + 16, m1, _mm512_add_ps(acc[i][1], b1));
+    }
 }
 
 void mc_gemm_quant_vnni(float *out, int64_t os, const float *x, int64_t xs, int64_t T, const mc_weight *W, int64_t r0,

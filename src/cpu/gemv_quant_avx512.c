@@ -19,25 +19,11 @@
 
 #include "core/dtype.h"
 #include "cpu/kernels.h"
+#include "cpu/simd_avx512.h"
 
 #define TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")))
 #define TOKENS 4
 #define PAIR_BYTES 256 /* q 128 + o8 64 + d 64 */
-
-int mc_gemv_quant_pairs_supported(mambac_dtype t) {
-    return t == MAMBAC_DTYPE_Q8_0 || t == MAMBAC_DTYPE_Q4_0 || t == MAMBAC_DTYPE_Q4_K;
-}
-
-/* One block of 32 activations to int16 (gemv_quant.c's rounding); returns dx. */
-TARGET static inline float quantize_block(const float *x, __m512i *q0, __m512i *q1) {
-    const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
-    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-    const float dx = amax / 32767.0f;
-    const __m512 id = _mm512_set1_ps(dx > 0 ? 1.0f / dx : 0.0f);
-    *q0 = _mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(v0, id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-    *q1 = _mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(v1, id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-    return dx;
-}
 
 /* One token's activations into pairs (np = ceil(nb / 2) of them at out). */
 TARGET static void prepare_x(const float *x, int64_t K, uint8_t *out) {
@@ -49,15 +35,15 @@ TARGET static void prepare_x(const float *x, int64_t K, uint8_t *out) {
         for (int h = 0; h < 2; h++) {
             const int64_t b = 2 * p + h;
             __m512i q0 = _mm512_setzero_si512(), q1 = q0;
-            const float dx = b < nb ? quantize_block(x + 32 * b, &q0, &q1) : 0.0f;
+            const float dx = b < nb ? mc_quantize_block_i16(x + 32 * b, &q0, &q1) : 0.0f;
             _mm256_storeu_si256((__m256i *)(q + 16 * h), _mm512_cvtepi32_epi16(q0));
             _mm256_storeu_si256((__m256i *)(q + 32 + 16 * h), _mm512_cvtepi32_epi16(q1));
             for (int j = 0; j < 8; j++) d[8 * h + j] = dx;
         }
         /* lane j sums words 2j, 2j+1 of both halves: -8 times that, for q4_0 */
-        const __m512i ones = _mm512_set1_epi16(-8);
-        __m512i s = _mm512_madd_epi16(_mm512_loadu_si512((const void *)q), ones);
-        s = _mm512_add_epi32(s, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(q + 32)), ones));
+        const __m512i minus8 = _mm512_set1_epi16(-8);
+        __m512i s = _mm512_madd_epi16(_mm512_loadu_si512((const void *)q), minus8);
+        s = _mm512_add_epi32(s, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(q + 32)), minus8));
         _mm512_storeu_si512((void *)o8, s);
     }
 }
@@ -114,7 +100,7 @@ TARGET static void prepare_x_plain(const float *x, int64_t K, uint8_t *out) {
     float *d = (float *)(out + 2 * K), *ds = d + nb;
     for (int64_t b = 0; b < nb; b++) {
         __m512i q0, q1;
-        d[b] = quantize_block(x + 32 * b, &q0, &q1);
+        d[b] = mc_quantize_block_i16(x + 32 * b, &q0, &q1);
         ds[b] = d[b] * (float)_mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
         _mm256_storeu_si256((__m256i *)(q + 32 * b), _mm512_cvtepi32_epi16(q0));
         _mm256_storeu_si256((__m256i *)(q + 32 * b + 16), _mm512_cvtepi32_epi16(q1));

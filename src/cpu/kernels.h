@@ -59,16 +59,13 @@ void mc_conv1d_prefill_avx2(float *x, int64_t T, int64_t stride, int64_t C, int6
                             float *window);
 void mc_gated_rmsnorm_avx2(float *y, const float *z, const float *w, int64_t E, int64_t G, int norm_before_gate,
                            float eps);
-/* Quantized weights (q8_0, q4_0, q4_K) with int8-quantized activations (gemv_quant.c):
- * the AVX2 form and the AVX512-VNNI form. scratch is required. */
+/* Decode with quantized weights (q8_0, q4_0, q4_K) and int16-quantized activations:
+ * the AVX2 form (gemv_quant.c) and the AVX512-VNNI form, 512-bit steps over two blocks
+ * (gemv_quant_avx512.c); the same integers. scratch is required. */
 int mc_gemv_quant_supported(mambac_dtype t);
 void mc_gemv_quant_avx2(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
                         int64_t r0, int64_t r1, const float *bias, float *scratch);
-void mc_gemv_quant_vnni(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
-                        int64_t r0, int64_t r1, const float *bias, float *scratch);
 int mc_cpu_has_vnni(void);
-/* Decode with q8_0 / q4_0 / q4_K on AVX512-VNNI, 512-bit steps over two blocks (gemv_quant_avx512.c). */
-int mc_gemv_quant_pairs_supported(mambac_dtype t);
 void mc_gemv_quant_pairs(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
                          int64_t r0, int64_t r1, const float *bias, float *scratch);
 /* Prefill (many tokens) with q8_0 / q4_0 / q5_0 / q4_K weights in int16 on AVX512-VNNI

@@ -95,4 +95,17 @@ MC_AVX512_TARGET static inline void mc_transpose16(__m512 r[16]) {
     }
 }
 
+/* 32 activations to int16 with one scale dx = max|x| / 32767, round to nearest (the
+ * rounding of every int16-activation kernel: gemv_quant.c and the VNNI ones); q0 / q1
+ * hold values 0-15 / 16-31 as int32. Returns dx. */
+MC_AVX512_TARGET static inline float mc_quantize_block_i16(const float *x, __m512i *q0, __m512i *q1) {
+    const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+    const float dx = amax / 32767.0f;
+    const __m512 id = _mm512_set1_ps(dx > 0 ? 1.0f / dx : 0.0f);
+    *q0 = _mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(v0, id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    *q1 = _mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(v1, id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    return dx;
+}
+
 #endif
