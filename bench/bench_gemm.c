@@ -18,10 +18,10 @@ static double now(void) {
 }
 
 int main(int argc, char **argv) {
-    const char *isas[] = {"scalar", "avx2", "avx512"};
+    const char *isas[] = {"scalar", "avx2", "avx512", "amx"};
     const int64_t shapes[][2] = {{3072, 768}, {768, 1536}, {50280, 768}};
     const char *names[] = {"in_proj 3072x768", "out_proj 768x1536", "lm_head 50280x768"};
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         if (argc > 1 && strcmp(argv[1], isas[i]) != 0) continue;
         const mc_kernels *k = mc_kernels_named(isas[i]);
         if (!k) continue;

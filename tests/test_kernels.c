@@ -1,8 +1,9 @@
 /* test_kernels.c — the fast kernels against the reference, ggml test-backend-ops style:
- * every kernel set this CPU runs (scalar, avx2, avx512) x weight dtype (f32, bf16, f16)
- * x shapes of real models (mamba-130m / mamba2-130m projections) and awkward ones
+ * every kernel set this CPU runs (scalar, avx2, avx512, amx) x weight dtype (f32, bf16,
+ * f16) x shapes of real models (mamba-130m / mamba2-130m projections) and awkward ones
  * (K not a multiple of the vector width, row counts not a multiple of the tile), T from
- * 1 (decode) to 67. Checks: normalized error vs mc_matmul (reference, same widened
+ * 1 (decode) to 67, and 160 on AMX (two passes of its 128-token planes, a partial
+ * 32-token block). Checks: normalized error vs mc_matmul (reference, same widened
  * weights), no NaN/inf, and guard values around the output untouched. Then the whole
  * model: logits bitwise identical for 1, 2 and 3 threads.
  * Tolerance: float32 sums of K <= 1536 products of O(1) values in a different order:
@@ -266,13 +267,13 @@ static void test_threads_bitwise(void) {
 }
 
 int main(void) {
-    const char *names[] = {"scalar", "avx2", "avx512"};
+    const char *names[] = {"scalar", "avx2", "avx512", "amx"};
     const mambac_dtype dts[] = {MAMBAC_DTYPE_F32, MAMBAC_DTYPE_BF16, MAMBAC_DTYPE_F16};
     /* (rows, cols): mamba-130m in_proj / out_proj / x_proj, mamba2-130m in_proj, odd ones. */
     const int64_t shapes[][2] = {{3072, 768}, {768, 1536}, {80, 1536}, {3352, 768}, {13, 37}, {7, 5}, {64, 16}};
-    const int64_t Ts[] = {1, 2, 5, 67};
+    const int64_t Ts[] = {1, 2, 5, 67, 160};
     int ran = 0;
-    for (int n = 0; n < 3; n++) {
+    for (int n = 0; n < 4; n++) {
         const mc_kernels *k = mc_kernels_named(names[n]);
         if (!k) {
             printf("kernel set %s: not supported by this CPU, not tested here\n", names[n]);
@@ -284,6 +285,7 @@ int main(void) {
                 for (size_t t = 0; t < sizeof Ts / sizeof Ts[0]; t++) {
                     /* The big shapes with many tokens on the scalar kernel take long; one T suffices there. */
                     if (n == 0 && shapes[s][0] * shapes[s][1] > 100000 && Ts[t] > 2) continue;
+                    if (Ts[t] > 67 && strcmp(names[n], "amx") != 0) continue; /* the other kernels have no passes */
                     check_gemm(k, dts[d], shapes[s][0], shapes[s][1], Ts[t]);
                 }
         check_scan(k, 1536, 16, 9);

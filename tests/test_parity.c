@@ -164,8 +164,8 @@ int main(void) {
             free(got);
         }
         /* Every kernel set this CPU runs, on the parallel and the recurrent path. */
-        const char *isas[] = {"scalar", "avx2", "avx512"};
-        for (int ki = 0; ki < 3; ki++) {
+        const char *isas[] = {"scalar", "avx2", "avx512", "amx"};
+        for (int ki = 0; ki < 4; ki++) {
             mambac_context_params probe = mambac_context_default_params();
             probe.isa = isas[ki];
             mambac_context *probe_ctx;

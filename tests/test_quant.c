@@ -128,10 +128,15 @@ static void check_gemm(const mc_kernels *k, mambac_dtype t, int64_t R, int64_t K
      * has no integer kernel: it dequantizes; prefill dequantizes into float panels);
      * AVX-512 for decode (not q5_0), and for prefill with VNNI (the int16 GEMM; without
      * VNNI it dequantizes into float panels). */
-    const int avx2 = strcmp(k->name, "avx2") == 0, avx512 = strcmp(k->name, "avx512") == 0;
+    const int avx2 = strcmp(k->name, "avx2") == 0, amx = strcmp(k->name, "amx") == 0;
+    const int avx512 = strcmp(k->name, "avx512") == 0 || (amx && T < 32);
     const int quant_x = (avx2 && T < 4 && mc_gemv_quant_supported(t)) ||
                         (avx512 && (T < 4 ? mc_gemv_quant_supported(t)
                                           : mc_cpu_has_vnni() && mc_gemm_quant_vnni_supported(t)));
+    /* AMX (T >= 32) splits weights and activations into two bf16 parts each (each part
+     * rounds to 8 significant bits: the pair keeps |error| <= 2^-16 |v|) and drops the
+     * product of the two second parts (<= 2^-16 |w x|): <= 3 * 2^-16 per product. */
+    const double split_rel = amx && T >= 32 ? 3.0 / 65536.0 : 0.0;
     int64_t bad = 0;
     for (int64_t r = 0; r < R; r++) {
         mc_dequantize_row(deq, (const unsigned char *)W.data + r * row, t, K);
@@ -147,7 +152,7 @@ static void check_gemm(const mc_kernels *k, mambac_dtype t, int64_t R, int64_t K
                 }
                 if (quant_x) bound += sw * (amax / 32767.0) / 2.0;
             }
-            bound = bound * 1.001 + 1e-5 * mag + 1e-6;
+            bound = bound * 1.001 + (1e-5 + split_rel) * mag + 1e-6;
             const float g = out[tt * R + r];
             if (!isfinite(g) || fabs((double)g - ref[tt * R + r]) > bound) bad++;
         }
@@ -170,22 +175,25 @@ int main(void) {
     check_quantize(&r);
     ref_close(&r);
 
-    const char *sets[] = {"scalar", "avx2", "avx512"};
+    const char *sets[] = {"scalar", "avx2", "avx512", "amx"};
     const mambac_dtype types[] = {MAMBAC_DTYPE_Q8_0, MAMBAC_DTYPE_Q4_0, MAMBAC_DTYPE_Q4_K, MAMBAC_DTYPE_Q5_0};
-    const int64_t Ts[] = {1, 2, 3, 4, 7, 90}; /* 90: more tokens than the int16 GEMM's pass */
-    for (int s = 0; s < 3; s++) {
+    /* 90: more tokens than the int16 GEMM's pass; 300: two passes of the AMX kernel */
+    const int64_t Ts[] = {1, 2, 3, 4, 7, 90, 300};
+    for (int s = 0; s < 4; s++) {
         const mc_kernels *k = mc_kernels_named(sets[s]);
         if (!k) {
             printf("note: kernel set %s not supported by this CPU\n", sets[s]);
             continue;
         }
         for (int i = 0; i < 4; i++)
-            for (int j = 0; j < 6; j++) {
+            for (int j = 0; j < 7; j++) {
+                if (Ts[j] == 300 && strcmp(sets[s], "amx") != 0) continue;
                 check_gemm(k, types[i], 67, 768, Ts[j]);
                 if (types[i] != MAMBAC_DTYPE_Q4_K) check_gemm(k, types[i], 37, 96, Ts[j]);
             }
         check_gemm(k, MAMBAC_DTYPE_Q4_K, 40, 1536, 1);
     }
     if (mc_cpu_has_vnni()) printf("note: avx512 uses the VNNI int16 dot product\n");
+    if (mc_kernels_named("amx")) printf("note: amx runs prefill (T >= 32) on AMX tiles\n");
     return check_summary();
 }

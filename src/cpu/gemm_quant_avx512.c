@@ -21,6 +21,7 @@
 #include "core/dtype.h"
 #include "core/quant.h"
 #include "cpu/kernels.h"
+#include "cpu/quant_avx512.h"
 #include "cpu/simd_avx512.h"
 
 #define TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")))
@@ -32,48 +33,11 @@
 #define TB 264
 
 /* panel + scales + mins + TB tokens of int16 and two floats per block, per 32 of K */
-_Static_assert(16 * 32 + 2 * 32 + TB * 16 + 2 * TB <= MC_GEMM_SCRATCH(32), "scratch too small for TB tokens");
+/* per 32 columns of K: panel, scales and mins, TB tokens of int16 and two floats per block */
+_Static_assert((16 * 32 + 2 * 32 + TB * 16 + 2 * TB) * 64 <= MC_GEMM_SCRATCH(2048), "scratch too small for TB tokens");
 
 int mc_gemm_quant_vnni_supported(mambac_dtype t) {
     return t == MAMBAC_DTYPE_Q8_0 || t == MAMBAC_DTYPE_Q4_0 || t == MAMBAC_DTYPE_Q5_0 || t == MAMBAC_DTYPE_Q4_K;
-}
-
-TARGET static inline float f16_at(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
-}
-
-/* Block b of a weight row as 32 int16 (value j in word j) with w = scale * q - min. */
-TARGET static inline __m512i unpack_block(mambac_dtype t, const uint8_t *row, int64_t b, float *scale, float *min) {
-    *min = 0.0f;
-    if (t == MAMBAC_DTYPE_Q8_0) {
-        const uint8_t *blk = row + b * 34;
-        *scale = f16_at(blk);
-        return _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(blk + 2)));
-    }
-    if (t == MAMBAC_DTYPE_Q4_K) {
-        const uint8_t *blk = row + (b >> 3) * 144;
-        const int j = (int)(b & 7);
-        uint8_t sc, m;
-        mc_q4k_scale_min(blk + 4, j, &sc, &m);
-        *scale = f16_at(blk) * (float)sc;
-        *min = f16_at(blk + 2) * (float)m;
-        const __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * (j >> 1))));
-        return j & 1 ? _mm512_srli_epi16(v, 4) : _mm512_and_si512(v, _mm512_set1_epi16(15));
-    }
-    /* q4_0 / q5_0: values 0..15 are the low nibbles of qs, 16..31 the high ones */
-    const int q5 = t == MAMBAC_DTYPE_Q5_0;
-    const uint8_t *blk = row + b * (q5 ? 22 : 18), *qs = blk + (q5 ? 6 : 2);
-    *scale = f16_at(blk);
-    const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)qs));
-    __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(v, _mm256_set1_epi16(15))),
-                                   _mm256_srli_epi16(v, 4), 1);
-    if (!q5) return _mm512_sub_epi16(z, _mm512_set1_epi16(8));
-    uint32_t qh;
-    memcpy(&qh, blk + 2, 4);
-    z = _mm512_mask_add_epi16(z, (__mmask32)qh, z, _mm512_set1_epi16(16));
-    return _mm512_sub_epi16(z, _mm512_set1_epi16(16));
 }
 
 /* Rows [r, r + nr) into the panel: per block, 16 pairs x 32 rows of int32; scales and
@@ -90,7 +54,7 @@ TARGET static void pack_panel_q(int32_t *panel, float *ws, float *wm, const mc_w
                 /* 32 row streams at once defeat the hardware prefetcher (perf: ~70% of
                  * packing stalled on the first load of a block); fetch ahead by hand */
                 if (ri < nr) _mm_prefetch((const char *)W->data + (size_t)(r + ri) * rb + (size_t)b * rb / (size_t)nb + ahead, _MM_HINT_T0);
-                v[i] = ri < nr ? _mm512_castsi512_ps(unpack_block(W->dtype, (const uint8_t *)W->data + (size_t)(r + ri) * rb, b, &sc, &mn))
+                v[i] = ri < nr ? _mm512_castsi512_ps(mc_unpack_block_i16(W->dtype, (const uint8_t *)W->data + (size_t)(r + ri) * rb, b, &sc, &mn))
                                : _mm512_setzero_ps();
                 ws[b * NR + ri] = sc, wm[b * NR + ri] = mn;
             }

@@ -53,6 +53,9 @@ static const mc_kernels avx2 = {"avx2", mc_gemm_avx2, mc_scan_avx2, mc_ssd_avx2,
                                mc_conv1d_prefill_avx2, mc_gated_rmsnorm_avx2};
 static const mc_kernels avx512 = {"avx512", mc_gemm_avx512, mc_scan_avx512, mc_ssd_avx512, mc_ssd_step_avx512,
                                  mc_conv1d_prefill_avx512, mc_gated_rmsnorm_avx512};
+/* AVX-512 with the matrix products of prefill on AMX tiles */
+static const mc_kernels amx = {"amx", mc_gemm_amx, mc_scan_avx512, mc_ssd_avx512, mc_ssd_step_avx512,
+                              mc_conv1d_prefill_avx512, mc_gated_rmsnorm_avx512};
 #else
 int64_t mc_ssd_scratch_floats(int64_t L, int64_t N, int64_t P) { (void)N, (void)P; return L * L + 2 * L; }
 #endif
@@ -84,6 +87,7 @@ const mc_kernels *mc_kernels_named(const char *name) {
     if (strcmp(name, "avx512") == 0 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl"))
         return &avx512;
+    if (strcmp(name, "amx") == 0 && mc_kernels_named("avx512") && mc_cpu_has_amx()) return &amx;
 #endif
     return NULL;
 }
@@ -91,7 +95,8 @@ const mc_kernels *mc_kernels_named(const char *name) {
 const mc_kernels *mc_kernels_best(void) {
     const mc_kernels *forced = mc_kernels_named(getenv("MAMBAC_ISA"));
     if (forced) return forced;
-    const mc_kernels *k = mc_kernels_named("avx512");
+    const mc_kernels *k = mc_kernels_named("amx");
+    if (!k) k = mc_kernels_named("avx512");
     if (!k) k = mc_kernels_named("avx2");
     return k ? k : &scalar;
 }

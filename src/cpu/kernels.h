@@ -12,13 +12,17 @@
  * r in [r0, r1) and tokens t in [0, T). W in its stored dtype (f32, f16, bf16, or a
  * block-quantized type). scratch: MC_GEMM_SCRATCH(K) floats for the calling thread
  * (packed weight panels + one dequantized row, or the quantized activations; the
- * integer prefill kernel keeps 264 tokens of int16 activations there too: 672 bytes
- * per column of K). */
+ * integer prefill kernel keeps 264 tokens of int16 activations there (672 bytes per
+ * column of K), the AMX kernel MC_AMX_TB tokens of activations split into three bf16
+ * planes plus a panel of 32 rows in three bf16 parts: 6 * MC_AMX_TB + 192 bytes per
+ * column of K, rounded up to 32 columns). */
 typedef void (*mc_gemm_fn)(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T,
                            const mc_weight *W, int64_t r0, int64_t r1, const float *bias, float *scratch);
 #define MC_GEMM_PANEL 32
-#define MC_GEMM_SCRATCH(K) ((int64_t)168 * (K) + 256)
-/* Enough when W is never block-quantized (training, the SSD's own products). */
+#define MC_AMX_TB 256
+#define MC_GEMM_SCRATCH(K) ((int64_t)(48 + 3 * MC_AMX_TB / 2) * ((K) + 32) + 1280)
+/* Enough for the AVX-512 / AVX2 kernels when W is never block-quantized (the SSD's own
+ * products, which call mc_gemm_avx512 / mc_gemm_avx2 directly, never the AMX kernel). */
 #define MC_GEMM_SCRATCH_FLOAT(K) ((int64_t)(MC_GEMM_PANEL + 2) * (K) + 64)
 
 struct mc_scan_args;
@@ -73,6 +77,12 @@ void mc_gemv_quant_pairs(float *out, int64_t out_stride, const float *x, int64_t
 int mc_gemm_quant_vnni_supported(mambac_dtype t);
 void mc_gemm_quant_vnni(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
                         int64_t r0, int64_t r1, const float *bias, float *scratch);
+/* Prefill products on Intel AMX (gemm_amx.c): every weight type but q6_K, float32
+ * results from bf16 tiles by splitting operands into exact bf16 parts. Falls back to
+ * mc_gemm_avx512 below 32 tokens, for q6_K, and where the CPU or OS lacks AMX. */
+int mc_cpu_has_amx(void);
+void mc_gemm_amx(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
+                 int64_t r0, int64_t r1, const float *bias, float *scratch);
 void mc_ssd_avx512(const struct mc_ssd_args *a);
 void mc_ssd_step_avx512(const struct mc_ssd_args *a);
 void mc_conv1d_prefill_avx512(float *x, int64_t T, int64_t stride, int64_t C, int64_t K, const float *w, const float *b,
