@@ -29,6 +29,8 @@ struct mc_pool {
     mc_range_fn fn;
     void *arg;
     int64_t n_items, grain;
+    int dynamic;                  /* chunks from `next` instead of fixed shares */
+    atomic_int_fast64_t next;     /* the next chunk of a dynamic loop */
 };
 
 typedef struct worker_arg {
@@ -37,6 +39,13 @@ typedef struct worker_arg {
 } worker_arg;
 
 static void run_share(mc_pool *p, int t) {
+    if (p->dynamic) {
+        for (;;) {
+            const int64_t b = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed) * p->grain;
+            if (b >= p->n_items) return;
+            p->fn(p->arg, b, b + p->grain < p->n_items ? b + p->grain : p->n_items, t);
+        }
+    }
     /* Contiguous ranges of whole grains, as even as possible. */
     int64_t grains = (p->n_items + p->grain - 1) / p->grain;
     int64_t g0 = grains * t / p->n, g1 = grains * (t + 1) / p->n;
@@ -113,14 +122,17 @@ void mc_pool_free(mc_pool *p) {
 
 int mc_pool_threads(const mc_pool *p) { return p ? p->n : 1; }
 
-void mc_pool_for(mc_pool *p, int64_t n, int64_t grain, mc_range_fn fn, void *arg) {
+static void pool_run(mc_pool *p, int64_t n, int64_t grain, int dynamic, mc_range_fn fn, void *arg) {
     if (n <= 0) return;
     if (grain < 1) grain = 1;
     if (!p || p->n == 1 || n <= grain) {
-        fn(arg, 0, n, 0);
+        if (!dynamic) fn(arg, 0, n, 0);
+        else
+            for (int64_t b = 0; b < n; b += grain) fn(arg, b, b + grain < n ? b + grain : n, 0);
         return;
     }
-    p->fn = fn, p->arg = arg, p->n_items = n, p->grain = grain;
+    p->fn = fn, p->arg = arg, p->n_items = n, p->grain = grain, p->dynamic = dynamic;
+    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
     atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
     atomic_fetch_add(&p->generation, 1); /* seq_cst: ordered before reading sleepers */
     if (atomic_load(&p->sleepers) > 0) {
@@ -133,6 +145,12 @@ void mc_pool_for(mc_pool *p, int64_t n, int64_t grain, mc_range_fn fn, void *arg
         if (spins < SPIN_ROUNDS) cpu_relax();
         else sched_yield();
     }
+}
+
+void mc_pool_for(mc_pool *p, int64_t n, int64_t grain, mc_range_fn fn, void *arg) { pool_run(p, n, grain, 0, fn, arg); }
+
+void mc_pool_for_dynamic(mc_pool *p, int64_t n, int64_t grain, mc_range_fn fn, void *arg) {
+    pool_run(p, n, grain, 1, fn, arg);
 }
 
 int mc_cpu_count(void) {

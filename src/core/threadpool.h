@@ -3,7 +3,11 @@
  * into n contiguous ranges (aligned to a grain), so every output element is computed
  * by exactly one thread in the same order whatever the thread count: results do not
  * depend on -t. Workers spin briefly after a loop (decode runs hundreds of short loops
- * per token) and then sleep. One loop at a time per pool: a context owns its pool. */
+ * per token) and then sleep. One loop at a time per pool: a context owns its pool.
+ * mc_pool_for_dynamic hands out chunks from a shared counter instead: threads that run
+ * faster (the other core busy with someone else's work) take more chunks. Each chunk is
+ * still computed whole by one thread, so results stay independent of -t where a
+ * chunk's result does not depend on which thread computes it. */
 #ifndef MC_THREADPOOL_H
 #define MC_THREADPOOL_H
 
@@ -21,6 +25,9 @@ int mc_pool_threads(const mc_pool *p);
 /* Runs fn over [0, n) split into contiguous ranges whose starts are multiples of grain;
  * returns when all are done. A NULL pool runs fn(arg, 0, n, 0) inline. */
 void mc_pool_for(mc_pool *p, int64_t n, int64_t grain, mc_range_fn fn, void *arg);
+/* Runs fn over [0, n) in chunks [i * grain, min((i + 1) * grain, n)), each taken by
+ * whichever thread asks next; returns when all are done. */
+void mc_pool_for_dynamic(mc_pool *p, int64_t n, int64_t grain, mc_range_fn fn, void *arg);
 
 /* Number of CPUs this process may run on. */
 int mc_cpu_count(void);

@@ -149,13 +149,14 @@ TARGET static inline __mmask16 mask_upto(int64_t n) { /* the first min(n, 16) la
     return n >= 16 ? (__mmask16)0xffff : n > 0 ? (__mmask16)((1u << n) - 1) : 0;
 }
 
-/* Token rows [0, n) of x -> `parts` planes of B tiles: part p, 16-token group g, K step
- * s at planes + ((p * G + g) * S + s) * 512 (G = tbp / 16, S = Kp / 32). Tokens >= n
- * and columns >= K are zero. */
+/* Token rows of x (n of them) -> `parts` planes of B tiles for tbp tokens: part p,
+ * 16-token group g, K step s at planes + ((p * G + g) * S + s) * 512 (G = tbp / 16,
+ * S = Kp / 32); only groups [g0, g1) are written. Tokens >= n and columns >= K are
+ * zero. */
 TARGET static void split_activations(uint16_t *planes, int parts, const float *x, int64_t xs, int64_t n, int64_t tbp,
-                                     int64_t K, int64_t Kp) {
+                                     int64_t g0, int64_t g1, int64_t K, int64_t Kp) {
     const int64_t G = tbp / 16, S = Kp / 32;
-    for (int64_t g = 0; g < G; g++)
+    for (int64_t g = g0; g < g1; g++)
         for (int64_t s = 0; s < S; s++) {
             const int64_t k = 32 * s;
             const __mmask16 m0 = mask_upto(K - k), m1 = mask_upto(K - k - 16);
@@ -228,7 +229,7 @@ TARGET static void pack_panel(uint16_t *panel, const mc_weight *W, int64_t r, in
  * 32 tokens (B: part p, K step s at b + p * bplane + s * 512, the second 16 tokens at
  * + S * 512), over all of Kp; the C tiles (rows 0-15 / 16-31 x tokens 0-15 / 16-31) go
  * to c[4][16][16] as [rows-half * 2 + tokens-half][row][token]. */
-__attribute__((noinline)) static void tile_block(float *c, const uint16_t *a, int64_t aplane, int64_t astride_el, const uint16_t *b, int64_t bplane,
+static void tile_block(float *c, const uint16_t *a, int64_t aplane, int64_t astride_el, const uint16_t *b, int64_t bplane,
                        int64_t Kp, const amx_plan *pl) {
     const int64_t S = Kp / 32, astride = astride_el * 2;
     TILE_ZERO(0);
@@ -276,12 +277,34 @@ TARGET static void write_block(float *out, int64_t os, const float *c, int mt, i
     }
 }
 
-/* Tokens per pass: the activation planes (parts x TB x Kp bf16) stay within ~1.25 MB of
- * L2, since every row panel walks all of them. */
+/* Tokens per pass: the activation planes of a pass (parts x TB x Kp bf16) stay within
+ * ~1.25 MB of L2, since every row panel walks all of them. */
 static int64_t pass_tokens(int64_t T, int64_t Kp, int xparts) {
     int64_t tb = (int64_t)(1280 * 1024) / (Kp * 2 * xparts) / 32 * 32;
     tb = tb < 32 ? 32 : tb > TB ? TB : tb;
     return T < tb ? (T + 31) / 32 * 32 : tb;
+}
+
+/* Tokens [t0, t0 + tb) x weight rows [r, r + nr) into out (rows of os floats, token 0
+ * first). planes hold tokens [pt0, pt0 + ptp) (t0 - pt0 a multiple of 32); work: the
+ * calling thread's C tiles (1024 floats) and weight panel. */
+static void run_panel(float *out, int64_t os, const uint16_t *planes, int64_t ptp, int64_t pt0, const mc_weight *W,
+                      const amx_plan *pl, int64_t t0, int64_t tb, int64_t r, int nr, const float *bias, float *work) {
+    const int64_t K = W->cols, Kp = (K + 31) / 32 * 32, S = Kp / 32;
+    const size_t rb = mc_dtype_row_bytes(W->dtype, K);
+    float *c = work;
+    uint16_t *panel = (uint16_t *)(work + 1024);
+    const uint16_t *a = panel;
+    int64_t astride = Kp;
+    /* bf16 rows are the A tiles as they are, when whole tiles of them exist */
+    if (W->dtype == MAMBAC_DTYPE_BF16 && K % 32 == 0 && rb % 4 == 0 && nr == 32)
+        a = (const uint16_t *)((const uint8_t *)W->data + (size_t)r * rb), astride = (int64_t)rb / 2;
+    else
+        pack_panel(panel, W, r, nr, pl->wparts, Kp);
+    for (int64_t t = t0; t < t0 + tb; t += 32) {
+        tile_block(c, a, 32 * Kp, astride, planes + ((t - pt0) / 16) * S * 512, ptp * Kp, Kp, pl);
+        write_block(out + t * os, os, c, t0 + tb - t < 32 ? (int)(t0 + tb - t) : 32, r, nr, bias);
+    }
 }
 
 void mc_gemm_amx(float *out, int64_t os, const float *x, int64_t xs, int64_t T, const mc_weight *W, int64_t r0,
@@ -292,28 +315,46 @@ void mc_gemm_amx(float *out, int64_t os, const float *x, int64_t xs, int64_t T, 
         return;
     }
     const int64_t K = W->cols, Kp = (K + 31) / 32 * 32, tbmax = pass_tokens(T, Kp, pl->xparts);
-    const size_t rb = mc_dtype_row_bytes(W->dtype, K);
-    /* bf16 rows are the A tiles as they are, when whole tiles of them exist */
-    const int in_place = W->dtype == MAMBAC_DTYPE_BF16 && K % 32 == 0 && rb % 4 == 0;
     /* scratch: C tiles (1024 floats) | panel (wparts x 32 x Kp bf16) | planes (xparts x TB x Kp bf16) */
-    float *c = scratch;
-    uint16_t *panel = (uint16_t *)(scratch + 1024), *planes = panel + (int64_t)pl->wparts * 32 * Kp;
+    uint16_t *planes = (uint16_t *)(scratch + 1024) + (int64_t)pl->wparts * 32 * Kp;
     TILE_CONFIG();
     for (int64_t t0 = 0; t0 < T; t0 += tbmax) {
-        const int64_t tb = T - t0 < tbmax ? T - t0 : tbmax, tbp = (tb + 31) / 32 * 32, S = Kp / 32;
-        split_activations(planes, pl->xparts, x + t0 * xs, xs, tb, tbp, K, Kp);
-        for (int64_t r = r0; r < r1; r += 32) {
-            const int nr = r1 - r < 32 ? (int)(r1 - r) : 32;
-            const uint16_t *a = panel;
-            int64_t aplane = 32 * Kp, astride = Kp;
-            if (in_place && nr == 32) a = (const uint16_t *)((const uint8_t *)W->data + (size_t)r * rb), astride = (int64_t)rb / 2;
-            else pack_panel(panel, W, r, nr, pl->wparts, Kp);
-            for (int64_t t = 0; t < tb; t += 32) {
-                tile_block(c, a, aplane, astride, planes + (t / 16) * S * 512, tbp * Kp, Kp, pl);
-                write_block(out + (t0 + t) * os, os, c, tb - t < 32 ? (int)(tb - t) : 32, r, nr, bias);
-            }
-        }
+        const int64_t tb = T - t0 < tbmax ? T - t0 : tbmax, tbp = (tb + 31) / 32 * 32;
+        split_activations(planes, pl->xparts, x + t0 * xs, xs, tb, tbp, 0, tbp / 16, K, Kp);
+        for (int64_t r = r0; r < r1; r += 32)
+            run_panel(out, os, planes, tbp, t0, W, pl, t0, tb, r, r1 - r < 32 ? (int)(r1 - r) : 32, bias, scratch);
     }
+    TILE_RELEASE();
+}
+
+/* ---- the two-phase form for callers with a thread pool ------------------------------ */
+
+int64_t mc_amx_split_bytes(const mc_weight *W, int64_t T) {
+    const amx_plan *pl = plan_for(W->dtype);
+    if (T < MIN_T_AMX || !pl || !mc_cpu_has_amx()) return 0;
+    return (int64_t)pl->xparts * ((T + 31) / 32 * 32) * ((W->cols + 31) / 32 * 32) * 2;
+}
+
+void mc_amx_split(void *planes, const mc_weight *W, const float *x, int64_t xs, int64_t T, int64_t g0, int64_t g1) {
+    const int64_t Kp = (W->cols + 31) / 32 * 32;
+    split_activations(planes, plan_for(W->dtype)->xparts, x, xs, T, (T + 31) / 32 * 32, g0, g1, W->cols, Kp);
+}
+
+/* Items run pass by pass, each pass over every 32-row panel: threads taking items in
+ * order work on the same pass's activations at the same time. */
+int64_t mc_amx_items(const mc_weight *W, int64_t T) {
+    const int64_t Kp = (W->cols + 31) / 32 * 32, tbmax = pass_tokens(T, Kp, plan_for(W->dtype)->xparts);
+    return (T + tbmax - 1) / tbmax * ((W->rows + 31) / 32);
+}
+
+void mc_amx_item(float *out, int64_t os, const void *planes, const mc_weight *W, int64_t T, int64_t item,
+                 const float *bias, float *scratch) {
+    const amx_plan *pl = plan_for(W->dtype);
+    const int64_t Kp = (W->cols + 31) / 32 * 32, tbmax = pass_tokens(T, Kp, pl->xparts), panels = (W->rows + 31) / 32;
+    const int64_t t0 = item / panels * tbmax, r = item % panels * 32;
+    TILE_CONFIG();
+    run_panel(out, os, planes, (T + 31) / 32 * 32, 0, W, pl, t0, T - t0 < tbmax ? T - t0 : tbmax, r,
+              W->rows - r < 32 ? (int)(W->rows - r) : 32, bias, scratch);
     TILE_RELEASE();
 }
 #endif

@@ -38,6 +38,7 @@ typedef struct mc_kernels {
     void (*conv_prefill)(float *x, int64_t T, int64_t stride, int64_t C, int64_t K, const float *w, const float *b,
                          float *window);
     void (*gated_norm)(float *y, const float *z, const float *w, int64_t E, int64_t G, int norm_before_gate, float eps);
+    int amx; /* gemm is mc_gemm_amx: callers may use the two-phase form (mc_amx_split) */
 } mc_kernels;
 
 /* Floats of per-thread scratch any `ssd` kernel needs (args.scratch). */
@@ -83,6 +84,17 @@ void mc_gemm_quant_vnni(float *out, int64_t out_stride, const float *x, int64_t 
 int mc_cpu_has_amx(void);
 void mc_gemm_amx(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
                  int64_t r0, int64_t r1, const float *bias, float *scratch);
+/* The same product in two phases, for callers that own a thread pool: the activations
+ * are split once into a shared buffer of mc_amx_split_bytes(W, T) bytes (0: AMX does
+ * not apply, use the table's gemm) by mc_amx_split over 16-token groups [g0, g1) (any
+ * threads, any split), then the mc_amx_items(W, T) items (a pass of tokens x 32 weight
+ * rows) are computed by mc_amx_item in any order by any thread, each with its own
+ * scratch (MC_GEMM_SCRATCH(K) floats). Results are mc_gemm_amx's, bit for bit. */
+int64_t mc_amx_split_bytes(const mc_weight *W, int64_t T);
+void mc_amx_split(void *planes, const mc_weight *W, const float *x, int64_t x_stride, int64_t T, int64_t g0, int64_t g1);
+int64_t mc_amx_items(const mc_weight *W, int64_t T);
+void mc_amx_item(float *out, int64_t out_stride, const void *planes, const mc_weight *W, int64_t T, int64_t item,
+                 const float *bias, float *scratch);
 void mc_ssd_avx512(const struct mc_ssd_args *a);
 void mc_ssd_step_avx512(const struct mc_ssd_args *a);
 void mc_conv1d_prefill_avx512(float *x, int64_t T, int64_t stride, int64_t C, int64_t K, const float *w, const float *b,

@@ -30,6 +30,7 @@ struct mambac_context {
     int64_t ssd_stride;
     float *gemm;     /* per-thread packed weight panels: MC_GEMM_SCRATCH(max K) each */
     int64_t gemm_stride;
+    float *amx;      /* AMX kernels: the activations of one product split into bf16 parts, shared */
     mc_pool *pool;
     const mc_kernels *kernels;
 };
@@ -63,7 +64,10 @@ mambac_status mambac_context_new(const mambac_model *model, const mambac_context
     const int64_t L = c->arch == MAMBAC_ARCH_MAMBA2 ? ssd_chunk(c) : 0;
     const int64_t ssd = c->arch == MAMBAC_ARCH_MAMBA2 ? (mc_ssd_scratch_floats(L, N, c->head_dim) + 15) / 16 * 16 : 0;
     const int64_t gemm = (MC_GEMM_SCRATCH(D > E ? D : E) + 15) / 16 * 16;
-    const int64_t sizes[] = {U * D, U * D, U * in_rows, U * xdbl, U * dtw, U * E, U * D, ssd * nt, gemm * nt};
+    /* the widest product input: x_proj / out_proj read E columns, in_proj D, dt_proj R */
+    const mc_weight widest = {MAMBAC_DTYPE_F32, NULL, 1, D > E ? D : E};
+    const int64_t amx = kernels->amx ? (mc_amx_split_bytes(&widest, U) + 3) / 4 : 0;
+    const int64_t sizes[] = {U * D, U * D, U * in_rows, U * xdbl, U * dtw, U * E, U * D, ssd * nt, gemm * nt, amx};
     int64_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 15) / 16 * 16; /* 64-byte aligned pieces */
     struct mambac_context *ctx = calloc(1, sizeof *ctx);
@@ -81,12 +85,13 @@ mambac_status mambac_context_new(const mambac_model *model, const mambac_context
     ctx->kernels = kernels;
     ctx->ssd_stride = ssd;
     ctx->gemm_stride = gemm;
-    float **slots[] = {&ctx->h, &ctx->xn, &ctx->proj, &ctx->xdbl, &ctx->dt, &ctx->y, &ctx->out, &ctx->ssd, &ctx->gemm};
+    float **slots[] = {&ctx->h, &ctx->xn, &ctx->proj, &ctx->xdbl, &ctx->dt, &ctx->y, &ctx->out, &ctx->ssd, &ctx->gemm, &ctx->amx};
     float *q = arena;
     for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++) {
         *slots[i] = q;
         q += (sizes[i] + 15) / 16 * 16;
     }
+    if (!amx) ctx->amx = NULL; /* not an AMX kernel set, or max_ubatch below its 32 tokens */
     *out = ctx;
     return MAMBAC_OK;
 }
@@ -105,6 +110,7 @@ typedef struct gemm_job {
     const float *bias;
     float *scratch;
     int64_t scratch_stride;
+    void *planes; /* AMX: the split activations */
 } gemm_job;
 
 static void gemm_range(void *arg, int64_t r0, int64_t r1, int thread) {
@@ -112,10 +118,29 @@ static void gemm_range(void *arg, int64_t r0, int64_t r1, int thread) {
     j->fn(j->out, j->W->rows, j->x, j->x_stride, j->T, j->W, r0, r1, j->bias, j->scratch + thread * j->scratch_stride);
 }
 
-/* out (T, W.rows) = x (T rows of x_stride) @ W^T + bias, split over rows. */
+static void amx_split_range(void *arg, int64_t g0, int64_t g1, int thread) {
+    (void)thread;
+    const gemm_job *j = arg;
+    mc_amx_split(j->planes, j->W, j->x, j->x_stride, j->T, g0, g1);
+}
+
+static void amx_item_range(void *arg, int64_t i0, int64_t i1, int thread) {
+    const gemm_job *j = arg;
+    for (int64_t i = i0; i < i1; i++)
+        mc_amx_item(j->out, j->W->rows, j->planes, j->W, j->T, i, j->bias, j->scratch + thread * j->scratch_stride);
+}
+
+/* out (T, W.rows) = x (T rows of x_stride) @ W^T + bias, split over rows. On AMX the
+ * activations are split into bf16 parts once (over 16-token groups), then items of 32
+ * rows are handed out as threads ask for them (a core slowed by other work takes fewer). */
 static void matmul(mambac_context *ctx, float *out, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
                    const float *bias) {
-    gemm_job j = {ctx->kernels->gemm, out, x, x_stride, T, W, bias, ctx->gemm, ctx->gemm_stride};
+    gemm_job j = {ctx->kernels->gemm, out, x, x_stride, T, W, bias, ctx->gemm, ctx->gemm_stride, ctx->amx};
+    if (ctx->amx && mc_amx_split_bytes(W, T) > 0) {
+        mc_pool_for(ctx->pool, (T + 31) / 32 * 2, 2, amx_split_range, &j);
+        mc_pool_for_dynamic(ctx->pool, mc_amx_items(W, T), 1, amx_item_range, &j);
+        return;
+    }
     mc_pool_for(ctx->pool, W->rows, MC_GEMM_PANEL, gemm_range, &j);
 }
 
