@@ -48,6 +48,7 @@ TARGET static inline __m512 load_f16(const void *p, int64_t k, __mmask16 m) {
             const float *xr = x + t * xs;                                                                           \
             for (int64_t r = r0; r < r1; r++) {                                                                     \
                 const char *w = (const char *)W->data + (size_t)(r * K) * ESIZE;                                    \
+                mc_prefetch_row_ahead(W->data, (size_t)K * ESIZE, r, r1);                                           \
                 __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                         \
                 int64_t k = 0;                                                                                      \
                 for (; k + 64 <= K; k += 64) {                                                                      \
@@ -82,6 +83,7 @@ TARGET static void gemv_bf16(float *out, int64_t os, const float *x, int64_t xs,
         for (int64_t k = 0; k < K32 / 2; k++) xe[k] = xr[2 * k], xo[k] = xr[2 * k + 1];
         for (int64_t r = r0; r < r1; r++) {
             const uint16_t *w = (const uint16_t *)W->data + (size_t)(r * K);
+            mc_prefetch_row_ahead(W->data, (size_t)K * 2, r, r1);
             __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
             int64_t k = 0;
             for (; k + 64 <= K32; k += 64) {

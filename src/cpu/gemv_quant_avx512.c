@@ -173,6 +173,7 @@ void mc_gemv_quant_pairs(float *out, int64_t os, const float *x, int64_t xs, int
         }
         for (int64_t r = r0; r < r1; r++) {
             const uint8_t *w = (const uint8_t *)W->data + (size_t)r * row;
+            mc_prefetch_row_ahead(W->data, row, r, r1);
             for (int j = 0; j < nt; j++) {
                 const uint8_t *xj = xp + j * xbytes;
                 const float v = dt == MAMBAC_DTYPE_Q4_0 ? row_q4_0(w, xj, nb) : dt == MAMBAC_DTYPE_Q8_0 ? row_q8_0(w, xj, nb)

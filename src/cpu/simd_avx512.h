@@ -65,6 +65,21 @@ MC_AVX512_TARGET static inline __m512 mc_silu512(__m512 v) {
     return _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), mc_exp512(_mm512_sub_ps(_mm512_setzero_ps(), v))));
 }
 
+/* Distance, in bytes, that the decode GEMVs prefetch ahead of the weight row they read:
+ * on the Xeon of docs/PERFORMANCE.md the hardware prefetcher alone left a bf16 GEMV at
+ * 2/3 of the read bandwidth (row streams of 1.5 KB; the L2 streamer ramps up per 4 KB
+ * page). MC_PREFETCH_AHEAD bytes ahead, a row's worth per row, brought it to the probe. */
+#define MC_PREFETCH_AHEAD 4096
+
+/* Prefetches the row `ahead` rows after row r (rows of rb bytes from base) when it is
+ * before row end: the next weights of a GEMV, MC_PREFETCH_AHEAD bytes ahead. */
+static inline void mc_prefetch_row_ahead(const void *base, size_t rb, int64_t r, int64_t end) {
+    const int64_t ahead = (int64_t)((MC_PREFETCH_AHEAD + rb - 1) / rb);
+    if (r + ahead >= end) return;
+    const char *p = (const char *)base + (size_t)(r + ahead) * rb;
+    for (size_t o = 0; o < rb; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
+}
+
 /* A 16 x 16 transpose of 32-bit elements in registers: r[i] lane j <-> r[j] lane i.
  * Unpack pairs, then quads, then exchange 128-bit lanes twice. */
 MC_AVX512_TARGET static inline void mc_transpose16(__m512 r[16]) {
