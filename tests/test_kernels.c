@@ -138,6 +138,7 @@ static void check_ssd(const mc_kernels *k, int64_t T, int64_t H, int64_t P, int6
     for (int64_t i = 0; i < T * xw; i++) num += (double)(y1[i] - y2[i]) * (y1[i] - y2[i]), den += (double)y1[i] * y1[i];
     for (int64_t i = 0; i < H * P * N; i++) sn += (double)(s1[i] - s2[i]) * (s1[i] - s2[i]), sd += (double)s1[i] * s1[i];
     double ey = sqrt(num / den), es = sqrt(sn / sd);
+    if (strcmp(k->name, "scalar") != 0) printf("%s ssd T=%lld: y error %.3g, state error %.3g\n", k->name, (long long)T, ey, es);
     CHECK(ey < 1e-5 && es < 1e-5, "%s ssd T=%lld H=%lld P=%lld N=%lld G=%lld L=%lld: y %.3g state %.3g", k->name, (long long)T,
           (long long)H, (long long)P, (long long)N, (long long)G, (long long)L, ey, es);
     free(x), free(bc), free(dt), free(A), free(s0), free(s1), free(s2), free(y1), free(y2), free(scratch);

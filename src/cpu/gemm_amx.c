@@ -48,31 +48,10 @@
 
 #include "core/dtype.h"
 #include "cpu/kernels.h"
-#include "cpu/quant_avx512.h"
-#include "cpu/simd_avx512.h"
+#include "cpu/amx_tiles.h"
 
-#define TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c")))
 #define TB MC_AMX_TB /* most tokens per pass */
 #define MIN_T_AMX 32 /* below this the padded 32-token blocks waste too much */
-
-/* ---- the AMX state ------------------------------------------------------------------ */
-
-typedef struct amx_config {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} amx_config;
-
-static const amx_config tile_config __attribute__((aligned(64))) = {
-    1, 0, {0}, {64, 64, 64, 64, 64, 64, 64, 64}, {16, 16, 16, 16, 16, 16, 16, 16}};
-
-#define TILE_CONFIG() __asm__ volatile("ldtilecfg %0" ::"m"(tile_config) : "memory")
-#define TILE_RELEASE() __asm__ volatile("tilerelease" ::: "memory")
-#define TILE_ZERO(t) __asm__ volatile("tilezero %%tmm" #t ::)
-#define TILE_LOAD(t, p, stride) __asm__ volatile("tileloadd (%0,%1,1), %%tmm" #t ::"r"(p), "r"((int64_t)(stride)) : "memory")
-#define TILE_STORE(t, p, stride) __asm__ volatile("tilestored %%tmm" #t ", (%0,%1,1)" ::"r"(p), "r"((int64_t)(stride)) : "memory")
-/* C += A B: tile c (16 x 16 float) += tile a (16 x 32 bf16) x tile b (32 x 16 bf16, pairs) */
-#define TILE_DP(c, a, b) __asm__ volatile("tdpbf16ps %%tmm" #b ", %%tmm" #a ", %%tmm" #c ::)
 
 #define ARCH_REQ_XCOMP_PERM 0x1023
 #define XFEATURE_XTILEDATA 18
@@ -103,177 +82,20 @@ int mc_cpu_has_amx(void) {
 
 /* ---- what each weight type needs --------------------------------------------------- */
 
-typedef struct amx_plan {
-    int wparts, xparts, nterms;
-    signed char w[6], x[6]; /* term q multiplies weight part w[q] by activation part x[q] */
-} amx_plan;
-
 static const amx_plan plan_bf16 = {1, 3, 3, {0, 0, 0}, {0, 1, 2}};
 static const amx_plan plan_f16 = {2, 3, 5, {0, 0, 0, 1, 1}, {0, 1, 2, 0, 1}};
-static const amx_plan plan_f32 = {3, 3, 6, {0, 0, 0, 1, 1, 2}, {0, 1, 2, 0, 1, 0}};
 static const amx_plan plan_quant = {2, 2, 3, {0, 0, 1}, {0, 1, 0}};
 
 static const amx_plan *plan_for(mambac_dtype t) {
     switch (t) {
     case MAMBAC_DTYPE_BF16: return &plan_bf16;
     case MAMBAC_DTYPE_F16: return &plan_f16;
-    case MAMBAC_DTYPE_F32: return &plan_f32;
+    case MAMBAC_DTYPE_F32: return &mc_amx_plan_f32;
     case MAMBAC_DTYPE_Q8_0:
     case MAMBAC_DTYPE_Q4_0:
     case MAMBAC_DTYPE_Q5_0:
     case MAMBAC_DTYPE_Q4_K: return &plan_quant;
     default: return NULL; /* q6_K: the AVX-512 kernel dequantizes it */
-    }
-}
-
-/* ---- splitting float32 into bf16 parts ----------------------------------------------- */
-
-TARGET static inline __m512 bf16_lo_to_f32(__m512i h) { /* elements 0-15 of 32 bf16 */
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(h)), 16));
-}
-TARGET static inline __m512 bf16_hi_to_f32(__m512i h) { /* elements 16-31 */
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(h, 1)), 16));
-}
-
-/* 32 floats (v0: 0-15, v1: 16-31) -> n bf16 parts (32 each, in order) summing to them:
- * part p = bf16(rest), rest -= part (exact: the rest always fits float32). */
-TARGET static inline void split32(__m512 v0, __m512 v1, int n, __m512i *parts) {
-    for (int p = 0; p < n; p++) {
-        const __m512i h = (__m512i)_mm512_cvtne2ps_pbh(v1, v0);
-        parts[p] = h;
-        if (p + 1 < n) v0 = _mm512_sub_ps(v0, bf16_lo_to_f32(h)), v1 = _mm512_sub_ps(v1, bf16_hi_to_f32(h));
-    }
-}
-
-TARGET static inline __mmask16 mask_upto(int64_t n) { /* the first min(n, 16) lanes, none for n <= 0 */
-    return n >= 16 ? (__mmask16)0xffff : n > 0 ? (__mmask16)((1u << n) - 1) : 0;
-}
-
-/* Token rows of x (n of them) -> `parts` planes of B tiles for tbp tokens: part p,
- * 16-token group g, K step s at planes + ((p * G + g) * S + s) * 512 (G = tbp / 16,
- * S = Kp / 32); only groups [g0, g1) are written. Tokens >= n and columns >= K are
- * zero. */
-TARGET static void split_activations(uint16_t *planes, int parts, const float *x, int64_t xs, int64_t n, int64_t tbp,
-                                     int64_t g0, int64_t g1, int64_t K, int64_t Kp) {
-    const int64_t G = tbp / 16, S = Kp / 32;
-    for (int64_t g = g0; g < g1; g++)
-        for (int64_t s = 0; s < S; s++) {
-            const int64_t k = 32 * s;
-            const __mmask16 m0 = mask_upto(K - k), m1 = mask_upto(K - k - 16);
-            __m512 v[3][16];
-            for (int i = 0; i < 16; i++) {
-                const int64_t t = g * 16 + i;
-                __m512 v0 = _mm512_setzero_ps(), v1 = v0;
-                if (t < n) v0 = _mm512_maskz_loadu_ps(m0, x + t * xs + k), v1 = _mm512_maskz_loadu_ps(m1, x + t * xs + k + 16);
-                __m512i p[3];
-                split32(v0, v1, parts, p);
-                for (int j = 0; j < parts; j++) v[j][i] = _mm512_castsi512_ps(p[j]);
-            }
-            for (int j = 0; j < parts; j++) {
-                mc_transpose16(v[j]);
-                float *dst = (float *)(planes + ((j * G + g) * S + s) * 512);
-                for (int kp = 0; kp < 16; kp++) _mm512_storeu_ps(dst + kp * 16, v[j][kp]);
-            }
-        }
-}
-
-/* ---- weight panels ------------------------------------------------------------------ */
-
-/* Values [k, k + 32) of weight row `row` as float32 (zero past K). */
-TARGET static inline void row_f32(const mc_weight *W, const uint8_t *row, int64_t k, __m512 *v0, __m512 *v1) {
-    const __mmask16 m0 = mask_upto(W->cols - k), m1 = mask_upto(W->cols - k - 16);
-    switch (W->dtype) {
-    case MAMBAC_DTYPE_F32:
-        *v0 = _mm512_maskz_loadu_ps(m0, (const float *)row + k);
-        *v1 = _mm512_maskz_loadu_ps(m1, (const float *)row + k + 16);
-        return;
-    case MAMBAC_DTYPE_F16:
-        *v0 = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m0, (const uint16_t *)row + k));
-        *v1 = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m1, (const uint16_t *)row + k + 16));
-        return;
-    case MAMBAC_DTYPE_BF16: {
-        const __m512i h = _mm512_maskz_loadu_epi16(((__mmask32)m1 << 16) | m0, (const uint16_t *)row + k);
-        *v0 = bf16_lo_to_f32(h), *v1 = bf16_hi_to_f32(h);
-        return;
-    }
-    default: { /* quantized: K is a whole number of blocks */
-        float scale, min;
-        const __m512i q = mc_unpack_block_i16(W->dtype, row, k / 32, &scale, &min);
-        const __m512 sc = _mm512_set1_ps(scale), mn = _mm512_set1_ps(min);
-        *v0 = _mm512_fmsub_ps(_mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(_mm512_castsi512_si256(q))), sc, mn);
-        *v1 = _mm512_fmsub_ps(_mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(q, 1))), sc, mn);
-        return;
-    }
-    }
-}
-
-/* Rows [r, r + nr) of W as `wparts` bf16 planes of 32 rows x Kp, row-major (rows >= nr
- * and columns >= K zero): part p of row i, value k at panel[(p * 32 + i) * Kp + k]. */
-TARGET static void pack_panel(uint16_t *panel, const mc_weight *W, int64_t r, int nr, int wparts, int64_t Kp) {
-    const size_t rb = mc_dtype_row_bytes(W->dtype, W->cols);
-    for (int i = 0; i < 32; i++) {
-        const uint8_t *row = (const uint8_t *)W->data + (size_t)(r + i) * rb;
-        for (int64_t k = 0; k < Kp; k += 32) {
-            __m512 v0 = _mm512_setzero_ps(), v1 = v0;
-            if (i < nr && k < W->cols) row_f32(W, row, k, &v0, &v1);
-            __m512i parts[3];
-            split32(v0, v1, wparts, parts);
-            for (int p = 0; p < wparts; p++) _mm512_storeu_si512((void *)(panel + (p * 32 + i) * Kp + k), parts[p]);
-        }
-    }
-}
-
-/* ---- the tile loop ----------------------------------------------------------------- */
-
-/* 32 weight rows (A: part p of row i, value k at a + p * aplane + i * astride_el + k) x
- * 32 tokens (B: part p, K step s at b + p * bplane + s * 512, the second 16 tokens at
- * + S * 512), over all of Kp; the C tiles (rows 0-15 / 16-31 x tokens 0-15 / 16-31) go
- * to c[4][16][16] as [rows-half * 2 + tokens-half][row][token]. */
-static void tile_block(float *c, const uint16_t *a, int64_t aplane, int64_t astride_el, const uint16_t *b, int64_t bplane,
-                       int64_t Kp, const amx_plan *pl) {
-    const int64_t S = Kp / 32, astride = astride_el * 2;
-    TILE_ZERO(0);
-    TILE_ZERO(1);
-    TILE_ZERO(2);
-    TILE_ZERO(3);
-    for (int64_t s = 0; s < S; s++) {
-        const uint16_t *as = a + 32 * s, *bs = b + s * 512;
-        int loaded = -1;
-        for (int q = 0; q < pl->nterms; q++) {
-            if (pl->w[q] != loaded) {
-                loaded = pl->w[q];
-                TILE_LOAD(4, as + loaded * aplane, astride);
-                TILE_LOAD(5, as + loaded * aplane + 16 * astride_el, astride);
-            }
-            const uint16_t *bp = bs + pl->x[q] * bplane;
-            TILE_LOAD(6, bp, 64);
-            TILE_LOAD(7, bp + S * 512, 64);
-            TILE_DP(0, 4, 6);
-            TILE_DP(1, 4, 7);
-            TILE_DP(2, 5, 6);
-            TILE_DP(3, 5, 7);
-        }
-    }
-    TILE_STORE(0, c, 64);
-    TILE_STORE(1, c + 256, 64);
-    TILE_STORE(2, c + 512, 64);
-    TILE_STORE(3, c + 768, 64);
-}
-
-/* out (tokens [0, mt) x columns [r, r + nr)) = the C tiles transposed, plus the bias. */
-TARGET static void write_block(float *out, int64_t os, const float *c, int mt, int64_t r, int nr, const float *bias) {
-    for (int rh = 0; rh < 2; rh++) {
-        const __mmask16 m = mask_upto(nr - 16 * rh);
-        if (!m) continue;
-        const __m512 b = bias ? _mm512_maskz_loadu_ps(m, bias + r + 16 * rh) : _mm512_setzero_ps();
-        for (int th = 0; th < 2 && 16 * th < mt; th++) {
-            __m512 v[16];
-            const float *ct = c + (rh * 2 + th) * 256;
-            for (int i = 0; i < 16; i++) v[i] = _mm512_loadu_ps(ct + 16 * i);
-            mc_transpose16(v); /* v[j]: token 16 th + j, rows 16 rh .. 16 rh + 15 */
-            for (int j = 0; j < 16 && 16 * th + j < mt; j++)
-                _mm512_mask_storeu_ps(out + (16 * th + j) * os + r + 16 * rh, m, _mm512_add_ps(v[j], b));
-        }
     }
 }
 
@@ -300,10 +122,10 @@ static void run_panel(float *out, int64_t os, const uint16_t *planes, int64_t pt
     if (W->dtype == MAMBAC_DTYPE_BF16 && K % 32 == 0 && rb % 4 == 0 && nr == 32)
         a = (const uint16_t *)((const uint8_t *)W->data + (size_t)r * rb), astride = (int64_t)rb / 2;
     else
-        pack_panel(panel, W, r, nr, pl->wparts, Kp);
+        mc_amx_pack_rows(panel, W, r, nr, 32, pl->wparts, Kp);
     for (int64_t t = t0; t < t0 + tb; t += 32) {
-        tile_block(c, a, 32 * Kp, astride, planes + ((t - pt0) / 16) * S * 512, ptp * Kp, Kp, pl);
-        write_block(out + t * os, os, c, t0 + tb - t < 32 ? (int)(t0 + tb - t) : 32, r, nr, bias);
+        mc_amx_tile_block(c, a, 32 * Kp, astride, planes + ((t - pt0) / 16) * S * 512, ptp * Kp, Kp, pl);
+        mc_amx_write_block(out + t * os, os, c, t0 + tb - t < 32 ? (int)(t0 + tb - t) : 32, r, nr, bias);
     }
 }
 
@@ -320,7 +142,7 @@ void mc_gemm_amx(float *out, int64_t os, const float *x, int64_t xs, int64_t T, 
     TILE_CONFIG();
     for (int64_t t0 = 0; t0 < T; t0 += tbmax) {
         const int64_t tb = T - t0 < tbmax ? T - t0 : tbmax, tbp = (tb + 31) / 32 * 32;
-        split_activations(planes, pl->xparts, x + t0 * xs, xs, tb, tbp, 0, tbp / 16, K, Kp);
+        mc_amx_split_x(planes, pl->xparts, x + t0 * xs, xs, tb, tbp, 0, tbp / 16, K, Kp);
         for (int64_t r = r0; r < r1; r += 32)
             run_panel(out, os, planes, tbp, t0, W, pl, t0, tb, r, r1 - r < 32 ? (int)(r1 - r) : 32, bias, scratch);
     }
@@ -337,7 +159,7 @@ int64_t mc_amx_split_bytes(const mc_weight *W, int64_t T) {
 
 void mc_amx_split(void *planes, const mc_weight *W, const float *x, int64_t xs, int64_t T, int64_t g0, int64_t g1) {
     const int64_t Kp = (W->cols + 31) / 32 * 32;
-    split_activations(planes, plan_for(W->dtype)->xparts, x, xs, T, (T + 31) / 32 * 32, g0, g1, W->cols, Kp);
+    mc_amx_split_x(planes, plan_for(W->dtype)->xparts, x, xs, T, (T + 31) / 32 * 32, g0, g1, W->cols, Kp);
 }
 
 /* Items run pass by pass, each pass over every 32-row panel: threads taking items in

@@ -96,6 +96,11 @@ int64_t mc_amx_items(const mc_weight *W, int64_t T);
 void mc_amx_item(float *out, int64_t out_stride, const void *planes, const mc_weight *W, int64_t T, int64_t item,
                  const float *bias, float *scratch);
 void mc_ssd_avx512(const struct mc_ssd_args *a);
+/* The chunked SSD with its products on AMX tiles (ssd_amx.c); mc_ssd_avx512 where the
+ * CPU lacks AMX. Its scratch (mc_ssd_amx_scratch_floats) is counted in
+ * mc_ssd_scratch_floats. */
+void mc_ssd_amx(const struct mc_ssd_args *a);
+int64_t mc_ssd_amx_scratch_floats(int64_t L, int64_t N, int64_t P);
 void mc_ssd_step_avx512(const struct mc_ssd_args *a);
 void mc_conv1d_prefill_avx512(float *x, int64_t T, int64_t stride, int64_t C, int64_t K, const float *w, const float *b,
                               float *window);

@@ -13,7 +13,9 @@
 
 int64_t mc_ssd_scratch_floats(int64_t L, int64_t N, int64_t P) {
     const int64_t K = L > N ? L : N;
-    return 2 * L * L + L * N + N * L + 2 * P * L + L * P + P * N + 2 * L + MC_GEMM_SCRATCH_FLOAT(K > P ? K : P) + 64;
+    const int64_t avx512 = 2 * L * L + L * N + N * L + 2 * P * L + L * P + P * N + 2 * L + MC_GEMM_SCRATCH_FLOAT(K > P ? K : P) + 64;
+    const int64_t amx = mc_ssd_amx_scratch_floats(L, N, P); /* the "amx" kernel set's SSD */
+    return avx512 > amx ? avx512 : amx;
 }
 
 /* M[s] = CB[s] * exp(cum[t] - cum[s]) * dt[s], s = 0..t, 16 at a time. */
