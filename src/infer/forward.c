@@ -141,6 +141,12 @@ static void matmul(mambac_context *ctx, float *out, const float *x, int64_t x_st
         mc_pool_for_dynamic(ctx->pool, mc_amx_items(W, T), 1, amx_item_range, &j);
         return;
     }
+    if (T < 4) { /* decode: memory-bound; chunks go to whichever core is not held up */
+        const int nt = mc_pool_threads(ctx->pool);
+        int64_t grain = W->rows / (4 * nt) / MC_GEMM_PANEL * MC_GEMM_PANEL;
+        mc_pool_for_dynamic(ctx->pool, W->rows, grain < MC_GEMM_PANEL ? MC_GEMM_PANEL : grain, gemm_range, &j);
+        return;
+    }
     mc_pool_for(ctx->pool, W->rows, MC_GEMM_PANEL, gemm_range, &j);
 }
 
