@@ -118,6 +118,13 @@ static void gemm_range(void *arg, int64_t r0, int64_t r1, int thread) {
     j->fn(j->out, j->W->rows, j->x, j->x_stride, j->T, j->W, r0, r1, j->bias, j->scratch + thread * j->scratch_stride);
 }
 
+/* A chunk for mc_pool_for_dynamic: a quarter of a thread's share of n items, a multiple
+ * of `unit`. */
+static int64_t share(const mambac_context *ctx, int64_t n, int64_t unit) {
+    const int64_t g = n / (4 * mc_pool_threads(ctx->pool)) / unit * unit;
+    return g < unit ? unit : g;
+}
+
 static void amx_split_range(void *arg, int64_t g0, int64_t g1, int thread) {
     (void)thread;
     const gemm_job *j = arg;
@@ -142,9 +149,7 @@ static void matmul(mambac_context *ctx, float *out, const float *x, int64_t x_st
         return;
     }
     if (T < 4) { /* decode: memory-bound; chunks go to whichever core is not held up */
-        const int nt = mc_pool_threads(ctx->pool);
-        int64_t grain = W->rows / (4 * nt) / MC_GEMM_PANEL * MC_GEMM_PANEL;
-        mc_pool_for_dynamic(ctx->pool, W->rows, grain < MC_GEMM_PANEL ? MC_GEMM_PANEL : grain, gemm_range, &j);
+        mc_pool_for_dynamic(ctx->pool, W->rows, share(ctx, W->rows, MC_GEMM_PANEL), gemm_range, &j);
         return;
     }
     mc_pool_for(ctx->pool, W->rows, MC_GEMM_PANEL, gemm_range, &j);
@@ -200,7 +205,7 @@ static void conv_range(void *arg, int64_t c0, int64_t c1, int thread) {
 static void conv_prefill(mambac_context *ctx, float *x, int64_t T, int64_t stride, int64_t C, int64_t K, const float *w,
                          const float *b, float *window) {
     conv_job j = {x, T, stride, K, w, b, window, ctx->kernels};
-    mc_pool_for(ctx->pool, C, 64, conv_range, &j);
+    mc_pool_for_dynamic(ctx->pool, C, share(ctx, C, 64), conv_range, &j);
 }
 
 /* Mamba-2 after the SSD, token by token: y += D x, then the gated norm with z. */
@@ -255,7 +260,7 @@ static void mamba1_mixer(mambac_context *ctx, const mc_layer *L, struct mambac_s
         .y = ctx->y, .y_stride = E, .state = mc_state_ssm(st, layer),
     };
     scan_job sj = {a, ctx->kernels->scan};
-    mc_pool_for(ctx->pool, E, 16, scan_range, &sj);
+    mc_pool_for_dynamic(ctx->pool, E, share(ctx, E, 16), scan_range, &sj);
     matmul(ctx, ctx->out, ctx->y, E, T, &L->out_proj, L->out_proj_b);
 }
 
@@ -283,7 +288,10 @@ static void mamba2_mixer(mambac_context *ctx, const mc_layer *L, struct mambac_s
               .y = ctx->y, .y_stride = E, .state = mc_state_ssm(st, layer)},
         .scratch = ctx->ssd, .scratch_stride = ctx->ssd_stride, .ssd = ctx->kernels->ssd, .ssd_step = ctx->kernels->ssd_step,
     };
-    mc_pool_for(ctx->pool, H, 1, ssd_range, &j);
+    /* the chunked SSD shares work within a group (C B^T): one range per thread; the
+     * step shares nothing */
+    if (T == 1) mc_pool_for_dynamic(ctx->pool, H, share(ctx, H, 1), ssd_range, &j);
+    else mc_pool_for(ctx->pool, H, 1, ssd_range, &j);
     gate_job gj = {ctx->y, xbc, ctx->proj, L->D, L->gnorm, E, W, P, G, c, ctx->kernels};
     mc_pool_for(ctx->pool, T, 4, gate_range, &gj);
     matmul(ctx, ctx->out, ctx->y, E, T, &L->out_proj, L->out_proj_b);
