@@ -47,15 +47,15 @@ void mc_gemm_scalar(float *out, int64_t os, const float *x, int64_t xs, int64_t 
 }
 
 static const mc_kernels scalar = {"scalar", mc_gemm_scalar, mc_selective_scan, mc_ssd_chunked, mc_ssd_step,
-                                 mc_conv1d_prefill, mc_gated_rmsnorm, 0};
+                                 mc_conv1d_prefill, mc_gated_rmsnorm, 0, 0};
 #if defined(__x86_64__)
 static const mc_kernels avx2 = {"avx2", mc_gemm_avx2, mc_scan_avx2, mc_ssd_avx2, mc_ssd_step_avx2,
-                               mc_conv1d_prefill_avx2, mc_gated_rmsnorm_avx2, 0};
+                               mc_conv1d_prefill_avx2, mc_gated_rmsnorm_avx2, 0, 0};
 static const mc_kernels avx512 = {"avx512", mc_gemm_avx512, mc_scan_avx512, mc_ssd_avx512, mc_ssd_step_avx512,
-                                 mc_conv1d_prefill_avx512, mc_gated_rmsnorm_avx512, 0};
+                                 mc_conv1d_prefill_avx512, mc_gated_rmsnorm_avx512, 1, 0};
 /* AVX-512 with the matrix products of prefill on AMX tiles */
 static const mc_kernels amx = {"amx", mc_gemm_amx, mc_scan_avx512, mc_ssd_amx, mc_ssd_step_avx512,
-                              mc_conv1d_prefill_avx512, mc_gated_rmsnorm_avx512, 1};
+                              mc_conv1d_prefill_avx512, mc_gated_rmsnorm_avx512, 1, 1};
 #else
 int64_t mc_ssd_scratch_floats(int64_t L, int64_t N, int64_t P) { (void)N, (void)P; return L * L + 2 * L; }
 #endif

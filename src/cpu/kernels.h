@@ -38,7 +38,8 @@ typedef struct mc_kernels {
     void (*conv_prefill)(float *x, int64_t T, int64_t stride, int64_t C, int64_t K, const float *w, const float *b,
                          float *window);
     void (*gated_norm)(float *y, const float *z, const float *w, int64_t E, int64_t G, int norm_before_gate, float eps);
-    int amx; /* gemm is mc_gemm_amx: callers may use the two-phase form (mc_amx_split) */
+    int avx512; /* the CPU runs AVX-512 (F, BW, VL): training picks its AVX-512 scan and activations */
+    int amx;    /* gemm is mc_gemm_amx: callers may use the two-phase form (mc_amx_split) */
 } mc_kernels;
 
 /* Floats of per-thread scratch any `ssd` kernel needs (args.scratch). */

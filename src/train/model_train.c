@@ -121,7 +121,7 @@ typedef struct job {
     int layer, backward;
     const mc_tlayer *W;
     const mc_kernels *k;
-    int simd; /* the AVX-512 scan (when the kernel set is avx512) */
+    int simd; /* the AVX-512 scan (when the kernel set runs AVX-512: avx512, amx) */
 } job;
 
 static float *work_of(const mc_tape *t, int thread) { return t->thread_work + thread * t->work_stride; }
@@ -224,7 +224,7 @@ static void layer_fwd(mc_tctx *c, const mc_params *P, mc_tape *t, int i) {
     for (int64_t k = 0; k < (m1 ? E * N : H); k++) A[k] = -expf(W->A_log[k]);
     conv_job cj = {P, t, y, W, NULL, m1 ? 0 : E, 0};
     mc_pool_for(c->pool, C, 8, conv_range, &cj);
-    job j = {P, t, i, 0, W, c->k, strcmp(c->k->name, "avx512") == 0};
+    job j = {P, t, i, 0, W, c->k, c->k->avx512};
     const int simd = j.simd;
     mc_act_silu(y->act, y->convp, T * C, simd);
     if (m1) {
@@ -337,7 +337,7 @@ static void layer_bwd(mc_tctx *c, mc_params *P, mc_tape *t, int i) {
     mc_mm_dx(c, t->dyo, E, t->dh, T, W->out_w, D, E);
     mc_mm_dw(c, dW.out_w, t->dh, T, y->yo, E, D, E);
     if (dW.out_b) colsum_add(dW.out_b, t->dh, T, D, D);
-    job j = {P, t, i, 1, W, c->k, strcmp(c->k->name, "avx512") == 0};
+    job j = {P, t, i, 1, W, c->k, c->k->avx512};
     const int simd = j.simd;
     float *A = t->A + i * (m1 ? E * N : H);
     if (m1) {

@@ -71,7 +71,7 @@ typedef struct mc_tctx {
     int64_t tcap;
 } mc_tctx;
 
-/* isa: a kernel set by name ("scalar", "avx2", "avx512") or NULL for the best one. */
+/* isa: a kernel set by name ("scalar", "avx2", "avx512", "amx") or NULL for the best one. */
 mambac_status mc_tctx_init(mc_tctx *c, int threads, const char *isa, int64_t max_k, int64_t tcap, mambac_error *err);
 void mc_tctx_free(mc_tctx *c);
 /* out (T, R) = x (T, K; rows x_stride apart) W^T (+ bias); W (R, K) row-major. */
