@@ -231,6 +231,44 @@ static void check_math(const char *isa, math_fn fn) {
 }
 #endif
 
+#if defined(__x86_64__)
+/* The two-phase AMX product (split once, items in any order, as forward.c runs it) must
+ * give mc_gemm_amx's results bit for bit: items here run last to first. */
+static void check_amx_two_phase(mambac_dtype dt, int64_t R, int64_t K, int64_t T) {
+    const size_t rb = mc_dtype_row_bytes(dt, K);
+    unsigned char *w = malloc((size_t)R * rb);
+    float *row = malloc((size_t)K * sizeof(float)), *x = malloc((size_t)(T * K) * sizeof(float));
+    for (int64_t r = 0; r < R; r++) {
+        for (int64_t k = 0; k < K; k++) row[k] = frand();
+        if (dt == MAMBAC_DTYPE_F32) memcpy(w + r * rb, row, (size_t)K * 4);
+        else
+            for (int64_t k = 0; k < K; k++) {
+                uint32_t u;
+                memcpy(&u, &row[k], 4);
+                const uint16_t h = (uint16_t)(u >> 16);
+                memcpy(w + r * rb + 2 * k, &h, 2);
+            }
+    }
+    for (int64_t i = 0; i < T * K; i++) x[i] = frand();
+    const mc_weight W = {dt, w, R, K};
+    float *a = malloc((size_t)(T * R) * sizeof(float)), *b = malloc((size_t)(T * R) * sizeof(float));
+    float *scratch = malloc((size_t)MC_GEMM_SCRATCH(K) * sizeof(float));
+    mc_gemm_amx(a, R, x, K, T, &W, 0, R, NULL, scratch);
+    const int64_t bytes = mc_amx_split_bytes(&W, T);
+    void *planes = malloc((size_t)(bytes > 0 ? bytes : 1));
+    CHECK(bytes > 0, "two-phase AMX applies to %s T=%lld", mambac_dtype_name(dt), (long long)T);
+    if (bytes > 0) {
+        const int64_t groups = (T + 31) / 32 * 2;
+        mc_amx_split(planes, &W, x, K, T, groups / 2, groups); /* the two halves in either order */
+        mc_amx_split(planes, &W, x, K, T, 0, groups / 2);
+        for (int64_t i = mc_amx_items(&W, T) - 1; i >= 0; i--) mc_amx_item(b, R, planes, &W, T, i, NULL, scratch);
+        CHECK(memcmp(a, b, (size_t)(T * R) * sizeof(float)) == 0, "two-phase AMX %s R=%lld K=%lld T=%lld: bitwise equal",
+              mambac_dtype_name(dt), (long long)R, (long long)K, (long long)T);
+    }
+    free(w), free(row), free(x), free(a), free(b), free(scratch), free(planes);
+}
+#endif
+
 static void test_threads_bitwise(void) {
     const char *dirs[] = {MAMBAC_TEST_DATA "/models/mamba1-tiny/hf", MAMBAC_TEST_DATA "/models/mamba2-groups/hf",
                           MAMBAC_TEST_DATA "/models/mamba2-tiny/hf-f16"};
@@ -309,6 +347,11 @@ int main(void) {
 #if defined(__x86_64__)
     if (mc_kernels_named("avx512")) check_math("avx512", math512);
     if (mc_kernels_named("avx2")) check_math("avx2", math256);
+    if (mc_kernels_named("amx")) {
+        check_amx_two_phase(MAMBAC_DTYPE_F32, 3352, 768, 512); /* mamba2-130m in_proj, two passes */
+        check_amx_two_phase(MAMBAC_DTYPE_BF16, 768, 1536, 300); /* out_proj, passes with a tail */
+        check_amx_two_phase(MAMBAC_DTYPE_BF16, 70, 48, 33);     /* K and rows not whole tiles */
+    }
 #endif
     printf("best kernel set here: %s\n", mc_kernels_best()->name);
     test_threads_bitwise();
