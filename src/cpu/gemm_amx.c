@@ -18,8 +18,9 @@
  *
  * Layout: weights are the A operand (16 rows x 32 values of K, row-major: bf16 weights
  * are read in place from the model's memory; other types are dequantized / split into
- * bf16 parts 32 rows at a time, still row-major). Activations of up to TB tokens are
- * the B operand, split once per call into part planes in AMX's pair layout (tile row
+ * bf16 parts 32 rows at a time, still row-major). Activations are the B operand, split
+ * once (per pass of up to TB tokens in mc_gemm_amx; per product, shared by all threads,
+ * in the two-phase form forward.c uses) into part planes in AMX's pair layout (tile row
  * kp holds, for each of 16 tokens, the bf16 pair k = 2kp, 2kp + 1: a 16 x 16 transpose
  * of 32-bit pairs per 16 tokens x 32 values of K). A 32-row x 32-token block keeps four
  * float32 accumulator tiles, two A and two B tiles; per 32 values of K and per term:
