@@ -124,10 +124,11 @@ MC_AMX_TARGET static inline void amx_row_f32(const mc_weight *W, const uint8_t *
     }
 }
 
-/* Rows [r, r + nr) of W as `wparts` bf16 planes of rows_p rows x Kp, row-major (rows
- * >= nr and columns >= K zero): part p of row i, value k at dst[(p * rows_p + i) * Kp + k]. */
-MC_AMX_TARGET static inline void mc_amx_pack_rows(uint16_t *dst, const mc_weight *W, int64_t r, int nr, int rows_p, int wparts,
-                                           int64_t Kp) {
+/* Rows [r, r + nr) of W as `wparts` bf16 planes of rows_p rows x Kp, row-major with rows
+ * ld >= Kp values apart (rows >= nr and columns >= K zero): part p of row i, value k at
+ * dst[(p * rows_p + i) * ld + k]. */
+MC_AMX_TARGET static inline void mc_amx_pack_rows(uint16_t *dst, const mc_weight *W, int64_t r, int nr, int rows_p,
+                                                  int wparts, int64_t Kp, int64_t ld) {
     const size_t rb = mc_dtype_row_bytes(W->dtype, W->cols);
     for (int i = 0; i < rows_p; i++) {
         const uint8_t *row = i < nr ? (const uint8_t *)W->data + (size_t)(r + i) * rb : NULL;
@@ -136,7 +137,7 @@ MC_AMX_TARGET static inline void mc_amx_pack_rows(uint16_t *dst, const mc_weight
             if (i < nr && k < W->cols) amx_row_f32(W, row, k, &v0, &v1);
             __m512i parts[3];
             mc_amx_split32(v0, v1, wparts, parts);
-            for (int p = 0; p < wparts; p++) _mm512_storeu_si512((void *)(dst + ((int64_t)p * rows_p + i) * Kp + k), parts[p]);
+            for (int p = 0; p < wparts; p++) _mm512_storeu_si512((void *)(dst + ((int64_t)p * rows_p + i) * ld + k), parts[p]);
         }
     }
 }

@@ -15,12 +15,12 @@
  * integer prefill kernel keeps 264 tokens of int16 activations there (672 bytes per
  * column of K), the AMX kernel MC_AMX_TB tokens of activations split into three bf16
  * planes plus a panel of 32 rows in three bf16 parts: 6 * MC_AMX_TB + 192 bytes per
- * column of K, rounded up to 32 columns). */
+ * column of K, rounded up to 32 columns, panel rows padded by 32 more). */
 typedef void (*mc_gemm_fn)(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T,
                            const mc_weight *W, int64_t r0, int64_t r1, const float *bias, float *scratch);
 #define MC_GEMM_PANEL 32
 #define MC_AMX_TB 256
-#define MC_GEMM_SCRATCH(K) ((int64_t)(48 + 3 * MC_AMX_TB / 2) * ((K) + 32) + 1280)
+#define MC_GEMM_SCRATCH(K) ((int64_t)(48 + 3 * MC_AMX_TB / 2) * ((K) + 64) + 1280)
 /* Enough for the AVX-512 / AVX2 kernels when W is never block-quantized (the SSD's own
  * products, which call mc_gemm_avx512 / mc_gemm_avx2 directly, never the AMX kernel). */
 #define MC_GEMM_SCRATCH_FLOAT(K) ((int64_t)(MC_GEMM_PANEL + 2) * (K) + 64)

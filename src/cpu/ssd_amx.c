@@ -99,8 +99,8 @@ MC_AMX_TARGET void mc_ssd_amx(const mc_ssd_args *a) {
             transpose(Bt, Bc, N, l, N, NULL);
             mc_amx_split_x(Cu, 3, Cg, a->bc_stride, l, lp, 0, lp / 16, N, Np);
             const mc_weight Wb = {MAMBAC_DTYPE_F32, Bc, l, N}, Wbt = {MAMBAC_DTYPE_F32, Bt, N, l};
-            mc_amx_pack_rows(Bv, &Wb, 0, (int)l, (int)lp, 3, Np);
-            mc_amx_pack_rows(Btv, &Wbt, 0, (int)N, (int)Np, 3, lp);
+            mc_amx_pack_rows(Bv, &Wb, 0, (int)l, (int)lp, 3, Np, Np);
+            mc_amx_pack_rows(Btv, &Wbt, 0, (int)N, (int)Np, 3, lp, lp);
             product(CB, L, Cu, lp, l, Bv, lp, l, Np, c);
             const int64_t hb = g * hpg > h0 ? g * hpg : h0, he = (g + 1) * hpg < h1 ? (g + 1) * hpg : h1;
             for (int64_t h = hb; h < he; h++) {
@@ -110,7 +110,7 @@ MC_AMX_TARGET void mc_ssd_amx(const mc_ssd_args *a) {
                 const float *X = a->x + c0 * a->x_stride + h * P;
                 /* inter-chunk: y = exp(cum_t) * C S^T */
                 const mc_weight Ws = {MAMBAC_DTYPE_F32, S, P, N};
-                mc_amx_pack_rows(Sv, &Ws, 0, (int)P, (int)Pp, 3, Np);
+                mc_amx_pack_rows(Sv, &Ws, 0, (int)P, (int)Pp, 3, Np, Np);
                 product(y, a->y_stride, Cu, lp, l, Sv, Pp, P, Np, c);
                 for (int64_t t = 0; t < l; t++) {
                     const float e = expf(cum[t]);
@@ -122,7 +122,7 @@ MC_AMX_TARGET void mc_ssd_amx(const mc_ssd_args *a) {
                 mc_amx_split_x(Mu, 3, M, L, l, lp, 0, lp / 16, l, lp);
                 transpose(Xt, X, a->x_stride, l, P, NULL);
                 const mc_weight Wx = {MAMBAC_DTYPE_F32, Xt, P, l};
-                mc_amx_pack_rows(Xtv, &Wx, 0, (int)P, (int)Pp, 3, lp);
+                mc_amx_pack_rows(Xtv, &Wx, 0, (int)P, (int)Pp, 3, lp, lp);
                 product(Yt, P, Mu, lp, l, Xtv, Pp, P, lp, c);
                 for (int64_t t = 0; t < l; t++)
                     for (int64_t p = 0; p < P; p++) y[t * a->y_stride + p] += Yt[t * P + p];
