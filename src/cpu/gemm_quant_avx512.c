@@ -32,7 +32,6 @@
  * one-thread mamba2-130m q8_0 prefill in packing). */
 #define TB 264
 
-/* panel + scales + mins + TB tokens of int16 and two floats per block, per 32 of K */
 /* per 32 columns of K: panel, scales and mins, TB tokens of int16 and two floats per block */
 _Static_assert((16 * 32 + 2 * 32 + TB * 16 + 2 * TB) * 64 <= MC_GEMM_SCRATCH(2048), "scratch too small for TB tokens");
 

@@ -21,8 +21,9 @@ typedef void (*mc_gemm_fn)(float *out, int64_t out_stride, const float *x, int64
 #define MC_GEMM_PANEL 32
 #define MC_AMX_TB 256
 #define MC_GEMM_SCRATCH(K) ((int64_t)(48 + 3 * MC_AMX_TB / 2) * ((K) + 64) + 1280)
-/* Enough for the AVX-512 / AVX2 kernels when W is never block-quantized (the SSD's own
- * products, which call mc_gemm_avx512 / mc_gemm_avx2 directly, never the AMX kernel). */
+/* Enough for the scalar / AVX2 / AVX-512 kernels when W is never block-quantized: the
+ * SSD's own products (mc_gemm_avx512 / mc_gemm_avx2 called directly) and training (which
+ * never takes the AMX kernel, linalg.c). */
 #define MC_GEMM_SCRATCH_FLOAT(K) ((int64_t)(MC_GEMM_PANEL + 2) * (K) + 64)
 
 struct mc_scan_args;

@@ -288,8 +288,8 @@ static void mamba2_mixer(mambac_context *ctx, const mc_layer *L, struct mambac_s
               .y = ctx->y, .y_stride = E, .state = mc_state_ssm(st, layer)},
         .scratch = ctx->ssd, .scratch_stride = ctx->ssd_stride, .ssd = ctx->kernels->ssd, .ssd_step = ctx->kernels->ssd_step,
     };
-    /* the chunked SSD shares work within a group (C B^T): one range per thread; the
-     * step shares nothing */
+    /* the chunked SSD computes C B^T once per group for the heads of its range: one range
+     * per thread keeps that to once per thread; the step has no per-group work */
     if (T == 1) mc_pool_for_dynamic(ctx->pool, H, share(ctx, H, 1), ssd_range, &j);
     else mc_pool_for(ctx->pool, H, 1, ssd_range, &j);
     gate_job gj = {ctx->y, xbc, ctx->proj, L->D, L->gnorm, E, W, P, G, c, ctx->kernels};

@@ -19,7 +19,7 @@ mambac_status mc_tctx_init(mc_tctx *c, int threads, const char *isa, int64_t max
      * tokens, which measured slower than AVX-512 here (d_model 512: 1447 vs 2256 tok/s). */
     if (c->k->amx) c->k = mc_kernels_named("avx512");
     c->pool = mc_pool_new(threads > 0 ? threads : mc_cpu_count());
-    c->gemm_stride = (MC_GEMM_SCRATCH(max_k) + 15) / 16 * 16;
+    c->gemm_stride = (MC_GEMM_SCRATCH_FLOAT(max_k) + 15) / 16 * 16;
     c->tcap = tcap = (tcap + 15) / 16 * 16; /* aligned_alloc sizes are multiples of the alignment */
     const int nt = c->pool ? mc_pool_threads(c->pool) : 1;
     c->gemm = aligned_alloc(64, (size_t)(c->gemm_stride * nt) * sizeof(float));
