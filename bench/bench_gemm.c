@@ -31,7 +31,7 @@ int main(int argc, char **argv) {
                 const size_t es = dt == MAMBAC_DTYPE_F32 ? 4 : 2;
                 void *w = malloc((size_t)(R * K) * es);
                 memset(w, 0x3c, (size_t)(R * K) * es);
-                mc_weight W = {(mambac_dtype)dt, w, R, K};
+                mc_weight W = {(mambac_dtype)dt, w, R, K, 0};
                 for (int64_t T = 1; T <= 512; T += 511) {
                     if (s == 2 && T > 1) continue; /* the head runs for one token */
                     float *x = calloc((size_t)(T * K), sizeof(float)), *out = malloc((size_t)(T * R) * sizeof(float));

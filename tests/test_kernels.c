@@ -45,7 +45,7 @@ static void check_gemm(const mc_kernels *k, mambac_dtype dt, int64_t R, int64_t 
     /* Misaligned on purpose (w + 1 byte would break f32 loads of aligned-only code). */
     unsigned char *wm = malloc((size_t)(R * K) * es + 8);
     memcpy(wm + 2, w, (size_t)(R * K) * es);
-    mc_weight W = {dt, wm + 2, R, K};
+    mc_weight W = {dt, wm + 2, R, K, 0};
     float *ref = malloc((size_t)(T * R) * sizeof(float)), *scratch = malloc((size_t)K * sizeof(float));
     mc_matmul(ref, x, K + 3, T, &W, bias, scratch);
     /* Output with a row stride wider than R and guards on both sides and between rows. */
@@ -250,7 +250,7 @@ static void check_amx_two_phase(mambac_dtype dt, int64_t R, int64_t K, int64_t T
             }
     }
     for (int64_t i = 0; i < T * K; i++) x[i] = frand();
-    const mc_weight W = {dt, w, R, K};
+    const mc_weight W = {dt, w, R, K, 0};
     float *a = malloc((size_t)(T * R) * sizeof(float)), *b = malloc((size_t)(T * R) * sizeof(float));
     float *scratch = malloc((size_t)MC_GEMM_SCRATCH(K) * sizeof(float));
     mc_gemm_amx(a, R, x, K, T, &W, 0, R, NULL, scratch);

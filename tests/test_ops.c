@@ -171,11 +171,11 @@ static void test_matmul_dtypes(void) {
         whf[i] = mc_f16_to_f32(wh[i]);
     }
     float scratch[13], o1[T * R], o2[T * R];
-    mc_weight W16 = {MAMBAC_DTYPE_BF16, wb, R, Cc}, W32 = {MAMBAC_DTYPE_F32, wbf, R, Cc};
+    mc_weight W16 = {MAMBAC_DTYPE_BF16, wb, R, Cc, 0}, W32 = {MAMBAC_DTYPE_F32, wbf, R, Cc, 0};
     mc_matmul(o1, x, Cc + 1, T, &W16, bias, scratch); /* strided x rows */
     mc_matmul(o2, x, Cc + 1, T, &W32, bias, scratch);
     CHECK(memcmp(o1, o2, sizeof o1) == 0, "bf16 matmul equals f32 on the same values");
-    mc_weight H16 = {MAMBAC_DTYPE_F16, wh, R, Cc}, H32 = {MAMBAC_DTYPE_F32, whf, R, Cc};
+    mc_weight H16 = {MAMBAC_DTYPE_F16, wh, R, Cc, 0}, H32 = {MAMBAC_DTYPE_F32, whf, R, Cc, 0};
     mc_matmul(o1, x, Cc + 1, T, &H16, NULL, scratch);
     mc_matmul(o2, x, Cc + 1, T, &H32, NULL, scratch);
     CHECK(memcmp(o1, o2, sizeof o1) == 0, "f16 matmul equals f32 on the same values");

@@ -17,6 +17,7 @@
 #include "core/quant.h"
 #include "cpu/kernels.h"
 #include "cpu/ops.h"
+#include "model/q4_0_x16.h"
 #include "testutil.h"
 
 static uint64_t rng = 99;
@@ -102,8 +103,11 @@ static void check_quantize(const ref_file *r) {
     free(x);
 }
 
-/* Random weights quantized to t, then products through kernel set k vs mc_matmul. */
-static void check_gemm(const mc_kernels *k, mambac_dtype t, int64_t R, int64_t K, int64_t T) {
+/* Random weights quantized to t, then products through kernel set k vs mc_matmul. With
+ * `repack` (q4_0), the kernels read a copy repacked 16 rows at a time as the loader makes
+ * it (q4_0_x16.h), split at rows that cut groups, and every row read back through the
+ * accessor must give the native bytes. */
+static void check_gemm(const mc_kernels *k, mambac_dtype t, int64_t R, int64_t K, int64_t T, int repack) {
     float *wf = malloc((size_t)(R * K) * sizeof(float)), *x = malloc((size_t)(T * K) * sizeof(float));
     for (int64_t i = 0; i < R * K; i++) wf[i] = frand() * (1.0f + (float)(i % 7));
     for (int64_t i = 0; i < T * K; i++) x[i] = frand() * (i % 97 == 0 ? 20.0f : 1.0f);
@@ -114,16 +118,27 @@ static void check_gemm(const mc_kernels *k, mambac_dtype t, int64_t R, int64_t K
             wq[3 + i] = i % 22 == 0 ? 0x00 : i % 22 == 1 ? 0x20 : (unsigned char)((frand() + 1.0f) * 127.9f);
     else
         for (int64_t r = 0; r < R; r++) mc_quantize_row(wq + 3 + r * row, wf + r * K, t, K); /* misaligned */
-    mc_weight W = {t, wq + 3, R, K};
+    mc_weight W = {t, wq + 3, R, K, 0}, Wk = W;
+    void *packed = repack ? mc_x16_repack(&Wk) : NULL;
+    if (repack) {
+        CHECK(packed && Wk.x16_rows == R / 16 * 16, "repack R=%lld", (long long)R);
+        if (!packed) return;
+        unsigned char *tmp = malloc(row);
+        int64_t differ = 0;
+        for (int64_t r = 0; r < R; r++) differ += memcmp(mc_weight_row_bytes(&Wk, r, tmp), wq + 3 + r * row, row) != 0;
+        CHECK(differ == 0, "repacked R=%lld K=%lld: %lld rows read back differ", (long long)R, (long long)K, (long long)differ);
+        free(tmp);
+    }
     float *deq = malloc((size_t)K * sizeof(float)), *ref = malloc((size_t)(T * R) * sizeof(float));
     float *bias = malloc((size_t)R * sizeof(float));
     for (int64_t r = 0; r < R; r++) bias[r] = frand();
     mc_matmul(ref, x, K, T, &W, bias, deq);
     float *out = malloc((size_t)(T * R + 32) * sizeof(float)), *scratch = malloc((size_t)MC_GEMM_SCRATCH(K) * sizeof(float));
     for (int64_t i = 0; i < T * R + 32; i++) out[i] = 1234.5f;
-    const int64_t mid = R / 2 / MC_GEMM_PANEL * MC_GEMM_PANEL;
-    k->gemm(out, R, x, K, T, &W, 0, mid, bias, scratch);
-    k->gemm(out, R, x, K, T, &W, mid, R, bias, scratch);
+    const int64_t mid = R / 2 / MC_GEMM_PANEL * MC_GEMM_PANEL, cut = repack ? 7 : 0;
+    if (cut) k->gemm(out, R, x, K, T, &Wk, 0, cut, bias, scratch);
+    k->gemm(out, R, x, K, T, &Wk, cut, mid, bias, scratch);
+    k->gemm(out, R, x, K, T, &Wk, mid, R, bias, scratch);
     /* Kernels that quantize the activations: not scalar; AVX2 for decode (T < 4; q5_0
      * has no integer kernel: it dequantizes; prefill dequantizes into float panels);
      * AVX-512 for decode (not q5_0), and for prefill with VNNI (the int16 GEMM; without
@@ -159,9 +174,10 @@ static void check_gemm(const mc_kernels *k, mambac_dtype t, int64_t R, int64_t K
     }
     int guards = 1;
     for (int i = 0; i < 32; i++) guards &= out[T * R + i] == 1234.5f;
-    CHECK(bad == 0 && guards, "%s %s R=%lld K=%lld T=%lld: %lld outputs beyond the error bound, guards %d", k->name,
-          mambac_dtype_name(t), (long long)R, (long long)K, (long long)T, (long long)bad, guards);
-    free(wf), free(x), free(wq), free(deq), free(ref), free(bias), free(out), free(scratch);
+    CHECK(bad == 0 && guards, "%s %s%s R=%lld K=%lld T=%lld: %lld outputs beyond the error bound, guards %d", k->name,
+          mambac_dtype_name(t), repack ? " (repacked)" : "", (long long)R, (long long)K, (long long)T, (long long)bad,
+          guards);
+    free(packed), free(wf), free(x), free(wq), free(deq), free(ref), free(bias), free(out), free(scratch);
 }
 
 int main(void) {
@@ -188,10 +204,12 @@ int main(void) {
         for (int i = 0; i < 4; i++)
             for (int j = 0; j < 7; j++) {
                 if (Ts[j] == 300 && strcmp(sets[s], "amx") != 0) continue;
-                check_gemm(k, types[i], 67, 768, Ts[j]);
-                if (types[i] != MAMBAC_DTYPE_Q4_K) check_gemm(k, types[i], 37, 96, Ts[j]);
+                check_gemm(k, types[i], 67, 768, Ts[j], 0);
+                if (types[i] != MAMBAC_DTYPE_Q4_K) check_gemm(k, types[i], 37, 96, Ts[j], 0);
+                if (types[i] == MAMBAC_DTYPE_Q4_0) check_gemm(k, types[i], 67, 768, Ts[j], 1);
+                if (types[i] == MAMBAC_DTYPE_Q4_0) check_gemm(k, types[i], 37, 96, Ts[j], 1);
             }
-        check_gemm(k, MAMBAC_DTYPE_Q4_K, 40, 1536, 1);
+        check_gemm(k, MAMBAC_DTYPE_Q4_K, 40, 1536, 1, 0);
     }
     if (mc_cpu_has_vnni()) printf("note: avx512 uses the VNNI int16 dot product\n");
     if (mc_kernels_named("amx")) printf("note: amx runs prefill (T >= 32) on AMX tiles\n");

@@ -96,8 +96,9 @@ MC_AMX_TARGET static inline void mc_amx_split_x(uint16_t *planes, int parts, con
 
 /* ---- weight panels ------------------------------------------------------------------ */
 
-/* Values [k, k + 32) of weight row `row` as float32 (zero past K). */
-MC_AMX_TARGET static inline void amx_row_f32(const mc_weight *W, const uint8_t *row, int64_t k, __m512 *v0, __m512 *v1) {
+/* Values [k, k + 32) of weight row r (at `row` when native) as float32 (zero past K). */
+MC_AMX_TARGET static inline void amx_row_f32(const mc_weight *W, int64_t r, const uint8_t *row, int64_t k, __m512 *v0,
+                                             __m512 *v1) {
     const __mmask16 m0 = mc_amx_mask(W->cols - k), m1 = mc_amx_mask(W->cols - k - 16);
     switch (W->dtype) {
     case MAMBAC_DTYPE_F32:
@@ -115,7 +116,7 @@ MC_AMX_TARGET static inline void amx_row_f32(const mc_weight *W, const uint8_t *
     }
     default: { /* quantized: K is a whole number of blocks */
         float scale, min;
-        const __m512i q = mc_unpack_block_i16(W->dtype, row, k / 32, &scale, &min);
+        const __m512i q = mc_unpack_weight_block_i16(W, r, mc_dtype_row_bytes(W->dtype, W->cols), k / 32, &scale, &min);
         const __m512 sc = _mm512_set1_ps(scale), mn = _mm512_set1_ps(min);
         *v0 = _mm512_fmsub_ps(_mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(_mm512_castsi512_si256(q))), sc, mn);
         *v1 = _mm512_fmsub_ps(_mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(q, 1))), sc, mn);
@@ -134,7 +135,7 @@ MC_AMX_TARGET static inline void mc_amx_pack_rows(uint16_t *dst, const mc_weight
         const uint8_t *row = i < nr ? (const uint8_t *)W->data + (size_t)(r + i) * rb : NULL;
         for (int64_t k = 0; k < Kp; k += 32) {
             __m512 v0 = _mm512_setzero_ps(), v1 = v0;
-            if (i < nr && k < W->cols) amx_row_f32(W, row, k, &v0, &v1);
+            if (i < nr && k < W->cols) amx_row_f32(W, r + i, row, k, &v0, &v1);
             __m512i parts[3];
             mc_amx_split32(v0, v1, wparts, parts);
             for (int p = 0; p < wparts; p++) _mm512_storeu_si512((void *)(dst + ((int64_t)p * rows_p + i) * ld + k), parts[p]);

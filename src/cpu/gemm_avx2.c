@@ -11,6 +11,7 @@
 #include "core/dtype.h"
 #include "core/quant.h"
 #include "cpu/kernels.h"
+#include "model/q4_0_x16.h"
 
 #define TARGET __attribute__((target("avx2,fma,f16c")))
 #define NR 16 /* rows per packed panel */
@@ -99,7 +100,7 @@ TARGET static void pack_panel(float *panel, const mc_weight *W, int64_t r, int n
             const int ri = h * 8 + i;
             rows[i] = ri < nr ? (const char *)W->data + (size_t)(r + ri) * rb : NULL;
             if (quant && rows[i]) {
-                mc_dequantize_row(tmp + i * K, rows[i], W->dtype, K);
+                mc_weight_row_f32(tmp + i * K, W, r + ri);
                 rows[i] = (const char *)(tmp + i * K);
             }
         }

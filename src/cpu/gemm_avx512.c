@@ -17,6 +17,7 @@
 #include "core/dtype.h"
 #include "core/quant.h"
 #include "cpu/kernels.h"
+#include "model/q4_0_x16.h"
 #include "cpu/simd_avx512.h"
 
 #define TARGET __attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c")))
@@ -124,7 +125,7 @@ TARGET static void pack_panel(float *panel, const mc_weight *W, int64_t r, int n
                 for (int64_t k = 0; k < K; k++) panel[k * NR + i] = 0.0f;
                 continue;
             }
-            mc_dequantize_row(row, (const char *)W->data + (size_t)(r + i) * mc_dtype_row_bytes(W->dtype, K), W->dtype, K);
+            mc_weight_row_f32(row, W, r + i);
             for (int64_t k = 0; k < K; k++) panel[k * NR + i] = row[k];
         }
         return;

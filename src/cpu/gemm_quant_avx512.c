@@ -53,7 +53,7 @@ TARGET static void pack_panel_q(int32_t *panel, float *ws, float *wm, const mc_w
                 /* 32 row streams at once defeat the hardware prefetcher (perf: ~70% of
                  * packing stalled on the first load of a block); fetch ahead by hand */
                 if (ri < nr) _mm_prefetch((const char *)W->data + (size_t)(r + ri) * rb + (size_t)b * rb / (size_t)nb + ahead, _MM_HINT_T0);
-                v[i] = ri < nr ? _mm512_castsi512_ps(mc_unpack_block_i16(W->dtype, (const uint8_t *)W->data + (size_t)(r + ri) * rb, b, &sc, &mn))
+                v[i] = ri < nr ? _mm512_castsi512_ps(mc_unpack_weight_block_i16(W, r + ri, rb, b, &sc, &mn))
                                : _mm512_setzero_ps();
                 ws[b * NR + ri] = sc, wm[b * NR + ri] = mn;
             }

@@ -22,6 +22,7 @@
 #include "core/dtype.h"
 #include "core/quant.h"
 #include "cpu/kernels.h"
+#include "model/q4_0_x16.h"
 
 #define TOKENS 4 /* activations quantized per pass: the weight rows are reused from L1 */
 #define ROWS 2
@@ -159,11 +160,12 @@ void mc_gemv_quant_avx2(float *out, int64_t os, const float *x, int64_t xs, int6
         qx[j].q = (int16_t *)(p + 40 * nb);
         p += 40 * nb + 2 * K;
     }
+    uint8_t *native = (uint8_t *)p; /* a row repacked at load, gathered (q4_0_x16.h) */
     for (int64_t t = 0; t < T; t += TOKENS) {
         const int nt = T - t < TOKENS ? (int)(T - t) : TOKENS;
         for (int j = 0; j < nt; j++) quantize_x(x + (t + j) * xs, K, &qx[j]);
         for (int64_t r = r0; r < r1; r++) {
-            const uint8_t *w = (const uint8_t *)W->data + (size_t)r * row;
+            const uint8_t *w = r < W->x16_rows ? mc_weight_row_bytes(W, r, native) : (const uint8_t *)W->data + (size_t)r * row;
             const float bi = bias ? bias[r] : 0.0f;
             for (int j = 0; j < nt; j++) {
                 const float v = W->dtype == MAMBAC_DTYPE_Q8_0   ? row_q8_0(w, &qx[j], nb)

@@ -5,6 +5,7 @@
 
 #include "core/dtype.h"
 #include "cpu/ops.h"
+#include "model/q4_0_x16.h"
 
 void mc_rmsnorm(float *out, const float *x, const float *w, int64_t T, int64_t n, float eps) {
     for (int64_t t = 0; t < T; t++) {
@@ -22,7 +23,7 @@ void mc_rmsnorm(float *out, const float *x, const float *w, int64_t T, int64_t n
 static const float *weight_row(const mc_weight *W, int64_t r, float *scratch) {
     const char *p = (const char *)W->data + (size_t)r * mc_dtype_row_bytes(W->dtype, W->cols);
     if (W->dtype == MAMBAC_DTYPE_F32 && (uintptr_t)p % 4 == 0) return (const float *)p;
-    mc_convert_to_f32(scratch, p, W->dtype, (size_t)W->cols);
+    mc_weight_row_f32(scratch, W, r);
     return scratch;
 }
 
@@ -41,10 +42,7 @@ void mc_matmul(float *out, const float *x, int64_t x_stride, int64_t T, const mc
     }
 }
 
-void mc_embed_row(float *out, const mc_weight *emb, int32_t id) {
-    const char *p = (const char *)emb->data + (size_t)id * mc_dtype_row_bytes(emb->dtype, emb->cols);
-    mc_convert_to_f32(out, p, emb->dtype, (size_t)emb->cols);
-}
+void mc_embed_row(float *out, const mc_weight *emb, int32_t id) { mc_weight_row_f32(out, emb, id); }
 
 void mc_conv1d_prefill(float *x, int64_t T, int64_t stride, int64_t C, int64_t K, const float *w,
                        const float *b, float *window) {

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/quant.h"
+#include "model/q4_0_x16.h"
 #include "mambac.h"
 
 #define MC_QUANT_AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,f16c")))
@@ -52,6 +53,18 @@ MC_QUANT_AVX512_TARGET static inline __m512i mc_unpack_block_i16(mambac_dtype t,
     memcpy(&qh, blk + 2, 4);
     z = _mm512_mask_add_epi16(z, (__mmask32)qh, z, _mm512_set1_epi16(16));
     return _mm512_sub_epi16(z, _mm512_set1_epi16(16));
+}
+
+/* Block b of row r of W (rows rb bytes apart when native; q4_0 rows repacked at load are
+ * gathered first, q4_0_x16.h). */
+MC_QUANT_AVX512_TARGET static inline __m512i mc_unpack_weight_block_i16(const mc_weight *W, int64_t r, size_t rb, int64_t b,
+                                                                        float *scale, float *min) {
+    if (r < W->x16_rows) {
+        uint8_t blk[18];
+        mc_x16_block_native(blk, W, r, b);
+        return mc_unpack_block_i16(MAMBAC_DTYPE_Q4_0, blk, 0, scale, min); /* only q4_0 is repacked */
+    }
+    return mc_unpack_block_i16(W->dtype, (const uint8_t *)W->data + (size_t)r * rb, b, scale, min);
 }
 
 #endif

@@ -98,7 +98,7 @@ MC_AMX_TARGET void mc_ssd_amx(const mc_ssd_args *a) {
             for (int64_t s = 0; s < l; s++) memcpy(Bc + s * N, Bg + s * a->bc_stride, (size_t)N * sizeof(float));
             transpose(Bt, Bc, N, l, N, NULL);
             mc_amx_split_x(Cu, 3, Cg, a->bc_stride, l, lp, 0, lp / 16, N, Np);
-            const mc_weight Wb = {MAMBAC_DTYPE_F32, Bc, l, N}, Wbt = {MAMBAC_DTYPE_F32, Bt, N, l};
+            const mc_weight Wb = {MAMBAC_DTYPE_F32, Bc, l, N, 0}, Wbt = {MAMBAC_DTYPE_F32, Bt, N, l, 0};
             mc_amx_pack_rows(Bv, &Wb, 0, (int)l, (int)lp, 3, Np, Np);
             mc_amx_pack_rows(Btv, &Wbt, 0, (int)N, (int)Np, 3, lp, lp);
             product(CB, L, Cu, lp, l, Bv, lp, l, Np, c);
@@ -109,7 +109,7 @@ MC_AMX_TARGET void mc_ssd_amx(const mc_ssd_args *a) {
                 float *S = a->state + h * P * N, *y = a->y + c0 * a->y_stride + h * P;
                 const float *X = a->x + c0 * a->x_stride + h * P;
                 /* inter-chunk: y = exp(cum_t) * C S^T */
-                const mc_weight Ws = {MAMBAC_DTYPE_F32, S, P, N};
+                const mc_weight Ws = {MAMBAC_DTYPE_F32, S, P, N, 0};
                 mc_amx_pack_rows(Sv, &Ws, 0, (int)P, (int)Pp, 3, Np, Np);
                 product(y, a->y_stride, Cu, lp, l, Sv, Pp, P, Np, c);
                 for (int64_t t = 0; t < l; t++) {
@@ -121,7 +121,7 @@ MC_AMX_TARGET void mc_ssd_amx(const mc_ssd_args *a) {
                 for (int64_t t = 0; t < l; t++) decay_row(M + t * L, CB + t * L, cum, tail, t, l);
                 mc_amx_split_x(Mu, 3, M, L, l, lp, 0, lp / 16, l, lp);
                 transpose(Xt, X, a->x_stride, l, P, NULL);
-                const mc_weight Wx = {MAMBAC_DTYPE_F32, Xt, P, l};
+                const mc_weight Wx = {MAMBAC_DTYPE_F32, Xt, P, l, 0};
                 mc_amx_pack_rows(Xtv, &Wx, 0, (int)P, (int)Pp, 3, lp, lp);
                 product(Yt, P, Mu, lp, l, Xtv, Pp, P, lp, c);
                 for (int64_t t = 0; t < l; t++)

@@ -23,7 +23,7 @@ SSD_TARGET void SSD_NAME(const mc_ssd_args *a) {
                 memcpy(Bc + s * N, Bg + s * a->bc_stride, (size_t)N * sizeof(float));
                 for (int64_t n = 0; n < N; n++) Bt[n * l + s] = Bg[s * a->bc_stride + n];
             }
-            mc_weight Wb = {MAMBAC_DTYPE_F32, Bc, l, N};
+            mc_weight Wb = {MAMBAC_DTYPE_F32, Bc, l, N, 0};
             SSD_GEMM(CB, L, Cg, a->bc_stride, l, &Wb, 0, l, NULL, pack);
             const int64_t hb = g * hpg > h0 ? g * hpg : h0, he = (g + 1) * hpg < h1 ? (g + 1) * hpg : h1;
             for (int64_t h = hb; h < he; h++) {
@@ -32,7 +32,7 @@ SSD_TARGET void SSD_NAME(const mc_ssd_args *a) {
                 float *S = a->state + h * P * N, *y = a->y + c0 * a->y_stride + h * P;
                 const float *X = a->x + c0 * a->x_stride + h * P;
                 /* inter-chunk: y = exp(cum_t) * C S^T */
-                mc_weight Ws = {MAMBAC_DTYPE_F32, S, P, N};
+                mc_weight Ws = {MAMBAC_DTYPE_F32, S, P, N, 0};
                 SSD_GEMM(y, a->y_stride, Cg, a->bc_stride, l, &Ws, 0, P, NULL, pack);
                 for (int64_t t = 0; t < l; t++) {
                     const float e = expf(cum[t]);
@@ -46,7 +46,7 @@ SSD_TARGET void SSD_NAME(const mc_ssd_args *a) {
                 }
                 for (int64_t s = 0; s < l; s++)
                     for (int64_t p = 0; p < P; p++) Xt[p * l + s] = X[s * a->x_stride + p];
-                mc_weight Wx = {MAMBAC_DTYPE_F32, Xt, P, l};
+                mc_weight Wx = {MAMBAC_DTYPE_F32, Xt, P, l, 0};
                 SSD_GEMM(Yt, P, M, L, l, &Wx, 0, P, NULL, pack);
                 for (int64_t t = 0; t < l; t++)
                     for (int64_t p = 0; p < P; p++) y[t * a->y_stride + p] += Yt[t * P + p];
@@ -55,7 +55,7 @@ SSD_TARGET void SSD_NAME(const mc_ssd_args *a) {
                 for (int64_t s = 0; s < l; s++) tail[s] = expf(cum[l - 1] - cum[s]) * a->dt[(c0 + s) * a->dt_stride + h];
                 for (int64_t p = 0; p < P; p++)
                     for (int64_t s = 0; s < l; s++) Xs[p * l + s] = Xt[p * l + s] * tail[s];
-                mc_weight Wbt = {MAMBAC_DTYPE_F32, Bt, N, l};
+                mc_weight Wbt = {MAMBAC_DTYPE_F32, Bt, N, l, 0};
                 SSD_GEMM(St, N, Xs, l, P, &Wbt, 0, N, NULL, pack);
                 for (int64_t i = 0; i < P * N; i++) S[i] = S[i] * decay + St[i];
             }

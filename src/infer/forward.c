@@ -65,7 +65,7 @@ mambac_status mambac_context_new(const mambac_model *model, const mambac_context
     const int64_t ssd = c->arch == MAMBAC_ARCH_MAMBA2 ? (mc_ssd_scratch_floats(L, N, c->head_dim) + 15) / 16 * 16 : 0;
     const int64_t gemm = (MC_GEMM_SCRATCH(D > E ? D : E) + 15) / 16 * 16;
     /* the widest product input: x_proj / out_proj read E columns, in_proj D, dt_proj R */
-    const mc_weight widest = {MAMBAC_DTYPE_F32, NULL, 1, D > E ? D : E};
+    const mc_weight widest = {MAMBAC_DTYPE_F32, NULL, 1, D > E ? D : E, 0};
     const int64_t amx = kernels->amx ? (mc_amx_split_bytes(&widest, U) + 3) / 4 : 0;
     const int64_t sizes[] = {U * D, U * D, U * in_rows, U * xdbl, U * dtw, U * E, U * D, ssd * nt, gemm * nt, amx};
     int64_t total = 0;

@@ -1,8 +1,12 @@
 /* file.c — see file.h. POSIX only (mmap, rename). */
 #define _POSIX_C_SOURCE 200809L
+#ifndef _DEFAULT_SOURCE
+#define _DEFAULT_SOURCE /* madvise */
+#endif
 #include "file.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +43,14 @@ void mc_file_unmap(mc_file *f) {
     if (f->data) munmap((void *)f->data, f->size);
     f->data = NULL;
     f->size = 0;
+}
+
+void mc_file_forget(const mc_file *f, const void *p, size_t n) {
+    const uintptr_t a = (uintptr_t)p, base = (uintptr_t)f->data;
+    if (!f->data || a < base || n > f->size || a - base > f->size - n) return;
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t lo = (a + page - 1) / page * page, hi = (a + n) / page * page;
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
 mambac_status mc_file_read_all(const char *path, size_t max_bytes, char **out, size_t *len,

@@ -16,6 +16,9 @@ typedef struct mc_file {
 
 mambac_status mc_file_map(const char *path, mc_file *f, mambac_error *err);
 void mc_file_unmap(mc_file *f);
+/* Gives back the resident pages wholly inside [p, p + n) of f's mapping (they are read
+ * again from the file if touched later): for ranges copied elsewhere. No-op outside f. */
+void mc_file_forget(const mc_file *f, const void *p, size_t n);
 
 /* Reads a whole (small) file into a NUL-terminated malloc'd buffer. Files larger than
  * max_bytes are refused. */

@@ -24,6 +24,7 @@
 #include "io/gguf.h"
 #include "model/config.h"
 #include "model/model.h"
+#include "model/q4_0_x16.h"
 
 int mc_is_gguf_file(const char *path) {
     const size_t n = strlen(path);
@@ -391,11 +392,10 @@ typedef struct conv_job {
 static void convert_rows(void *arg, int64_t a, int64_t b, int thread) {
     const conv_job *j = arg;
     const mc_weight *W = j->W;
-    const size_t src_row = mc_dtype_row_bytes(W->dtype, W->cols);
     float *row = j->rows_f32 + thread * j->max_cols;
     for (int64_t i = a; i < b; i++) {
         char *dst = j->out + (size_t)i * j->dst_row;
-        mc_convert_to_f32(row, (const char *)W->data + (size_t)(j->r0 + i) * src_row, W->dtype, (size_t)W->cols);
+        mc_weight_row_f32(row, W, j->r0 + i);
         if (mc_dtype_is_quant(j->t)) mc_quantize_row(dst, row, j->t, W->cols);
         else if (j->t == MAMBAC_DTYPE_F32) memcpy(dst, row, (size_t)W->cols * 4);
         else
@@ -468,8 +468,20 @@ mambac_status mambac_model_write_gguf(const mambac_model *m, const char *path, m
         }
         const mc_weight *W = o->w;
         const size_t src_row = mc_dtype_row_bytes(W->dtype, W->cols);
-        if (o->t == W->dtype) {
+        if (o->t == W->dtype && !W->x16_rows) {
             mc_gguf_writer_data(w, W->data, src_row * (size_t)W->rows);
+            continue;
+        }
+        if (o->t == W->dtype) { /* repacked at load: the file gets the native rows back */
+            for (int64_t r = 0; r < W->rows; r += ROW_BLOCK) {
+                const int64_t n = W->rows - r < ROW_BLOCK ? W->rows - r : ROW_BLOCK;
+                for (int64_t k = 0; k < n; k++) {
+                    uint8_t *dst = (uint8_t *)j.out + (size_t)k * src_row;
+                    const uint8_t *row = mc_weight_row_bytes(W, r + k, dst);
+                    if (row != dst) memcpy(dst, row, src_row);
+                }
+                mc_gguf_writer_data(w, j.out, src_row * (size_t)n);
+            }
             continue;
         }
         j.W = W, j.t = o->t, j.dst_row = mc_dtype_row_bytes(o->t, W->cols);

@@ -159,6 +159,8 @@ void mambac_model_free(mambac_model *m) {
     mc_tensor_list_free(&m->tensors);
     free(m->layers);
     free(m->arena);
+    for (size_t i = 0; i < m->n_repacked; i++) free(m->repacked[i]);
+    free(m->repacked);
     free(m->dir);
     free(m->path);
     free(m);

@@ -15,6 +15,7 @@ typedef struct mc_weight {
     mambac_dtype dtype;
     const void *data;
     int64_t rows, cols;
+    int64_t x16_rows; /* q4_0 only: rows [0, x16_rows) repacked 16 at a time (q4_0_x16.h) */
 } mc_weight;
 
 typedef struct mc_layer {
@@ -47,6 +48,8 @@ struct mambac_model {
     float *arena;      /* float32 copies of the small parameters */
     int a_is_neg_exp;  /* the file stores A = -exp(A_log) itself (GGUF), not A_log */
     char *path;        /* what was loaded: the folder, or the .gguf file */
+    void **repacked;   /* buffers of the matrices repacked at load (q4_0_x16.h) */
+    size_t n_repacked;
 };
 
 /* Channels through the causal conv: Mamba-1 x only; Mamba-2 x, B and C. */

@@ -60,7 +60,7 @@ static void gemm_range(void *arg, int64_t r0, int64_t r1, int thread) {
 
 static void gemm(const mc_tctx *c, float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T,
                  const float *W, int64_t R, int64_t K, const float *bias) {
-    gemm_job j = {c, out, out_stride, x, x_stride, T, {MAMBAC_DTYPE_F32, W, R, K}, bias};
+    gemm_job j = {c, out, out_stride, x, x_stride, T, {MAMBAC_DTYPE_F32, W, R, K, 0}, bias};
     mc_pool_for(c->pool, R, MC_GEMM_PANEL, gemm_range, &j);
 }
 

@@ -9,6 +9,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "model/model.h"
+#include "model/q4_0_x16.h"
 #include "train/train.h"
 
 typedef struct builder {
@@ -43,7 +44,8 @@ static float *decl(builder *b, int decay, int ndim, int64_t d0, int64_t d1, int6
 }
 
 static void copy_weight(float *dst, const mc_weight *w) {
-    if (dst) mc_convert_to_f32(dst, w->data, w->dtype, (size_t)(w->rows * w->cols));
+    if (dst)
+        for (int64_t r = 0; r < w->rows; r++) mc_weight_row_f32(dst + r * w->cols, w, r);
 }
 
 static void copy_vec(float *dst, const float *src, int64_t n) {
