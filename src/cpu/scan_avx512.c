@@ -16,14 +16,28 @@
 #define TARGET MC_AVX512_TARGET
 #define MAX_N 64
 
-/* Channels [c, c + nc) (nc <= 16); N is a constant after inlining (see the switch). */
+/* Channels [c, c + nc) (nc <= 16); N is a constant after inlining (see the switch). A
+ * and the state (channel-major, N per channel) become (N, 16) registers: for a whole
+ * block of 16 channels with N = 16 by a register transpose (in decode, T = 1, a scalar
+ * copy in and out cost more than the scan itself: perf, mamba-130m q4_0), else through
+ * a scalar copy. */
 TARGET static inline __attribute__((always_inline)) void scan_block(const mc_scan_args *a, int64_t c, int nc, int N) {
     const __mmask16 m = (__mmask16)((1u << nc) - 1);
-    float At[MAX_N][16] = {{0}}, St[MAX_N][16] = {{0}};
-    for (int j = 0; j < nc; j++)
-        for (int n = 0; n < N; n++) At[n][j] = a->A[(c + j) * N + n], St[n][j] = a->state[(c + j) * N + n];
-    __m512 s[MAX_N];
-    for (int n = 0; n < N; n++) s[n] = _mm512_loadu_ps(St[n]);
+    const int square = nc == 16 && N == 16;
+    __m512 s[MAX_N], At[MAX_N];
+    if (square) {
+        for (int j = 0; j < 16; j++) {
+            At[j] = _mm512_loadu_ps(a->A + (c + j) * 16);
+            s[j] = _mm512_loadu_ps(a->state + (c + j) * 16);
+        }
+        mc_transpose16(At);
+        mc_transpose16(s);
+    } else {
+        float Af[MAX_N][16] = {{0}}, Sf[MAX_N][16] = {{0}};
+        for (int j = 0; j < nc; j++)
+            for (int n = 0; n < N; n++) Af[n][j] = a->A[(c + j) * N + n], Sf[n][j] = a->state[(c + j) * N + n];
+        for (int n = 0; n < N; n++) At[n] = _mm512_loadu_ps(Af[n]), s[n] = _mm512_loadu_ps(Sf[n]);
+    }
     const __m512 bias = _mm512_maskz_loadu_ps(m, a->dt_bias + c), D = _mm512_maskz_loadu_ps(m, a->D + c);
     for (int64_t t = 0; t < a->T; t++) {
         const __m512 dt = mc_softplus512(_mm512_add_ps(_mm512_maskz_loadu_ps(m, a->dt + t * a->dt_stride + c), bias));
@@ -31,7 +45,7 @@ TARGET static inline __attribute__((always_inline)) void scan_block(const mc_sca
         const float *B = a->B + t * a->bc_stride, *C = a->C + t * a->bc_stride;
         __m512 y = _mm512_setzero_ps();
         for (int n = 0; n < N; n++) {
-            const __m512 dA = mc_exp512(_mm512_mul_ps(dt, _mm512_loadu_ps(At[n])));
+            const __m512 dA = mc_exp512(_mm512_mul_ps(dt, At[n]));
             s[n] = _mm512_fmadd_ps(dA, s[n], _mm512_mul_ps(dx, _mm512_set1_ps(B[n])));
             y = _mm512_fmadd_ps(s[n], _mm512_set1_ps(C[n]), y);
         }
@@ -39,9 +53,15 @@ TARGET static inline __attribute__((always_inline)) void scan_block(const mc_sca
         y = _mm512_mul_ps(y, mc_silu512(_mm512_maskz_loadu_ps(m, a->z + t * a->z_stride + c)));
         _mm512_mask_storeu_ps(a->y + t * a->y_stride + c, m, y);
     }
-    for (int n = 0; n < N; n++) _mm512_storeu_ps(St[n], s[n]);
+    if (square) {
+        mc_transpose16(s);
+        for (int j = 0; j < 16; j++) _mm512_storeu_ps(a->state + (c + j) * 16, s[j]);
+        return;
+    }
+    float Sf[MAX_N][16];
+    for (int n = 0; n < N; n++) _mm512_storeu_ps(Sf[n], s[n]);
     for (int j = 0; j < nc; j++)
-        for (int n = 0; n < N; n++) a->state[(c + j) * N + n] = St[n][j];
+        for (int n = 0; n < N; n++) a->state[(c + j) * N + n] = Sf[n][j];
 }
 
 TARGET void mc_scan_avx512(const mc_scan_args *a) {

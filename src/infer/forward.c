@@ -101,6 +101,29 @@ int32_t mambac_context_threads(const mambac_context *ctx) { return mc_pool_threa
 
 /* ---- parallel pieces -------------------------------------------------------------- */
 
+/* A chunk for mc_pool_for_dynamic: a quarter of a thread's share of n items, a multiple
+ * of `unit`. */
+static int64_t share(const mambac_context *ctx, int64_t n, int64_t unit) {
+    const int64_t g = n / (4 * mc_pool_threads(ctx->pool)) / unit * unit;
+    return g < unit ? unit : g;
+}
+
+/* The causal conv, split over channels (each has its own window). */
+typedef struct conv_job {
+    float *x;
+    int64_t T, stride, K, C;
+    const float *w, *b;
+    float *window;
+    const mc_kernels *k;
+} conv_job;
+
+static void conv_range(void *arg, int64_t c0, int64_t c1, int thread) {
+    (void)thread;
+    const conv_job *j = arg;
+    j->k->conv_prefill(j->x + c0, j->T, j->stride, c1 - c0, j->K, j->w + c0 * j->K, j->b ? j->b + c0 : NULL,
+                       j->window + c0 * (j->K - 1));
+}
+
 typedef struct gemm_job {
     mc_gemm_fn fn;
     float *out;
@@ -111,18 +134,18 @@ typedef struct gemm_job {
     float *scratch;
     int64_t scratch_stride;
     void *planes; /* AMX: the split activations */
+    /* decode: the conv step on output rows [conv0, conv0 + conv->C) as soon as a range of
+     * them is done (no serial pass, no extra barrier); NULL otherwise */
+    const conv_job *conv;
+    int64_t conv0;
 } gemm_job;
 
 static void gemm_range(void *arg, int64_t r0, int64_t r1, int thread) {
     const gemm_job *j = arg;
     j->fn(j->out, j->W->rows, j->x, j->x_stride, j->T, j->W, r0, r1, j->bias, j->scratch + thread * j->scratch_stride);
-}
-
-/* A chunk for mc_pool_for_dynamic: a quarter of a thread's share of n items, a multiple
- * of `unit`. */
-static int64_t share(const mambac_context *ctx, int64_t n, int64_t unit) {
-    const int64_t g = n / (4 * mc_pool_threads(ctx->pool)) / unit * unit;
-    return g < unit ? unit : g;
+    if (!j->conv) return;
+    const int64_t c0 = r0 > j->conv0 ? r0 - j->conv0 : 0, c1 = r1 - j->conv0 < j->conv->C ? r1 - j->conv0 : j->conv->C;
+    if (c1 > c0) conv_range((void *)j->conv, c0, c1, thread);
 }
 
 static void amx_split_range(void *arg, int64_t g0, int64_t g1, int thread) {
@@ -142,7 +165,7 @@ static void amx_item_range(void *arg, int64_t i0, int64_t i1, int thread) {
  * rows are handed out as threads ask for them (a core slowed by other work takes fewer). */
 static void matmul(mambac_context *ctx, float *out, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
                    const float *bias) {
-    gemm_job j = {ctx->kernels->gemm, out, x, x_stride, T, W, bias, ctx->gemm, ctx->gemm_stride, ctx->amx};
+    gemm_job j = {ctx->kernels->gemm, out, x, x_stride, T, W, bias, ctx->gemm, ctx->gemm_stride, ctx->amx, NULL, 0};
     if (ctx->amx && mc_amx_split_bytes(W, T) > 0) {
         mc_pool_for(ctx->pool, (T + 31) / 32 * 2, 2, amx_split_range, &j);
         mc_pool_for_dynamic(ctx->pool, mc_amx_items(W, T), 1, amx_item_range, &j);
@@ -158,10 +181,12 @@ static void matmul(mambac_context *ctx, float *out, const float *x, int64_t x_st
 typedef struct scan_job {
     mc_scan_args a;
     void (*scan)(const struct mc_scan_args *a);
+    const gemm_job *dt_proj; /* decode: dt of the range's channels computed first; else NULL */
 } scan_job;
 
 static void scan_range(void *arg, int64_t c0, int64_t c1, int thread) {
     const scan_job *j = arg;
+    if (j->dt_proj) gemm_range((void *)j->dt_proj, c0, c1, thread);
     mc_scan_args a = j->a; /* the same scan on channels [c0, c1) */
     a.E = c1 - c0;
     a.x += c0, a.z += c0, a.dt += c0, a.y += c0;
@@ -184,28 +209,6 @@ static void ssd_range(void *arg, int64_t h0, int64_t h1, int thread) {
     a.scratch = j->scratch + thread * j->scratch_stride;
     if (a.T == 1) j->ssd_step(&a);
     else j->ssd(&a);
-}
-
-/* The causal conv of prefill, split over channels (each has its own window). */
-typedef struct conv_job {
-    float *x;
-    int64_t T, stride, K;
-    const float *w, *b;
-    float *window;
-    const mc_kernels *k;
-} conv_job;
-
-static void conv_range(void *arg, int64_t c0, int64_t c1, int thread) {
-    (void)thread;
-    const conv_job *j = arg;
-    j->k->conv_prefill(j->x + c0, j->T, j->stride, c1 - c0, j->K, j->w + c0 * j->K, j->b ? j->b + c0 : NULL,
-                       j->window + c0 * (j->K - 1));
-}
-
-static void conv_prefill(mambac_context *ctx, float *x, int64_t T, int64_t stride, int64_t C, int64_t K, const float *w,
-                         const float *b, float *window) {
-    conv_job j = {x, T, stride, K, w, b, window, ctx->kernels};
-    mc_pool_for_dynamic(ctx->pool, C, share(ctx, C, 64), conv_range, &j);
 }
 
 /* Mamba-2 after the SSD, token by token: y += D x, then the gated norm with z. */
@@ -240,17 +243,33 @@ static void residual_add(float *h, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) h[i] += x[i];
 }
 
+/* in_proj, then the causal conv over its output columns [c0, c0 + C) (window: the
+ * layer's conv state). In decode the conv runs inside the product's row ranges. */
+static void in_proj_conv(mambac_context *ctx, const mc_layer *L, float *window, int64_t T, int64_t c0, int64_t C) {
+    const mambac_model_info *c = &ctx->model->info;
+    const int64_t W = L->in_proj.rows;
+    conv_job cj = {ctx->proj + c0, T, W, c->d_conv, C, L->conv_w, L->conv_b, window, ctx->kernels};
+    if (T == 1 && !(ctx->amx && mc_amx_split_bytes(&L->in_proj, T) > 0)) {
+        gemm_job j = {ctx->kernels->gemm, ctx->proj, ctx->xn, c->d_model, T, &L->in_proj, L->in_proj_b,
+                      ctx->gemm, ctx->gemm_stride, NULL, &cj, c0};
+        mc_pool_for_dynamic(ctx->pool, W, share(ctx, W, MC_GEMM_PANEL), gemm_range, &j);
+        return;
+    }
+    matmul(ctx, ctx->proj, ctx->xn, c->d_model, T, &L->in_proj, L->in_proj_b);
+    mc_pool_for_dynamic(ctx->pool, C, share(ctx, C, 64), conv_range, &cj);
+}
+
 /* Mamba-1 mixer over T tokens of ctx->xn; result in ctx->out (T, D). */
 static void mamba1_mixer(mambac_context *ctx, const mc_layer *L, struct mambac_state *st, int layer, int64_t T) {
     const mambac_model_info *c = &ctx->model->info;
     const int64_t E = c->d_inner, N = c->d_state, R = c->dt_rank, W = 2 * E, X = R + 2 * N;
-    matmul(ctx, ctx->proj, ctx->xn, c->d_model, T, &L->in_proj, L->in_proj_b); /* [x | z] */
-    if (T == 1)
-        mc_conv1d_step(ctx->proj, E, c->d_conv, L->conv_w, L->conv_b, mc_state_conv(st, layer));
-    else
-        conv_prefill(ctx, ctx->proj, T, W, E, c->d_conv, L->conv_w, L->conv_b, mc_state_conv(st, layer));
+    in_proj_conv(ctx, L, mc_state_conv(st, layer), T, 0, E); /* [x | z], conv over x */
     matmul(ctx, ctx->xdbl, ctx->proj, W, T, &L->x_proj, NULL); /* [dt_r | B | C] */
-    matmul(ctx, ctx->dt, ctx->xdbl, X, T, &L->dt_proj, NULL);  /* bias added in the scan */
+    /* dt = dt_proj(dt_r), its bias added in the scan; in decode per channel range with
+     * the scan (one barrier less a layer) */
+    gemm_job dj = {ctx->kernels->gemm, ctx->dt, ctx->xdbl, X, T, &L->dt_proj, NULL, ctx->gemm, ctx->gemm_stride, NULL, NULL, 0};
+    const int fuse_dt = T < 4 && !(ctx->amx && mc_amx_split_bytes(&L->dt_proj, T) > 0);
+    if (!fuse_dt) matmul(ctx, ctx->dt, ctx->xdbl, X, T, &L->dt_proj, NULL);
     mc_scan_args a = {
         .T = T, .E = E, .N = N,
         .x = ctx->proj, .x_stride = W, .z = ctx->proj + E, .z_stride = W,
@@ -259,7 +278,7 @@ static void mamba1_mixer(mambac_context *ctx, const mc_layer *L, struct mambac_s
         .A = L->A, .D = L->D, .dt_bias = L->dt_bias,
         .y = ctx->y, .y_stride = E, .state = mc_state_ssm(st, layer),
     };
-    scan_job sj = {a, ctx->kernels->scan};
+    scan_job sj = {a, ctx->kernels->scan, fuse_dt ? &dj : NULL};
     mc_pool_for_dynamic(ctx->pool, E, share(ctx, E, 16), scan_range, &sj);
     matmul(ctx, ctx->out, ctx->y, E, T, &L->out_proj, L->out_proj_b);
 }
@@ -269,12 +288,8 @@ static void mamba2_mixer(mambac_context *ctx, const mc_layer *L, struct mambac_s
     const mambac_model_info *c = &ctx->model->info;
     const int64_t E = c->d_inner, N = c->d_state, G = c->n_groups, H = c->n_heads, P = c->head_dim;
     const int64_t W = L->in_proj.rows, Cch = E + 2 * G * N;
-    matmul(ctx, ctx->proj, ctx->xn, c->d_model, T, &L->in_proj, L->in_proj_b); /* [z | x B C | dt] */
+    in_proj_conv(ctx, L, mc_state_conv(st, layer), T, E, Cch); /* [z | x B C | dt], conv over x B C */
     float *xbc = ctx->proj + E, *dt_raw = ctx->proj + E + Cch;
-    if (T == 1)
-        mc_conv1d_step(xbc, Cch, c->d_conv, L->conv_w, L->conv_b, mc_state_conv(st, layer));
-    else
-        conv_prefill(ctx, xbc, T, W, Cch, c->d_conv, L->conv_w, L->conv_b, mc_state_conv(st, layer));
     for (int64_t t = 0; t < T; t++)
         for (int64_t h = 0; h < H; h++) {
             float v = mc_softplus(dt_raw[t * W + h] + L->dt_bias[h]);
