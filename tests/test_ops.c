@@ -234,6 +234,23 @@ static mambac_sampler *sampler(float temp, int top_k, float top_p, float min_p, 
     return s;
 }
 
+/* argmax against a plain scan: every length 1..40 (tails past the 8-wide loop), the
+ * maximum moved to each position, ties (the first wins), negatives, NaNs skipped. */
+static void test_argmax(void) {
+    float v[40];
+    int bad = 0;
+    for (int n = 1; n <= 40; n++)
+        for (int at = 0; at < n; at++) {
+            for (int i = 0; i < n; i++) v[i] = -100.0f - (float)((i * 7) % 11);
+            v[at] = -1.0f;
+            if (at + 3 < n) v[at + 3] = -1.0f; /* a later tie */
+            if (at > 0) v[0] = NAN;
+            bad += mambac_argmax(v, n) != at;
+        }
+    float nan3[3] = {NAN, NAN, NAN};
+    CHECK(bad == 0 && mambac_argmax(nan3, 3) == 0, "argmax: %d wrong", bad);
+}
+
 /* Which ids appear over many draws. */
 static void support(mambac_sampler *s, const float *logits, int32_t n, int *seen, int draws) {
     memset(seen, 0, (size_t)n * sizeof *seen);
@@ -323,5 +340,6 @@ int main(void) {
     test_f16_exhaustive();
     test_rmsnorm();
     test_sampler();
+    test_argmax();
     return check_summary();
 }
