@@ -339,6 +339,9 @@ int main(void) {
         check_conv(k, 5, 20, 2, 1);
         check_conv(k, 4, 33, 7, 1);            /* a width without its own case */
         check_conv(k, 3, 18, 12, 1);           /* wider than the vector kernel keeps in registers */
+        check_conv(k, 1, 1792, 4, 1);          /* decode: one token (K = 4, 3, 2 through register permutes) */
+        check_conv(k, 1, 48, 3, 0);
+        check_conv(k, 1, 32, 2, 1);
         check_gated_norm(k, 1536, 1);
         check_gated_norm(k, 1536, 8);
         check_gated_norm(k, 37, 1);

@@ -14,20 +14,59 @@
 #define TARGET MC_AVX512_TARGET
 #define MAX_K 8
 
+/* A block of 16 channels of a channel-major (16, S) array, S <= 4, to and from S
+ * registers (v[k] lane j = a[j * S + k]): two two-source permutes and a blend per
+ * register. In decode (T = 1) the scalar copies these replace were most of the conv. */
+TARGET static inline __attribute__((always_inline)) void from_channel_major(const float *a, int S, __m512 v[4]) {
+    __m512 r[4];
+    for (int q = 0; q < 4; q++) r[q] = q < S ? _mm512_loadu_ps(a + 16 * q) : _mm512_setzero_ps();
+    for (int k = 0; k < S; k++) {
+        int32_t e[16];
+        __mmask16 hi = 0;
+        for (int j = 0; j < 16; j++) {
+            e[j] = j * S + k; /* in r[e / 16]; permutex2var reads its low 5 bits */
+            if (e[j] >= 32) hi |= (__mmask16)(1u << j);
+        }
+        const __m512i idx = _mm512_loadu_si512((const void *)e);
+        v[k] = _mm512_mask_blend_ps(hi, _mm512_permutex2var_ps(r[0], idx, r[1]), _mm512_permutex2var_ps(r[2], idx, r[3]));
+    }
+}
+TARGET static inline __attribute__((always_inline)) void to_channel_major(float *a, int S, const __m512 v[4]) {
+    const __m512 z = _mm512_setzero_ps();
+    for (int q = 0; q < S; q++) {
+        int32_t idx[16];
+        __mmask16 hi = 0;
+        for (int i = 0; i < 16; i++) { /* a[16 q + i] = v[k] lane j with 16 q + i = j S + k */
+            const int e = 16 * q + i, j = e / S, k = e % S;
+            idx[i] = j + 16 * (k & 1);
+            if (k >= 2) hi |= (__mmask16)(1u << i);
+        }
+        const __m512i ix = _mm512_loadu_si512((const void *)idx);
+        const __m512 lo2 = _mm512_permutex2var_ps(v[0], ix, S > 1 ? v[1] : z);
+        const __m512 hi2 = S > 2 ? _mm512_permutex2var_ps(v[2], ix, S > 3 ? v[3] : z) : z;
+        _mm512_storeu_ps(a + 16 * q, _mm512_mask_blend_ps(hi, lo2, hi2));
+    }
+}
+
 /* One block of nc <= 16 channels; K is a constant after inlining (see the switch). */
 TARGET static inline __attribute__((always_inline)) void conv_block(float *x, int64_t T, int64_t stride, int nc,
                                                                     int K, const float *w, const float *b,
                                                                     float *window) {
     const __mmask16 m = (__mmask16)((1u << nc) - 1);
-    float wt[MAX_K][16] = {{0}}, ht[MAX_K][16] = {{0}}, bt[16] = {0};
-    for (int j = 0; j < nc; j++) {
-        for (int k = 0; k < K; k++) wt[k][j] = w[j * K + k];
-        for (int k = 0; k < K - 1; k++) ht[k][j] = window[j * (K - 1) + k];
-        bt[j] = b ? b[j] : 0.0f;
-    }
+    const int regs = nc == 16 && K <= 4; /* whole block, taps through permutes */
     __m512 wk[MAX_K], hist[MAX_K];
-    for (int k = 0; k < K; k++) wk[k] = _mm512_loadu_ps(wt[k]), hist[k] = _mm512_loadu_ps(ht[k]);
-    const __m512 bias = _mm512_loadu_ps(bt);
+    if (regs) {
+        from_channel_major(w, K, wk);
+        from_channel_major(window, K - 1, hist);
+    } else {
+        float wt[MAX_K][16] = {{0}}, ht[MAX_K][16] = {{0}};
+        for (int j = 0; j < nc; j++) {
+            for (int k = 0; k < K; k++) wt[k][j] = w[j * K + k];
+            for (int k = 0; k < K - 1; k++) ht[k][j] = window[j * (K - 1) + k];
+        }
+        for (int k = 0; k < K; k++) wk[k] = _mm512_loadu_ps(wt[k]), hist[k] = _mm512_loadu_ps(ht[k]);
+    }
+    const __m512 bias = b ? _mm512_maskz_loadu_ps(m, b) : _mm512_setzero_ps();
     for (int64_t t = 0; t < T; t++) {
         const __m512 in = _mm512_maskz_loadu_ps(m, x + t * stride);
         __m512 acc = bias;
@@ -37,6 +76,11 @@ TARGET static inline __attribute__((always_inline)) void conv_block(float *x, in
         hist[K - 2] = in;
         _mm512_mask_storeu_ps(x + t * stride, m, mc_silu512(acc));
     }
+    if (regs) {
+        to_channel_major(window, K - 1, hist);
+        return;
+    }
+    float ht[MAX_K][16];
     for (int k = 0; k < K - 1; k++) _mm512_storeu_ps(ht[k], hist[k]);
     for (int j = 0; j < nc; j++)
         for (int k = 0; k < K - 1; k++) window[j * (K - 1) + k] = ht[k][j];
