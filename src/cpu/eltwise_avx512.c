@@ -17,34 +17,40 @@
 /* A block of 16 channels of a channel-major (16, S) array, S <= 4, to and from S
  * registers (v[k] lane j = a[j * S + k]): two two-source permutes and a blend per
  * register. In decode (T = 1) the scalar copies these replace were most of the conv. */
+/* Permute indices and blend masks (S = 1..4): FROM_IDX[S][k] lane j = j S + k (the
+ * element of r[0..3] holding tap k of channel j); TO_IDX[S][q] lane i = the lane of
+ * v[k] (+ 16 for odd k) that element 16 q + i = j S + k comes from. */
+static const int32_t FROM_IDX[5][4][16] __attribute__((aligned(64))) = {
+    {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
+    {{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
+    {{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30}, {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
+    {{0, 3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 33, 36, 39, 42, 45}, {1, 4, 7, 10, 13, 16, 19, 22, 25, 28, 31, 34, 37, 40, 43, 46}, {2, 5, 8, 11, 14, 17, 20, 23, 26, 29, 32, 35, 38, 41, 44, 47}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
+    {{0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 52, 56, 60}, {1, 5, 9, 13, 17, 21, 25, 29, 33, 37, 41, 45, 49, 53, 57, 61}, {2, 6, 10, 14, 18, 22, 26, 30, 34, 38, 42, 46, 50, 54, 58, 62}, {3, 7, 11, 15, 19, 23, 27, 31, 35, 39, 43, 47, 51, 55, 59, 63}}};
+static const __mmask16 FROM_HI[5][4] = {{0x0, 0x0, 0x0, 0x0}, {0x0, 0x0, 0x0, 0x0}, {0x0, 0x0, 0x0, 0x0}, {0xf800, 0xf800, 0xfc00, 0x0}, {0xff00, 0xff00, 0xff00, 0xff00}};
+static const int32_t TO_IDX[5][4][16] __attribute__((aligned(64))) = {
+    {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
+    {{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
+    {{0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23}, {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
+    {{0, 16, 0, 1, 17, 1, 2, 18, 2, 3, 19, 3, 4, 20, 4, 5}, {21, 5, 6, 22, 6, 7, 23, 7, 8, 24, 8, 9, 25, 9, 10, 26}, {10, 11, 27, 11, 12, 28, 12, 13, 29, 13, 14, 30, 14, 15, 31, 15}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
+    {{0, 16, 0, 16, 1, 17, 1, 17, 2, 18, 2, 18, 3, 19, 3, 19}, {4, 20, 4, 20, 5, 21, 5, 21, 6, 22, 6, 22, 7, 23, 7, 23}, {8, 24, 8, 24, 9, 25, 9, 25, 10, 26, 10, 26, 11, 27, 11, 27}, {12, 28, 12, 28, 13, 29, 13, 29, 14, 30, 14, 30, 15, 31, 15, 31}}};
+static const __mmask16 TO_HI[5][4] = {{0x0, 0x0, 0x0, 0x0}, {0x0, 0x0, 0x0, 0x0}, {0x0, 0x0, 0x0, 0x0}, {0x4924, 0x2492, 0x9249, 0x0}, {0xcccc, 0xcccc, 0xcccc, 0xcccc}};
+
 TARGET static inline __attribute__((always_inline)) void from_channel_major(const float *a, int S, __m512 v[4]) {
     __m512 r[4];
     for (int q = 0; q < 4; q++) r[q] = q < S ? _mm512_loadu_ps(a + 16 * q) : _mm512_setzero_ps();
     for (int k = 0; k < S; k++) {
-        int32_t e[16];
-        __mmask16 hi = 0;
-        for (int j = 0; j < 16; j++) {
-            e[j] = j * S + k; /* in r[e / 16]; permutex2var reads its low 5 bits */
-            if (e[j] >= 32) hi |= (__mmask16)(1u << j);
-        }
-        const __m512i idx = _mm512_loadu_si512((const void *)e);
-        v[k] = _mm512_mask_blend_ps(hi, _mm512_permutex2var_ps(r[0], idx, r[1]), _mm512_permutex2var_ps(r[2], idx, r[3]));
+        const __m512i idx = _mm512_load_si512((const void *)FROM_IDX[S][k]);
+        v[k] = _mm512_mask_blend_ps(FROM_HI[S][k], _mm512_permutex2var_ps(r[0], idx, r[1]),
+                                    _mm512_permutex2var_ps(r[2], idx, r[3]));
     }
 }
 TARGET static inline __attribute__((always_inline)) void to_channel_major(float *a, int S, const __m512 v[4]) {
     const __m512 z = _mm512_setzero_ps();
     for (int q = 0; q < S; q++) {
-        int32_t idx[16];
-        __mmask16 hi = 0;
-        for (int i = 0; i < 16; i++) { /* a[16 q + i] = v[k] lane j with 16 q + i = j S + k */
-            const int e = 16 * q + i, j = e / S, k = e % S;
-            idx[i] = j + 16 * (k & 1);
-            if (k >= 2) hi |= (__mmask16)(1u << i);
-        }
-        const __m512i ix = _mm512_loadu_si512((const void *)idx);
-        const __m512 lo2 = _mm512_permutex2var_ps(v[0], ix, S > 1 ? v[1] : z);
-        const __m512 hi2 = S > 2 ? _mm512_permutex2var_ps(v[2], ix, S > 3 ? v[3] : z) : z;
-        _mm512_storeu_ps(a + 16 * q, _mm512_mask_blend_ps(hi, lo2, hi2));
+        const __m512i idx = _mm512_load_si512((const void *)TO_IDX[S][q]);
+        const __m512 lo2 = _mm512_permutex2var_ps(v[0], idx, S > 1 ? v[1] : z);
+        const __m512 hi2 = S > 2 ? _mm512_permutex2var_ps(v[2], idx, S > 3 ? v[3] : z) : z;
+        _mm512_storeu_ps(a + 16 * q, _mm512_mask_blend_ps(TO_HI[S][q], lo2, hi2));
     }
 }
 
