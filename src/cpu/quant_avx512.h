@@ -21,6 +21,13 @@ MC_QUANT_AVX512_TARGET static inline float mc_f16_at(const uint8_t *p) {
     return _cvtsh_ss(h);
 }
 
+/* The 32 nibbles of a q4_0 / q5_0 block (16 bytes) as int16 words 0..15 (value j < 16 the
+ * low nibble of byte j, value j + 16 the high one). */
+MC_QUANT_AVX512_TARGET static inline __m512i mc_nibbles_i16(__m128i qs) {
+    const __m256i v = _mm256_cvtepu8_epi16(qs);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(v, _mm256_set1_epi16(15))), _mm256_srli_epi16(v, 4), 1);
+}
+
 /* Block b (32 values) of a q8_0 / q4_0 / q5_0 / q4_K row as 32 int16 (value j in word j)
  * with w = scale * q - min. */
 MC_QUANT_AVX512_TARGET static inline __m512i mc_unpack_block_i16(mambac_dtype t, const uint8_t *row, int64_t b,
@@ -45,9 +52,7 @@ MC_QUANT_AVX512_TARGET static inline __m512i mc_unpack_block_i16(mambac_dtype t,
     const int q5 = t == MAMBAC_DTYPE_Q5_0;
     const uint8_t *blk = row + b * (q5 ? 22 : 18), *qs = blk + (q5 ? 6 : 2);
     *scale = mc_f16_at(blk);
-    const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)qs));
-    __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(v, _mm256_set1_epi16(15))),
-                                   _mm256_srli_epi16(v, 4), 1);
+    __m512i z = mc_nibbles_i16(_mm_loadu_si128((const __m128i *)qs));
     if (!q5) return _mm512_sub_epi16(z, _mm512_set1_epi16(8));
     uint32_t qh;
     memcpy(&qh, blk + 2, 4);
@@ -55,14 +60,19 @@ MC_QUANT_AVX512_TARGET static inline __m512i mc_unpack_block_i16(mambac_dtype t,
     return _mm512_sub_epi16(z, _mm512_set1_epi16(16));
 }
 
-/* Block b of row r of W (rows rb bytes apart when native; q4_0 rows repacked at load are
- * gathered first, q4_0_x16.h). */
+/* Block b of row r of W (rows rb bytes apart when native; q4_0 rows repacked at load:
+ * the row's scale and its four dwords of the group's block, q4_0_x16.h, gathered in
+ * registers — through a stack copy the 4-byte stores stalled the 16-byte load). */
 MC_QUANT_AVX512_TARGET static inline __m512i mc_unpack_weight_block_i16(const mc_weight *W, int64_t r, size_t rb, int64_t b,
                                                                         float *scale, float *min) {
     if (r < W->x16_rows) {
-        uint8_t blk[18];
-        mc_x16_block_native(blk, W, r, b);
-        return mc_unpack_block_i16(MAMBAC_DTYPE_Q4_0, blk, 0, scale, min); /* only q4_0 is repacked */
+        const uint8_t *blk = mc_x16_group(W, r / MC_X16_ROWS) + (size_t)b * MC_X16_BLOCK_BYTES;
+        const int l = (int)(r % MC_X16_ROWS);
+        int32_t d[4];
+        for (int j = 0; j < 4; j++) memcpy(&d[j], blk + 32 + 64 * j + 4 * l, 4);
+        *scale = mc_f16_at(blk + 2 * l);
+        *min = 0.0f;
+        return _mm512_sub_epi16(mc_nibbles_i16(_mm_setr_epi32(d[0], d[1], d[2], d[3])), _mm512_set1_epi16(8));
     }
     return mc_unpack_block_i16(W->dtype, (const uint8_t *)W->data + (size_t)r * rb, b, scale, min);
 }
