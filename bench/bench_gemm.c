@@ -2,7 +2,7 @@
  * kernel set this CPU runs x weight dtype, on the projection shapes of mamba-130m, for
  * decode (T = 1: GB/s of weights streamed, vs the read bandwidth) and prefill (T = 512:
  * GFLOP/s, vs the FMA peak). One thread; bench_roofline gives the ceilings. Then the
- * quantized decode kernels (q8_0, q4_0 as stored and repacked 16 rows at a time, q4_K)
+ * quantized decode kernels (q8_0 and q4_0 as stored and repacked 16 rows at a time, q4_K)
  * on a 768-wide matrix of 1 024 rows (L2) and of 150 000 rows (DRAM), T = 1.
  *   bench_gemm [ISA] */
 #define _POSIX_C_SOURCE 200809L
@@ -14,7 +14,7 @@
 #include "core/dtype.h"
 #include "core/quant.h"
 #include "cpu/kernels.h"
-#include "model/q4_0_x16.h"
+#include "model/repack_x16.h"
 
 static double now(void) {
     struct timespec ts;
@@ -24,11 +24,12 @@ static double now(void) {
 
 /* The quantized decode kernels of set k: GB/s of weights streamed, best of 5. */
 static void bench_quant_decode(const char *isa, const mc_kernels *k) {
-    const mambac_dtype types[] = {MAMBAC_DTYPE_Q8_0, MAMBAC_DTYPE_Q4_0, MAMBAC_DTYPE_Q4_0, MAMBAC_DTYPE_Q4_K};
+    const mambac_dtype types[] = {MAMBAC_DTYPE_Q8_0, MAMBAC_DTYPE_Q8_0, MAMBAC_DTYPE_Q4_0, MAMBAC_DTYPE_Q4_0, MAMBAC_DTYPE_Q4_K};
+    const int repack[] = {0, 1, 0, 1, 0};
     const int64_t K = 768, rows[] = {1024, 150000};
     float *src = malloc((size_t)K * sizeof(float)), *x = malloc((size_t)K * sizeof(float));
     for (int64_t i = 0; i < K; i++) x[i] = (float)(i % 11 - 5) / 5.0f;
-    for (int ti = 0; ti < 4; ti++)
+    for (int ti = 0; ti < 5; ti++)
         for (int ri = 0; ri < 2; ri++) {
             const mambac_dtype t = types[ti];
             const int64_t R = rows[ri];
@@ -39,7 +40,7 @@ static void bench_quant_decode(const char *isa, const mc_kernels *k) {
                 mc_quantize_row((char *)w + (size_t)r * rb, src, t, K);
             }
             mc_weight W = {t, w, R, K, 0};
-            if (ti == 2 && !(packed = mc_x16_repack(&W))) continue;
+            if (repack[ti] && !(packed = mc_x16_repack(&W))) continue;
             float *out = malloc((size_t)R * sizeof(float)), *scratch = malloc((size_t)MC_GEMM_SCRATCH(K) * sizeof(float));
             const int reps = R < 10000 ? 2000 : 5;
             k->gemm(out, R, x, K, 1, &W, 0, R, NULL, scratch);
@@ -51,7 +52,7 @@ static void bench_quant_decode(const char *isa, const mc_kernels *k) {
                 best = d < best ? d : best;
             }
             printf("%-7s %-5s%-9s 768 x %-6lld T=1 %8.3f ms  %6.1f GB/s of weights\n", isa, mambac_dtype_name(t),
-                   ti == 2 ? " repacked" : "", (long long)R, best * 1e3, (double)(rb * (size_t)R) / best / 1e9);
+                   repack[ti] ? " repacked" : "", (long long)R, best * 1e3, (double)(rb * (size_t)R) / best / 1e9);
             free(out), free(scratch), free(packed), free(w);
         }
     free(src), free(x);

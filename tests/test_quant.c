@@ -17,7 +17,7 @@
 #include "core/quant.h"
 #include "cpu/kernels.h"
 #include "cpu/ops.h"
-#include "model/q4_0_x16.h"
+#include "model/repack_x16.h"
 #include "testutil.h"
 
 static uint64_t rng = 99;
@@ -104,8 +104,8 @@ static void check_quantize(const ref_file *r) {
 }
 
 /* Random weights quantized to t, then products through kernel set k vs mc_matmul. With
- * `repack` (q4_0), the kernels read a copy repacked 16 rows at a time as the loader makes
- * it (q4_0_x16.h), split at rows that cut groups, and every row read back through the
+ * `repack` (q4_0, q8_0), the kernels read a copy repacked 16 rows at a time as the loader makes
+ * it (repack_x16.h), split at rows that cut groups, and every row read back through the
  * accessor must give the native bytes. */
 static void check_gemm(const mc_kernels *k, mambac_dtype t, int64_t R, int64_t K, int64_t T, int repack) {
     float *wf = malloc((size_t)(R * K) * sizeof(float)), *x = malloc((size_t)(T * K) * sizeof(float));
@@ -206,8 +206,10 @@ int main(void) {
                 if (Ts[j] == 300 && strcmp(sets[s], "amx") != 0) continue;
                 check_gemm(k, types[i], 67, 768, Ts[j], 0);
                 if (types[i] != MAMBAC_DTYPE_Q4_K) check_gemm(k, types[i], 37, 96, Ts[j], 0);
-                if (types[i] == MAMBAC_DTYPE_Q4_0) check_gemm(k, types[i], 67, 768, Ts[j], 1);
-                if (types[i] == MAMBAC_DTYPE_Q4_0) check_gemm(k, types[i], 37, 96, Ts[j], 1);
+                if (types[i] == MAMBAC_DTYPE_Q4_0 || types[i] == MAMBAC_DTYPE_Q8_0) {
+                    check_gemm(k, types[i], 67, 768, Ts[j], 1);
+                    check_gemm(k, types[i], 37, 96, Ts[j], 1);
+                }
             }
         check_gemm(k, MAMBAC_DTYPE_Q4_K, 40, 1536, 1, 0);
     }

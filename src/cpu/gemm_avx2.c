@@ -11,7 +11,7 @@
 #include "core/dtype.h"
 #include "core/quant.h"
 #include "cpu/kernels.h"
-#include "model/q4_0_x16.h"
+#include "model/repack_x16.h"
 
 #define TARGET __attribute__((target("avx2,fma,f16c")))
 #define NR 16 /* rows per packed panel */

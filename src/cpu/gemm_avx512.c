@@ -17,7 +17,7 @@
 #include "core/dtype.h"
 #include "core/quant.h"
 #include "cpu/kernels.h"
-#include "model/q4_0_x16.h"
+#include "model/repack_x16.h"
 #include "cpu/simd_avx512.h"
 
 #define TARGET __attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c")))

@@ -22,7 +22,7 @@
 #include "core/dtype.h"
 #include "core/quant.h"
 #include "cpu/kernels.h"
-#include "model/q4_0_x16.h"
+#include "model/repack_x16.h"
 
 #define TOKENS 4 /* activations quantized per pass: the weight rows are reused from L1 */
 #define ROWS 2
@@ -160,7 +160,7 @@ void mc_gemv_quant_avx2(float *out, int64_t os, const float *x, int64_t xs, int6
         qx[j].q = (int16_t *)(p + 40 * nb);
         p += 40 * nb + 2 * K;
     }
-    uint8_t *native = (uint8_t *)p; /* a row repacked at load, gathered (q4_0_x16.h) */
+    uint8_t *native = (uint8_t *)p; /* a row repacked at load, gathered (repack_x16.h) */
     for (int64_t t = 0; t < T; t += TOKENS) {
         const int nt = T - t < TOKENS ? (int)(T - t) : TOKENS;
         for (int j = 0; j < nt; j++) quantize_x(x + (t + j) * xs, K, &qx[j]);

@@ -14,12 +14,12 @@
  * An odd last block is paired with itself and zero activations. q4_K's sub-blocks come
  * in pairs already (the low and high nibbles of 32 bytes), see row_q4_K.
  *
- * q4_0 rows repacked at load (model/q4_0_x16.h) go 16 rows at a time, one row per int32
- * lane, the activations broadcast: group_q4_0_x16. The int16 activations are split into
- * bytes, q = 256 hi + lo (lo unsigned, hi signed), so each 4-value step is two vpdpbusd
- * (nibble x lo, nibble x hi) on the nibbles as they lie in memory (two masks and a shift
- * per 64 bytes): the same integers as the int16 dot, about 2.3x the native kernel's
- * speed from L1 / L2 (docs/PERFORMANCE.md). */
+ * q4_0 / q8_0 rows repacked at load (model/repack_x16.h) go 16 rows at a time, one row
+ * per int32 lane, the activations broadcast: group_q4_0_x16, group_q8_0_x16. The int16
+ * activations are split into bytes, q = 256 hi + lo (lo unsigned, hi signed), so each
+ * 4-value step is two vpdpbusd (weight x lo, weight x hi) on the weights as they lie in
+ * memory: the same integers as the int16 dot; q4_0 ~2.3x the native kernel's speed
+ * (docs/PERFORMANCE.md). */
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <string.h>
@@ -27,7 +27,7 @@
 #include "core/dtype.h"
 #include "cpu/kernels.h"
 #include "cpu/simd_avx512.h"
-#include "model/q4_0_x16.h"
+#include "model/repack_x16.h"
 
 #define TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")))
 #define TOKENS 4
@@ -56,9 +56,10 @@ TARGET static void prepare_x(const float *x, int64_t K, uint8_t *out) {
     }
 }
 
-/* One token's activations for the x16 kernel, per block of 32 (X16_XBYTES bytes): the
- * low bytes of q [32], the high bytes [32] (q = 256 hi + lo), -8 * sum(q) (q4_0's offset,
- * int32), dx (float). */
+/* One token's activations for the x16 kernels, per block of 32 (X16_XBYTES bytes): the
+ * low bytes of q [32], the high bytes [32] (q = 256 hi + lo), then int32 -8 * sum(q)
+ * (q4_0's offset), float dx, int32 -128 * sum(hi) (q8_0's: it meets hi as weight + 128,
+ * an unsigned byte, since vpdpbusd multiplies unsigned by signed bytes). */
 #define X16_XBYTES 80
 TARGET static void prepare_x_x16(const float *x, int64_t K, uint8_t *out) {
     for (int64_t b = 0; b < K / 32; b++) {
@@ -70,8 +71,10 @@ TARGET static void prepare_x_x16(const float *x, int64_t K, uint8_t *out) {
         _mm_storeu_si128((__m128i *)(o + 32), _mm512_cvtepi32_epi8(_mm512_srai_epi32(q0, 8)));
         _mm_storeu_si128((__m128i *)(o + 48), _mm512_cvtepi32_epi8(_mm512_srai_epi32(q1, 8)));
         const int32_t s8 = -8 * _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+        const int32_t h128 = -128 * _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_srai_epi32(q0, 8), _mm512_srai_epi32(q1, 8)));
         memcpy(o + 64, &s8, 4);
         memcpy(o + 68, &dx, 4);
+        memcpy(o + 72, &h128, 4);
     }
 }
 
@@ -86,14 +89,25 @@ TARGET static inline __m512i bcast32(const uint8_t *p) {
  * 4c..4c+3 (low nibbles) and 16+4c.. (high) of every row, so one dword of activations,
  * broadcast, meets 16 rows at once. |lo sums| <= 32*15*255 + 8*32*32767, |hi| <= 32*15*128:
  * int32 is far from overflow. */
+#define X16_Q4 288 /* bytes of a group's block */
+#define X16_Q8 544
+
+/* A group's block `bytes` ahead, into L1, unless that is past the range's end (p <=
+ * end). Addresses as integers: written as pointer arithmetic, gcc 12 -O3 removed every
+ * one of these prefetches (it does not with -fno-strict-overflow), and the repacked
+ * kernels read DRAM at 2/3 of the native ones' speed. */
+static inline void prefetch_block(const uint8_t *p, int bytes, const uint8_t *end) {
+    if ((uintptr_t)end - (uintptr_t)p >= (uintptr_t)(MC_PREFETCH_AHEAD + bytes))
+        for (int o = 0; o < bytes; o += 64) _mm_prefetch((const char *)((uintptr_t)p + MC_PREFETCH_AHEAD + (uintptr_t)o), _MM_HINT_T0);
+}
+
 TARGET static void group_q4_0_x16(__m512 acc[TOKENS], const uint8_t *grp, const uint8_t *xq, int64_t xbytes, int nt,
                                   int64_t nb, const uint8_t *prefetch_end) {
     const __m512i m4 = _mm512_set1_epi8(15);
     for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *p = grp + b * MC_X16_BLOCK_BYTES;
-        if (p + MC_PREFETCH_AHEAD + MC_X16_BLOCK_BYTES <= prefetch_end)
-            for (int o = 0; o < MC_X16_BLOCK_BYTES; o += 64) _mm_prefetch((const char *)p + MC_PREFETCH_AHEAD + o, _MM_HINT_T0);
+        const uint8_t *p = grp + b * X16_Q4;
+        prefetch_block(p, X16_Q4, prefetch_end);
         __m512i n[8];
         for (int c = 0; c < 4; c++) {
             const __m512i v = _mm512_loadu_si512((const void *)(p + 32 + 64 * c));
@@ -113,6 +127,39 @@ TARGET static void group_q4_0_x16(__m512 acc[TOKENS], const uint8_t *grp, const 
                 lo = _mm512_dpbusd_epi32(lo, bcast32(x + 16 + 4 * c), n[2 * c + 1]);
                 hi = _mm512_dpbusd_epi32(hi, n[2 * c], bcast32(x + 32 + 4 * c));
                 hi = _mm512_dpbusd_epi32(hi, n[2 * c + 1], bcast32(x + 48 + 4 * c));
+            }
+            const __m512i sum = _mm512_add_epi32(lo, _mm512_slli_epi32(hi, 8));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(dw, _mm512_set1_ps(dx)), acc[t]);
+        }
+    }
+}
+
+/* As group_q4_0_x16 for q8_0: chunk c holds values 4c..4c+3 of every row as signed
+ * bytes; against hi they enter as w + 128 (unsigned), the offset taken back through the
+ * -128 * sum(hi) start. |lo| <= 32*128*255, |hi| <= 32*255*128 + 128*32*128. */
+TARGET static void group_q8_0_x16(__m512 acc[TOKENS], const uint8_t *grp, const uint8_t *xq, int64_t xbytes, int nt,
+                                  int64_t nb, const uint8_t *prefetch_end) {
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *p = grp + b * X16_Q8;
+        prefetch_block(p, X16_Q8, prefetch_end);
+        __m512i w[8], u[8];
+        for (int c = 0; c < 8; c++) {
+            w[c] = _mm512_loadu_si512((const void *)(p + 32 + 64 * c));
+            u[c] = _mm512_xor_si512(w[c], flip);
+        }
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+        for (int t = 0; t < nt; t++) {
+            const uint8_t *x = xq + t * xbytes + b * X16_XBYTES;
+            int32_t h128;
+            float dx;
+            memcpy(&dx, x + 68, 4);
+            memcpy(&h128, x + 72, 4);
+            __m512i lo = _mm512_setzero_si512(), hi = _mm512_set1_epi32(h128);
+            for (int c = 0; c < 8; c++) {
+                lo = _mm512_dpbusd_epi32(lo, bcast32(x + 4 * c), w[c]);
+                hi = _mm512_dpbusd_epi32(hi, u[c], bcast32(x + 32 + 4 * c));
             }
             const __m512i sum = _mm512_add_epi32(lo, _mm512_slli_epi32(hi, 8));
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(dw, _mm512_set1_ps(dx)), acc[t]);
@@ -252,7 +299,8 @@ TARGET void mc_gemv_quant_pairs(float *out, int64_t os, const float *x, int64_t 
         }
         for (int64_t g = r0 / MC_X16_ROWS; g * MC_X16_ROWS < rg; g++) {
             __m512 acc[TOKENS];
-            group_q4_0_x16(acc, mc_x16_group(W, g), xg, nb * X16_XBYTES, nt, nb, prefetch_end);
+            if (dt == MAMBAC_DTYPE_Q8_0) group_q8_0_x16(acc, mc_x16_group(W, g), xg, nb * X16_XBYTES, nt, nb, prefetch_end);
+            else group_q4_0_x16(acc, mc_x16_group(W, g), xg, nb * X16_XBYTES, nt, nb, prefetch_end);
             const int64_t lo = r0 > g * MC_X16_ROWS ? r0 - g * MC_X16_ROWS : 0;
             const int64_t hi = rg < (g + 1) * MC_X16_ROWS ? rg - g * MC_X16_ROWS : MC_X16_ROWS;
             const __mmask16 m = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));

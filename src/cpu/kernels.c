@@ -11,7 +11,7 @@
 #include "core/dtype.h"
 #include "core/quant.h"
 #include "cpu/ops.h"
-#include "model/q4_0_x16.h"
+#include "model/repack_x16.h"
 
 void mc_gemm_scalar(float *out, int64_t os, const float *x, int64_t xs, int64_t T, const mc_weight *W, int64_t r0,
                     int64_t r1, const float *bias, float *scratch) {
@@ -25,9 +25,9 @@ void mc_gemm_scalar(float *out, int64_t os, const float *x, int64_t xs, int64_t 
             if (mc_dtype_is_quant(W->dtype)) { /* a block at a time, in the order of the values */
                 const int64_t bs = mc_dtype_block(W->dtype), bb = mc_dtype_block_bytes(W->dtype);
                 float blk[256];
-                uint8_t native[18];
+                uint8_t native[MC_X16_MAX_BLOCK];
                 for (int64_t b = 0; b < K / bs; b++) {
-                    if (r < W->x16_rows) mc_x16_block_native(native, W, r, b); /* q4_0 repacked at load */
+                    if (r < W->x16_rows) mc_x16_block_native(native, W, r, b); /* repacked at load */
                     mc_dequantize_row(blk, r < W->x16_rows ? native : w + b * bb, W->dtype, bs);
                     for (int64_t j = 0; j < bs; j++) acc += blk[j] * xr[b * bs + j];
                 }

@@ -73,7 +73,7 @@ int mc_gemv_quant_supported(mambac_dtype t);
 void mc_gemv_quant_avx2(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
                         int64_t r0, int64_t r1, const float *bias, float *scratch);
 int mc_cpu_has_vnni(void);
-/* Whether loaded q4_0 matrices should be repacked 16 rows at a time (model/q4_0_x16.h):
+/* Whether loaded q4_0 / q8_0 matrices should be repacked 16 rows at a time (repack_x16.h):
  * the default kernels here are AVX-512 with VNNI (which read that layout directly) and
  * MAMBAC_REPACK is not "0". Every kernel set reads either layout. */
 int mc_kernels_want_x16(void);

@@ -5,7 +5,7 @@
 
 #include "core/dtype.h"
 #include "cpu/ops.h"
-#include "model/q4_0_x16.h"
+#include "model/repack_x16.h"
 
 void mc_rmsnorm(float *out, const float *x, const float *w, int64_t T, int64_t n, float eps) {
     for (int64_t t = 0; t < T; t++) {

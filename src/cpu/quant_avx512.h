@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "core/quant.h"
-#include "model/q4_0_x16.h"
+#include "model/repack_x16.h"
 #include "mambac.h"
 
 #define MC_QUANT_AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,f16c")))
@@ -60,18 +60,22 @@ MC_QUANT_AVX512_TARGET static inline __m512i mc_unpack_block_i16(mambac_dtype t,
     return _mm512_sub_epi16(z, _mm512_set1_epi16(16));
 }
 
-/* Block b of row r of W (rows rb bytes apart when native; q4_0 rows repacked at load:
- * the row's scale and its four dwords of the group's block, q4_0_x16.h, gathered in
+/* Block b of row r of W (rows rb bytes apart when native; q4_0 / q8_0 rows repacked at
+ * load: the row's scale and its dwords of the group's block, repack_x16.h, gathered in
  * registers — through a stack copy the 4-byte stores stalled the 16-byte load). */
 MC_QUANT_AVX512_TARGET static inline __m512i mc_unpack_weight_block_i16(const mc_weight *W, int64_t r, size_t rb, int64_t b,
                                                                         float *scale, float *min) {
     if (r < W->x16_rows) {
-        const uint8_t *blk = mc_x16_group(W, r / MC_X16_ROWS) + (size_t)b * MC_X16_BLOCK_BYTES;
+        const uint8_t *blk = mc_x16_group(W, r / MC_X16_ROWS) + (size_t)b * mc_x16_block_bytes(W->dtype);
         const int l = (int)(r % MC_X16_ROWS);
-        int32_t d[4];
-        for (int j = 0; j < 4; j++) memcpy(&d[j], blk + 32 + 64 * j + 4 * l, 4);
+        int32_t d[8];
         *scale = mc_f16_at(blk + 2 * l);
         *min = 0.0f;
+        if (W->dtype == MAMBAC_DTYPE_Q8_0) {
+            for (int j = 0; j < 8; j++) memcpy(&d[j], blk + 32 + 64 * j + 4 * l, 4);
+            return _mm512_cvtepi8_epi16(_mm256_setr_epi32(d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]));
+        }
+        for (int j = 0; j < 4; j++) memcpy(&d[j], blk + 32 + 64 * j + 4 * l, 4);
         return _mm512_sub_epi16(mc_nibbles_i16(_mm_setr_epi32(d[0], d[1], d[2], d[3])), _mm512_set1_epi16(8));
     }
     return mc_unpack_block_i16(W->dtype, (const uint8_t *)W->data + (size_t)r * rb, b, scale, min);

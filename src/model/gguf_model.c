@@ -24,7 +24,7 @@
 #include "io/gguf.h"
 #include "model/config.h"
 #include "model/model.h"
-#include "model/q4_0_x16.h"
+#include "model/repack_x16.h"
 
 int mc_is_gguf_file(const char *path) {
     const size_t n = strlen(path);

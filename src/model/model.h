@@ -15,7 +15,7 @@ typedef struct mc_weight {
     mambac_dtype dtype;
     const void *data;
     int64_t rows, cols;
-    int64_t x16_rows; /* q4_0 only: rows [0, x16_rows) repacked 16 at a time (q4_0_x16.h) */
+    int64_t x16_rows; /* q4_0 / q8_0: rows [0, x16_rows) repacked 16 at a time (repack_x16.h) */
 } mc_weight;
 
 typedef struct mc_layer {
@@ -48,7 +48,7 @@ struct mambac_model {
     float *arena;      /* float32 copies of the small parameters */
     int a_is_neg_exp;  /* the file stores A = -exp(A_log) itself (GGUF), not A_log */
     char *path;        /* what was loaded: the folder, or the .gguf file */
-    void **repacked;   /* buffers of the matrices repacked at load (q4_0_x16.h) */
+    void **repacked;   /* buffers of the matrices repacked at load (repack_x16.h) */
     size_t n_repacked;
 };
 

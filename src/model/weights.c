@@ -14,7 +14,7 @@
 #include "cpu/kernels.h"
 #include "io/file.h"
 #include "model/model.h"
-#include "model/q4_0_x16.h"
+#include "model/repack_x16.h"
 
 typedef enum {
     T_MATRIX,  /* used in its stored dtype (copied only when f32 and misaligned) */
@@ -166,7 +166,7 @@ static mambac_status bind_embedding(struct mambac_model *m, const mc_tensor_entr
     return MAMBAC_OK;
 }
 
-/* W into the layout the decode kernel reads best (q4_0_x16.h) when it is q4_0; the
+/* W into the layout the decode kernel reads best (repack_x16.h) when it is q4_0 or q8_0; the
  * file's pages it came from are given back, so resident memory stays one copy. */
 static int repack_one(struct mambac_model *m, mc_weight *W) {
     if (!W->data || !mc_x16_eligible(W)) return 1;
@@ -179,9 +179,9 @@ static int repack_one(struct mambac_model *m, mc_weight *W) {
     return 1;
 }
 
-/* Every q4_0 matrix repacked (an lm_head that is the embedding itself, with it). 0 when
- * out of memory. */
-static int repack_q4_0(struct mambac_model *m) {
+/* Every q4_0 / q8_0 matrix repacked (an lm_head that is the embedding itself, with it).
+ * 0 when out of memory. */
+static int repack_quant(struct mambac_model *m) {
     const int head_is_embed = m->lm_head.data == m->embed.data;
     m->repacked = calloc(2 + 4 * (size_t)m->info.n_layer, sizeof(void *));
     if (!m->repacked) return 0;
@@ -266,7 +266,7 @@ mambac_status mc_model_bind(struct mambac_model *m, mambac_error *err) {
             a += n;
         }
     }
-    if (mc_kernels_want_x16() && !repack_q4_0(m)) goto nomem;
+    if (mc_kernels_want_x16() && !repack_quant(m)) goto nomem;
     if (c->tied_embeddings || !m->lm_head.data) m->lm_head = m->embed;
     c->n_params = n_params;
     c->weight_bytes = bytes;

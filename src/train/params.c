@@ -9,7 +9,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "model/model.h"
-#include "model/q4_0_x16.h"
+#include "model/repack_x16.h"
 #include "train/train.h"
 
 typedef struct builder {
