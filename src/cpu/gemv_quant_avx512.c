@@ -89,6 +89,15 @@ TARGET static inline __m512i bcast32(const uint8_t *p) {
  * 4c..4c+3 (low nibbles) and 16+4c.. (high) of every row, so one dword of activations,
  * broadcast, meets 16 rows at once. |lo sums| <= 32*15*255 + 8*32*32767, |hi| <= 32*15*128:
  * int32 is far from overflow. */
+/* The x16 kernels' float step for a block: acc + (lo + 256 hi) * dw * dx (x: the block's
+ * prepared activations). */
+TARGET static inline __m512 x16_finish(__m512 acc, __m512i lo, __m512i hi, __m512 dw, const uint8_t *x) {
+    float dx;
+    memcpy(&dx, x + 68, 4);
+    const __m512i sum = _mm512_add_epi32(lo, _mm512_slli_epi32(hi, 8));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(dw, _mm512_set1_ps(dx)), acc);
+}
+
 #define X16_Q4 288 /* bytes of a group's block */
 #define X16_Q8 544
 
@@ -117,19 +126,14 @@ TARGET static void group_q4_0_x16(__m512 acc[TOKENS], const uint8_t *grp, const 
         const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
         for (int t = 0; t < nt; t++) {
             const uint8_t *x = xq + t * xbytes + b * X16_XBYTES;
-            int32_t s8;
-            float dx;
-            memcpy(&s8, x + 64, 4);
-            memcpy(&dx, x + 68, 4);
-            __m512i lo = _mm512_set1_epi32(s8), hi = _mm512_setzero_si512();
+            __m512i lo = bcast32(x + 64), hi = _mm512_setzero_si512(); /* -8 sum(q) */
             for (int c = 0; c < 4; c++) {
                 lo = _mm512_dpbusd_epi32(lo, bcast32(x + 4 * c), n[2 * c]);
                 lo = _mm512_dpbusd_epi32(lo, bcast32(x + 16 + 4 * c), n[2 * c + 1]);
                 hi = _mm512_dpbusd_epi32(hi, n[2 * c], bcast32(x + 32 + 4 * c));
                 hi = _mm512_dpbusd_epi32(hi, n[2 * c + 1], bcast32(x + 48 + 4 * c));
             }
-            const __m512i sum = _mm512_add_epi32(lo, _mm512_slli_epi32(hi, 8));
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(dw, _mm512_set1_ps(dx)), acc[t]);
+            acc[t] = x16_finish(acc[t], lo, hi, dw, x);
         }
     }
 }
@@ -152,17 +156,12 @@ TARGET static void group_q8_0_x16(__m512 acc[TOKENS], const uint8_t *grp, const 
         const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
         for (int t = 0; t < nt; t++) {
             const uint8_t *x = xq + t * xbytes + b * X16_XBYTES;
-            int32_t h128;
-            float dx;
-            memcpy(&dx, x + 68, 4);
-            memcpy(&h128, x + 72, 4);
-            __m512i lo = _mm512_setzero_si512(), hi = _mm512_set1_epi32(h128);
+            __m512i lo = _mm512_setzero_si512(), hi = bcast32(x + 72); /* -128 sum(hi) */
             for (int c = 0; c < 8; c++) {
                 lo = _mm512_dpbusd_epi32(lo, bcast32(x + 4 * c), w[c]);
                 hi = _mm512_dpbusd_epi32(hi, u[c], bcast32(x + 32 + 4 * c));
             }
-            const __m512i sum = _mm512_add_epi32(lo, _mm512_slli_epi32(hi, 8));
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(dw, _mm512_set1_ps(dx)), acc[t]);
+            acc[t] = x16_finish(acc[t], lo, hi, dw, x);
         }
     }
 }
