@@ -17,8 +17,8 @@
 #include "core/dtype.h"
 #include "core/quant.h"
 #include "cpu/kernels.h"
-#include "model/repack_x16.h"
 #include "cpu/simd_avx512.h"
+#include "model/repack_x16.h"
 
 #define TARGET __attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c")))
 #define MR 6  /* tokens per micro-tile */

@@ -150,7 +150,6 @@ TARGET static float row_q4_K(const uint8_t *w, const qx_row *x, int64_t nsb) {
 void mc_gemv_quant_avx2(float *out, int64_t os, const float *x, int64_t xs, int64_t T, const mc_weight *W,
                             int64_t r0, int64_t r1, const float *bias, float *scratch) {
     const int64_t K = W->cols, nb = K / 32;
-    const size_t row = mc_dtype_row_bytes(W->dtype, K);
     qx_row qx[TOKENS];
     char *p = (char *)scratch;
     for (int j = 0; j < TOKENS; j++) {
@@ -165,7 +164,7 @@ void mc_gemv_quant_avx2(float *out, int64_t os, const float *x, int64_t xs, int6
         const int nt = T - t < TOKENS ? (int)(T - t) : TOKENS;
         for (int j = 0; j < nt; j++) quantize_x(x + (t + j) * xs, K, &qx[j]);
         for (int64_t r = r0; r < r1; r++) {
-            const uint8_t *w = r < W->x16_rows ? mc_weight_row_bytes(W, r, native) : (const uint8_t *)W->data + (size_t)r * row;
+            const uint8_t *w = mc_weight_row_bytes(W, r, native);
             const float bi = bias ? bias[r] : 0.0f;
             for (int j = 0; j < nt; j++) {
                 const float v = W->dtype == MAMBAC_DTYPE_Q8_0   ? row_q8_0(w, &qx[j], nb)

@@ -160,22 +160,43 @@ static void amx_item_range(void *arg, int64_t i0, int64_t i1, int thread) {
         mc_amx_item(j->out, j->W->rows, j->planes, j->W, j->T, i, j->bias, j->scratch + thread * j->scratch_stride);
 }
 
-/* out (T, W.rows) = x (T rows of x_stride) @ W^T + bias, split over rows. On AMX the
- * activations are split into bf16 parts once (over 16-token groups), then items of 32
- * rows are handed out as threads ask for them (a core slowed by other work takes fewer). */
-static void matmul(mambac_context *ctx, float *out, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
-                   const float *bias) {
-    gemm_job j = {ctx->kernels->gemm, out, x, x_stride, T, W, bias, ctx->gemm, ctx->gemm_stride, ctx->amx, NULL, 0};
-    if (ctx->amx && mc_amx_split_bytes(W, T) > 0) {
-        mc_pool_for(ctx->pool, (T + 31) / 32 * 2, 2, amx_split_range, &j);
-        mc_pool_for_dynamic(ctx->pool, mc_amx_items(W, T), 1, amx_item_range, &j);
-        return;
-    }
-    if (T < 4) { /* decode: memory-bound; chunks go to whichever core is not held up */
+static gemm_job job(const mambac_context *ctx, float *out, const float *x, int64_t x_stride, int64_t T,
+                    const mc_weight *W, const float *bias) {
+    return (gemm_job){ctx->kernels->gemm, out, x, x_stride, T, W, bias, ctx->gemm, ctx->gemm_stride, ctx->amx, NULL, 0};
+}
+
+/* Whether a product of T tokens runs as ranges of rows handed out as threads ask (decode:
+ * memory-bound; chunks go to whichever core is not held up). Work on those rows' outputs
+ * can then ride in the same loop (the conv below, Mamba-1's dt_proj in the scan). */
+static int rows_dynamic(const mambac_context *ctx, const mc_weight *W, int64_t T) {
+    return T < 4 && !(ctx->amx && mc_amx_split_bytes(W, T) > 0);
+}
+
+/* out (T, W.rows) = x (T rows of x_stride) @ W^T + bias, split over rows; then, unless
+ * conv is NULL, the causal conv over output columns [conv0, conv0 + conv->C) — in decode
+ * inside the row ranges (no serial pass, no extra barrier). On AMX the activations are
+ * split into bf16 parts once (over 16-token groups), then items of 32 rows are handed
+ * out as threads ask for them (a core slowed by other work takes fewer). */
+static void matmul_conv(mambac_context *ctx, float *out, const float *x, int64_t x_stride, int64_t T,
+                        const mc_weight *W, const float *bias, const conv_job *conv, int64_t conv0) {
+    gemm_job j = job(ctx, out, x, x_stride, T, W, bias);
+    if (rows_dynamic(ctx, W, T)) {
+        j.conv = conv, j.conv0 = conv0;
         mc_pool_for_dynamic(ctx->pool, W->rows, share(ctx, W->rows, MC_GEMM_PANEL), gemm_range, &j);
         return;
     }
-    mc_pool_for(ctx->pool, W->rows, MC_GEMM_PANEL, gemm_range, &j);
+    if (ctx->amx && mc_amx_split_bytes(W, T) > 0) {
+        mc_pool_for(ctx->pool, (T + 31) / 32 * 2, 2, amx_split_range, &j);
+        mc_pool_for_dynamic(ctx->pool, mc_amx_items(W, T), 1, amx_item_range, &j);
+    } else {
+        mc_pool_for(ctx->pool, W->rows, MC_GEMM_PANEL, gemm_range, &j);
+    }
+    if (conv) mc_pool_for_dynamic(ctx->pool, conv->C, share(ctx, conv->C, 64), conv_range, (void *)conv);
+}
+
+static void matmul(mambac_context *ctx, float *out, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
+                   const float *bias) {
+    matmul_conv(ctx, out, x, x_stride, T, W, bias, NULL, 0);
 }
 
 typedef struct scan_job {
@@ -244,19 +265,11 @@ static void residual_add(float *h, const float *x, int64_t n) {
 }
 
 /* in_proj, then the causal conv over its output columns [c0, c0 + C) (window: the
- * layer's conv state). In decode the conv runs inside the product's row ranges. */
+ * layer's conv state). */
 static void in_proj_conv(mambac_context *ctx, const mc_layer *L, float *window, int64_t T, int64_t c0, int64_t C) {
     const mambac_model_info *c = &ctx->model->info;
-    const int64_t W = L->in_proj.rows;
-    conv_job cj = {ctx->proj + c0, T, W, c->d_conv, C, L->conv_w, L->conv_b, window, ctx->kernels};
-    if (T == 1 && !(ctx->amx && mc_amx_split_bytes(&L->in_proj, T) > 0)) {
-        gemm_job j = {ctx->kernels->gemm, ctx->proj, ctx->xn, c->d_model, T, &L->in_proj, L->in_proj_b,
-                      ctx->gemm, ctx->gemm_stride, NULL, &cj, c0};
-        mc_pool_for_dynamic(ctx->pool, W, share(ctx, W, MC_GEMM_PANEL), gemm_range, &j);
-        return;
-    }
-    matmul(ctx, ctx->proj, ctx->xn, c->d_model, T, &L->in_proj, L->in_proj_b);
-    mc_pool_for_dynamic(ctx->pool, C, share(ctx, C, 64), conv_range, &cj);
+    const conv_job cj = {ctx->proj + c0, T, L->in_proj.rows, c->d_conv, C, L->conv_w, L->conv_b, window, ctx->kernels};
+    matmul_conv(ctx, ctx->proj, ctx->xn, c->d_model, T, &L->in_proj, L->in_proj_b, &cj, c0);
 }
 
 /* Mamba-1 mixer over T tokens of ctx->xn; result in ctx->out (T, D). */
@@ -267,8 +280,8 @@ static void mamba1_mixer(mambac_context *ctx, const mc_layer *L, struct mambac_s
     matmul(ctx, ctx->xdbl, ctx->proj, W, T, &L->x_proj, NULL); /* [dt_r | B | C] */
     /* dt = dt_proj(dt_r), its bias added in the scan; in decode per channel range with
      * the scan (one barrier less a layer) */
-    gemm_job dj = {ctx->kernels->gemm, ctx->dt, ctx->xdbl, X, T, &L->dt_proj, NULL, ctx->gemm, ctx->gemm_stride, NULL, NULL, 0};
-    const int fuse_dt = T < 4 && !(ctx->amx && mc_amx_split_bytes(&L->dt_proj, T) > 0);
+    const gemm_job dj = job(ctx, ctx->dt, ctx->xdbl, X, T, &L->dt_proj, NULL);
+    const int fuse_dt = rows_dynamic(ctx, &L->dt_proj, T);
     if (!fuse_dt) matmul(ctx, ctx->dt, ctx->xdbl, X, T, &L->dt_proj, NULL);
     mc_scan_args a = {
         .T = T, .E = E, .N = N,
