@@ -53,6 +53,8 @@ typedef enum mambac_status {
 } mambac_status;
 
 const char *mambac_status_str(mambac_status s);
+/* "MAJOR.MINOR.PATCH" of the library. */
+const char *mambac_version(void);
 
 #define MAMBAC_ERROR_MAX 512
 typedef struct mambac_error {
@@ -125,6 +127,25 @@ typedef struct mambac_context mambac_context;
 mambac_status mambac_model_load(const char *path, mambac_model **out, mambac_error *err);
 void mambac_model_free(mambac_model *model);
 
+/* Where and how a model runs; chosen when it is loaded. */
+typedef struct mambac_model_params {
+    const char *backend; /* "cpu" (NULL: the default), "cuda" or "cuda:N" (builds with CUDA) */
+    int32_t repack;      /* CPU: -1 = where the default kernels read it faster (MAMBAC_REPACK=0 in the
+                          * environment turns that off), 0 = keep the file's layout, 1 = always repack
+                          * q4_0 / q8_0 16 rows at a time */
+    const char *precision; /* CUDA: "f32" (NULL: exact float32 products) or "bf16" (tensor-core
+                            * products of bf16 operands, float32 accumulate); ignored on the CPU */
+} mambac_model_params;
+
+mambac_model_params mambac_model_default_params(void);
+/* mambac_model_load with parameters (params NULL: the defaults). States made for this model
+ * live where the backend keeps them (device memory for CUDA); every state call works the
+ * same on any backend. */
+mambac_status mambac_model_load_ex(const char *path, const mambac_model_params *params, mambac_model **out,
+                                   mambac_error *err);
+/* The backend the model runs on ("cpu", "cuda:0"). Lives as long as the model. */
+const char *mambac_model_backend(const mambac_model *model);
+
 /* Writes the model as a GGUF file in llama.cpp's layout (atomically): large matrices
  * in `type` (f32, f16, bf16, q8_0, q4_0, q4_K; rows that are not whole blocks fall back
  * to q8_0, else f16), small SSM parameters in f32, and the tokenizer.json of the
@@ -170,6 +191,12 @@ mambac_status mambac_state_save(const mambac_state *state, const char *path, mam
 /* Load a file written by mambac_state_save for a model of the same shape. On error
  * the state is left unchanged. */
 mambac_status mambac_state_load(mambac_state *state, const char *path, mambac_error *err);
+/* The state file's bytes in memory: mambac_state_to_bytes writes mambac_state_file_bytes(model)
+ * bytes into buf (at least that many); mambac_state_from_bytes reads them back (same checks
+ * as mambac_state_load; on error the state is unchanged). */
+size_t mambac_state_file_bytes(const mambac_model *model);
+mambac_status mambac_state_to_bytes(const mambac_state *state, void *buf, size_t size, mambac_error *err);
+mambac_status mambac_state_from_bytes(mambac_state *state, const void *buf, size_t size, mambac_error *err);
 
 /* ---- evaluation ----------------------------------------------------------- */
 
@@ -201,6 +228,27 @@ typedef enum mambac_logits_mode {
 mambac_status mambac_eval(mambac_context *ctx, mambac_state *state, const int32_t *ids,
                           size_t n_tokens, mambac_logits_mode mode, float *logits,
                           mambac_error *err);
+
+/* One sequence of a batch: its state, the tokens to feed it (1 for a decode step, many
+ * for a prompt or a piece of one) and the logits it wants (NONE, LAST: n_vocab_rows
+ * floats, ALL: n_tokens * n_vocab_rows floats). */
+typedef struct mambac_seq {
+    mambac_state *state;
+    const int32_t *ids;
+    size_t n_tokens;
+    mambac_logits_mode mode;
+    float *logits;
+} mambac_seq;
+
+/* Feeds every sequence its tokens, together: rows of all sequences are packed into pieces
+ * of at most max_ubatch tokens, the matrix products of a piece read each weight once for
+ * all of its sequences, and the conv / scan / SSD run per sequence on its own state.
+ * Prompts and decode steps of different sequences may share one call (continuous
+ * batching). Each sequence's results equal mambac_eval's on it alone up to rounding (the
+ * products may take another kernel when more rows share them). Everything is checked
+ * before anything is computed: on an argument error no state changes. A state may appear
+ * once per call. mambac_eval is this with one sequence. */
+mambac_status mambac_eval_batch(mambac_context *ctx, const mambac_seq *seqs, size_t n_seqs, mambac_error *err);
 
 /* Index of the largest of logits[0..n) (first one on ties). */
 int32_t mambac_argmax(const float *logits, int32_t n);

@@ -32,3 +32,5 @@ mambac_status mc_fail(mambac_error *err, mambac_status st, const char *fmt, ...)
     }
     return st;
 }
+
+const char *mambac_version(void) { return MAMBAC_VERSION_STRING; }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "core/error.h"
 #include "io/file.h"
 
@@ -31,7 +32,7 @@ mambac_status mambac_state_new(const mambac_model *model, mambac_state **out, ma
     s->conv_floats = (size_t)(mc_conv_channels(c) * (c->d_conv - 1));
     s->ssm_floats = (size_t)mc_ssm_state_floats(c);
     s->n_floats = mambac_state_size_bytes(model) / sizeof(float);
-    s->data = calloc(s->n_floats ? s->n_floats : 1, sizeof(float));
+    s->data = model->be->state_alloc(model, s->n_floats);
     if (!s->data) {
         free(s);
         return mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory allocating a state of %zu bytes",
@@ -43,13 +44,24 @@ mambac_status mambac_state_new(const mambac_model *model, mambac_state **out, ma
 
 void mambac_state_free(mambac_state *s) {
     if (!s) return;
-    free(s->data);
+    if (s->data) s->model->be->state_free(s->model, s->data);
     free(s);
 }
 
 void mambac_state_reset(mambac_state *s) {
-    memset(s->data, 0, s->n_floats * sizeof(float));
+    s->model->be->state_zero(s->model, s->data, s->n_floats);
     s->n_tokens = 0;
+}
+
+/* The floats of a state in host memory: the state's own on a host backend, else a copy
+ * in *tmp (the caller frees it). NULL when out of memory. */
+static const float *host_floats(const mambac_state *s, float **tmp) {
+    *tmp = NULL;
+    const mc_backend *be = s->model->be;
+    if (be->host_states) return s->data;
+    *tmp = malloc((s->n_floats ? s->n_floats : 1) * sizeof(float));
+    if (*tmp) be->state_read(s->model, *tmp, s->data, s->n_floats);
+    return *tmp;
 }
 
 int64_t mambac_state_n_tokens(const mambac_state *s) { return s->n_tokens; }
@@ -67,7 +79,16 @@ mambac_status mambac_state_copy(mambac_state *dst, const mambac_state *src, mamb
     shape_fields(&src->model->info, b);
     if (memcmp(a, b, sizeof a) != 0 || dst->n_floats != src->n_floats)
         return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "state copy between models of different shapes");
-    memcpy(dst->data, src->data, src->n_floats * sizeof(float));
+    const mc_backend *be = dst->model->be;
+    if (be == src->model->be && dst->model->bmodel == src->model->bmodel) {
+        be->state_copy(dst->model, dst->data, src->data, src->n_floats);
+    } else { /* across backends or devices: through host memory */
+        float *tmp;
+        const float *h = host_floats(src, &tmp);
+        if (!h) return mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory copying a state");
+        be->state_write(dst->model, dst->data, h, src->n_floats);
+        free(tmp);
+    }
     dst->n_tokens = src->n_tokens;
     return MAMBAC_OK;
 }
@@ -89,50 +110,91 @@ static uint64_t get_le(const unsigned char *p, int n) {
 
 #define HEADER_BYTES (8 + 4 * STATE_HEADER_U32 + 16)
 
-mambac_status mambac_state_save(const mambac_state *s, const char *path, mambac_error *err) {
-    unsigned char head[HEADER_BYTES], tail[4];
+size_t mambac_state_file_bytes(const mambac_model *model) {
+    return HEADER_BYTES + mambac_state_size_bytes(model) + 4;
+}
+
+static void make_header(const mambac_state *s, unsigned char head[HEADER_BYTES]) {
     uint32_t f[STATE_HEADER_U32];
     shape_fields(&s->model->info, f);
     memcpy(head, STATE_MAGIC, 8);
     for (int i = 0; i < STATE_HEADER_U32; i++) put_u32(head + 8 + 4 * i, f[i]);
     put_u64(head + 8 + 4 * STATE_HEADER_U32, (uint64_t)s->n_tokens);
     put_u64(head + 16 + 4 * STATE_HEADER_U32, (uint64_t)s->n_floats);
-    put_u32(tail, fnv1a(s->data, s->n_floats * sizeof(float))); /* floats are stored as in memory (x86/ARM: LE) */
+}
+
+mambac_status mambac_state_save(const mambac_state *s, const char *path, mambac_error *err) {
+    unsigned char head[HEADER_BYTES], tail[4];
+    float *tmp;
+    const float *h = host_floats(s, &tmp);
+    if (!h) return mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory saving a state");
+    make_header(s, head);
+    put_u32(tail, fnv1a(h, s->n_floats * sizeof(float))); /* floats are stored as in memory (x86/ARM: LE) */
     mc_atomic_file af;
     mambac_status st = mc_atomic_open(&af, path, err);
-    if (st != MAMBAC_OK) return st;
-    if ((st = mc_atomic_write(&af, head, sizeof head, err)) == MAMBAC_OK &&
-        (st = mc_atomic_write(&af, s->data, s->n_floats * sizeof(float), err)) == MAMBAC_OK &&
-        (st = mc_atomic_write(&af, tail, 4, err)) == MAMBAC_OK)
-        return mc_atomic_commit(&af, err);
-    mc_atomic_abort(&af);
+    if (st == MAMBAC_OK) {
+        if ((st = mc_atomic_write(&af, head, sizeof head, err)) == MAMBAC_OK &&
+            (st = mc_atomic_write(&af, h, s->n_floats * sizeof(float), err)) == MAMBAC_OK &&
+            (st = mc_atomic_write(&af, tail, 4, err)) == MAMBAC_OK)
+            st = mc_atomic_commit(&af, err);
+        else
+            mc_atomic_abort(&af);
+    }
+    free(tmp);
     return st;
+}
+
+mambac_status mambac_state_to_bytes(const mambac_state *s, void *buf, size_t size, mambac_error *err) {
+    const size_t need = mambac_state_file_bytes(s->model), payload = s->n_floats * sizeof(float);
+    if (!buf || size < need) return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "state needs %zu bytes, buffer has %zu", need, size);
+    unsigned char *b = buf;
+    make_header(s, b);
+    if (s->model->be->host_states) memcpy(b + HEADER_BYTES, s->data, payload);
+    else s->model->be->state_read(s->model, (float *)(void *)(b + HEADER_BYTES), s->data, s->n_floats); /* a byte copy */
+    put_u32(b + HEADER_BYTES + payload, fnv1a(b + HEADER_BYTES, payload));
+    return MAMBAC_OK;
+}
+
+/* Checks the bytes of a state file (`what` names them in messages) and loads them. */
+static mambac_status load_bytes(mambac_state *s, const unsigned char *d, size_t size, const char *what, mambac_error *err) {
+    const size_t payload = s->n_floats * sizeof(float);
+    uint32_t want[STATE_HEADER_U32];
+    shape_fields(&s->model->info, want);
+    if (size < HEADER_BYTES || memcmp(d, STATE_MAGIC, 8) != 0)
+        return mc_fail(err, MAMBAC_ERR_FORMAT, "%s: not a mambac state file", what);
+    if (get_le(d + 8, 4) != STATE_VERSION)
+        return mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "%s: state file version %u not supported", what, (unsigned)get_le(d + 8, 4));
+    for (int i = 1; i < STATE_HEADER_U32; i++)
+        if (get_le(d + 8 + 4 * i, 4) != want[i])
+            return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "%s: state was saved for a model of a different shape", what);
+    if (get_le(d + 16 + 4 * STATE_HEADER_U32, 8) != s->n_floats || size != HEADER_BYTES + payload + 4)
+        return mc_fail(err, MAMBAC_ERR_FORMAT, "%s: truncated or wrong-sized state file", what);
+    if (get_le(d + HEADER_BYTES + payload, 4) != fnv1a(d + HEADER_BYTES, payload))
+        return mc_fail(err, MAMBAC_ERR_FORMAT, "%s: state file checksum mismatch (corrupt)", what);
+    const mc_backend *be = s->model->be;
+    if (be->host_states) {
+        memcpy(s->data, d + HEADER_BYTES, payload);
+    } else {
+        float *tmp = malloc(payload ? payload : 1);
+        if (!tmp) return mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory loading a state");
+        memcpy(tmp, d + HEADER_BYTES, payload);
+        be->state_write(s->model, s->data, tmp, s->n_floats);
+        free(tmp);
+    }
+    s->n_tokens = (int64_t)get_le(d + 8 + 4 * STATE_HEADER_U32, 8);
+    return MAMBAC_OK;
+}
+
+mambac_status mambac_state_from_bytes(mambac_state *s, const void *buf, size_t size, mambac_error *err) {
+    if (!buf) return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "state bytes are NULL");
+    return load_bytes(s, buf, size, "state bytes", err);
 }
 
 mambac_status mambac_state_load(mambac_state *s, const char *path, mambac_error *err) {
     mc_file f;
     mambac_status st = mc_file_map(path, &f, err);
     if (st != MAMBAC_OK) return st;
-    size_t payload = s->n_floats * sizeof(float);
-    uint32_t want[STATE_HEADER_U32];
-    shape_fields(&s->model->info, want);
-    if (f.size < HEADER_BYTES || memcmp(f.data, STATE_MAGIC, 8) != 0) {
-        st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: not a mambac state file", path);
-    } else if (get_le(f.data + 8, 4) != STATE_VERSION) {
-        st = mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "%s: state file version %u not supported", path, (unsigned)get_le(f.data + 8, 4));
-    } else {
-        for (int i = 1; i < STATE_HEADER_U32 && st == MAMBAC_OK; i++)
-            if (get_le(f.data + 8 + 4 * i, 4) != want[i])
-                st = mc_fail(err, MAMBAC_ERR_INVALID_ARG, "%s: state was saved for a model of a different shape", path);
-        if (st == MAMBAC_OK && (get_le(f.data + 16 + 4 * STATE_HEADER_U32, 8) != s->n_floats || f.size != HEADER_BYTES + payload + 4))
-            st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: truncated or wrong-sized state file", path);
-        if (st == MAMBAC_OK && get_le(f.data + HEADER_BYTES + payload, 4) != fnv1a(f.data + HEADER_BYTES, payload))
-            st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: state file checksum mismatch (corrupt)", path);
-    }
-    if (st == MAMBAC_OK) {
-        memcpy(s->data, f.data + HEADER_BYTES, payload);
-        s->n_tokens = (int64_t)get_le(f.data + 8 + 4 * STATE_HEADER_U32, 8);
-    }
+    st = load_bytes(s, f.data, f.size, path, err);
     mc_file_unmap(&f);
     return st;
 }

@@ -1,5 +1,7 @@
 /* state.h — the per-sequence recurrent state: for every layer a conv window
- * (C, K-1) followed by the SSM state (Mamba-1 (E, N); Mamba-2 (H, P, N)). */
+ * (C, K-1) followed by the SSM state (Mamba-1 (E, N); Mamba-2 (H, P, N)). `data` is
+ * memory of the model's backend (host memory on the CPU, device memory on a GPU): only
+ * the backend reads it; everything else goes through the backend's state calls. */
 #ifndef MC_STATE_H
 #define MC_STATE_H
 
@@ -12,6 +14,7 @@ struct mambac_state {
     size_t n_floats;
     size_t conv_floats; /* per layer */
     size_t ssm_floats;  /* per layer */
+    int in_batch;       /* marked while a mambac_eval_batch call holds it */
 };
 
 static inline float *mc_state_conv(struct mambac_state *s, int layer) {

@@ -3,10 +3,12 @@
  * model.safetensors, model.safetensors.index.json (shards), pytorch_model.bin,
  * pytorch_model.bin.index.json. */
 #define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "backend/backend.h"
 #include "core/error.h"
 #include "io/file.h"
 #include "io/json.h"
@@ -103,8 +105,36 @@ static mambac_status load_weights(struct mambac_model *m, mambac_error *err) {
                    m->dir);
 }
 
+mambac_model_params mambac_model_default_params(void) {
+    return (mambac_model_params){.backend = NULL, .repack = -1, .precision = NULL};
+}
+
 mambac_status mambac_model_load(const char *path, mambac_model **out, mambac_error *err) {
+    return mambac_model_load_ex(path, NULL, out, err);
+}
+
+/* The backend named in the parameters prepares the bound weights (repacking on the CPU,
+ * device copies on a GPU). */
+static mambac_status attach_backend(struct mambac_model *m, const mambac_model_params *p, mambac_error *err) {
+    const char *device = NULL;
+    const mc_backend *be = mc_backend_find(p->backend, &device, err);
+    if (!be) return MAMBAC_ERR_UNSUPPORTED;
+    if (p->repack < -1 || p->repack > 1)
+        return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "repack must be -1, 0 or 1, got %d", p->repack);
+    m->params = *p;
+    m->params.backend = m->params.precision = NULL;
+    snprintf(m->backend_name, sizeof m->backend_name, "%s%s%s", be->name, device ? ":" : "", device ? device : "");
+    mambac_status st = be->model_init(m, device, p, err);
+    if (st == MAMBAC_OK) m->be = be;
+    return st;
+}
+
+const char *mambac_model_backend(const mambac_model *m) { return m->backend_name; }
+
+mambac_status mambac_model_load_ex(const char *path, const mambac_model_params *params, mambac_model **out,
+                                   mambac_error *err) {
     *out = NULL;
+    const mambac_model_params p = params ? *params : mambac_model_default_params();
     if (!path || !*path) return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "no model path given");
     struct mambac_model *m = calloc(1, sizeof *m);
     if (!m) return mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
@@ -138,6 +168,7 @@ mambac_status mambac_model_load(const char *path, mambac_model **out, mambac_err
         if (st == MAMBAC_OK) st = load_weights(m, err);
     }
     if (st == MAMBAC_OK) st = mc_model_bind(m, err);
+    if (st == MAMBAC_OK) st = attach_backend(m, &p, err);
     m->info.dir = m->dir;
     m->info.path = m->path;
     if (st != MAMBAC_OK) {
@@ -150,6 +181,7 @@ mambac_status mambac_model_load(const char *path, mambac_model **out, mambac_err
 
 void mambac_model_free(mambac_model *m) {
     if (!m) return;
+    if (m->be) m->be->model_free(m);
     for (size_t i = 0; i < m->nfiles; i++) {
         mc_file_unmap(&m->files[i]);
         free(m->paths[i]);
@@ -159,8 +191,6 @@ void mambac_model_free(mambac_model *m) {
     mc_tensor_list_free(&m->tensors);
     free(m->layers);
     free(m->arena);
-    for (size_t i = 0; i < m->n_repacked; i++) free(m->repacked[i]);
-    free(m->repacked);
     free(m->dir);
     free(m->path);
     free(m);

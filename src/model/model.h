@@ -48,8 +48,12 @@ struct mambac_model {
     float *arena;      /* float32 copies of the small parameters */
     int a_is_neg_exp;  /* the file stores A = -exp(A_log) itself (GGUF), not A_log */
     char *path;        /* what was loaded: the folder, or the .gguf file */
-    void **repacked;   /* buffers of the matrices repacked at load (repack_x16.h) */
+    void **repacked;   /* CPU backend: buffers of the matrices repacked at load (repack_x16.h) */
     size_t n_repacked;
+    const struct mc_backend *be; /* where it runs (backend/backend.h) */
+    void *bmodel;                /* the backend's prepared weights, NULL for none */
+    char backend_name[32];       /* "cpu", "cuda:0" */
+    mambac_model_params params;  /* as loaded (strings not kept) */
 };
 
 /* Channels through the causal conv: Mamba-1 x only; Mamba-2 x, B and C. */

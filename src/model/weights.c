@@ -11,10 +11,8 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
-#include "cpu/kernels.h"
 #include "io/file.h"
 #include "model/model.h"
-#include "model/repack_x16.h"
 
 typedef enum {
     T_MATRIX,  /* used in its stored dtype (copied only when f32 and misaligned) */
@@ -166,36 +164,6 @@ static mambac_status bind_embedding(struct mambac_model *m, const mc_tensor_entr
     return MAMBAC_OK;
 }
 
-/* W into the layout the decode kernel reads best (repack_x16.h) when it is q4_0 or q8_0; the
- * file's pages it came from are given back, so resident memory stays one copy. */
-static int repack_one(struct mambac_model *m, mc_weight *W) {
-    if (!W->data || !mc_x16_eligible(W)) return 1;
-    const void *src = W->data;
-    void *buf = mc_x16_repack(W);
-    if (!buf) return 0;
-    m->repacked[m->n_repacked++] = buf;
-    for (size_t f = 0; f < m->nfiles; f++)
-        mc_file_forget(&m->files[f], src, mc_dtype_row_bytes(W->dtype, W->cols) * (size_t)W->rows);
-    return 1;
-}
-
-/* Every q4_0 / q8_0 matrix repacked (an lm_head that is the embedding itself, with it).
- * 0 when out of memory. */
-static int repack_quant(struct mambac_model *m) {
-    const int head_is_embed = m->lm_head.data == m->embed.data;
-    m->repacked = calloc(2 + 4 * (size_t)m->info.n_layer, sizeof(void *));
-    if (!m->repacked) return 0;
-    if (!repack_one(m, &m->embed) || (!head_is_embed && !repack_one(m, &m->lm_head))) return 0;
-    for (int i = 0; i < m->info.n_layer; i++) {
-        mc_layer *L = &m->layers[i];
-        if (!repack_one(m, &L->in_proj) || !repack_one(m, &L->x_proj) || !repack_one(m, &L->dt_proj) ||
-            !repack_one(m, &L->out_proj))
-            return 0;
-    }
-    if (head_is_embed) m->lm_head = m->embed;
-    return 1;
-}
-
 mambac_status mc_model_bind(struct mambac_model *m, mambac_error *err) {
     mambac_model_info *c = &m->info;
     table t = {0};
@@ -266,7 +234,6 @@ mambac_status mc_model_bind(struct mambac_model *m, mambac_error *err) {
             a += n;
         }
     }
-    if (mc_kernels_want_x16() && !repack_quant(m)) goto nomem;
     if (c->tied_embeddings || !m->lm_head.data) m->lm_head = m->embed;
     c->n_params = n_params;
     c->weight_bytes = bytes;
