@@ -108,9 +108,15 @@ int cli_parse_ids(const char *s, int32_t **ids, size_t *n, char *msg, size_t msg
     return 1;
 }
 
+const char *cli_device = NULL;
+
 int cli_load_model(const char *path, mambac_model **model) {
     mambac_error err;
-    if (mambac_model_load(path ? path : MAMBAC_DEFAULT_MODEL, model, &err) != MAMBAC_OK) return cli_error("%s", err.msg);
+    mambac_model_params mp = mambac_model_default_params();
+    mp.backend = cli_device;
+    mp.precision = getenv("MAMBAC_PRECISION");
+    if (mambac_model_load_ex(path ? path : MAMBAC_DEFAULT_MODEL, &mp, model, &err) != MAMBAC_OK)
+        return cli_error("%s", err.msg);
     return CLI_OK;
 }
 

@@ -40,7 +40,11 @@ int cli_load_tokenizer(const char *path, const mambac_model_info *info, mambac_t
 /* "f32", "bf16", "q8_0", ... → dtype; 0 when unknown. */
 int cli_parse_dtype(const char *s, mambac_dtype *out);
 
-/* Loads -m PATH, or the built-in default model when path is NULL. */
+/* -d / --device BACKEND given anywhere on the command line ("cpu", "cuda", "cuda:N"), or
+ * NULL: where cli_load_model loads models. MAMBAC_PRECISION=f32|bf16 picks a GPU
+ * backend's precision. */
+extern const char *cli_device;
+/* Loads -m PATH, or the built-in default model when path is NULL, on cli_device. */
 int cli_load_model(const char *path, mambac_model **model);
 
 /* Model + evaluation context + one state (optionally loaded from state_in). */

@@ -1,7 +1,8 @@
 /* cmd_bench.c — `mambac bench`: prefill and decode speed of a model, llama-bench style.
- * Each repeat: a fresh state, a prompt of -p random ids evaluated at once (prefill),
- * then -n tokens decoded one at a time with the recurrent step, each chosen by argmax
- * (so the lm_head runs every step, as in generation). */
+ * Each repeat: fresh states for -b sequences, a prompt of -p random ids each, all
+ * evaluated in one batched call (prefill), then -n decode steps of every sequence
+ * together, each token chosen by argmax (so the lm_head runs every step, as in
+ * generation). Rates are aggregate: tokens of all sequences per second. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -18,95 +19,132 @@ static void mean_std(const double *v, int n, double *mean, double *std) {
     *std = n > 1 ? sqrt(q / (n - 1)) : 0;
 }
 
+typedef struct bench_run {
+    mambac_context *ctx;
+    mambac_state **st;
+    mambac_seq *q;
+    int32_t *ids, *next; /* (B, P) prompts; (B) tokens of the step */
+    float *logits;       /* (B, V) */
+    long long B, P, N;
+    int32_t vocab;
+    int64_t V;
+} bench_run;
+
+/* One repeat: prefill of every prompt together, then N decode steps together. */
+static int bench_once(bench_run *b, double *pp, double *tg, mambac_error *err) {
+    for (long long s = 0; s < b->B; s++) mambac_state_reset(b->st[s]);
+    for (long long s = 0; s < b->B; s++)
+        b->q[s] = (mambac_seq){b->st[s], b->ids + s * b->P, (size_t)b->P, MAMBAC_LOGITS_LAST, b->logits + s * b->V};
+    double t0 = cli_now();
+    if (b->P > 0 && mambac_eval_batch(b->ctx, b->q, (size_t)b->B, err) != MAMBAC_OK) return 0;
+    double t1 = cli_now();
+    for (long long s = 0; s < b->B; s++) {
+        b->next[s] = b->P > 0 ? mambac_argmax(b->logits + s * b->V, b->vocab) : 0;
+        b->q[s].ids = &b->next[s], b->q[s].n_tokens = 1;
+    }
+    for (long long k = 0; k < b->N; k++) {
+        if (mambac_eval_batch(b->ctx, b->q, (size_t)b->B, err) != MAMBAC_OK) return 0;
+        for (long long s = 0; s < b->B; s++) b->next[s] = mambac_argmax(b->logits + s * b->V, b->vocab);
+    }
+    double t2 = cli_now();
+    *pp = b->P > 0 ? b->B * b->P / (t1 - t0) : 0;
+    *tg = b->N > 0 ? b->B * b->N / (t2 - t1) : 0;
+    return 1;
+}
+
 int cmd_bench(cli_args *a) {
-    const char *model = NULL, *p_s = NULL, *n_s = NULL, *t_s = NULL, *r_s = NULL;
+    const char *model = NULL, *p_s = NULL, *n_s = NULL, *t_s = NULL, *r_s = NULL, *b_s = NULL;
     int json = 0;
     for (; a->i < a->argc; a->i++) {
         int bad = 0;
         if (cli_flag(a, "--json")) json = 1;
         else if (cli_opt(a, "-m", "--model", &model, &bad) || cli_opt(a, "-p", "--prompt", &p_s, &bad) ||
                  cli_opt(a, "-n", "--n-gen", &n_s, &bad) || cli_opt(a, "-t", "--threads", &t_s, &bad) ||
-                 cli_opt(a, "-r", "--repeats", &r_s, &bad)) {
+                 cli_opt(a, "-r", "--repeats", &r_s, &bad) || cli_opt(a, "-b", "--batch", &b_s, &bad)) {
             if (bad) return CLI_USAGE;
         } else {
             return cli_usage_error(a->cmd, "unknown option '%s'", a->argv[a->i]);
         }
     }
-    long long P = 512, N = 128, threads = 0, R = 3;
+    long long P = 512, N = 128, threads = 0, R = 3, B = 1;
     if ((p_s && !cli_parse_int(p_s, 0, 1 << 24, &P)) || (n_s && !cli_parse_int(n_s, 0, 1 << 24, &N)) ||
-        (t_s && !cli_parse_int(t_s, 1, 1024, &threads)) || (r_s && !cli_parse_int(r_s, 1, 1000, &R)))
-        return cli_usage_error(a->cmd, "-p, -n >= 0; -t in [1, 1024]; -r in [1, 1000]");
+        (t_s && !cli_parse_int(t_s, 1, 1024, &threads)) || (r_s && !cli_parse_int(r_s, 1, 1000, &R)) ||
+        (b_s && !cli_parse_int(b_s, 1, 4096, &B)))
+        return cli_usage_error(a->cmd, "-p, -n >= 0; -t in [1, 1024]; -r in [1, 1000]; -b in [1, 4096]");
+    if (P == 0 && N == 0) return cli_usage_error(a->cmd, "nothing to measure: -p and -n are both 0");
+    if (P * B > (1ll << 26)) return cli_usage_error(a->cmd, "-p times -b must be at most 67108864 tokens");
     mambac_model *m;
     if (cli_load_model(model, &m) != CLI_OK) return CLI_ERR;
     const mambac_model_info *c = mambac_model_get_info(m);
     mambac_context_params cp = mambac_context_default_params();
     cp.n_threads = (int32_t)threads;
-    cp.max_ubatch = P > 0 && P < 512 ? (int32_t)P : 512;
-    mambac_context *ctx = NULL;
-    mambac_state *st = NULL;
+    /* a prompt piece of up to 512 rows; every decode step of the batch in one piece */
+    cp.max_ubatch = (int32_t)(P * B > 0 && P * B < 512 ? P * B : 512);
+    if (cp.max_ubatch < B) cp.max_ubatch = (int32_t)B;
+    bench_run b = {.B = B, .P = P, .N = N, .vocab = c->vocab_size, .V = c->n_vocab_rows};
     mambac_error err;
-    int32_t *ids = malloc((size_t)(P + 1) * sizeof *ids);
-    float *logits = malloc((size_t)c->n_vocab_rows * sizeof(float));
+    b.st = calloc((size_t)B, sizeof *b.st);
+    b.q = calloc((size_t)B, sizeof *b.q);
+    b.ids = malloc((size_t)(P * B + 1) * sizeof *b.ids);
+    b.next = malloc((size_t)B * sizeof *b.next);
+    b.logits = malloc((size_t)(B * b.V) * sizeof(float));
     double *pp = calloc((size_t)R, sizeof *pp), *tg = calloc((size_t)R, sizeof *tg);
     int rc = CLI_OK;
-    if (!ids || !logits || !pp || !tg || mambac_context_new(m, &cp, &ctx, &err) != MAMBAC_OK ||
-        mambac_state_new(m, &st, &err) != MAMBAC_OK) {
-        rc = cli_error("%s", ids && logits && pp && tg ? err.msg : "out of memory");
+    if (!b.st || !b.q || !b.ids || !b.next || !b.logits || !pp || !tg) {
+        rc = cli_error("out of memory");
         goto done;
     }
+    if (mambac_context_new(m, &cp, &b.ctx, &err) != MAMBAC_OK) {
+        rc = cli_error("%s", err.msg);
+        goto done;
+    }
+    for (long long s = 0; s < B; s++)
+        if (mambac_state_new(m, &b.st[s], &err) != MAMBAC_OK) {
+            rc = cli_error("%s", err.msg);
+            goto done;
+        }
     uint64_t rng = 42;
-    for (long long i = 0; i < P; i++) {
+    for (long long i = 0; i < P * B; i++) {
         rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-        ids[i] = (int32_t)((rng >> 33) % (uint64_t)c->vocab_size);
+        b.ids[i] = (int32_t)((rng >> 33) % (uint64_t)c->vocab_size);
     }
     const char *name = model ? model : "default";
     const char *slash = strrchr(name, '/');
     if (slash && slash[1]) name = slash + 1;
+    const char *isa = mambac_context_isa(b.ctx);
     if (!json)
-        printf("| model | arch | dtype | isa | threads | params | size | test | t/s |\n|---|---|---|---|---|---|---|---|---|\n");
+        printf("| model | arch | dtype | isa | threads | batch | params | size | test | t/s |\n"
+               "|---|---|---|---|---|---|---|---|---|---|\n");
     for (long long r = 0; r < R; r++) {
-        mambac_state_reset(st);
-        double t0 = cli_now();
-        if (P > 0 && mambac_eval(ctx, st, ids, (size_t)P, MAMBAC_LOGITS_LAST, logits, &err) != MAMBAC_OK) {
+        if (!bench_once(&b, &pp[r], &tg[r], &err)) {
             rc = cli_error("%s", err.msg);
             goto done;
         }
-        double t1 = cli_now();
-        int32_t next = P > 0 ? mambac_argmax(logits, c->vocab_size) : 0;
-        for (long long k = 0; k < N; k++) {
-            if (mambac_eval(ctx, st, &next, 1, MAMBAC_LOGITS_LAST, logits, &err) != MAMBAC_OK) {
-                rc = cli_error("%s", err.msg);
-                goto done;
-            }
-            next = mambac_argmax(logits, c->vocab_size);
-        }
-        double t2 = cli_now();
-        pp[r] = P > 0 ? P / (t1 - t0) : 0;
-        tg[r] = N > 0 ? N / (t2 - t1) : 0;
         if (json)
-            printf("{\"model\": \"%s\", \"arch\": \"%s\", \"dtype\": \"%s\", \"isa\": \"%s\", \"threads\": %d, \"n_params\": %lld, "
-                   "\"weight_bytes\": %lld, \"state_bytes\": %zu, \"prefill_tokens\": %lld, \"prefill_tok_s\": %.2f, "
-                   "\"decode_tokens\": %lld, \"decode_tok_s\": %.2f}\n",
-                   name, mambac_arch_name(c->arch), mambac_dtype_name(c->dtype), mambac_context_isa(ctx), mambac_context_threads(ctx),
-                   (long long)c->n_params, (long long)c->weight_bytes, mambac_state_size_bytes(m), P, pp[r], N, tg[r]);
+            printf("{\"model\": \"%s\", \"arch\": \"%s\", \"dtype\": \"%s\", \"backend\": \"%s\", \"isa\": \"%s\", "
+                   "\"threads\": %d, \"batch\": %lld, \"n_params\": %lld, \"weight_bytes\": %lld, \"state_bytes\": %zu, "
+                   "\"prefill_tokens\": %lld, \"prefill_tok_s\": %.2f, \"decode_tokens\": %lld, \"decode_tok_s\": %.2f}\n",
+                   name, mambac_arch_name(c->arch), mambac_dtype_name(c->dtype), mambac_model_backend(m), isa,
+                   mambac_context_threads(b.ctx), B, (long long)c->n_params, (long long)c->weight_bytes,
+                   mambac_state_size_bytes(m), P, pp[r], N, tg[r]);
         fflush(stdout);
     }
     if (!json) {
         double mean, sd;
-        const char *fmt = "| %s | %s | %s | %s | %d | %.1fM | %.1f MiB | %s%lld | %.2f ± %.2f |\n";
+        const char *fmt = "| %s | %s | %s | %s | %d | %lld | %.1fM | %.1f MiB | %s%lld | %.2f ± %.2f |\n";
         mean_std(pp, (int)R, &mean, &sd);
         if (P > 0)
-            printf(fmt, name, mambac_arch_name(c->arch), mambac_dtype_name(c->dtype), mambac_context_isa(ctx), mambac_context_threads(ctx),
+            printf(fmt, name, mambac_arch_name(c->arch), mambac_dtype_name(c->dtype), isa, mambac_context_threads(b.ctx), B,
                    c->n_params / 1e6, c->weight_bytes / 1048576.0, "pp", P, mean, sd);
         mean_std(tg, (int)R, &mean, &sd);
         if (N > 0)
-            printf(fmt, name, mambac_arch_name(c->arch), mambac_dtype_name(c->dtype), mambac_context_isa(ctx), mambac_context_threads(ctx),
+            printf(fmt, name, mambac_arch_name(c->arch), mambac_dtype_name(c->dtype), isa, mambac_context_threads(b.ctx), B,
                    c->n_params / 1e6, c->weight_bytes / 1048576.0, "tg", N, mean, sd);
     }
 done:
-    free(ids), free(logits), free(pp), free(tg);
-    mambac_state_free(st);
-    mambac_context_free(ctx);
+    for (long long s = 0; b.st && s < B; s++) mambac_state_free(b.st[s]);
+    free(b.st), free(b.q), free(b.ids), free(b.next), free(b.logits), free(pp), free(tg);
+    mambac_context_free(b.ctx);
     mambac_model_free(m);
     return rc;
 }

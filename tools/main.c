@@ -30,9 +30,12 @@ static const char usage[] =
     "            mean next-token loss of a text in windows of --ctx tokens\n"
     "  grad      [-m MODEL] --prompt-ids IDS -o GRADS.safetensors [-t THREADS]\n"
     "            the mean next-token loss of IDS and every parameter's gradient\n"
-    "  bench     [-m MODEL] [-p 512] [-n 128] [-t THREADS] [-r REPEATS] [--json]\n"
-    "            prefill and decode speed\n"
+    "  bench     [-m MODEL] [-p 512] [-n 128] [-b BATCH] [-t THREADS] [-r REPEATS] [--json]\n"
+    "            prefill and decode speed (of BATCH sequences together: aggregate tok/s)\n"
     "  help                                 this text\n"
+    "\n"
+    "-d / --device BACKEND (every command that evaluates a model): cpu (default), cuda,\n"
+    "cuda:N (builds with CUDA); MAMBAC_PRECISION=bf16 picks the GPU's bf16 products.\n"
     "\n"
     "MODEL is a checkpoint folder: transformers (config.json + model.safetensors or shards)\n"
     "or mamba_ssm (config.json + pytorch_model.bin or model.safetensors), with its\n"
@@ -45,6 +48,20 @@ int main(int argc, char **argv) {
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? CLI_USAGE : CLI_OK;
     }
+    /* -d / --device is common to every command that evaluates a model: taken out here */
+    int n = 2;
+    for (int i = 2; i < argc; i++) {
+        if ((strcmp(argv[i], "-d") == 0 || strcmp(argv[i], "--device") == 0) && strcmp(argv[1], "train") != 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "mambac %s: option %s needs a value (see 'mambac help')\n", argv[1], argv[i]);
+                return CLI_USAGE;
+            }
+            cli_device = argv[++i];
+            continue;
+        }
+        argv[n++] = argv[i];
+    }
+    argc = n;
     cli_args a = {.argc = argc, .argv = argv, .i = 2, .cmd = argv[1]};
     if (strcmp(argv[1], "info") == 0) return cmd_info(&a);
     if (strcmp(argv[1], "logits") == 0) return cmd_logits(&a);
