@@ -128,7 +128,7 @@ int main(void) {
         snprintf(label, sizeof label, "%s/%s", pc->name, pc->form);
         mambac_model *m;
         mambac_error err;
-        if (mambac_model_load(dir, &m, &err) != MAMBAC_OK) {
+        if (test_model_load(dir, -1, &m, &err) != MAMBAC_OK) {
             CHECK(0, "%s: load failed: %s", label, err.msg);
             continue;
         }
@@ -165,7 +165,7 @@ int main(void) {
         }
         /* Every kernel set this CPU runs, on the parallel and the recurrent path. */
         const char *isas[] = {"scalar", "avx2", "avx512", "amx"};
-        for (int ki = 0; ki < 4; ki++) {
+        for (int ki = 0; ki < 4 && test_backend_is_cpu(); ki++) {
             mambac_context_params probe = mambac_context_default_params();
             probe.isa = isas[ki];
             mambac_context *probe_ctx;

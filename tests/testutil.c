@@ -261,3 +261,21 @@ void st_model_close(st_model *m) {
     free(m->t);
     ref_close(&m->ref);
 }
+
+const char *test_backend(void) {
+    const char *b = getenv("MAMBAC_TEST_BACKEND");
+    return b && *b ? b : NULL;
+}
+
+int test_backend_is_cpu(void) {
+    const char *b = test_backend();
+    return !b || strcmp(b, "cpu") == 0;
+}
+
+mambac_status test_model_load(const char *path, int32_t repack, mambac_model **out, mambac_error *err) {
+    mambac_model_params p = mambac_model_default_params();
+    p.backend = test_backend();
+    p.precision = getenv("MAMBAC_TEST_PRECISION");
+    p.repack = repack;
+    return mambac_model_load_ex(path, &p, out, err);
+}

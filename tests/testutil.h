@@ -8,6 +8,7 @@
 
 #include "io/file.h"
 #include "io/tensors.h"
+#include "mambac.h"
 
 typedef struct ref_file {
     mc_file file;
@@ -29,6 +30,12 @@ char *make_temp_dir(void);
 int remove_temp_dir(const char *dir);
 int write_file(const char *path, const void *data, size_t n);
 char *path_in(const char *dir, const char *name); /* malloc'd */
+
+/* The backend the end-to-end tests run on: MAMBAC_TEST_BACKEND ("cpu" when unset; e.g.
+ * "cuda" on a GPU machine, scripts/test_cuda.sh), with MAMBAC_TEST_PRECISION. */
+const char *test_backend(void);
+int test_backend_is_cpu(void);
+mambac_status test_model_load(const char *path, int32_t repack, mambac_model **out, mambac_error *err);
 
 #endif
 

@@ -1,0 +1,79 @@
+/* cuda_ops.h — C-callable launchers of the CUDA kernels (one .cu file per op family).
+ * Every pointer is device memory unless its name says host; every launch goes on
+ * `stream` and returns at once (errors are collected by the caller with
+ * cudaGetLastError / at the end of a micro-batch). Shapes as in cpu/ops.h: row-major,
+ * T rows, strides in floats.
+ *
+ * A micro-batch's segments reach the kernels as a device array of mcu_seg: rows
+ * [row0, row0 + n) of the micro-batch belong to the sequence whose layer state starts
+ * at conv (C, K-1 floats) and ssm (Mamba-1 (E, N); Mamba-2 (H, P, N)). */
+#ifndef MC_CUDA_OPS_H
+#define MC_CUDA_OPS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct CUstream_st *mcu_stream;
+
+/* One segment of a micro-batch, as the kernels see it (built on the host per layer). */
+typedef struct mcu_seg {
+    int32_t row0, n;
+    float *conv; /* this layer's conv window of the sequence */
+    float *ssm;  /* this layer's SSM state of the sequence */
+} mcu_seg;
+
+/* h (T, D) = embed[ids] — embed (V, D) float32. */
+void mcu_embed(float *h, const float *embed, const int32_t *ids, int64_t T, int64_t D, mcu_stream s);
+/* out row i (n floats) = rmsnorm(x row rows[i] (or i when rows is NULL)) * w. */
+void mcu_rmsnorm(float *out, const float *x, const int32_t *rows, const float *w, int64_t T, int64_t n, float eps,
+                 mcu_stream s);
+/* y (T, cols of stride ys) += bias (cols) — after a product. */
+void mcu_add_bias(float *y, int64_t ys, const float *bias, int64_t T, int64_t cols, mcu_stream s);
+/* float32 (T rows of stride xs, cols used) → bf16 (T, cols) packed. */
+void mcu_to_bf16(void *out, const float *x, int64_t xs, int64_t T, int64_t cols, mcu_stream s);
+
+/* Causal depthwise conv + bias + SiLU in place over channels [0, C) of rows of stride
+ * `stride` (x points at the first conv channel), per segment from its window (updated
+ * to the last K-1 inputs). w (C, K), b (C) or NULL. */
+void mcu_conv(float *x, int64_t stride, int64_t C, int64_t K, const float *w, const float *b, const mcu_seg *seg,
+              int64_t n_seg, int64_t max_n, mcu_stream s);
+
+/* Mamba-1 selective scan per segment (ops.h mc_selective_scan semantics: softplus of
+ * dt + dt_bias, D skip, the silu(z) gate), continuing from each segment's state. */
+typedef struct mcu_scan_args {
+    int64_t E, N;
+    const float *x; int64_t x_stride;
+    const float *z; int64_t z_stride;
+    const float *dt; int64_t dt_stride;
+    const float *B, *C; int64_t bc_stride;
+    const float *A, *D, *dt_bias;
+    float *y; int64_t y_stride;
+} mcu_scan_args;
+void mcu_selective_scan(const mcu_scan_args *a, const mcu_seg *seg, int64_t n_seg, mcu_stream s);
+
+/* Mamba-2: dt (T, H) = clamp(softplus(raw (rows of stride rs) + dt_bias), lo, hi). */
+void mcu_dt_softplus(float *dt, const float *raw, int64_t rs, const float *dt_bias, int64_t T, int64_t H, float lo,
+                     float hi, mcu_stream s);
+/* Mamba-2 SSD per segment (ops.h mc_ssd_chunked semantics, without D and gate): the
+ * recurrent form, one warp per (segment, head, p) with the N states in its lanes. */
+typedef struct mcu_ssd_args {
+    int64_t H, P, N, G;
+    const float *x; int64_t x_stride;
+    const float *B, *C; int64_t bc_stride;
+    const float *dt; int64_t dt_stride;
+    const float *A;
+    float *y; int64_t y_stride;
+} mcu_ssd_args;
+void mcu_ssd(const mcu_ssd_args *a, const mcu_seg *seg, int64_t n_seg, mcu_stream s);
+/* Mamba-2 after the SSD, per row: y += D[h] x; then the gated norm with z (ops.h
+ * mc_gated_rmsnorm; gnorm NULL: y *= silu(z)). y (T, E); x, z rows of stride xs. */
+void mcu_gate(float *y, const float *x, const float *z, int64_t xs, const float *D, const float *gnorm, int64_t T,
+              int64_t E, int64_t P, int64_t G, int norm_before_gate, float eps, mcu_stream s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
