@@ -14,7 +14,7 @@ for p in $presets; do
     [ -e "$models/$p" ] || "$bin" init --preset "$p" --dtype "${DTYPE:-bf16}" -o "$models/$p" >/dev/null
     for prec in ${PRECISIONS:-f32 bf16}; do
         for b in ${BATCHES:-1 32 128}; do
-            MAMBAC_PRECISION=$prec "$bin" bench -d cuda -m "$models/$p" -p "${PROMPT:-512}" -n "${NGEN:-128}" -b "$b" -r "${REPEATS:-2}" --json |
+            MAMBAC_PRECISION=$prec "$bin" bench -d cuda -m "$models/$p" -p "${PROMPT:-512}" -n "${NGEN:-128}" -b "$b" -u "${UBATCH:-4096}" -r "${REPEATS:-2}" --json |
                 sed "s/^{/{\"precision\": \"$prec\", /"
         done
     done

@@ -26,12 +26,12 @@ run_ctest build
 if [ "${1:-}" = "--quick" ]; then echo "check: $passed passed, 0 failed"; exit 0; fi
 
 step "sanitizer build (ASan + UBSan) + tests"
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMAMBAC_SANITIZE=ON -DMAMBAC_WERROR=ON >/dev/null
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMAMBAC_SANITIZE=ON -DMAMBAC_WERROR=ON -DMAMBAC_CUDA=OFF >/dev/null
 cmake --build build-asan -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1 run_ctest build-asan
 
 step "fuzz (libFuzzer + ASan + UBSan), ${FUZZ_SECONDS:-60}s per target"
-CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMAMBAC_FUZZ=ON >/dev/null
+CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMAMBAC_FUZZ=ON -DMAMBAC_CUDA=OFF >/dev/null
 cmake --build build-fuzz -j "$jobs" --target fuzz_safetensors fuzz_pickle fuzz_torch fuzz_config fuzz_tokenizer_json fuzz_tokenize fuzz_gguf
 bash fuzz/run.sh build-fuzz "${FUZZ_SECONDS:-60}"
 passed=$((passed + 7)) # the seven fuzz targets ran without a crash

@@ -2,7 +2,8 @@
  * Each repeat: fresh states for -b sequences, a prompt of -p random ids each, all
  * evaluated in one batched call (prefill), then -n decode steps of every sequence
  * together, each token chosen by argmax (so the lm_head runs every step, as in
- * generation). Rates are aggregate: tokens of all sequences per second. */
+ * generation). Rates are aggregate: tokens of all sequences per second. One untimed
+ * round comes first. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -53,24 +54,25 @@ static int bench_once(bench_run *b, double *pp, double *tg, mambac_error *err) {
 }
 
 int cmd_bench(cli_args *a) {
-    const char *model = NULL, *p_s = NULL, *n_s = NULL, *t_s = NULL, *r_s = NULL, *b_s = NULL;
+    const char *model = NULL, *p_s = NULL, *n_s = NULL, *t_s = NULL, *r_s = NULL, *b_s = NULL, *u_s = NULL;
     int json = 0;
     for (; a->i < a->argc; a->i++) {
         int bad = 0;
         if (cli_flag(a, "--json")) json = 1;
         else if (cli_opt(a, "-m", "--model", &model, &bad) || cli_opt(a, "-p", "--prompt", &p_s, &bad) ||
                  cli_opt(a, "-n", "--n-gen", &n_s, &bad) || cli_opt(a, "-t", "--threads", &t_s, &bad) ||
-                 cli_opt(a, "-r", "--repeats", &r_s, &bad) || cli_opt(a, "-b", "--batch", &b_s, &bad)) {
+                 cli_opt(a, "-r", "--repeats", &r_s, &bad) || cli_opt(a, "-b", "--batch", &b_s, &bad) ||
+                 cli_opt(a, "-u", "--ubatch", &u_s, &bad)) {
             if (bad) return CLI_USAGE;
         } else {
             return cli_usage_error(a->cmd, "unknown option '%s'", a->argv[a->i]);
         }
     }
-    long long P = 512, N = 128, threads = 0, R = 3, B = 1;
+    long long P = 512, N = 128, threads = 0, R = 3, B = 1, U = 0;
     if ((p_s && !cli_parse_int(p_s, 0, 1 << 24, &P)) || (n_s && !cli_parse_int(n_s, 0, 1 << 24, &N)) ||
         (t_s && !cli_parse_int(t_s, 1, 1024, &threads)) || (r_s && !cli_parse_int(r_s, 1, 1000, &R)) ||
-        (b_s && !cli_parse_int(b_s, 1, 4096, &B)))
-        return cli_usage_error(a->cmd, "-p, -n >= 0; -t in [1, 1024]; -r in [1, 1000]; -b in [1, 4096]");
+        (b_s && !cli_parse_int(b_s, 1, 4096, &B)) || (u_s && !cli_parse_int(u_s, 1, 1 << 20, &U)))
+        return cli_usage_error(a->cmd, "-p, -n >= 0; -t in [1, 1024]; -r in [1, 1000]; -b in [1, 4096]; -u in [1, 1048576]");
     if (P == 0 && N == 0) return cli_usage_error(a->cmd, "nothing to measure: -p and -n are both 0");
     if (P * B > (1ll << 26)) return cli_usage_error(a->cmd, "-p times -b must be at most 67108864 tokens");
     mambac_model *m;
@@ -79,7 +81,7 @@ int cmd_bench(cli_args *a) {
     mambac_context_params cp = mambac_context_default_params();
     cp.n_threads = (int32_t)threads;
     /* a prompt piece of up to 512 rows; every decode step of the batch in one piece */
-    cp.max_ubatch = (int32_t)(P * B > 0 && P * B < 512 ? P * B : 512);
+    cp.max_ubatch = (int32_t)(U ? U : P * B > 0 && P * B < 512 ? P * B : 512);
     if (cp.max_ubatch < B) cp.max_ubatch = (int32_t)B;
     bench_run b = {.B = B, .P = P, .N = N, .vocab = c->vocab_size, .V = c->n_vocab_rows};
     mambac_error err;
@@ -115,6 +117,11 @@ int cmd_bench(cli_args *a) {
     if (!json)
         printf("| model | arch | dtype | isa | threads | batch | params | size | test | t/s |\n"
                "|---|---|---|---|---|---|---|---|---|---|\n");
+    double warm_pp, warm_tg; /* one untimed round: lazy initialisation (GPU libraries, page faults) stays out */
+    if (!bench_once(&b, &warm_pp, &warm_tg, &err)) {
+        rc = cli_error("%s", err.msg);
+        goto done;
+    }
     for (long long r = 0; r < R; r++) {
         if (!bench_once(&b, &pp[r], &tg[r], &err)) {
             rc = cli_error("%s", err.msg);

@@ -30,7 +30,7 @@ static const char usage[] =
     "            mean next-token loss of a text in windows of --ctx tokens\n"
     "  grad      [-m MODEL] --prompt-ids IDS -o GRADS.safetensors [-t THREADS]\n"
     "            the mean next-token loss of IDS and every parameter's gradient\n"
-    "  bench     [-m MODEL] [-p 512] [-n 128] [-b BATCH] [-t THREADS] [-r REPEATS] [--json]\n"
+    "  bench     [-m MODEL] [-p 512] [-n 128] [-b BATCH] [-u UBATCH] [-t THREADS] [-r REPEATS] [--json]\n"
     "            prefill and decode speed (of BATCH sequences together: aggregate tok/s)\n"
     "  help                                 this text\n"
     "\n"

@@ -28,6 +28,8 @@
 #include "model/repack_x16.h"
 
 #define MAX_CONV_K 8
+#define MAX_GRAPHS 32
+#define BLAS_WORKSPACE (32u << 20)
 
 typedef struct dev_matrix {
     void *d; /* float32 or bf16, (rows, cols) row-major */
@@ -235,14 +237,24 @@ typedef struct cuda_ctx {
     int32_t *h_ids, *h_rows;                       /* pinned host staging */
     mcu_seg *h_seg;
     void *mem;                                     /* one device allocation for all of the above */
+    void *blas_ws;                                 /* cuBLAS workspace (no allocation inside a capture) */
     cudaError_t err;
     cublasStatus_t berr;
+    /* Decode micro-batches run as CUDA graphs, one per row count, captured the first time
+     * (the ops queue nothing while a graph replays): launch overhead paid once a step. */
+    int use_graphs, capturing, replaying;
+    int64_t graph_rows;
+    cudaGraphExec_t graph;                         /* the one being replayed */
+    struct { int64_t rows; cudaGraphExec_t exec; } graphs[MAX_GRAPHS];
+    int n_graphs, next_graph;
 } cuda_ctx;
 
 static void cuda_ctx_free(void *p) {
     cuda_ctx *x = p;
     cudaSetDevice(x->cm->device);
+    for (int i = 0; i < x->n_graphs; i++) cudaGraphExecDestroy(x->graphs[i].exec);
     if (x->blas) cublasDestroy(x->blas);
+    cudaFree(x->blas_ws);
     if (x->stream) cudaStreamDestroy(x->stream);
     cudaFree(x->mem);
     cudaFreeHost(x->h_ids);
@@ -270,6 +282,7 @@ static mambac_status cuda_ctx_new(const struct mambac_model *m, const mambac_con
     int64_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 63) / 64 * 64;
     cudaError_t e = cudaMalloc(&x->mem, (size_t)total * 4);
+    if (e == cudaSuccess) e = cudaMalloc(&x->blas_ws, BLAS_WORKSPACE);
     if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&x->stream, cudaStreamNonBlocking);
     if (e == cudaSuccess) e = cudaMallocHost((void **)&x->h_ids, (size_t)U * 4);
     if (e == cudaSuccess) e = cudaMallocHost((void **)&x->h_rows, (size_t)U * 4);
@@ -278,7 +291,8 @@ static mambac_status cuda_ctx_new(const struct mambac_model *m, const mambac_con
         cuda_ctx_free(x);
         return cuda_fail(err, e, "allocating a context");
     }
-    if (cublasCreate(&x->blas) != CUBLAS_STATUS_SUCCESS || cublasSetStream(x->blas, x->stream) != CUBLAS_STATUS_SUCCESS) {
+    if (cublasCreate(&x->blas) != CUBLAS_STATUS_SUCCESS || cublasSetStream(x->blas, x->stream) != CUBLAS_STATUS_SUCCESS ||
+        cublasSetWorkspace(x->blas, x->blas_ws, BLAS_WORKSPACE) != CUBLAS_STATUS_SUCCESS) {
         cuda_ctx_free(x);
         return mc_fail(err, MAMBAC_ERR_IO, "cuda: cannot create a cuBLAS handle");
     }
@@ -290,6 +304,8 @@ static mambac_status cuda_ctx_new(const struct mambac_model *m, const mambac_con
         *slots[i] = q;
         q += (sizes[i] + 63) / 64 * 64;
     }
+    const char *g = getenv("MAMBAC_CUDA_GRAPHS"); /* "0": every op launched one by one (for comparisons) */
+    x->use_graphs = !(g && strcmp(g, "0") == 0);
     *out = x;
     return MAMBAC_OK;
 }
@@ -308,6 +324,11 @@ static void gemm(cuda_ctx *x, float *out, int64_t ldo, const float *in, int64_t 
                  float beta) {
     const float one = 1.0f;
     cublasStatus_t s;
+    if (T <= MCU_GEMV_MAX_T) { /* decode: read each weight once, as stored, no rounding of x */
+        mcu_gemv(out, ldo, in, xs, T, W->d, x->cm->bf16, W->rows, W->cols, beta, x->stream);
+        check_launch(x);
+        return;
+    }
     if (x->cm->bf16) {
         mcu_to_bf16(x->act16, in, xs, T, W->cols, x->stream);
         check_launch(x);
@@ -329,12 +350,15 @@ static int64_t max_seg(const mc_ubatch *ub) {
     return m;
 }
 
-/* Starts a micro-batch: the ids and the segment table of every layer go up. */
+/* Starts a micro-batch: the ids and the segment table of every layer go up. A decode
+ * micro-batch replays its graph (the other ops then queue nothing), or is captured into
+ * one. */
 static void cuda_embed(void *p, const mc_ubatch *ub) {
     cuda_ctx *x = p;
     const mambac_model_info *c = &x->model->info;
     cudaSetDevice(x->cm->device);
     x->err = cudaSuccess, x->berr = CUBLAS_STATUS_SUCCESS;
+    x->capturing = x->replaying = 0;
     cudaStreamSynchronize(x->stream); /* the staging buffers may still feed the last batch's copies */
     memcpy(x->h_ids, ub->ids, (size_t)ub->n_rows * sizeof(int32_t));
     for (int l = 0; l < c->n_layer; l++)
@@ -343,6 +367,15 @@ static void cuda_embed(void *p, const mc_ubatch *ub) {
             x->h_seg[l * ub->n_seg + i] = (mcu_seg){(int32_t)g->row0, (int32_t)g->n, mc_state_conv(g->state, l),
                                                     mc_state_ssm(g->state, l)};
         }
+    if (x->use_graphs && ub->decode && ub->n_rows <= x->lrows) {
+        x->graph_rows = ub->n_rows;
+        for (int i = 0; i < x->n_graphs && !x->replaying; i++)
+            if (x->graphs[i].rows == ub->n_rows) x->replaying = 1, x->graph = x->graphs[i].exec;
+        if (x->replaying) return;
+        cudaError_t e = cudaStreamBeginCapture(x->stream, cudaStreamCaptureModeThreadLocal);
+        if (e == cudaSuccess) x->capturing = 1;
+        else x->use_graphs = 0;
+    }
     cudaMemcpyAsync(x->d_ids, x->h_ids, (size_t)ub->n_rows * sizeof(int32_t), cudaMemcpyHostToDevice, x->stream);
     cudaMemcpyAsync(x->d_seg, x->h_seg, (size_t)(c->n_layer * ub->n_seg) * sizeof(mcu_seg), cudaMemcpyHostToDevice,
                     x->stream);
@@ -352,6 +385,7 @@ static void cuda_embed(void *p, const mc_ubatch *ub) {
 
 static void cuda_norm(void *p, const mc_ubatch *ub, int l) {
     cuda_ctx *x = p;
+    if (x->replaying) return;
     const mambac_model_info *c = &x->model->info;
     mcu_rmsnorm(x->xn, x->h, NULL, x->cm->layers[l].norm, ub->n_rows, c->d_model, c->norm_eps, x->stream);
     check_launch(x);
@@ -359,6 +393,7 @@ static void cuda_norm(void *p, const mc_ubatch *ub, int l) {
 
 static void cuda_in_proj_conv(void *p, const mc_ubatch *ub, int l) {
     cuda_ctx *x = p;
+    if (x->replaying) return;
     const mambac_model_info *c = &x->model->info;
     const dev_layer *L = &x->cm->layers[l];
     const int64_t T = ub->n_rows, W = L->in_proj.rows, c0 = c->arch == MAMBAC_ARCH_MAMBA1 ? 0 : c->d_inner;
@@ -371,6 +406,7 @@ static void cuda_in_proj_conv(void *p, const mc_ubatch *ub, int l) {
 
 static void cuda_mamba1_ssm(void *p, const mc_ubatch *ub, int l) {
     cuda_ctx *x = p;
+    if (x->replaying) return;
     const mambac_model_info *c = &x->model->info;
     const dev_layer *L = &x->cm->layers[l];
     const int64_t T = ub->n_rows, E = c->d_inner, N = c->d_state, R = c->dt_rank, W = 2 * E, X = R + 2 * N;
@@ -390,6 +426,7 @@ static void cuda_mamba1_ssm(void *p, const mc_ubatch *ub, int l) {
 
 static void cuda_mamba2_ssm(void *p, const mc_ubatch *ub, int l) {
     cuda_ctx *x = p;
+    if (x->replaying) return;
     const mambac_model_info *c = &x->model->info;
     const dev_layer *L = &x->cm->layers[l];
     const int64_t T = ub->n_rows, E = c->d_inner, N = c->d_state, G = c->n_groups, H = c->n_heads, P = c->head_dim;
@@ -406,6 +443,7 @@ static void cuda_mamba2_ssm(void *p, const mc_ubatch *ub, int l) {
 
 static void cuda_out_proj_residual(void *p, const mc_ubatch *ub, int l) {
     cuda_ctx *x = p;
+    if (x->replaying) return;
     const mambac_model_info *c = &x->model->info;
     const dev_layer *L = &x->cm->layers[l];
     gemm(x, x->h, c->d_model, x->y, c->d_inner, ub->n_rows, &L->out_proj, 1.0f); /* h += y out_proj^T */
@@ -413,27 +451,73 @@ static void cuda_out_proj_residual(void *p, const mc_ubatch *ub, int l) {
     check_launch(x);
 }
 
+/* Rows of x->logits (at `first`, consecutive) to their host destinations: runs of
+ * consecutive destinations in one copy. */
+static void copy_rows_out(cuda_ctx *x, const mc_logit_row *rows, int64_t k, int64_t V, int by_row) {
+    for (int64_t i = 0; i < k;) {
+        int64_t j = i + 1;
+        const int64_t src = by_row ? rows[i].row : i;
+        while (j < k && rows[j].dst == rows[i].dst + (j - i) * V && (!by_row || rows[j].row == rows[i].row + (j - i))) j++;
+        cudaError_t e = cudaMemcpyAsync(rows[i].dst, x->logits + src * V, (size_t)((j - i) * V) * sizeof(float),
+                                        cudaMemcpyDeviceToHost, x->stream);
+        if (x->err == cudaSuccess) x->err = e;
+        i = j;
+    }
+}
+
+/* A decode graph computes the logits of every row (the lm_head is read once either way);
+ * only the rows asked for are copied out. */
+static void graph_logits(cuda_ctx *x, const mc_logit_row *rows, int64_t n) {
+    const mambac_model_info *c = &x->model->info;
+    const int64_t D = c->d_model, V = c->n_vocab_rows;
+    if (x->capturing) {
+        mcu_rmsnorm(x->xn, x->h, NULL, x->cm->norm_f, x->graph_rows, D, c->norm_eps, x->stream);
+        check_launch(x);
+        gemm(x, x->logits, V, x->xn, D, x->graph_rows, &x->cm->lm_head, 0.0f);
+        cudaGraph_t g = NULL;
+        cudaError_t e = cudaStreamEndCapture(x->stream, &g);
+        cudaGraphExec_t exec = NULL;
+        if (e == cudaSuccess && x->err == cudaSuccess && x->berr == CUBLAS_STATUS_SUCCESS)
+            e = cudaGraphInstantiate(&exec, g, 0);
+        if (g) cudaGraphDestroy(g);
+        x->capturing = 0;
+        if (e != cudaSuccess || !exec) {
+            if (x->err == cudaSuccess) x->err = e != cudaSuccess ? e : cudaErrorStreamCaptureInvalidated;
+            x->use_graphs = 0; /* this context runs ops one by one from now on */
+            return;
+        }
+        int slot;
+        if (x->n_graphs < MAX_GRAPHS) {
+            slot = x->n_graphs++;
+        } else { /* the oldest goes */
+            slot = x->next_graph++ % MAX_GRAPHS;
+            cudaGraphExecDestroy(x->graphs[slot].exec);
+        }
+        x->graphs[slot].rows = x->graph_rows, x->graphs[slot].exec = exec;
+        x->graph = exec;
+    }
+    cudaError_t e = cudaGraphLaunch(x->graph, x->stream);
+    if (x->err == cudaSuccess) x->err = e;
+    copy_rows_out(x, rows, n, V, 1);
+}
+
 static mambac_status cuda_logits(void *p, const mc_ubatch *ub, const mc_logit_row *rows, int64_t n, mambac_error *err) {
     cuda_ctx *x = p;
     const mambac_model_info *c = &x->model->info;
     const int64_t D = c->d_model, V = c->n_vocab_rows;
     (void)ub;
-    for (int64_t i0 = 0; i0 < n; i0 += x->lrows) {
-        const int64_t k = n - i0 < x->lrows ? n - i0 : x->lrows;
-        cudaStreamSynchronize(x->stream); /* h_rows may still feed the last group's copy */
-        for (int64_t i = 0; i < k; i++) x->h_rows[i] = (int32_t)rows[i0 + i].row;
-        cudaMemcpyAsync(x->d_rows, x->h_rows, (size_t)k * sizeof(int32_t), cudaMemcpyHostToDevice, x->stream);
-        mcu_rmsnorm(x->xn, x->h, x->d_rows, x->cm->norm_f, k, D, c->norm_eps, x->stream);
-        check_launch(x);
-        gemm(x, x->logits, V, x->xn, D, k, &x->cm->lm_head, 0.0f);
-        int64_t i = 0;
-        while (i < k) { /* runs of consecutive destinations in one copy */
-            int64_t j = i + 1;
-            while (j < k && rows[i0 + j].dst == rows[i0 + i].dst + (j - i) * V) j++;
-            cudaError_t e = cudaMemcpyAsync(rows[i0 + i].dst, x->logits + i * V, (size_t)((j - i) * V) * sizeof(float),
-                                            cudaMemcpyDeviceToHost, x->stream);
-            if (x->err == cudaSuccess) x->err = e;
-            i = j;
+    if (x->capturing || x->replaying) {
+        graph_logits(x, rows, n);
+    } else {
+        for (int64_t i0 = 0; i0 < n; i0 += x->lrows) {
+            const int64_t k = n - i0 < x->lrows ? n - i0 : x->lrows;
+            cudaStreamSynchronize(x->stream); /* h_rows may still feed the last group's copy */
+            for (int64_t i = 0; i < k; i++) x->h_rows[i] = (int32_t)rows[i0 + i].row;
+            cudaMemcpyAsync(x->d_rows, x->h_rows, (size_t)k * sizeof(int32_t), cudaMemcpyHostToDevice, x->stream);
+            mcu_rmsnorm(x->xn, x->h, x->d_rows, x->cm->norm_f, k, D, c->norm_eps, x->stream);
+            check_launch(x);
+            gemm(x, x->logits, V, x->xn, D, k, &x->cm->lm_head, 0.0f);
+            copy_rows_out(x, rows + i0, k, V, 0);
         }
     }
     cudaError_t e = cudaStreamSynchronize(x->stream);

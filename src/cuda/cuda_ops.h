@@ -35,6 +35,12 @@ void mcu_add_bias(float *y, int64_t ys, const float *bias, int64_t T, int64_t co
 /* float32 (T rows of stride xs, cols used) → bf16 (T, cols) packed. */
 void mcu_to_bf16(void *out, const float *x, int64_t xs, int64_t T, int64_t cols, mcu_stream s);
 
+/* out (T, R) = x (T rows of xs; K used) W^T (+ beta out) for T <= MCU_GEMV_MAX_T: the
+ * decode product, reading W (R, K) as stored (float32, or bf16 when w_bf16). */
+#define MCU_GEMV_MAX_T 8
+void mcu_gemv(float *out, int64_t ldo, const float *x, int64_t xs, int64_t T, const void *W, int w_bf16, int64_t R,
+              int64_t K, float beta, mcu_stream s);
+
 /* Causal depthwise conv + bias + SiLU in place over channels [0, C) of rows of stride
  * `stride` (x points at the first conv channel), per segment from its window (updated
  * to the last K-1 inputs). w (C, K), b (C) or NULL. */
