@@ -219,6 +219,9 @@ typedef enum mambac_logits_mode {
     MAMBAC_LOGITS_NONE = 0, /* only advance the state */
     MAMBAC_LOGITS_LAST = 1, /* logits of the last token: n_vocab_rows floats */
     MAMBAC_LOGITS_ALL = 2,  /* logits after every token: n_tokens * n_vocab_rows floats */
+    MAMBAC_LOGITS_GREEDY = 3, /* mambac_eval_batch only: no logits, the argmax of the last token's
+                               * (over the real vocabulary, first on ties) into *token: computed
+                               * where the model runs, so a GPU sends back one id */
 } mambac_logits_mode;
 
 /* Feed n_tokens ids to the sequence whose state is `state`, continuing from it.
@@ -230,14 +233,15 @@ mambac_status mambac_eval(mambac_context *ctx, mambac_state *state, const int32_
                           mambac_error *err);
 
 /* One sequence of a batch: its state, the tokens to feed it (1 for a decode step, many
- * for a prompt or a piece of one) and the logits it wants (NONE, LAST: n_vocab_rows
- * floats, ALL: n_tokens * n_vocab_rows floats). */
+ * for a prompt or a piece of one) and what it wants back (NONE; LAST: n_vocab_rows floats
+ * in logits; ALL: n_tokens * n_vocab_rows floats; GREEDY: one id in *token). */
 typedef struct mambac_seq {
     mambac_state *state;
     const int32_t *ids;
     size_t n_tokens;
     mambac_logits_mode mode;
     float *logits;
+    int32_t *token; /* GREEDY only */
 } mambac_seq;
 
 /* Feeds every sequence its tokens, together: rows of all sequences are packed into pieces

@@ -14,6 +14,7 @@
  *     rounded to int16 per block either way, but by kernels of different widths).
  *     Every kernel set this CPU runs, 1 and 2 threads, both architectures, float,
  *     bf16 and quantized GGUF models, repacked and not.
+ *   - GREEDY returns the argmax of the logits LAST returns for the same batch;
  *   - a batch with a bad sequence (id out of range, a state twice, no tokens, a state of
  *     another model) fails before anything runs: every state and count unchanged;
  *   - a state's bytes in memory round-trip, and refuse a truncated or corrupted copy. */
@@ -69,7 +70,7 @@ static int run_batched(mambac_context *ctx, mambac_model *m, seqrun *runs, mamba
             /* logits: all positions of prompt pieces, the last of others; none now and then */
             int mode = r->fed < plen[s] ? MAMBAC_LOGITS_ALL : (step + s) % 5 == 0 ? MAMBAC_LOGITS_NONE : MAMBAC_LOGITS_LAST;
             q[n++] = (mambac_seq){st[s], r->ids + r->fed, (size_t)k, (mambac_logits_mode)mode,
-                                  r->lg + (size_t)r->fed * (size_t)c->n_vocab_rows};
+                                  r->lg + (size_t)r->fed * (size_t)c->n_vocab_rows, NULL};
             r->len[r->npieces] = k, r->mode[r->npieces++] = mode;
             if (mode == MAMBAC_LOGITS_ALL)
                 for (int t = 0; t < k; t++) r->asked[r->fed + t] = 1;
@@ -101,6 +102,41 @@ static int run_alone(mambac_context *ctx, mambac_model *m, const seqrun *r, floa
     }
     mambac_state_free(st);
     return ok;
+}
+
+/* GREEDY gives the argmax of the logits LAST gives in the same batch (same rows, same
+ * products), for prompts and for decode steps. */
+static void test_greedy(mambac_context *ctx, mambac_model *m, const char *label) {
+    const mambac_model_info *c = mambac_model_get_info(m);
+    const int64_t V = c->n_vocab_rows;
+    enum { NS = 5 };
+    mambac_state *a[NS], *b[NS];
+    mambac_seq qa[NS], qb[NS];
+    int32_t ids[NS][40], tok[NS], next[NS];
+    float *lg = malloc((size_t)(NS * V) * sizeof(float));
+    mambac_error err;
+    int same = 1;
+    for (int s = 0; s < NS; s++) {
+        mambac_state_new(m, &a[s], &err), mambac_state_new(m, &b[s], &err);
+        for (int t = 0; t < 40; t++) ids[s][t] = (7 * s + 3 * t + t * t) % c->vocab_size;
+    }
+    for (int step = 0; step < 4; step++) {
+        for (int s = 0; s < NS; s++) {
+            const size_t n = step == 0 ? (size_t)(1 + 9 * s) : 1;
+            const int32_t *in = step == 0 ? ids[s] : &next[s];
+            qa[s] = (mambac_seq){a[s], in, n, MAMBAC_LOGITS_LAST, lg + s * V, NULL};
+            qb[s] = (mambac_seq){b[s], in, n, MAMBAC_LOGITS_GREEDY, NULL, &tok[s]};
+        }
+        CHECK(mambac_eval_batch(ctx, qa, NS, &err) == MAMBAC_OK && mambac_eval_batch(ctx, qb, NS, &err) == MAMBAC_OK,
+              "%s greedy batch: %s", label, err.msg);
+        for (int s = 0; s < NS; s++) {
+            next[s] = mambac_argmax(lg + s * V, c->vocab_size);
+            same &= next[s] == tok[s];
+        }
+    }
+    CHECK(same, "%s: GREEDY tokens equal the argmax of LAST logits", label);
+    for (int s = 0; s < NS; s++) mambac_state_free(a[s]), mambac_state_free(b[s]);
+    free(lg);
 }
 
 static void test_model(const char *file, int quantized) {
@@ -155,6 +191,7 @@ static void test_model(const char *file, int quantized) {
                        bitwise ? "bitwise," : "rel L2", worst);
                 for (int s = 0; s < S; s++) free(runs[s].lg);
                 free(alone);
+                test_greedy(ctx, m, file);
                 mambac_context_free(ctx);
             }
         mambac_model_free(m);
@@ -188,15 +225,17 @@ static void test_errors(void) {
     mambac_state_to_bytes(b, bb, nb, &err);
 
     const mambac_seq cases[][2] = {
-        {{a, ids, 4, MAMBAC_LOGITS_ALL, lg}, {b, bad, 2, MAMBAC_LOGITS_LAST, lg}},
-        {{a, ids, 4, MAMBAC_LOGITS_NONE, NULL}, {a, ids, 1, MAMBAC_LOGITS_NONE, NULL}},
-        {{a, ids, 4, MAMBAC_LOGITS_NONE, NULL}, {b, ids, 0, MAMBAC_LOGITS_NONE, NULL}},
-        {{a, ids, 2, MAMBAC_LOGITS_NONE, NULL}, {foreign, ids, 2, MAMBAC_LOGITS_NONE, NULL}},
-        {{a, ids, 2, MAMBAC_LOGITS_NONE, NULL}, {b, ids, 2, MAMBAC_LOGITS_LAST, NULL}},
-        {{a, ids, 2, MAMBAC_LOGITS_NONE, NULL}, {NULL, ids, 2, MAMBAC_LOGITS_NONE, NULL}},
+        {{a, ids, 4, MAMBAC_LOGITS_ALL, lg, NULL}, {b, bad, 2, MAMBAC_LOGITS_LAST, lg, NULL}},
+        {{a, ids, 4, MAMBAC_LOGITS_NONE, NULL, NULL}, {a, ids, 1, MAMBAC_LOGITS_NONE, NULL, NULL}},
+        {{a, ids, 4, MAMBAC_LOGITS_NONE, NULL, NULL}, {b, ids, 0, MAMBAC_LOGITS_NONE, NULL, NULL}},
+        {{a, ids, 2, MAMBAC_LOGITS_NONE, NULL, NULL}, {foreign, ids, 2, MAMBAC_LOGITS_NONE, NULL, NULL}},
+        {{a, ids, 2, MAMBAC_LOGITS_NONE, NULL, NULL}, {b, ids, 2, MAMBAC_LOGITS_LAST, NULL, NULL}},
+        {{a, ids, 2, MAMBAC_LOGITS_NONE, NULL, NULL}, {NULL, ids, 2, MAMBAC_LOGITS_NONE, NULL, NULL}},
+        {{a, ids, 2, MAMBAC_LOGITS_NONE, NULL, NULL}, {b, ids, 2, MAMBAC_LOGITS_GREEDY, lg, NULL}},
+        {{a, ids, 2, MAMBAC_LOGITS_NONE, NULL, NULL}, {b, ids, 2, (mambac_logits_mode)9, lg, NULL}},
     };
     const char *what[] = {"id out of range", "a state twice", "no tokens", "another model's state", "no logits buffer",
-                          "no state"};
+                          "no state", "GREEDY without a token pointer", "an unknown mode"};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         CHECK(mambac_eval_batch(ctx, cases[i], 2, &err) == MAMBAC_ERR_INVALID_ARG, "%s refused", what[i]);
         mambac_state_to_bytes(a, after, nb, &err);
@@ -205,7 +244,7 @@ static void test_errors(void) {
         CHECK(mambac_state_n_tokens(a) == 4 && mambac_state_n_tokens(b) == 0, "%s: counts unchanged", what[i]);
     }
     /* after every refusal the states are usable in a batch again (no mark left behind) */
-    const mambac_seq good[2] = {{a, ids, 1, MAMBAC_LOGITS_NONE, NULL}, {b, ids, 3, MAMBAC_LOGITS_NONE, NULL}};
+    const mambac_seq good[2] = {{a, ids, 1, MAMBAC_LOGITS_NONE, NULL, NULL}, {b, ids, 3, MAMBAC_LOGITS_NONE, NULL, NULL}};
     CHECK(mambac_eval_batch(ctx, good, 2, &err) == MAMBAC_OK, "batch after refusals: %s", err.msg);
     CHECK(mambac_eval_batch(ctx, good, 0, &err) == MAMBAC_ERR_INVALID_ARG, "empty batch refused");
 

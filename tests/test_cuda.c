@@ -3,8 +3,9 @@
  *   - models of real shapes (mamba-130m and mamba2-130m widths with 2 layers; Mamba-2 with
  *     d_state 256, 4 groups and head_dim 32; bf16 weights; a q4_0 GGUF; proj biases),
  *     random weights: logits at every position of a 300-token prompt fed whole, token by
- *     token, in uneven pieces, and as one sequence of a batch with three others, against
- *     the CPU fed whole. Bounds: relative L2 1e-4 on the f32 path (float32 arithmetic in
+ *     token, in uneven pieces, and as one sequence of a batch with three others, and of a
+ *     1500-token prompt whole and in two pieces (the chunked scan / SSD), against the CPU
+ *     fed whole. Bounds: relative L2 1e-4 on the f32 path (float32 arithmetic in
  *     another order: ~1e-6 expected), 3e-2 for bf16 products (bf16 operands: ~4e-3 per
  *     product, through a few layers);
  *   - a state made on the GPU continues on the CPU and the other way (state bytes);
@@ -72,14 +73,16 @@ static float *logits_in_batch(mambac_model *m, const int32_t *ids, int64_t n) {
     mambac_context_new(m, &cp, &ctx, &err);
     for (int s = 0; s < 4; s++) mambac_state_new(m, &st[s], &err);
     const int64_t first = 100;
-    mambac_seq q[4] = {{st[0], ids, (size_t)first, MAMBAC_LOGITS_ALL, lg},
-                       {st[1], ids + 7, 50, MAMBAC_LOGITS_LAST, other},
-                       {st[2], ids + 3, 1, MAMBAC_LOGITS_LAST, other + V},
-                       {st[3], ids + 11, 170, MAMBAC_LOGITS_ALL, other}};
+    int32_t tok;
+    mambac_seq q[4] = {{st[0], ids, (size_t)first, MAMBAC_LOGITS_ALL, lg, NULL},
+                       {st[1], ids + 7, 50, MAMBAC_LOGITS_LAST, other, NULL},
+                       {st[2], ids + 3, 1, MAMBAC_LOGITS_GREEDY, NULL, &tok},
+                       {st[3], ids + 11, 170, MAMBAC_LOGITS_ALL, other, NULL}};
     CHECK(mambac_eval_batch(ctx, q, 4, &err) == MAMBAC_OK, "batch: %s", err.msg);
     for (int64_t t = first; t < n; t++) { /* then token by token, beside three decoding sequences */
-        q[0] = (mambac_seq){st[0], ids + t, 1, MAMBAC_LOGITS_LAST, lg + t * V};
-        for (int s = 1; s < 4; s++) q[s] = (mambac_seq){st[s], ids + (t * s) % n, 1, MAMBAC_LOGITS_LAST, other + s * V};
+        q[0] = (mambac_seq){st[0], ids + t, 1, MAMBAC_LOGITS_LAST, lg + t * V, NULL};
+        for (int s = 1; s < 4; s++)
+            q[s] = (mambac_seq){st[s], ids + (t * s) % n, 1, s == 2 ? MAMBAC_LOGITS_GREEDY : MAMBAC_LOGITS_LAST, other + s * V, &tok};
         if (mambac_eval_batch(ctx, q, 4, &err) != MAMBAC_OK) {
             CHECK(0, "batch step: %s", err.msg);
             break;
@@ -115,10 +118,15 @@ static float *logits_moved(mambac_model *a, mambac_model *b, const int32_t *ids,
     return lg;
 }
 
-static void compare(const char *label, const char *how, const float *got, const float *want, int64_t V, double bound) {
-    const double e = rel_l2(got, V, want, V, T, V);
+static void compare_rows(const char *label, const char *how, const float *got, const float *want, int64_t V, int64_t rows,
+                         double bound) {
+    const double e = rel_l2(got, V, want, V, rows, V);
     printf("  %-34s %-28s rel L2 %.3g\n", label, how, e);
     CHECK(e <= bound, "%s %s: relative L2 %.3g above %g", label, how, e, bound);
+}
+
+static void compare(const char *label, const char *how, const float *got, const float *want, int64_t V, double bound) {
+    compare_rows(label, how, got, want, V, T, bound);
 }
 
 static void test_case(const char *label, const char *path) {
@@ -151,6 +159,17 @@ static void test_case(const char *label, const char *path) {
     g = logits_in_batch(gpu, ids, T), compare(label, "in a batch of four", g, want, V, 1e-4), free(g);
     g = logits_moved(gpu, cpu, ids, T), compare(label, "state gpu -> cpu", g, want, V, 1e-4), free(g);
     g = logits_moved(cpu, gpu, ids, T), compare(label, "state cpu -> gpu", g, want, V, 1e-4), free(g);
+    /* a long prompt: one segment of many chunks (cuda_ops.h MCU_CHUNK), whole and in two
+     * uneven pieces (a state entering the chunked scan) */
+    enum { TL = 1500 };
+    int32_t *lids = malloc(TL * sizeof *lids);
+    for (int t = 0; t < TL; t++) x = x * 1664525u + 1013904223u, lids[t] = (int32_t)((x >> 8) % (uint32_t)c->vocab_size);
+    float *lwant = logits_cpu(cpu, lids, TL);
+    static const int lwhole[] = {TL, 0}, ltwo[] = {901, TL, 0};
+    g = logits_pieces(gpu, lids, TL, lwhole, 4096), compare_rows(label, "1500 tokens whole", g, lwant, V, TL, 1e-4), free(g);
+    g = logits_pieces(gpu, lids, TL, ltwo, 4096), compare_rows(label, "1500 tokens, 901 + 599", g, lwant, V, TL, 1e-4), free(g);
+    free(lwant);
+    free(lids);
     if (gpu16) {
         g = logits_pieces(gpu16, ids, T, whole, 512), compare(label, "bf16 products, whole", g, want, V, 3e-2), free(g);
         g = logits_pieces(gpu16, ids, T, one, 512), compare(label, "bf16 products, token by token", g, want, V, 3e-2), free(g);

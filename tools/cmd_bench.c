@@ -2,7 +2,7 @@
  * Each repeat: fresh states for -b sequences, a prompt of -p random ids each, all
  * evaluated in one batched call (prefill), then -n decode steps of every sequence
  * together, each token chosen by argmax (so the lm_head runs every step, as in
- * generation). Rates are aggregate: tokens of all sequences per second. One untimed
+ * generation) where the model runs (MAMBAC_LOGITS_GREEDY: a GPU sends back ids). Rates are aggregate: tokens of all sequences per second. One untimed
  * round comes first. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -25,28 +25,22 @@ typedef struct bench_run {
     mambac_state **st;
     mambac_seq *q;
     int32_t *ids, *next; /* (B, P) prompts; (B) tokens of the step */
-    float *logits;       /* (B, V) */
     long long B, P, N;
-    int32_t vocab;
-    int64_t V;
 } bench_run;
 
 /* One repeat: prefill of every prompt together, then N decode steps together. */
 static int bench_once(bench_run *b, double *pp, double *tg, mambac_error *err) {
     for (long long s = 0; s < b->B; s++) mambac_state_reset(b->st[s]);
-    for (long long s = 0; s < b->B; s++)
-        b->q[s] = (mambac_seq){b->st[s], b->ids + s * b->P, (size_t)b->P, MAMBAC_LOGITS_LAST, b->logits + s * b->V};
+    for (long long s = 0; s < b->B; s++) {
+        b->next[s] = 0;
+        b->q[s] = (mambac_seq){b->st[s], b->ids + s * b->P, (size_t)b->P, MAMBAC_LOGITS_GREEDY, NULL, &b->next[s]};
+    }
     double t0 = cli_now();
     if (b->P > 0 && mambac_eval_batch(b->ctx, b->q, (size_t)b->B, err) != MAMBAC_OK) return 0;
     double t1 = cli_now();
-    for (long long s = 0; s < b->B; s++) {
-        b->next[s] = b->P > 0 ? mambac_argmax(b->logits + s * b->V, b->vocab) : 0;
-        b->q[s].ids = &b->next[s], b->q[s].n_tokens = 1;
-    }
-    for (long long k = 0; k < b->N; k++) {
+    for (long long s = 0; s < b->B; s++) b->q[s].ids = &b->next[s], b->q[s].n_tokens = 1;
+    for (long long k = 0; k < b->N; k++) /* each next token the argmax of the last logits, where the model runs */
         if (mambac_eval_batch(b->ctx, b->q, (size_t)b->B, err) != MAMBAC_OK) return 0;
-        for (long long s = 0; s < b->B; s++) b->next[s] = mambac_argmax(b->logits + s * b->V, b->vocab);
-    }
     double t2 = cli_now();
     *pp = b->P > 0 ? b->B * b->P / (t1 - t0) : 0;
     *tg = b->N > 0 ? b->B * b->N / (t2 - t1) : 0;
@@ -83,16 +77,15 @@ int cmd_bench(cli_args *a) {
     /* a prompt piece of up to 512 rows; every decode step of the batch in one piece */
     cp.max_ubatch = (int32_t)(U ? U : P * B > 0 && P * B < 512 ? P * B : 512);
     if (cp.max_ubatch < B) cp.max_ubatch = (int32_t)B;
-    bench_run b = {.B = B, .P = P, .N = N, .vocab = c->vocab_size, .V = c->n_vocab_rows};
+    bench_run b = {.B = B, .P = P, .N = N};
     mambac_error err;
     b.st = calloc((size_t)B, sizeof *b.st);
     b.q = calloc((size_t)B, sizeof *b.q);
     b.ids = malloc((size_t)(P * B + 1) * sizeof *b.ids);
     b.next = malloc((size_t)B * sizeof *b.next);
-    b.logits = malloc((size_t)(B * b.V) * sizeof(float));
     double *pp = calloc((size_t)R, sizeof *pp), *tg = calloc((size_t)R, sizeof *tg);
     int rc = CLI_OK;
-    if (!b.st || !b.q || !b.ids || !b.next || !b.logits || !pp || !tg) {
+    if (!b.st || !b.q || !b.ids || !b.next || !pp || !tg) {
         rc = cli_error("out of memory");
         goto done;
     }
@@ -150,7 +143,7 @@ int cmd_bench(cli_args *a) {
     }
 done:
     for (long long s = 0; b.st && s < B; s++) mambac_state_free(b.st[s]);
-    free(b.st), free(b.q), free(b.ids), free(b.next), free(b.logits), free(pp), free(tg);
+    free(b.st), free(b.q), free(b.ids), free(b.next), free(pp), free(tg);
     mambac_context_free(b.ctx);
     mambac_model_free(m);
     return rc;

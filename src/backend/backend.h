@@ -39,10 +39,12 @@ typedef struct mc_ubatch {
     int decode; /* every segment has n == 1 */
 } mc_ubatch;
 
-/* A row whose logits are wanted, and where they go (n_vocab_rows host floats). */
+/* A row whose logits are wanted, and where they go: n_vocab_rows host floats at dst, or
+ * (dst NULL) their argmax over the real vocabulary at *token. */
 typedef struct mc_logit_row {
     int64_t row;
     float *dst;
+    int32_t *token;
 } mc_logit_row;
 
 typedef struct mc_backend {

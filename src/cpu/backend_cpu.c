@@ -443,7 +443,7 @@ static mambac_status cpu_logits(void *p, const mc_ubatch *ub, const mc_logit_row
     const int64_t D = c->d_model, V = c->n_vocab_rows;
     (void)ub;
     if (n == 0) return MAMBAC_OK;
-    int contiguous = 1;
+    int contiguous = rows[0].dst != NULL;
     for (int64_t i = 1; i < n && contiguous; i++)
         contiguous = rows[i].row == rows[0].row + i && rows[i].dst == rows[0].dst + i * V;
     if (contiguous) {
@@ -461,7 +461,11 @@ static mambac_status cpu_logits(void *p, const mc_ubatch *ub, const mc_logit_row
         for (int64_t i = 0; i < k; i++)
             mc_rmsnorm(ctx->xn + i * D, ctx->h + rows[i0 + i].row * D, m->norm_f, 1, D, c->norm_eps);
         matmul(ctx, ctx->lbuf, ctx->xn, D, k, &m->lm_head, NULL);
-        for (int64_t i = 0; i < k; i++) memcpy(rows[i0 + i].dst, ctx->lbuf + i * V, (size_t)V * sizeof(float));
+        for (int64_t i = 0; i < k; i++) {
+            const mc_logit_row *r = &rows[i0 + i];
+            if (r->dst) memcpy(r->dst, ctx->lbuf + i * V, (size_t)V * sizeof(float));
+            else *r->token = mambac_argmax(ctx->lbuf + i * V, c->vocab_size);
+        }
     }
     return MAMBAC_OK;
 }

@@ -232,9 +232,10 @@ typedef struct cuda_ctx {
     int64_t U, lrows;
     float *h, *xn, *proj, *xdbl, *dt, *y, *logits; /* device scratch */
     void *act16;                                   /* bf16 copy of a product's input */
-    int32_t *d_ids, *d_rows;
+    mcu_chunks chunks;                             /* long segments' chunk states (cuda_ops.h) */
+    int32_t *d_ids, *d_rows, *d_tok;
     mcu_seg *d_seg;                                /* (n_layer, U) */
-    int32_t *h_ids, *h_rows;                       /* pinned host staging */
+    int32_t *h_ids, *h_rows, *h_tok;               /* pinned host staging */
     mcu_seg *h_seg;
     void *mem;                                     /* one device allocation for all of the above */
     void *blas_ws;                                 /* cuBLAS workspace (no allocation inside a capture) */
@@ -242,7 +243,7 @@ typedef struct cuda_ctx {
     cublasStatus_t berr;
     /* Decode micro-batches run as CUDA graphs, one per row count, captured the first time
      * (the ops queue nothing while a graph replays): launch overhead paid once a step. */
-    int use_graphs, capturing, replaying;
+    int use_graphs, capturing, replaying, graph_used;
     int64_t graph_rows;
     cudaGraphExec_t graph;                         /* the one being replayed */
     struct { int64_t rows; cudaGraphExec_t exec; } graphs[MAX_GRAPHS];
@@ -259,6 +260,7 @@ static void cuda_ctx_free(void *p) {
     cudaFree(x->mem);
     cudaFreeHost(x->h_ids);
     cudaFreeHost(x->h_rows);
+    cudaFreeHost(x->h_tok);
     cudaFreeHost(x->h_seg);
     free(x);
 }
@@ -277,8 +279,9 @@ static mambac_status cuda_ctx_new(const struct mambac_model *m, const mambac_con
     const int64_t widest = D > E ? D : E;
     x->U = U;
     x->lrows = U < 256 ? U : 256;
+    const int64_t nch = mcu_chunks_max(U);
     const int64_t sizes[] = {U * D, U * D, U * W, U * X, U * dtw, U * E, x->lrows * V, (U * widest + 1) / 2,
-                             U, U, (int64_t)(c->n_layer * U * sizeof(mcu_seg) / 4)};
+                             nch * E * N, nch * E, U, U, U, (int64_t)(c->n_layer * U * sizeof(mcu_seg) / 4)};
     int64_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 63) / 64 * 64;
     cudaError_t e = cudaMalloc(&x->mem, (size_t)total * 4);
@@ -286,6 +289,7 @@ static mambac_status cuda_ctx_new(const struct mambac_model *m, const mambac_con
     if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&x->stream, cudaStreamNonBlocking);
     if (e == cudaSuccess) e = cudaMallocHost((void **)&x->h_ids, (size_t)U * 4);
     if (e == cudaSuccess) e = cudaMallocHost((void **)&x->h_rows, (size_t)U * 4);
+    if (e == cudaSuccess) e = cudaMallocHost((void **)&x->h_tok, (size_t)U * 4);
     if (e == cudaSuccess) e = cudaMallocHost((void **)&x->h_seg, (size_t)(c->n_layer * U) * sizeof(mcu_seg));
     if (e != cudaSuccess) {
         cuda_ctx_free(x);
@@ -297,7 +301,8 @@ static mambac_status cuda_ctx_new(const struct mambac_model *m, const mambac_con
         return mc_fail(err, MAMBAC_ERR_IO, "cuda: cannot create a cuBLAS handle");
     }
     void **slots[] = {(void **)&x->h, (void **)&x->xn, (void **)&x->proj, (void **)&x->xdbl, (void **)&x->dt,
-                      (void **)&x->y, (void **)&x->logits, &x->act16, (void **)&x->d_ids, (void **)&x->d_rows,
+                      (void **)&x->y, (void **)&x->logits, &x->act16, (void **)&x->chunks.state,
+                      (void **)&x->chunks.dtsum, (void **)&x->d_ids, (void **)&x->d_rows, (void **)&x->d_tok,
                       (void **)&x->d_seg};
     float *q = x->mem;
     for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++) {
@@ -361,12 +366,17 @@ static void cuda_embed(void *p, const mc_ubatch *ub) {
     x->capturing = x->replaying = 0;
     cudaStreamSynchronize(x->stream); /* the staging buffers may still feed the last batch's copies */
     memcpy(x->h_ids, ub->ids, (size_t)ub->n_rows * sizeof(int32_t));
-    for (int l = 0; l < c->n_layer; l++)
-        for (int64_t i = 0; i < ub->n_seg; i++) {
-            const mc_segment *g = &ub->seg[i];
+    int32_t chunks = 0; /* segments longer than a chunk get their chunks' places in the scratch */
+    x->chunks.max_chunks_per_seg = 0;
+    for (int64_t i = 0; i < ub->n_seg; i++) {
+        const mc_segment *g = &ub->seg[i];
+        const int32_t nch = g->n > MCU_CHUNK ? (int32_t)((g->n + MCU_CHUNK - 1) / MCU_CHUNK) : 0;
+        for (int l = 0; l < c->n_layer; l++)
             x->h_seg[l * ub->n_seg + i] = (mcu_seg){(int32_t)g->row0, (int32_t)g->n, mc_state_conv(g->state, l),
-                                                    mc_state_ssm(g->state, l)};
-        }
+                                                    mc_state_ssm(g->state, l), nch ? chunks : -1, 0};
+        chunks += nch;
+        if (nch > x->chunks.max_chunks_per_seg) x->chunks.max_chunks_per_seg = nch;
+    }
     if (x->use_graphs && ub->decode && ub->n_rows <= x->lrows) {
         x->graph_rows = ub->n_rows;
         for (int i = 0; i < x->n_graphs && !x->replaying; i++)
@@ -420,7 +430,7 @@ static void cuda_mamba1_ssm(void *p, const mc_ubatch *ub, int l) {
         .A = L->A, .D = L->D, .dt_bias = L->dt_bias,
         .y = x->y, .y_stride = E,
     };
-    mcu_selective_scan(&a, layer_segs(x, ub, l), ub->n_seg, x->stream);
+    mcu_selective_scan(&a, layer_segs(x, ub, l), ub->n_seg, &x->chunks, x->stream);
     check_launch(x);
 }
 
@@ -436,7 +446,7 @@ static void cuda_mamba2_ssm(void *p, const mc_ubatch *ub, int l) {
     const mcu_ssd_args a = {.H = H, .P = P, .N = N, .G = G,
                             .x = xbc, .x_stride = W, .B = xbc + E, .C = xbc + E + G * N, .bc_stride = W,
                             .dt = x->dt, .dt_stride = H, .A = L->A, .y = x->y, .y_stride = E};
-    mcu_ssd(&a, layer_segs(x, ub, l), ub->n_seg, x->stream);
+    mcu_ssd(&a, layer_segs(x, ub, l), ub->n_seg, &x->chunks, x->stream);
     mcu_gate(x->y, xbc, x->proj, W, L->D, L->gnorm, T, E, P, G, c->norm_before_gate, c->norm_eps, x->stream);
     check_launch(x);
 }
@@ -455,6 +465,10 @@ static void cuda_out_proj_residual(void *p, const mc_ubatch *ub, int l) {
  * consecutive destinations in one copy. */
 static void copy_rows_out(cuda_ctx *x, const mc_logit_row *rows, int64_t k, int64_t V, int by_row) {
     for (int64_t i = 0; i < k;) {
+        if (!rows[i].dst) { /* a token: comes down with the others (scatter_tokens) */
+            i++;
+            continue;
+        }
         int64_t j = i + 1;
         const int64_t src = by_row ? rows[i].row : i;
         while (j < k && rows[j].dst == rows[i].dst + (j - i) * V && (!by_row || rows[j].row == rows[i].row + (j - i))) j++;
@@ -463,6 +477,18 @@ static void copy_rows_out(cuda_ctx *x, const mc_logit_row *rows, int64_t k, int6
         if (x->err == cudaSuccess) x->err = e;
         i = j;
     }
+}
+
+/* The argmax ids computed on the device (h_tok, row by row of `rows`) to their places. */
+static void scatter_tokens(const cuda_ctx *x, const mc_logit_row *rows, int64_t n, int by_row) {
+    for (int64_t i = 0; i < n; i++)
+        if (!rows[i].dst) *rows[i].token = x->h_tok[by_row ? rows[i].row : i];
+}
+
+static int any_tokens(const mc_logit_row *rows, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (!rows[i].dst) return 1;
+    return 0;
 }
 
 /* A decode graph computes the logits of every row (the lm_head is read once either way);
@@ -474,6 +500,9 @@ static void graph_logits(cuda_ctx *x, const mc_logit_row *rows, int64_t n) {
         mcu_rmsnorm(x->xn, x->h, NULL, x->cm->norm_f, x->graph_rows, D, c->norm_eps, x->stream);
         check_launch(x);
         gemm(x, x->logits, V, x->xn, D, x->graph_rows, &x->cm->lm_head, 0.0f);
+        mcu_argmax(x->d_tok, x->logits, V, x->graph_rows, c->vocab_size, x->stream);
+        check_launch(x);
+        cudaMemcpyAsync(x->h_tok, x->d_tok, (size_t)x->graph_rows * sizeof(int32_t), cudaMemcpyDeviceToHost, x->stream);
         cudaGraph_t g = NULL;
         cudaError_t e = cudaStreamEndCapture(x->stream, &g);
         cudaGraphExec_t exec = NULL;
@@ -506,7 +535,8 @@ static mambac_status cuda_logits(void *p, const mc_ubatch *ub, const mc_logit_ro
     const mambac_model_info *c = &x->model->info;
     const int64_t D = c->d_model, V = c->n_vocab_rows;
     (void)ub;
-    if (x->capturing || x->replaying) {
+    x->graph_used = x->capturing || x->replaying;
+    if (x->graph_used) {
         graph_logits(x, rows, n);
     } else {
         for (int64_t i0 = 0; i0 < n; i0 += x->lrows) {
@@ -517,11 +547,17 @@ static mambac_status cuda_logits(void *p, const mc_ubatch *ub, const mc_logit_ro
             mcu_rmsnorm(x->xn, x->h, x->d_rows, x->cm->norm_f, k, D, c->norm_eps, x->stream);
             check_launch(x);
             gemm(x, x->logits, V, x->xn, D, k, &x->cm->lm_head, 0.0f);
+            if (any_tokens(rows + i0, k)) {
+                mcu_argmax(x->d_tok, x->logits, V, k, c->vocab_size, x->stream);
+                check_launch(x);
+                cudaMemcpyAsync(x->h_tok + i0, x->d_tok, (size_t)k * sizeof(int32_t), cudaMemcpyDeviceToHost, x->stream);
+            }
             copy_rows_out(x, rows + i0, k, V, 0);
         }
     }
     cudaError_t e = cudaStreamSynchronize(x->stream);
     if (x->err == cudaSuccess) x->err = e;
+    if (x->err == cudaSuccess) scatter_tokens(x, rows, n, x->graph_used);
     if (x->err != cudaSuccess) return cuda_fail(err, x->err, "evaluating a micro-batch");
     if (x->berr != CUBLAS_STATUS_SUCCESS) return mc_fail(err, MAMBAC_ERR_IO, "cuda: cuBLAS product failed (status %d)", (int)x->berr);
     return MAMBAC_OK;

@@ -23,7 +23,22 @@ typedef struct mcu_seg {
     int32_t row0, n;
     float *conv; /* this layer's conv window of the sequence */
     float *ssm;  /* this layer's SSM state of the sequence */
+    int32_t chunk0; /* segments longer than MCU_CHUNK: index of its first chunk in the chunk
+                     * scratch; -1: the segment is scanned in one piece */
+    int32_t pad;
 } mcu_seg;
+
+/* Long segments are scanned in chunks of MCU_CHUNK tokens in parallel: each chunk's state
+ * from zero (and its sum of dt), then the chunks' entering states in order, then each
+ * chunk again from its entering state for the outputs. The chunk scratch holds
+ * mcu_chunks_max(U) chunks of (state floats) + (dt sums). */
+#define MCU_CHUNK 64
+static inline int64_t mcu_chunks_max(int64_t U) { return 2 * (U / MCU_CHUNK) + 2; }
+typedef struct mcu_chunks {
+    float *state; /* (chunks, state floats of a layer) */
+    float *dtsum; /* (chunks, E) Mamba-1; (chunks, H) Mamba-2 */
+    int64_t max_chunks_per_seg; /* grid depth: ceil(longest chunked segment / MCU_CHUNK), 0 if none */
+} mcu_chunks;
 
 /* h (T, D) = embed[ids] — embed (V, D) float32. */
 void mcu_embed(float *h, const float *embed, const int32_t *ids, int64_t T, int64_t D, mcu_stream s);
@@ -40,6 +55,10 @@ void mcu_to_bf16(void *out, const float *x, int64_t xs, int64_t T, int64_t cols,
 #define MCU_GEMV_MAX_T 8
 void mcu_gemv(float *out, int64_t ldo, const float *x, int64_t xs, int64_t T, const void *W, int w_bf16, int64_t R,
               int64_t K, float beta, mcu_stream s);
+
+/* tok[i] = the first index of the largest of logits row i (n floats; rows ld apart), NaN
+ * never chosen, 0 when every value is NaN: mambac_argmax on the device. */
+void mcu_argmax(int32_t *tok, const float *logits, int64_t ld, int64_t rows, int64_t n, mcu_stream s);
 
 /* Causal depthwise conv + bias + SiLU in place over channels [0, C) of rows of stride
  * `stride` (x points at the first conv channel), per segment from its window (updated
@@ -58,13 +77,14 @@ typedef struct mcu_scan_args {
     const float *A, *D, *dt_bias;
     float *y; int64_t y_stride;
 } mcu_scan_args;
-void mcu_selective_scan(const mcu_scan_args *a, const mcu_seg *seg, int64_t n_seg, mcu_stream s);
+void mcu_selective_scan(const mcu_scan_args *a, const mcu_seg *seg, int64_t n_seg, const mcu_chunks *ch, mcu_stream s);
 
 /* Mamba-2: dt (T, H) = clamp(softplus(raw (rows of stride rs) + dt_bias), lo, hi). */
 void mcu_dt_softplus(float *dt, const float *raw, int64_t rs, const float *dt_bias, int64_t T, int64_t H, float lo,
                      float hi, mcu_stream s);
 /* Mamba-2 SSD per segment (ops.h mc_ssd_chunked semantics, without D and gate): the
- * recurrent form, one warp per (segment, head, p) with the N states in its lanes. */
+ * recurrent form, one warp per (segment, head, p) with the N states in its lanes, long
+ * segments in chunks (above). */
 typedef struct mcu_ssd_args {
     int64_t H, P, N, G;
     const float *x; int64_t x_stride;
@@ -73,7 +93,7 @@ typedef struct mcu_ssd_args {
     const float *A;
     float *y; int64_t y_stride;
 } mcu_ssd_args;
-void mcu_ssd(const mcu_ssd_args *a, const mcu_seg *seg, int64_t n_seg, mcu_stream s);
+void mcu_ssd(const mcu_ssd_args *a, const mcu_seg *seg, int64_t n_seg, const mcu_chunks *ch, mcu_stream s);
 /* Mamba-2 after the SSD, per row: y += D[h] x; then the gated norm with z (ops.h
  * mc_gated_rmsnorm; gnorm NULL: y *= silu(z)). y (T, E); x, z rows of stride xs. */
 void mcu_gate(float *y, const float *x, const float *z, int64_t xs, const float *D, const float *gnorm, int64_t T,

@@ -2,6 +2,7 @@
  * dt softplus and its gated RMSNorm (with the D skip). One block per row where a row
  * needs a reduction; float32 throughout, sums in the order of a block reduction. */
 #include <cuda_bf16.h>
+#include <stdint.h>
 
 #include "cuda/cuda_ops.h"
 
@@ -108,4 +109,40 @@ extern "C" void mcu_gate(float *y, const float *x, const float *z, int64_t xs, c
                          int64_t T, int64_t E, int64_t P, int64_t G, int norm_before_gate, float eps, mcu_stream s) {
     if (T > 0) gate_k<<<dim3((unsigned)T, (unsigned)(gnorm ? G : 1)), ROW_THREADS, 0, s>>>(y, x, z, xs, D, gnorm, E, P,
                                                                                         gnorm ? G : 1, norm_before_gate, eps);
+}
+
+/* One block per row: each thread keeps its best (value, index), then the block combines
+ * them; ties go to the lower index, so the result is the first maximum. */
+__global__ static void argmax_k(int32_t *tok, const float *logits, int64_t ld, int64_t n) {
+    const float *row = logits + (int64_t)blockIdx.x * ld;
+    float best = -INFINITY;
+    int32_t bi = INT32_MAX;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+        const float v = row[i];
+        if (v > best || (v == best && (int32_t)i < bi)) best = v, bi = (int32_t)i;
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        const float v = __shfl_xor_sync(0xffffffffu, best, o);
+        const int32_t j = __shfl_xor_sync(0xffffffffu, bi, o);
+        if (v > best || (v == best && j < bi)) best = v, bi = j;
+    }
+    __shared__ float bv[32];
+    __shared__ int32_t bj[32];
+    const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (lane == 0) bv[w] = best, bj[w] = bi;
+    __syncthreads();
+    if (w == 0) {
+        best = lane < (int)(blockDim.x / 32) ? bv[lane] : -INFINITY;
+        bi = lane < (int)(blockDim.x / 32) ? bj[lane] : INT32_MAX;
+        for (int o = 16; o > 0; o >>= 1) {
+            const float v = __shfl_xor_sync(0xffffffffu, best, o);
+            const int32_t j = __shfl_xor_sync(0xffffffffu, bi, o);
+            if (v > best || (v == best && j < bi)) best = v, bi = j;
+        }
+        if (lane == 0) tok[blockIdx.x] = bi == INT32_MAX ? 0 : bi;
+    }
+}
+
+extern "C" void mcu_argmax(int32_t *tok, const float *logits, int64_t ld, int64_t rows, int64_t n, mcu_stream s) {
+    if (rows > 0) argmax_k<<<(unsigned)rows, 1024, 0, s>>>(tok, logits, ld, n);
 }

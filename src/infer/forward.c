@@ -98,9 +98,13 @@ static mambac_status check_seq(const mambac_context *ctx, const mambac_seq *q, s
     if (q->state->in_batch) return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "sequence %zu: its state appears twice in the batch", i);
     if (q->n_tokens == 0) return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "no tokens to evaluate (empty prompt)");
     if (!q->ids) return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "sequence %zu: ids is NULL", i);
-    if (q->mode != MAMBAC_LOGITS_NONE && q->mode != MAMBAC_LOGITS_LAST && q->mode != MAMBAC_LOGITS_ALL)
+    if (q->mode != MAMBAC_LOGITS_NONE && q->mode != MAMBAC_LOGITS_LAST && q->mode != MAMBAC_LOGITS_ALL &&
+        q->mode != MAMBAC_LOGITS_GREEDY)
         return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "sequence %zu: unknown logits mode %d", i, (int)q->mode);
-    if (q->mode != MAMBAC_LOGITS_NONE && !q->logits) return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "logits buffer is NULL");
+    if (q->mode == MAMBAC_LOGITS_GREEDY && !q->token)
+        return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "sequence %zu: GREEDY without a token pointer", i);
+    if ((q->mode == MAMBAC_LOGITS_LAST || q->mode == MAMBAC_LOGITS_ALL) && !q->logits)
+        return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "logits buffer is NULL");
     for (size_t k = 0; k < q->n_tokens; k++)
         if (q->ids[k] < 0 || q->ids[k] >= vocab)
             return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "token id %d at position %zu%s is out of range (vocabulary has %d tokens)",
@@ -141,9 +145,11 @@ mambac_status mambac_eval_batch(mambac_context *ctx, const mambac_seq *seqs, siz
             memcpy(ctx->ids + rows, q->ids + done, (size_t)k * sizeof *ctx->ids);
             if (q->mode == MAMBAC_LOGITS_ALL)
                 for (int64_t t = 0; t < k; t++)
-                    ctx->rows[n_out++] = (mc_logit_row){rows + t, q->logits + (done + (size_t)t) * (size_t)V};
+                    ctx->rows[n_out++] = (mc_logit_row){rows + t, q->logits + (done + (size_t)t) * (size_t)V, NULL};
             else if (q->mode == MAMBAC_LOGITS_LAST && done + (size_t)k == q->n_tokens)
-                ctx->rows[n_out++] = (mc_logit_row){rows + k - 1, q->logits};
+                ctx->rows[n_out++] = (mc_logit_row){rows + k - 1, q->logits, NULL};
+            else if (q->mode == MAMBAC_LOGITS_GREEDY && done + (size_t)k == q->n_tokens)
+                ctx->rows[n_out++] = (mc_logit_row){rows + k - 1, NULL, q->token};
             decode &= k == 1;
             rows += k;
             done += (size_t)k;
@@ -161,7 +167,8 @@ mambac_status mambac_eval_batch(mambac_context *ctx, const mambac_seq *seqs, siz
 
 mambac_status mambac_eval(mambac_context *ctx, mambac_state *st, const int32_t *ids, size_t n_tokens,
                           mambac_logits_mode mode, float *logits, mambac_error *err) {
-    const mambac_seq q = {st, ids, n_tokens, mode, logits};
+    if (mode == MAMBAC_LOGITS_GREEDY) return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "GREEDY needs mambac_eval_batch");
+    const mambac_seq q = {st, ids, n_tokens, mode, logits, NULL};
     return mambac_eval_batch(ctx, &q, 1, err);
 }
 
