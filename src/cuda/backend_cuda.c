@@ -233,6 +233,8 @@ typedef struct cuda_ctx {
     float *h, *xn, *proj, *xdbl, *dt, *y, *logits; /* device scratch */
     void *act16;                                   /* bf16 copy of a product's input */
     mcu_chunks chunks;                             /* long segments' chunk states (cuda_ops.h) */
+    float *conv_hist;                              /* long segments' conv chunk histories */
+    int64_t max_cchunks;
     int32_t *d_ids, *d_rows, *d_tok;
     mcu_seg *d_seg;                                /* (n_layer, U) */
     int32_t *h_ids, *h_rows, *h_tok;               /* pinned host staging */
@@ -281,7 +283,8 @@ static mambac_status cuda_ctx_new(const struct mambac_model *m, const mambac_con
     x->lrows = U < 256 ? U : 256;
     const int64_t nch = mcu_chunks_max(U);
     const int64_t sizes[] = {U * D, U * D, U * W, U * X, U * dtw, U * E, x->lrows * V, (U * widest + 1) / 2,
-                             nch * E * N, nch * E, U, U, U, (int64_t)(c->n_layer * U * sizeof(mcu_seg) / 4)};
+                             nch * E * N, nch * E, mcu_conv_chunks_max(U) * (c->d_conv - 1) * mc_conv_channels(c),
+                             U, U, U, (int64_t)(c->n_layer * U * sizeof(mcu_seg) / 4)};
     int64_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 63) / 64 * 64;
     cudaError_t e = cudaMalloc(&x->mem, (size_t)total * 4);
@@ -302,7 +305,7 @@ static mambac_status cuda_ctx_new(const struct mambac_model *m, const mambac_con
     }
     void **slots[] = {(void **)&x->h, (void **)&x->xn, (void **)&x->proj, (void **)&x->xdbl, (void **)&x->dt,
                       (void **)&x->y, (void **)&x->logits, &x->act16, (void **)&x->chunks.state,
-                      (void **)&x->chunks.dtsum, (void **)&x->d_ids, (void **)&x->d_rows, (void **)&x->d_tok,
+                      (void **)&x->chunks.dtsum, (void **)&x->conv_hist, (void **)&x->d_ids, (void **)&x->d_rows, (void **)&x->d_tok,
                       (void **)&x->d_seg};
     float *q = x->mem;
     for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++) {
@@ -349,12 +352,6 @@ static void gemm(cuda_ctx *x, float *out, int64_t ldo, const float *in, int64_t 
 
 static const mcu_seg *layer_segs(const cuda_ctx *x, const mc_ubatch *ub, int l) { return x->d_seg + (int64_t)l * ub->n_seg; }
 
-static int64_t max_seg(const mc_ubatch *ub) {
-    int64_t m = 0;
-    for (int64_t i = 0; i < ub->n_seg; i++) m = ub->seg[i].n > m ? ub->seg[i].n : m;
-    return m;
-}
-
 /* Starts a micro-batch: the ids and the segment table of every layer go up. A decode
  * micro-batch replays its graph (the other ops then queue nothing), or is captured into
  * one. */
@@ -366,16 +363,18 @@ static void cuda_embed(void *p, const mc_ubatch *ub) {
     x->capturing = x->replaying = 0;
     cudaStreamSynchronize(x->stream); /* the staging buffers may still feed the last batch's copies */
     memcpy(x->h_ids, ub->ids, (size_t)ub->n_rows * sizeof(int32_t));
-    int32_t chunks = 0; /* segments longer than a chunk get their chunks' places in the scratch */
-    x->chunks.max_chunks_per_seg = 0;
+    int32_t chunks = 0, cchunks = 0; /* segments longer than a chunk: their chunks' places in the scratch */
+    x->chunks.max_chunks_per_seg = x->max_cchunks = 0;
     for (int64_t i = 0; i < ub->n_seg; i++) {
         const mc_segment *g = &ub->seg[i];
         const int32_t nch = g->n > MCU_CHUNK ? (int32_t)((g->n + MCU_CHUNK - 1) / MCU_CHUNK) : 0;
+        const int32_t ncc = g->n > MCU_CONV_CHUNK ? (int32_t)((g->n + MCU_CONV_CHUNK - 1) / MCU_CONV_CHUNK) : 0;
         for (int l = 0; l < c->n_layer; l++)
             x->h_seg[l * ub->n_seg + i] = (mcu_seg){(int32_t)g->row0, (int32_t)g->n, mc_state_conv(g->state, l),
-                                                    mc_state_ssm(g->state, l), nch ? chunks : -1, 0};
-        chunks += nch;
+                                                    mc_state_ssm(g->state, l), nch ? chunks : -1, ncc ? cchunks : -1};
+        chunks += nch, cchunks += ncc;
         if (nch > x->chunks.max_chunks_per_seg) x->chunks.max_chunks_per_seg = nch;
+        if (ncc > x->max_cchunks) x->max_cchunks = ncc;
     }
     if (x->use_graphs && ub->decode && ub->n_rows <= x->lrows) {
         x->graph_rows = ub->n_rows;
@@ -410,7 +409,7 @@ static void cuda_in_proj_conv(void *p, const mc_ubatch *ub, int l) {
     gemm(x, x->proj, W, x->xn, c->d_model, T, &L->in_proj, 0.0f);
     if (L->in_b) mcu_add_bias(x->proj, W, L->in_b, T, W, x->stream);
     mcu_conv(x->proj + c0, W, mc_conv_channels(c), c->d_conv, L->conv_w, L->conv_b, layer_segs(x, ub, l), ub->n_seg,
-             max_seg(ub), x->stream);
+             x->max_cchunks, x->conv_hist, x->stream);
     check_launch(x);
 }
 

@@ -1,50 +1,78 @@
 /* conv.cu — the causal depthwise conv1d + bias + SiLU, per segment, in place. One thread
- * per (segment, channel) walks the segment's rows in order with the last K-1 inputs in
- * registers: a one-token segment is the decode step, a long one the prefill; both read
- * and write the window in the segment's state. Rows of consecutive threads are
- * consecutive channels, so every load and store is coalesced. */
+ * per (segment, channel, chunk of rows) walks its rows in order with the last K-1 inputs
+ * in registers: a one-token segment is the decode step, a long one the prefill. Rows of
+ * consecutive threads are consecutive channels, so loads and stores are coalesced.
+ * A segment of one chunk reads and writes its window in the state directly. A longer one
+ * has the K-1 inputs before each chunk (the window, for the first) copied aside first
+ * (hist_k), because chunks overwrite their rows; its last chunk writes the new window. */
 #include "cuda/cuda_ops.h"
 
 #define MAX_K 8
 
 __device__ static inline float silu(float x) { return x / (1.0f + expf(-x)); }
 
-template <int K>
-__global__ static void conv_k(float *x, int64_t stride, int64_t C, const float *w, const float *b, const mcu_seg *seg) {
+/* hist (chunk, K-1, C): the inputs before chunk j of each multi-chunk segment. */
+__global__ static void hist_k(const float *x, int64_t stride, int64_t C, int K, const mcu_seg *seg, float *hist) {
     const int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= C) return;
     const mcu_seg g = seg[blockIdx.y];
-    float wk[K], hist[K > 1 ? K - 1 : 1];
+    const int32_t j = (int32_t)blockIdx.z, t0 = j * MCU_CONV_CHUNK;
+    if (c >= C || g.cchunk0 < 0 || t0 >= g.n) return;
+    float *h = hist + (int64_t)(g.cchunk0 + j) * (K - 1) * C;
+    for (int k = 0; k < K - 1; k++) { /* input row t0 - (K-1) + k: the window before row 0 */
+        const int32_t t = t0 - (K - 1) + k;
+        h[(int64_t)k * C + c] = t >= 0 ? x[((int64_t)g.row0 + t) * stride + c] : g.conv[c * (K - 1) + (K - 1 + t)];
+    }
+}
+
+template <int K>
+__global__ static void conv_k(float *x, int64_t stride, int64_t C, const float *w, const float *b, const mcu_seg *seg,
+                              const float *hist) {
+    const int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const mcu_seg g = seg[blockIdx.y];
+    const int32_t j = (int32_t)blockIdx.z;
+    if (c >= C) return;
+    int32_t t0 = 0, t1 = g.n;
+    if (g.cchunk0 >= 0) {
+        t0 = j * MCU_CONV_CHUNK;
+        if (t0 >= g.n) return;
+        t1 = t0 + MCU_CONV_CHUNK < g.n ? t0 + MCU_CONV_CHUNK : g.n;
+    } else if (j > 0) {
+        return;
+    }
+    float wk[K], hw[K > 1 ? K - 1 : 1];
     for (int k = 0; k < K; k++) wk[k] = w[c * K + k];
     float *win = g.conv + c * (K - 1);
-    for (int k = 0; k < K - 1; k++) hist[k] = win[k];
+    const float *h = g.cchunk0 >= 0 ? hist + (int64_t)(g.cchunk0 + j) * (K - 1) * C : nullptr;
+    for (int k = 0; k < K - 1; k++) hw[k] = h ? h[(int64_t)k * C + c] : win[k];
     const float bias = b ? b[c] : 0.0f;
-    float *xr = x + (int64_t)g.row0 * stride + c;
-    for (int32_t t = 0; t < g.n; t++, xr += stride) {
+    float *xr = x + ((int64_t)g.row0 + t0) * stride + c;
+    for (int32_t t = t0; t < t1; t++, xr += stride) {
         const float in = *xr;
         float acc = bias;
-        for (int k = 0; k < K - 1; k++) acc += wk[k] * hist[k];
+        for (int k = 0; k < K - 1; k++) acc += wk[k] * hw[k];
         acc += wk[K - 1] * in;
-        for (int k = 0; k + 1 < K - 1; k++) hist[k] = hist[k + 1];
-        if (K > 1) hist[K - 2] = in;
+        for (int k = 0; k + 1 < K - 1; k++) hw[k] = hw[k + 1];
+        if (K > 1) hw[K - 2] = in;
         *xr = silu(acc);
     }
-    for (int k = 0; k < K - 1; k++) win[k] = hist[k];
+    if (t1 == g.n)
+        for (int k = 0; k < K - 1; k++) win[k] = hw[k];
 }
 
 extern "C" void mcu_conv(float *x, int64_t stride, int64_t C, int64_t K, const float *w, const float *b,
-                         const mcu_seg *seg, int64_t n_seg, int64_t max_n, mcu_stream s) {
-    (void)max_n;
+                         const mcu_seg *seg, int64_t n_seg, int64_t max_cchunks, float *hist, mcu_stream s) {
     if (n_seg <= 0 || C <= 0) return;
-    const dim3 grid((unsigned)((C + 127) / 128), (unsigned)n_seg);
+    const unsigned depth = max_cchunks > 0 ? (unsigned)max_cchunks : 1;
+    const dim3 grid((unsigned)((C + 127) / 128), (unsigned)n_seg, depth);
+    if (max_cchunks > 0 && K > 1) hist_k<<<grid, 128, 0, s>>>(x, stride, C, (int)K, seg, hist);
     switch (K) {
-    case 1: conv_k<1><<<grid, 128, 0, s>>>(x, stride, C, w, b, seg); break;
-    case 2: conv_k<2><<<grid, 128, 0, s>>>(x, stride, C, w, b, seg); break;
-    case 3: conv_k<3><<<grid, 128, 0, s>>>(x, stride, C, w, b, seg); break;
-    case 4: conv_k<4><<<grid, 128, 0, s>>>(x, stride, C, w, b, seg); break;
-    case 5: conv_k<5><<<grid, 128, 0, s>>>(x, stride, C, w, b, seg); break;
-    case 6: conv_k<6><<<grid, 128, 0, s>>>(x, stride, C, w, b, seg); break;
-    case 7: conv_k<7><<<grid, 128, 0, s>>>(x, stride, C, w, b, seg); break;
-    default: conv_k<MAX_K><<<grid, 128, 0, s>>>(x, stride, C, w, b, seg); break;
+    case 1: conv_k<1><<<grid, 128, 0, s>>>(x, stride, C, w, b, seg, hist); break;
+    case 2: conv_k<2><<<grid, 128, 0, s>>>(x, stride, C, w, b, seg, hist); break;
+    case 3: conv_k<3><<<grid, 128, 0, s>>>(x, stride, C, w, b, seg, hist); break;
+    case 4: conv_k<4><<<grid, 128, 0, s>>>(x, stride, C, w, b, seg, hist); break;
+    case 5: conv_k<5><<<grid, 128, 0, s>>>(x, stride, C, w, b, seg, hist); break;
+    case 6: conv_k<6><<<grid, 128, 0, s>>>(x, stride, C, w, b, seg, hist); break;
+    case 7: conv_k<7><<<grid, 128, 0, s>>>(x, stride, C, w, b, seg, hist); break;
+    default: conv_k<MAX_K><<<grid, 128, 0, s>>>(x, stride, C, w, b, seg, hist); break;
     }
 }

@@ -23,10 +23,17 @@ typedef struct mcu_seg {
     int32_t row0, n;
     float *conv; /* this layer's conv window of the sequence */
     float *ssm;  /* this layer's SSM state of the sequence */
-    int32_t chunk0; /* segments longer than MCU_CHUNK: index of its first chunk in the chunk
-                     * scratch; -1: the segment is scanned in one piece */
-    int32_t pad;
+    int32_t chunk0;  /* segments longer than MCU_CHUNK: index of its first chunk in the chunk
+                      * scratch; -1: the segment is scanned in one piece */
+    int32_t cchunk0; /* segments longer than MCU_CONV_CHUNK: index of its first conv chunk's
+                      * history rows in the conv scratch; -1: convolved in one piece */
 } mcu_seg;
+
+/* The conv of a long segment runs in chunks of MCU_CONV_CHUNK rows at once: the K-1 input
+ * rows before each chunk (the window for the first) are copied aside first, since the
+ * conv works in place. The conv scratch holds mcu_conv_chunks_max(U) * (K-1) * C floats. */
+#define MCU_CONV_CHUNK 128
+static inline int64_t mcu_conv_chunks_max(int64_t U) { return 2 * (U / MCU_CONV_CHUNK) + 2; }
 
 /* Long segments are scanned in chunks of MCU_CHUNK tokens in parallel: each chunk's state
  * from zero (and its sum of dt), then the chunks' entering states in order, then each
@@ -64,7 +71,7 @@ void mcu_argmax(int32_t *tok, const float *logits, int64_t ld, int64_t rows, int
  * `stride` (x points at the first conv channel), per segment from its window (updated
  * to the last K-1 inputs). w (C, K), b (C) or NULL. */
 void mcu_conv(float *x, int64_t stride, int64_t C, int64_t K, const float *w, const float *b, const mcu_seg *seg,
-              int64_t n_seg, int64_t max_n, mcu_stream s);
+              int64_t n_seg, int64_t max_cchunks, float *hist, mcu_stream s);
 
 /* Mamba-1 selective scan per segment (ops.h mc_selective_scan semantics: softplus of
  * dt + dt_bias, D skip, the silu(z) gate), continuing from each segment's state. */
