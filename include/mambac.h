@@ -39,6 +39,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Every public function is marked MAMBAC_API: exported from libmambac.so (built with
+ * -fvisibility=hidden, so nothing else is). */
+#if defined(__GNUC__) || defined(__clang__)
+#define MAMBAC_API __attribute__((visibility("default")))
+#else
+#define MAMBAC_API
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -52,9 +60,9 @@ typedef enum mambac_status {
     MAMBAC_ERR_NOMEM,       /* allocation failed */
 } mambac_status;
 
-const char *mambac_status_str(mambac_status s);
+MAMBAC_API const char *mambac_status_str(mambac_status s);
 /* "MAJOR.MINOR.PATCH" of the library. */
-const char *mambac_version(void);
+MAMBAC_API const char *mambac_version(void);
 
 #define MAMBAC_ERROR_MAX 512
 typedef struct mambac_error {
@@ -78,8 +86,8 @@ typedef enum mambac_dtype {
     MAMBAC_DTYPE_Q6_K = 7, /* 256 values (read only: llama.cpp's k-quant mixes) */
 } mambac_dtype;
 
-const char *mambac_dtype_name(mambac_dtype t);
-const char *mambac_arch_name(mambac_arch a);
+MAMBAC_API const char *mambac_dtype_name(mambac_dtype t);
+MAMBAC_API const char *mambac_arch_name(mambac_arch a);
 
 /* Everything a caller may want to know about a loaded model. */
 typedef struct mambac_model_info {
@@ -124,8 +132,8 @@ typedef struct mambac_context mambac_context;
  * mamba_ssm layout (config.json with d_model/n_layer/ssm_cfg + pytorch_model.bin or
  * model.safetensors). `path` may also name the config.json itself.
  * On success *out owns the model; free with mambac_model_free. */
-mambac_status mambac_model_load(const char *path, mambac_model **out, mambac_error *err);
-void mambac_model_free(mambac_model *model);
+MAMBAC_API mambac_status mambac_model_load(const char *path, mambac_model **out, mambac_error *err);
+MAMBAC_API void mambac_model_free(mambac_model *model);
 
 /* Where and how a model runs; chosen when it is loaded. */
 typedef struct mambac_model_params {
@@ -137,21 +145,21 @@ typedef struct mambac_model_params {
                             * products of bf16 operands, float32 accumulate); ignored on the CPU */
 } mambac_model_params;
 
-mambac_model_params mambac_model_default_params(void);
+MAMBAC_API mambac_model_params mambac_model_default_params(void);
 /* mambac_model_load with parameters (params NULL: the defaults). States made for this model
  * live where the backend keeps them (device memory for CUDA); every state call works the
  * same on any backend. */
-mambac_status mambac_model_load_ex(const char *path, const mambac_model_params *params, mambac_model **out,
+MAMBAC_API mambac_status mambac_model_load_ex(const char *path, const mambac_model_params *params, mambac_model **out,
                                    mambac_error *err);
 /* The backend the model runs on ("cpu", "cuda:0"). Lives as long as the model. */
-const char *mambac_model_backend(const mambac_model *model);
+MAMBAC_API const char *mambac_model_backend(const mambac_model *model);
 
 /* Writes the model as a GGUF file in llama.cpp's layout (atomically): large matrices
  * in `type` (f32, f16, bf16, q8_0, q4_0, q4_K; rows that are not whole blocks fall back
  * to q8_0, else f16), small SSM parameters in f32, and the tokenizer.json of the
  * model's folder, when there is one, embedded. */
-mambac_status mambac_model_write_gguf(const mambac_model *model, const char *path, mambac_dtype type, mambac_error *err);
-const mambac_model_info *mambac_model_get_info(const mambac_model *model);
+MAMBAC_API mambac_status mambac_model_write_gguf(const mambac_model *model, const char *path, mambac_dtype type, mambac_error *err);
+MAMBAC_API const mambac_model_info *mambac_model_get_info(const mambac_model *model);
 
 /* ---- random initialization (benchmarks, training) ----------------------------- */
 
@@ -165,38 +173,38 @@ typedef struct mambac_init_params {
 } mambac_init_params;
 
 /* Defaults of a released checkpoint of that architecture (130m sizes). */
-mambac_init_params mambac_init_default_params(mambac_arch arch);
+MAMBAC_API mambac_init_params mambac_init_default_params(mambac_arch arch);
 /* Shapes of a released checkpoint: mamba-130m ... mamba-2.8b, mamba2-130m ... mamba2-2.7b. */
-mambac_status mambac_init_preset(const char *name, mambac_init_params *out, mambac_error *err);
+MAMBAC_API mambac_status mambac_init_preset(const char *name, mambac_init_params *out, mambac_error *err);
 /* Name of preset i, or NULL past the last. */
-const char *mambac_preset_name(int i);
+MAMBAC_API const char *mambac_preset_name(int i);
 /* Writes a randomly initialized model (mamba_ssm's init) to a new folder `dir`
  * (config.json + model.safetensors, transformers layout), atomically. */
-mambac_status mambac_model_write_init(const mambac_init_params *p, const char *dir, mambac_error *err);
+MAMBAC_API mambac_status mambac_model_write_init(const mambac_init_params *p, const char *dir, mambac_error *err);
 
 /* ---- state ---------------------------------------------------------------- */
 
-mambac_status mambac_state_new(const mambac_model *model, mambac_state **out, mambac_error *err);
-void mambac_state_free(mambac_state *state);
+MAMBAC_API mambac_status mambac_state_new(const mambac_model *model, mambac_state **out, mambac_error *err);
+MAMBAC_API void mambac_state_free(mambac_state *state);
 /* Back to the empty-sequence state (all zeros). */
-void mambac_state_reset(mambac_state *state);
+MAMBAC_API void mambac_state_reset(mambac_state *state);
 /* dst and src must belong to models of identical shape. */
-mambac_status mambac_state_copy(mambac_state *dst, const mambac_state *src, mambac_error *err);
+MAMBAC_API mambac_status mambac_state_copy(mambac_state *dst, const mambac_state *src, mambac_error *err);
 /* Tokens consumed since the last reset (or as stored in a loaded file). */
-int64_t mambac_state_n_tokens(const mambac_state *state);
+MAMBAC_API int64_t mambac_state_n_tokens(const mambac_state *state);
 /* Bytes of recurrent state per sequence (conv windows + SSM states, float32). */
-size_t mambac_state_size_bytes(const mambac_model *model);
+MAMBAC_API size_t mambac_state_size_bytes(const mambac_model *model);
 /* Save to a file (atomically: written to a temporary name, then renamed). */
-mambac_status mambac_state_save(const mambac_state *state, const char *path, mambac_error *err);
+MAMBAC_API mambac_status mambac_state_save(const mambac_state *state, const char *path, mambac_error *err);
 /* Load a file written by mambac_state_save for a model of the same shape. On error
  * the state is left unchanged. */
-mambac_status mambac_state_load(mambac_state *state, const char *path, mambac_error *err);
+MAMBAC_API mambac_status mambac_state_load(mambac_state *state, const char *path, mambac_error *err);
 /* The state file's bytes in memory: mambac_state_to_bytes writes mambac_state_file_bytes(model)
  * bytes into buf (at least that many); mambac_state_from_bytes reads them back (same checks
  * as mambac_state_load; on error the state is unchanged). */
-size_t mambac_state_file_bytes(const mambac_model *model);
-mambac_status mambac_state_to_bytes(const mambac_state *state, void *buf, size_t size, mambac_error *err);
-mambac_status mambac_state_from_bytes(mambac_state *state, const void *buf, size_t size, mambac_error *err);
+MAMBAC_API size_t mambac_state_file_bytes(const mambac_model *model);
+MAMBAC_API mambac_status mambac_state_to_bytes(const mambac_state *state, void *buf, size_t size, mambac_error *err);
+MAMBAC_API mambac_status mambac_state_from_bytes(mambac_state *state, const void *buf, size_t size, mambac_error *err);
 
 /* ---- evaluation ----------------------------------------------------------- */
 
@@ -206,14 +214,14 @@ typedef struct mambac_context_params {
     const char *isa;    /* kernel set: NULL = the best this CPU runs; "scalar", "avx2", "avx512" */
 } mambac_context_params;
 
-mambac_context_params mambac_context_default_params(void);
+MAMBAC_API mambac_context_params mambac_context_default_params(void);
 /* params may be NULL for the defaults. */
-mambac_status mambac_context_new(const mambac_model *model, const mambac_context_params *params,
+MAMBAC_API mambac_status mambac_context_new(const mambac_model *model, const mambac_context_params *params,
                                  mambac_context **out, mambac_error *err);
-void mambac_context_free(mambac_context *ctx);
+MAMBAC_API void mambac_context_free(mambac_context *ctx);
 /* The kernel set and thread count a context runs with. */
-const char *mambac_context_isa(const mambac_context *ctx);
-int32_t mambac_context_threads(const mambac_context *ctx);
+MAMBAC_API const char *mambac_context_isa(const mambac_context *ctx);
+MAMBAC_API int32_t mambac_context_threads(const mambac_context *ctx);
 
 typedef enum mambac_logits_mode {
     MAMBAC_LOGITS_NONE = 0, /* only advance the state */
@@ -228,7 +236,7 @@ typedef enum mambac_logits_mode {
  * n_tokens == 1 runs the recurrent step; more tokens run the parallel (prefill) form
  * in pieces of at most max_ubatch. Both give the same numbers up to rounding.
  * Ids must be in [0, n_vocab_rows). On error the state is unchanged. */
-mambac_status mambac_eval(mambac_context *ctx, mambac_state *state, const int32_t *ids,
+MAMBAC_API mambac_status mambac_eval(mambac_context *ctx, mambac_state *state, const int32_t *ids,
                           size_t n_tokens, mambac_logits_mode mode, float *logits,
                           mambac_error *err);
 
@@ -252,10 +260,10 @@ typedef struct mambac_seq {
  * products may take another kernel when more rows share them). Everything is checked
  * before anything is computed: on an argument error no state changes. A state may appear
  * once per call. mambac_eval is this with one sequence. */
-mambac_status mambac_eval_batch(mambac_context *ctx, const mambac_seq *seqs, size_t n_seqs, mambac_error *err);
+MAMBAC_API mambac_status mambac_eval_batch(mambac_context *ctx, const mambac_seq *seqs, size_t n_seqs, mambac_error *err);
 
 /* Index of the largest of logits[0..n) (first one on ties). */
-int32_t mambac_argmax(const float *logits, int32_t n);
+MAMBAC_API int32_t mambac_argmax(const float *logits, int32_t n);
 
 /* ---- sampling --------------------------------------------------------------- */
 
@@ -272,15 +280,15 @@ typedef struct mambac_sampler_params {
 
 typedef struct mambac_sampler mambac_sampler;
 
-mambac_sampler_params mambac_sampler_default_params(void);
+MAMBAC_API mambac_sampler_params mambac_sampler_default_params(void);
 /* n_vocab: the real vocabulary; padded logit columns beyond it are never chosen. */
-mambac_status mambac_sampler_new(const mambac_sampler_params *params, int32_t n_vocab,
+MAMBAC_API mambac_status mambac_sampler_new(const mambac_sampler_params *params, int32_t n_vocab,
                                  mambac_sampler **out, mambac_error *err);
-void mambac_sampler_free(mambac_sampler *s);
+MAMBAC_API void mambac_sampler_free(mambac_sampler *s);
 /* Choose the next id from one row of logits (at least n_vocab floats; not modified). */
-int32_t mambac_sampler_sample(mambac_sampler *s, const float *logits);
+MAMBAC_API int32_t mambac_sampler_sample(mambac_sampler *s, const float *logits);
 /* Tell the sampler which id was emitted (feeds the repetition penalty window). */
-void mambac_sampler_accept(mambac_sampler *s, int32_t id);
+MAMBAC_API void mambac_sampler_accept(mambac_sampler *s, int32_t id);
 
 /* ---- tokenizer -------------------------------------------------------------- */
 
@@ -291,33 +299,33 @@ void mambac_sampler_accept(mambac_sampler *s, int32_t id);
 typedef struct mambac_tokenizer mambac_tokenizer;
 
 /* path: a tokenizer.json, a folder holding one, or a GGUF file with a tokenizer. */
-mambac_status mambac_tokenizer_load(const char *path, mambac_tokenizer **out, mambac_error *err);
-void mambac_tokenizer_free(mambac_tokenizer *tok);
+MAMBAC_API mambac_status mambac_tokenizer_load(const char *path, mambac_tokenizer **out, mambac_error *err);
+MAMBAC_API void mambac_tokenizer_free(mambac_tokenizer *tok);
 /* 1 + the largest id (vocabulary and added tokens). */
-int32_t mambac_tokenizer_n_vocab(const mambac_tokenizer *tok);
+MAMBAC_API int32_t mambac_tokenizer_n_vocab(const mambac_tokenizer *tok);
 /* Text (any bytes; invalid UTF-8 is encoded byte by byte) → ids in a new array that
  * the caller frees with mambac_free. */
-mambac_status mambac_tokenize(mambac_tokenizer *tok, const char *text, size_t len, int32_t **ids, size_t *n_ids,
+MAMBAC_API mambac_status mambac_tokenize(mambac_tokenizer *tok, const char *text, size_t len, int32_t **ids, size_t *n_ids,
                               mambac_error *err);
 /* The bytes one id stands for (not NUL-terminated; NULL for an unknown id). Tokens may
  * hold part of a UTF-8 character: concatenate before printing. */
-const char *mambac_token_bytes(const mambac_tokenizer *tok, int32_t id, size_t *len);
-int mambac_token_is_special(const mambac_tokenizer *tok, int32_t id);
+MAMBAC_API const char *mambac_token_bytes(const mambac_tokenizer *tok, int32_t id, size_t *len);
+MAMBAC_API int mambac_token_is_special(const mambac_tokenizer *tok, int32_t id);
 /* Id of an added token or vocabulary entry given as text ("<|endoftext|>"), or -1. */
-int32_t mambac_tokenizer_find(const mambac_tokenizer *tok, const char *text);
+MAMBAC_API int32_t mambac_tokenizer_find(const mambac_tokenizer *tok, const char *text);
 /* Ids → the concatenated bytes, in a new NUL-terminated buffer (free with mambac_free). */
-mambac_status mambac_detokenize(const mambac_tokenizer *tok, const int32_t *ids, size_t n, char **out, size_t *len,
+MAMBAC_API mambac_status mambac_detokenize(const mambac_tokenizer *tok, const int32_t *ids, size_t n, char **out, size_t *len,
                                 mambac_error *err);
 /* Writes the tokenizer.json of a byte-level model (ids 0..255 are the bytes 0..255, no
  * merges), readable by mambac and by HF tokenizers / transformers. Atomic. */
-mambac_status mambac_tokenizer_write_bytelevel(const char *path, mambac_error *err);
+MAMBAC_API mambac_status mambac_tokenizer_write_bytelevel(const char *path, mambac_error *err);
 
 /* Length of the longest prefix of s[0..n) that does not end inside an incomplete UTF-8
  * character (invalid bytes are not held back): what a stream can print now. */
-size_t mambac_utf8_complete_prefix(const char *s, size_t n);
+MAMBAC_API size_t mambac_utf8_complete_prefix(const char *s, size_t n);
 
 /* Frees memory returned by mambac_tokenize / mambac_detokenize. */
-void mambac_free(void *p);
+MAMBAC_API void mambac_free(void *p);
 
 #ifdef __cplusplus
 }
