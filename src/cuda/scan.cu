@@ -59,26 +59,31 @@ __device__ static void scan_piece(const mcu_scan_args &a, int64_t c, bool live, 
 
 /* grid (channel blocks, segments, chunks). END_ONLY: pass 1 over chunked segments; else a
  * whole short segment (chunk 0) or the output pass over chunk z of a long one. */
+/* Segments blockIdx.y, + gridDim.y, ...: a block takes several one-token segments in decode
+ * (their loads overlap instead of each block waiting on one). */
 template <int SPL, bool END_ONLY>
-__global__ static void scan_k(mcu_scan_args a, const mcu_seg *seg, int lpc, mcu_chunks ch) {
+__global__ static void scan_k(mcu_scan_args a, const mcu_seg *seg, int64_t n_seg, int lpc, mcu_chunks ch) {
     const int64_t tid = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     const int64_t c0 = tid / lpc;
     const int lane = (int)(tid % lpc);
     const bool live = c0 < a.E; /* every lane takes part in the shuffles */
     const int64_t c = live ? c0 : a.E - 1;
-    const mcu_seg g = seg[blockIdx.y];
     const int32_t j = (int32_t)blockIdx.z;
-    if (g.chunk0 < 0) {
-        if (END_ONLY || j > 0) return;
-        scan_piece<SPL, false>(a, c, live, lane, lpc, g.row0, 0, g.n, g.ssm, g.ssm, nullptr);
-        return;
+    for (int64_t si = blockIdx.y; si < n_seg; si += gridDim.y) {
+        const mcu_seg g = seg[si];
+        if (g.chunk0 < 0) {
+            if (!END_ONLY && j == 0) scan_piece<SPL, false>(a, c, live, lane, lpc, g.row0, 0, g.n, g.ssm, g.ssm, nullptr);
+            continue;
+        }
+        const int32_t t0 = j * MCU_CHUNK;
+        if (t0 >= g.n) continue;
+        const int32_t t1 = t0 + MCU_CHUNK < g.n ? t0 + MCU_CHUNK : g.n;
+        float *cs = ch.state + (int64_t)(g.chunk0 + j) * a.E * a.N;
+        if (END_ONLY)
+            scan_piece<SPL, true>(a, c, live, lane, lpc, g.row0, t0, t1, nullptr, cs, ch.dtsum + (int64_t)(g.chunk0 + j) * a.E);
+        else
+            scan_piece<SPL, false>(a, c, live, lane, lpc, g.row0, t0, t1, cs, nullptr, nullptr);
     }
-    const int32_t t0 = j * MCU_CHUNK;
-    if (t0 >= g.n) return;
-    const int32_t t1 = t0 + MCU_CHUNK < g.n ? t0 + MCU_CHUNK : g.n;
-    float *cs = ch.state + (int64_t)(g.chunk0 + j) * a.E * a.N;
-    if (END_ONLY) scan_piece<SPL, true>(a, c, live, lane, lpc, g.row0, t0, t1, nullptr, cs, ch.dtsum + (int64_t)(g.chunk0 + j) * a.E);
-    else scan_piece<SPL, false>(a, c, live, lane, lpc, g.row0, t0, t1, cs, nullptr, nullptr);
 }
 
 /* Pass 2: one thread per state element of a chunked segment walks its chunks in order. */
@@ -104,11 +109,13 @@ static void run(const mcu_scan_args *a, const mcu_seg *seg, int64_t n_seg, const
     const int64_t threads = a->E * lpc;
     const unsigned bx = (unsigned)((threads + 127) / 128);
     if (ch->max_chunks_per_seg > 0) {
-        scan_k<SPL, true><<<dim3(bx, (unsigned)n_seg, (unsigned)ch->max_chunks_per_seg), 128, 0, s>>>(*a, seg, lpc, *ch);
+        scan_k<SPL, true><<<dim3(bx, (unsigned)n_seg, (unsigned)ch->max_chunks_per_seg), 128, 0, s>>>(*a, seg, n_seg, lpc, *ch);
         scan_combine_k<<<dim3((unsigned)((a->E * a->N + 127) / 128), (unsigned)n_seg), 128, 0, s>>>(*a, seg, *ch);
     }
     const unsigned depth = ch->max_chunks_per_seg > 0 ? (unsigned)ch->max_chunks_per_seg : 1;
-    scan_k<SPL, false><<<dim3(bx, (unsigned)n_seg, depth), 128, 0, s>>>(*a, seg, lpc, *ch);
+    /* no chunks (decode, short pieces): up to 8 segments a block */
+    const unsigned gy = depth == 1 && n_seg > 16 ? (unsigned)((n_seg + 7) / 8) : (unsigned)n_seg;
+    scan_k<SPL, false><<<dim3(bx, gy, depth), 128, 0, s>>>(*a, seg, n_seg, lpc, *ch);
 }
 
 extern "C" void mcu_selective_scan(const mcu_scan_args *a, const mcu_seg *seg, int64_t n_seg, const mcu_chunks *ch,

@@ -7,6 +7,8 @@
  * exp(A_h sum dt), one number per head). */
 #include "cuda/cuda_ops.h"
 
+#include <cuda_runtime.h>
+
 template <int SPL, bool END_ONLY>
 __device__ static void ssd_piece(const mcu_ssd_args &a, int64_t h, int64_t p, int64_t grp, int lane, int64_t row0,
                                  int32_t t0, int32_t t1, const float *s0, float *s1, float *dtsum) {
@@ -44,26 +46,31 @@ __device__ static void ssd_piece(const mcu_ssd_args &a, int64_t h, int64_t p, in
     if (dtsum && lane == 0 && p == 0) *dtsum = dsum;
 }
 
+/* Segments blockIdx.y, + gridDim.y, ...: a block takes several one-token segments in decode. */
 template <int SPL, bool END_ONLY>
-__global__ static void ssd_k(mcu_ssd_args a, const mcu_seg *seg, mcu_chunks ch) {
+__global__ static void ssd_k(mcu_ssd_args a, const mcu_seg *seg, int64_t n_seg, mcu_chunks ch) {
     const int64_t warp = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) / 32;
     const int lane = threadIdx.x % 32;
     if (warp >= a.H * a.P) return; /* whole warps leave together */
     const int64_t h = warp / a.P, p = warp % a.P, grp = h / (a.H / a.G), PN = a.P * a.N;
-    const mcu_seg g = seg[blockIdx.y];
     const int32_t j = (int32_t)blockIdx.z;
-    float *S = g.ssm + (h * a.P + p) * a.N;
-    if (g.chunk0 < 0) {
-        if (END_ONLY || j > 0) return;
-        ssd_piece<SPL, false>(a, h, p, grp, lane, g.row0, 0, g.n, S, S, nullptr);
-        return;
+    for (int64_t si = blockIdx.y; si < n_seg; si += gridDim.y) {
+        const mcu_seg g = seg[si];
+        float *S = g.ssm + (h * a.P + p) * a.N;
+        if (g.chunk0 < 0) {
+            if (!END_ONLY && j == 0) ssd_piece<SPL, false>(a, h, p, grp, lane, g.row0, 0, g.n, S, S, nullptr);
+            continue;
+        }
+        if (!END_ONLY && ch.outputs_done) continue;
+        const int32_t t0 = j * MCU_CHUNK;
+        if (t0 >= g.n) continue;
+        const int32_t t1 = t0 + MCU_CHUNK < g.n ? t0 + MCU_CHUNK : g.n;
+        float *cs = ch.state + (int64_t)(g.chunk0 + j) * a.H * PN + (h * a.P + p) * a.N;
+        if (END_ONLY)
+            ssd_piece<SPL, true>(a, h, p, grp, lane, g.row0, t0, t1, nullptr, cs, ch.dtsum + (int64_t)(g.chunk0 + j) * a.H + h);
+        else
+            ssd_piece<SPL, false>(a, h, p, grp, lane, g.row0, t0, t1, cs, nullptr, nullptr);
     }
-    const int32_t t0 = j * MCU_CHUNK;
-    if (t0 >= g.n) return;
-    const int32_t t1 = t0 + MCU_CHUNK < g.n ? t0 + MCU_CHUNK : g.n;
-    float *cs = ch.state + (int64_t)(g.chunk0 + j) * a.H * PN + (h * a.P + p) * a.N;
-    if (END_ONLY) ssd_piece<SPL, true>(a, h, p, grp, lane, g.row0, t0, t1, nullptr, cs, ch.dtsum + (int64_t)(g.chunk0 + j) * a.H + h);
-    else ssd_piece<SPL, false>(a, h, p, grp, lane, g.row0, t0, t1, cs, nullptr, nullptr);
 }
 
 /* Pass 2: one thread per state element (h, p, n) of a chunked segment walks its chunks. */
@@ -85,15 +92,191 @@ __global__ static void ssd_combine_k(mcu_ssd_args a, const mcu_seg *seg, mcu_chu
     g.ssm[i] = s;
 }
 
+/* ---- the chunked SSD as matrix products (P a multiple of 16, at most 128) ------------
+ * One block per (chunk, head), 256 threads as a 16 x 16 grid. Within a chunk of l <= 64
+ * tokens, with cum_t = sum_{s<=t} dt_s A_h:
+ *   end state (pass 1):  S_end[p, n] = sum_s exp(cum_last - cum_s) dt_s x[s, p] B[s, n]
+ *   outputs  (pass 3):   y[t, p] = exp(cum_t) (C S_in^T)[t, p] + sum_{s<=t} M[t, s] x[s, p],
+ *                        M[t, s] = (C B^T)[t, s] exp(cum_t - cum_s) dt_s
+ * the products tiled over N by 32 through shared memory, float32 throughout. */
+#define MT 64  /* rows of a chunk: MCU_CHUNK */
+#define NT 32  /* N per tile */
+
+/* dt and cum of the chunk's rows into shared memory (rows past l: dt 0, cum flat). */
+__device__ static void chunk_cum(const mcu_ssd_args &a, int64_t h, int64_t r0, int l, float *dts, float *cum) {
+    const int t = threadIdx.x;
+    if (t < MT) dts[t] = t < l ? a.dt[(r0 + t) * a.dt_stride + h] : 0.0f;
+    __syncthreads();
+    if (t == 0) {
+        float run = 0.0f;
+        for (int i = 0; i < MT; i++) run += dts[i] * a.A[h], cum[i] = run;
+    }
+    __syncthreads();
+}
+
+/* Where chunk z of segment y starts, or false when the block has nothing to do. */
+__device__ static bool chunk_of(const mcu_seg &g, int32_t j, int64_t *r0, int *l) {
+    if (g.chunk0 < 0) return false;
+    const int32_t t0 = j * MCU_CHUNK;
+    if (t0 >= g.n) return false;
+    *r0 = (int64_t)g.row0 + t0;
+    *l = g.n - t0 < MCU_CHUNK ? g.n - t0 : MCU_CHUNK;
+    return true;
+}
+
+template <int P>
+__global__ static void ssd_end_mm(mcu_ssd_args a, const mcu_seg *seg, mcu_chunks ch) {
+    __shared__ float dts[MT], cum[MT], xw[MT][P], bs[MT][NT];
+    const mcu_seg g = seg[blockIdx.y];
+    const int64_t h = blockIdx.x, grp = h / (a.H / a.G);
+    int64_t r0;
+    int l;
+    if (!chunk_of(g, (int32_t)blockIdx.z, &r0, &l)) return;
+    chunk_cum(a, h, r0, l, dts, cum);
+    const int tid = threadIdx.x;
+    for (int i = tid; i < MT * P; i += 256) {
+        const int s = i / P, p = i % P;
+        xw[s][p] = s < l ? a.x[(r0 + s) * a.x_stride + h * P + p] * expf(cum[l - 1] - cum[s]) * dts[s] : 0.0f;
+    }
+    float *S = ch.state + (int64_t)(g.chunk0 + blockIdx.z) * a.H * P * a.N + h * P * a.N;
+    const int n_l = tid % NT, p0 = tid / NT; /* p = p0 + 8 k */
+    for (int64_t n0 = 0; n0 < a.N; n0 += NT) {
+        __syncthreads();
+        for (int i = tid; i < MT * NT; i += 256) {
+            const int s = i / NT, n = i % NT;
+            bs[s][n] = s < l && n0 + n < a.N ? a.B[(r0 + s) * a.bc_stride + grp * a.N + n0 + n] : 0.0f;
+        }
+        __syncthreads();
+        float acc[P / 8];
+        for (int k = 0; k < P / 8; k++) acc[k] = 0.0f;
+        for (int s = 0; s < l; s++) {
+            const float b = bs[s][n_l];
+            for (int k = 0; k < P / 8; k++) acc[k] += xw[s][p0 + 8 * k] * b;
+        }
+        if (n0 + n_l < a.N)
+            for (int k = 0; k < P / 8; k++) S[(int64_t)(p0 + 8 * k) * a.N + n0 + n_l] = acc[k];
+    }
+    if (tid == 0) {
+        float d = 0.0f;
+        for (int i = 0; i < l; i++) d += dts[i];
+        ch.dtsum[(int64_t)(g.chunk0 + blockIdx.z) * a.H + h] = d;
+    }
+}
+
+template <int P>
+__global__ static void ssd_out_mm(mcu_ssd_args a, const mcu_seg *seg, mcu_chunks ch) {
+    extern __shared__ float sm[];
+    __shared__ float dts[MT], cum[MT];
+    const mcu_seg g = seg[blockIdx.y];
+    const int64_t h = blockIdx.x, grp = h / (a.H / a.G);
+    int64_t r0;
+    int l;
+    if (!chunk_of(g, (int32_t)blockIdx.z, &r0, &l)) return;
+    chunk_cum(a, h, r0, l, dts, cum);
+    const int tid = threadIdx.x, ty = tid / 16, tx = tid % 16;
+    const float *S = ch.state + (int64_t)(g.chunk0 + blockIdx.z) * a.H * P * a.N + h * P * a.N; /* S_in (P, N) */
+    /* phase 1: CB (t, s) and CS (t, p) over tiles of N */
+    float (*cs)[NT + 1] = (float (*)[NT + 1])sm;            /* C tile (MT, NT) */
+    float (*bs)[NT + 1] = (float (*)[NT + 1])(sm + MT * (NT + 1));
+    float (*ss)[NT + 1] = (float (*)[NT + 1])(sm + 2 * MT * (NT + 1)); /* S tile (P, NT) */
+    float cb[4][4], csv[4][P / 16];
+    for (int i = 0; i < 4; i++) {
+        for (int k = 0; k < 4; k++) cb[i][k] = 0.0f;
+        for (int k = 0; k < P / 16; k++) csv[i][k] = 0.0f;
+    }
+    for (int64_t n0 = 0; n0 < a.N; n0 += NT) {
+        __syncthreads();
+        for (int i = tid; i < MT * NT; i += 256) {
+            const int t = i / NT, n = i % NT;
+            const bool in = t < l && n0 + n < a.N;
+            const int64_t off = (r0 + t) * a.bc_stride + grp * a.N + n0 + n;
+            cs[t][n] = in ? a.C[off] : 0.0f;
+            bs[t][n] = in ? a.B[off] : 0.0f;
+        }
+        for (int i = tid; i < P * NT; i += 256) {
+            const int p = i / NT, n = i % NT;
+            ss[p][n] = n0 + n < a.N ? S[(int64_t)p * a.N + n0 + n] : 0.0f;
+        }
+        __syncthreads();
+        for (int n = 0; n < NT; n++) {
+            float cv[4], bv[4], sv[P / 16];
+            for (int i = 0; i < 4; i++) cv[i] = cs[ty * 4 + i][n], bv[i] = bs[tx * 4 + i][n];
+            for (int k = 0; k < P / 16; k++) sv[k] = ss[tx + 16 * k][n];
+            for (int i = 0; i < 4; i++) {
+                for (int k = 0; k < 4; k++) cb[i][k] += cv[i] * bv[k];
+                for (int k = 0; k < P / 16; k++) csv[i][k] += cv[i] * sv[k];
+            }
+        }
+    }
+    __syncthreads();
+    /* phase 2: M = CB o decay o dt, then y = exp(cum) CS + M X */
+    float (*ms)[MT + 1] = (float (*)[MT + 1])sm;           /* (MT, MT) */
+    float (*xs)[P] = (float (*)[P])(sm + MT * (MT + 1));   /* (MT, P) */
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < 4; k++) {
+            const int t = ty * 4 + i, s2 = tx * 4 + k;
+            ms[t][s2] = s2 <= t && t < l ? cb[i][k] * expf(cum[t] - cum[s2]) * dts[s2] : 0.0f;
+        }
+    for (int i = tid; i < MT * P; i += 256) {
+        const int s2 = i / P, p = i % P;
+        xs[s2][p] = s2 < l ? a.x[(r0 + s2) * a.x_stride + h * P + p] : 0.0f;
+    }
+    __syncthreads();
+    for (int i = 0; i < 4; i++) {
+        const int t = ty * 4 + i;
+        if (t >= l) continue;
+        const float e = expf(cum[t]);
+        float acc[P / 16];
+        for (int k = 0; k < P / 16; k++) acc[k] = e * csv[i][k];
+        for (int s2 = 0; s2 <= t; s2++) {
+            const float mv = ms[t][s2];
+            for (int k = 0; k < P / 16; k++) acc[k] += mv * xs[s2][tx + 16 * k];
+        }
+        for (int k = 0; k < P / 16; k++) a.y[(r0 + t) * a.y_stride + h * P + tx + 16 * k] = acc[k];
+    }
+}
+
+template <int P>
+static size_t out_mm_smem(void) {
+    const size_t p1 = (size_t)(2 * MT + P) * (NT + 1), p2 = (size_t)MT * (MT + 1) + (size_t)MT * P;
+    return (p1 > p2 ? p1 : p2) * sizeof(float);
+}
+
+/* The chunked passes in matrix form; false when P does not suit them. */
+static bool run_mm(const mcu_ssd_args *a, const mcu_seg *seg, int64_t n_seg, const mcu_chunks *ch, mcu_stream s) {
+    const dim3 grid((unsigned)a->H, (unsigned)n_seg, (unsigned)ch->max_chunks_per_seg);
+    switch (a->P) {
+#define CASE(PP)                                                                                                 \
+    case PP: {                                                                                                   \
+        cudaFuncSetAttribute(ssd_out_mm<PP>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)out_mm_smem<PP>()); \
+        ssd_end_mm<PP><<<grid, 256, 0, s>>>(*a, seg, *ch);                                                       \
+        ssd_combine_k<<<dim3((unsigned)((a->H * a->P * a->N + 255) / 256), (unsigned)n_seg), 256, 0, s>>>(*a, seg, *ch); \
+        ssd_out_mm<PP><<<grid, 256, out_mm_smem<PP>(), s>>>(*a, seg, *ch);                                       \
+        return true;                                                                                             \
+    }
+    CASE(16)
+    CASE(32)
+    CASE(64)
+    CASE(128)
+#undef CASE
+    default: return false;
+    }
+}
+
 template <int SPL>
 static void run(const mcu_ssd_args *a, const mcu_seg *seg, int64_t n_seg, const mcu_chunks *ch, mcu_stream s) {
     const unsigned bx = (unsigned)((a->H * a->P * 32 + 255) / 256);
-    if (ch->max_chunks_per_seg > 0) {
-        ssd_k<SPL, true><<<dim3(bx, (unsigned)n_seg, (unsigned)ch->max_chunks_per_seg), 256, 0, s>>>(*a, seg, *ch);
+    bool chunked_done = false;
+    if (ch->max_chunks_per_seg > 0 && !(chunked_done = run_mm(a, seg, n_seg, ch, s))) {
+        ssd_k<SPL, true><<<dim3(bx, (unsigned)n_seg, (unsigned)ch->max_chunks_per_seg), 256, 0, s>>>(*a, seg, n_seg, *ch);
         ssd_combine_k<<<dim3((unsigned)((a->H * a->P * a->N + 255) / 256), (unsigned)n_seg), 256, 0, s>>>(*a, seg, *ch);
     }
-    const unsigned depth = ch->max_chunks_per_seg > 0 ? (unsigned)ch->max_chunks_per_seg : 1;
-    ssd_k<SPL, false><<<dim3(bx, (unsigned)n_seg, depth), 256, 0, s>>>(*a, seg, *ch);
+    /* short segments (and, where the matrix form does not apply, the chunks' outputs) */
+    const unsigned depth = ch->max_chunks_per_seg > 0 && !chunked_done ? (unsigned)ch->max_chunks_per_seg : 1;
+    mcu_chunks c2 = *ch;
+    c2.outputs_done = chunked_done;
+    const unsigned gy = depth == 1 && n_seg > 16 ? (unsigned)((n_seg + 7) / 8) : (unsigned)n_seg;
+    ssd_k<SPL, false><<<dim3(bx, gy, depth), 256, 0, s>>>(*a, seg, n_seg, c2);
 }
 
 extern "C" void mcu_ssd(const mcu_ssd_args *a, const mcu_seg *seg, int64_t n_seg, const mcu_chunks *ch, mcu_stream s) {
