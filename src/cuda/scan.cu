@@ -28,24 +28,29 @@ __device__ static void scan_piece(const mcu_scan_args &a, int64_t c, bool live, 
         A[i] = n < a.N ? a.A[c * a.N + n] : 0.0f;
     }
     const float Dc = a.D[c], bias = a.dt_bias[c];
+    /* nothing the loop writes is read by it: the loads of later steps may run ahead */
+    const float *__restrict__ dtp = a.dt, *__restrict__ xp = a.x, *__restrict__ zp = a.z;
+    const float *__restrict__ Bp = a.B, *__restrict__ Cp = a.C;
+    float *__restrict__ yp = a.y;
     float dsum = 0.0f;
+#pragma unroll 4
     for (int32_t t = t0; t < t1; t++) {
         const int64_t r = row0 + t;
-        const float dt = softplus(a.dt[r * a.dt_stride + c] + bias);
-        const float xv = a.x[r * a.x_stride + c];
-        const float *B = a.B + r * a.bc_stride, *C = a.C + r * a.bc_stride;
+        const float dt = softplus(__ldg(dtp + r * a.dt_stride + c) + bias);
+        const float xv = __ldg(xp + r * a.x_stride + c);
+        const float *B = Bp + r * a.bc_stride, *C = Cp + r * a.bc_stride;
         float acc = 0.0f;
         dsum += dt;
         for (int i = 0; i < SPL; i++) {
             const int64_t n = lane + (int64_t)i * lpc;
             if (n < a.N) {
-                s[i] = expf(dt * A[i]) * s[i] + dt * B[n] * xv;
-                if (!END_ONLY) acc += s[i] * C[n];
+                s[i] = expf(dt * A[i]) * s[i] + dt * __ldg(B + n) * xv;
+                if (!END_ONLY) acc += s[i] * __ldg(C + n);
             }
         }
         if (!END_ONLY) {
             for (int o = lpc / 2; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o, lpc);
-            if (live && lane == 0) a.y[r * a.y_stride + c] = (acc + Dc * xv) * silu(a.z[r * a.z_stride + c]);
+            if (live && lane == 0) yp[r * a.y_stride + c] = (acc + Dc * xv) * silu(__ldg(zp + r * a.z_stride + c));
         }
     }
     if (!live) return;

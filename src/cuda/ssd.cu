@@ -18,12 +18,14 @@ __device__ static void ssd_piece(const mcu_ssd_args &a, int64_t h, int64_t p, in
         s[i] = s0 && n < a.N ? s0[n] : 0.0f;
     }
     const float Ah = a.A[h];
+    const float *__restrict__ dtp = a.dt, *__restrict__ xp = a.x, *__restrict__ Bp = a.B, *__restrict__ Cp = a.C;
     float dsum = 0.0f;
+#pragma unroll 4
     for (int32_t t = t0; t < t1; t++) {
         const int64_t r = row0 + t;
-        const float dt = a.dt[r * a.dt_stride + h], dA = expf(dt * Ah);
-        const float xv = a.x[r * a.x_stride + h * a.P + p];
-        const float *B = a.B + r * a.bc_stride + grp * a.N, *C = a.C + r * a.bc_stride + grp * a.N;
+        const float dt = __ldg(dtp + r * a.dt_stride + h), dA = expf(dt * Ah);
+        const float xv = __ldg(xp + r * a.x_stride + h * a.P + p);
+        const float *B = Bp + r * a.bc_stride + grp * a.N, *C = Cp + r * a.bc_stride + grp * a.N;
         float acc = 0.0f;
         dsum += dt;
         for (int i = 0; i < SPL; i++) {
