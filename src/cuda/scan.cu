@@ -13,8 +13,14 @@
  * arithmetic, T / MCU_CHUNK times the parallelism. */
 #include "cuda/cuda_ops.h"
 
-__device__ static inline float silu(float x) { return x / (1.0f + expf(-x)); }
-__device__ static inline float softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+#define LOG2E 1.4426950408889634f
+
+/* exp(x) as exp2(x log2 e): one special-function op (~2 ulp) instead of expf's range
+ * reduction; the scan runs T * E * N of them. A is scaled by log2 e once per thread. */
+__device__ static inline float silu(float x) { return x / (1.0f + exp2f(-x * LOG2E)); }
+__device__ static inline float softplus(float x) {
+    return x > 20.0f ? x : x < -15.0f ? exp2f(x * LOG2E) : __logf(1.0f + exp2f(x * LOG2E));
+}
 
 /* Pass 1 (end_only) or the output pass of a piece of a segment: tokens [t0, t1) from state
  * s0 (NULL: zero), final state to s1 (may be NULL), dt sum to dtsum (may be NULL). */
@@ -25,7 +31,7 @@ __device__ static void scan_piece(const mcu_scan_args &a, int64_t c, bool live, 
     for (int i = 0; i < SPL; i++) {
         const int64_t n = lane + (int64_t)i * lpc;
         s[i] = s0 && live && n < a.N ? s0[c * a.N + n] : 0.0f;
-        A[i] = n < a.N ? a.A[c * a.N + n] : 0.0f;
+        A[i] = n < a.N ? a.A[c * a.N + n] * LOG2E : 0.0f;
     }
     const float Dc = a.D[c], bias = a.dt_bias[c];
     /* nothing the loop writes is read by it: the loads of later steps may run ahead */
@@ -44,7 +50,7 @@ __device__ static void scan_piece(const mcu_scan_args &a, int64_t c, bool live, 
         for (int i = 0; i < SPL; i++) {
             const int64_t n = lane + (int64_t)i * lpc;
             if (n < a.N) {
-                s[i] = expf(dt * A[i]) * s[i] + dt * __ldg(B + n) * xv;
+                s[i] = exp2f(dt * A[i]) * s[i] + dt * __ldg(B + n) * xv;
                 if (!END_ONLY) acc += s[i] * __ldg(C + n);
             }
         }
@@ -104,7 +110,7 @@ __global__ static void scan_combine_k(mcu_scan_args a, const mcu_seg *seg, mcu_c
         float *cs = ch.state + (int64_t)(g.chunk0 + j) * EN + i;
         const float end = *cs;
         *cs = s;
-        s = expf(A * ch.dtsum[(int64_t)(g.chunk0 + j) * a.E + c]) * s + end;
+        s = exp2f(A * LOG2E * ch.dtsum[(int64_t)(g.chunk0 + j) * a.E + c]) * s + end;
     }
     g.ssm[i] = s;
 }

@@ -9,6 +9,10 @@
 
 #include <cuda_runtime.h>
 
+/* exp(x) as exp2(x log2 e): one special-function op (~2 ulp) */
+#define LOG2E 1.4426950408889634f
+__device__ static inline float fexp(float x) { return exp2f(x * LOG2E); }
+
 template <int SPL, bool END_ONLY>
 __device__ static void ssd_piece(const mcu_ssd_args &a, int64_t h, int64_t p, int64_t grp, int lane, int64_t row0,
                                  int32_t t0, int32_t t1, const float *s0, float *s1, float *dtsum) {
@@ -23,7 +27,7 @@ __device__ static void ssd_piece(const mcu_ssd_args &a, int64_t h, int64_t p, in
 #pragma unroll 4
     for (int32_t t = t0; t < t1; t++) {
         const int64_t r = row0 + t;
-        const float dt = __ldg(dtp + r * a.dt_stride + h), dA = expf(dt * Ah);
+        const float dt = __ldg(dtp + r * a.dt_stride + h), dA = fexp(dt * Ah);
         const float xv = __ldg(xp + r * a.x_stride + h * a.P + p);
         const float *B = Bp + r * a.bc_stride + grp * a.N, *C = Cp + r * a.bc_stride + grp * a.N;
         float acc = 0.0f;
@@ -89,7 +93,7 @@ __global__ static void ssd_combine_k(mcu_ssd_args a, const mcu_seg *seg, mcu_chu
         float *cs = ch.state + (int64_t)(g.chunk0 + j) * HPN + i;
         const float end = *cs;
         *cs = s;
-        s = expf(A * ch.dtsum[(int64_t)(g.chunk0 + j) * a.H + h]) * s + end;
+        s = fexp(A * ch.dtsum[(int64_t)(g.chunk0 + j) * a.H + h]) * s + end;
     }
     g.ssm[i] = s;
 }
@@ -138,7 +142,7 @@ __global__ static void ssd_end_mm(mcu_ssd_args a, const mcu_seg *seg, mcu_chunks
     const int tid = threadIdx.x;
     for (int i = tid; i < MT * P; i += 256) {
         const int s = i / P, p = i % P;
-        xw[s][p] = s < l ? a.x[(r0 + s) * a.x_stride + h * P + p] * expf(cum[l - 1] - cum[s]) * dts[s] : 0.0f;
+        xw[s][p] = s < l ? a.x[(r0 + s) * a.x_stride + h * P + p] * fexp(cum[l - 1] - cum[s]) * dts[s] : 0.0f;
     }
     float *S = ch.state + (int64_t)(g.chunk0 + blockIdx.z) * a.H * P * a.N + h * P * a.N;
     const int n_l = tid % NT, p0 = tid / NT; /* p = p0 + 8 k */
@@ -217,7 +221,7 @@ __global__ static void ssd_out_mm(mcu_ssd_args a, const mcu_seg *seg, mcu_chunks
     for (int i = 0; i < 4; i++)
         for (int k = 0; k < 4; k++) {
             const int t = ty * 4 + i, s2 = tx * 4 + k;
-            ms[t][s2] = s2 <= t && t < l ? cb[i][k] * expf(cum[t] - cum[s2]) * dts[s2] : 0.0f;
+            ms[t][s2] = s2 <= t && t < l ? cb[i][k] * fexp(cum[t] - cum[s2]) * dts[s2] : 0.0f;
         }
     for (int i = tid; i < MT * P; i += 256) {
         const int s2 = i / P, p = i % P;
@@ -227,7 +231,7 @@ __global__ static void ssd_out_mm(mcu_ssd_args a, const mcu_seg *seg, mcu_chunks
     for (int i = 0; i < 4; i++) {
         const int t = ty * 4 + i;
         if (t >= l) continue;
-        const float e = expf(cum[t]);
+        const float e = fexp(cum[t]);
         float acc[P / 16];
         for (int k = 0; k < P / 16; k++) acc[k] = e * csv[i][k];
         for (int s2 = 0; s2 <= t; s2++) {
