@@ -124,6 +124,7 @@ typedef struct mambac_model_info {
 typedef struct mambac_model mambac_model;
 typedef struct mambac_state mambac_state;
 typedef struct mambac_context mambac_context;
+typedef struct mambac_tokenizer mambac_tokenizer;
 
 /* ---- model ---------------------------------------------------------------- */
 
@@ -290,14 +291,58 @@ MAMBAC_API int32_t mambac_sampler_sample(mambac_sampler *s, const float *logits)
 /* Tell the sampler which id was emitted (feeds the repetition penalty window). */
 MAMBAC_API void mambac_sampler_accept(mambac_sampler *s, int32_t id);
 
+/* ---- generation ------------------------------------------------------------- */
+
+typedef enum mambac_finish {
+    MAMBAC_FINISH_LENGTH = 0,   /* max_tokens reached */
+    MAMBAC_FINISH_EOS = 1,      /* the model chose its end-of-sequence token */
+    MAMBAC_FINISH_STOP = 2,     /* a stop string appeared (it is not in the text) */
+    MAMBAC_FINISH_CALLBACK = 3, /* the callback asked to stop */
+} mambac_finish;
+
+typedef struct mambac_generate_params {
+    mambac_sampler_params sampling;
+    int64_t max_tokens;        /* tokens to generate at most (>= 0) */
+    int32_t ignore_eos;        /* keep going past the end-of-sequence token */
+    const char *const *stop;   /* stop strings (needs a tokenizer), n_stop of them */
+    size_t n_stop;
+    int32_t feed_last;         /* feed the last generated token too, so the state holds every
+                                * token produced (to save it, or continue later) */
+} mambac_generate_params;
+
+/* Defaults: the sampler's defaults, max_tokens 128, no stop strings, feed_last 0. */
+MAMBAC_API mambac_generate_params mambac_generate_default_params(void);
+
+/* Called once a generated token is chosen: `token`, and the text that became printable
+ * with it (len may be 0: a character still incomplete, or text that may start a stop
+ * string); at the end once more with token -1 and what was held back. Text is never part
+ * of a stop string. Return nonzero to stop. */
+typedef int (*mambac_piece_fn)(void *user, int32_t token, const char *text, size_t len);
+
+typedef struct mambac_generate_result {
+    int64_t n_prompt, n_generated;
+    double prefill_seconds, decode_seconds; /* wall time of the prompt and of the decode steps */
+    int64_t n_decoded;                      /* decode steps run (tokens fed after the prompt) */
+    mambac_finish finish;
+} mambac_generate_result;
+
+/* Feeds the prompt (n_prompt >= 1 ids) to `state`, then samples and feeds one token at a
+ * time, streaming each through on_piece (may be NULL). tok may be NULL (no text: pieces
+ * are empty; stop strings need it); with a tokenizer, ids it lacks are never sampled,
+ * and its "<|endoftext|>" is the end token when the config names none. Padded rows are
+ * never sampled. The state ends after the prompt and every generated token fed (the last
+ * one only with feed_last). Same seed, same tokens. */
+MAMBAC_API mambac_status mambac_generate(mambac_context *ctx, mambac_state *state, const mambac_tokenizer *tok,
+                                         const int32_t *prompt, size_t n_prompt, const mambac_generate_params *params,
+                                         mambac_piece_fn on_piece, void *user, mambac_generate_result *result,
+                                         mambac_error *err);
+
 /* ---- tokenizer -------------------------------------------------------------- */
 
 /* A byte-level BPE tokenizer read from an HF tokenizer.json (GPT-2 / GPT-NeoX style:
  * NFC normalizer, ByteLevel pre-tokenizer and decoder, added tokens). Encoding gives
  * the same ids as HF tokenizers. A handle keeps a cache of recent words, so it must
  * encode from one thread at a time; decoding is read-only and thread-safe. */
-typedef struct mambac_tokenizer mambac_tokenizer;
-
 /* path: a tokenizer.json, a folder holding one, or a GGUF file with a tokenizer. */
 MAMBAC_API mambac_status mambac_tokenizer_load(const char *path, mambac_tokenizer **out, mambac_error *err);
 MAMBAC_API void mambac_tokenizer_free(mambac_tokenizer *tok);

@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "infer/text_stream.h"
 
 #define MAX_STOPS 16
 
@@ -119,13 +118,21 @@ static int prompt_ids(const gen_opts *o, mambac_tokenizer *tok, int32_t **ids, s
     return CLI_OK;
 }
 
-/* Releases what the stream can print; returns 1 once a stop string was met. */
-static int flush_text(mc_text_stream *ts, int final) {
-    size_t k = mc_text_stream_ready(ts, final);
-    fwrite(ts->buf, 1, k, stdout);
+/* Streams each piece: the text, or with --print-ids the ids on one line. */
+typedef struct printer {
+    int print_ids;
+    long long n;
+} printer;
+
+static int print_piece(void *user, int32_t token, const char *text, size_t len) {
+    printer *pr = user;
+    if (pr->print_ids) {
+        if (token >= 0) printf("%s%d", pr->n++ ? "," : "", token);
+    } else {
+        fwrite(text, 1, len, stdout);
+    }
     fflush(stdout);
-    mc_text_stream_consume(ts, k);
-    return ts->stopped;
+    return 0;
 }
 
 int cmd_generate(cli_args *a) {
@@ -149,61 +156,27 @@ int cmd_generate(cli_args *a) {
         cli_session_close(&s);
         return CLI_ERR;
     }
-    /* Never sample what the tokenizer cannot print (nor padded rows). */
-    int32_t n_vocab = s.info->vocab_size;
-    if (tok && mambac_tokenizer_n_vocab(tok) < n_vocab) n_vocab = mambac_tokenizer_n_vocab(tok);
-    int32_t eos = o.ignore_eos ? -1 : s.info->eos_token_id;
-    if (!o.ignore_eos && eos < 0 && tok) eos = mambac_tokenizer_find(tok, "<|endoftext|>");
-
+    mambac_generate_params gp = mambac_generate_default_params();
+    gp.sampling = o.sp;
+    gp.max_tokens = o.n;
+    gp.ignore_eos = o.ignore_eos;
+    gp.stop = o.stops, gp.n_stop = o.n_stops;
+    gp.feed_last = o.state_out != NULL; /* the saved state then holds every token */
+    printer pr = {o.print_ids, 0};
+    mambac_generate_result res;
     mambac_error err;
-    mambac_sampler *smp = NULL;
-    float *logits = malloc((size_t)s.info->n_vocab_rows * sizeof(float));
-    mambac_status st = logits ? mambac_sampler_new(&o.sp, n_vocab, &smp, &err) : MAMBAC_ERR_NOMEM;
-    if (!logits) snprintf(err.msg, sizeof err.msg, "out of memory");
-    for (size_t i = 0; st == MAMBAC_OK && i < T; i++) mambac_sampler_accept(smp, ids[i]);
-    double t0 = cli_now();
-    if (st == MAMBAC_OK) st = mambac_eval(s.ctx, s.state, ids, T, MAMBAC_LOGITS_LAST, logits, &err);
-    double t_prefill = cli_now() - t0, t_decode = 0;
-    mc_text_stream ts;
-    mc_text_stream_init(&ts, o.stops, o.n_stops);
-    long long produced = 0, decoded = 0;
-    int stopped = 0;
-    while (st == MAMBAC_OK && produced < o.n && !stopped) {
-        int32_t next = mambac_sampler_sample(smp, logits);
-        if (next == eos) break;
-        mambac_sampler_accept(smp, next);
-        produced++;
-        if (o.print_ids) {
-            printf("%s%d", produced > 1 ? "," : "", next);
-            fflush(stdout);
-        } else {
-            size_t bl;
-            const char *b = mambac_token_bytes(tok, next, &bl);
-            if (!mc_text_stream_push(&ts, b, bl)) st = MAMBAC_ERR_NOMEM, snprintf(err.msg, sizeof err.msg, "out of memory");
-            stopped = flush_text(&ts, 0);
-        }
-        /* The last token is fed too when the state is to be saved, so it holds them all. */
-        if (st == MAMBAC_OK && !stopped && (produced < o.n || o.state_out)) {
-            double t1 = cli_now();
-            st = mambac_eval(s.ctx, s.state, &next, 1, MAMBAC_LOGITS_LAST, logits, &err);
-            t_decode += cli_now() - t1;
-            decoded++;
-        }
-    }
+    mambac_status st = mambac_generate(s.ctx, s.state, tok, ids, T, &gp, print_piece, &pr, &res, &err);
     if (st == MAMBAC_OK) {
         if (o.print_ids) printf("\n");
-        else flush_text(&ts, 1);
         fflush(stdout);
         fprintf(stderr, "%sprompt: %zu tokens, %.1f tok/s | generated: %lld tokens, %.1f tok/s\n", o.print_ids ? "" : "\n", T,
-                t_prefill > 0 ? T / t_prefill : 0.0, produced, t_decode > 0 ? decoded / t_decode : 0.0);
+                res.prefill_seconds > 0 ? T / res.prefill_seconds : 0.0, (long long)res.n_generated,
+                res.decode_seconds > 0 ? res.n_decoded / res.decode_seconds : 0.0);
         rc = cli_session_save(&s, o.state_out);
     } else {
         rc = cli_error("%s", err.msg);
     }
-    mc_text_stream_free(&ts);
-    mambac_sampler_free(smp);
     mambac_tokenizer_free(tok);
-    free(logits);
     mambac_free(ids);
     cli_session_close(&s);
     return rc;

@@ -10,6 +10,7 @@
 
 #include "backend/backend.h"
 #include "core/error.h"
+#include "infer/context.h"
 #include "infer/state.h"
 #include "model/model.h"
 
@@ -186,3 +187,5 @@ int32_t mambac_argmax(const float *logits, int32_t n) {
         if (logits[i] == m[0]) return i;
     return 0;
 }
+
+const mambac_model *mc_context_model(const mambac_context *ctx) { return ctx->model; }

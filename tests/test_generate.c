@@ -1,0 +1,118 @@
+/* test_generate.c — mambac_generate, the library's generation loop:
+ *   - greedy tokens equal a hand-written loop of mambac_eval + argmax over the ids both the
+ *     model and the tokenizer have, and the streamed text equals their detokenized bytes;
+ *   - a stop string cuts the text before its first appearance (finish STOP), the callback
+ *     can stop it (finish CALLBACK), max_tokens (finish LENGTH);
+ *   - feed_last decides whether the state holds the last token;
+ *   - bad arguments are refused before anything runs. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "mambac.h"
+#include "testutil.h"
+
+typedef struct sink {
+    char text[4096];
+    size_t len;
+    int32_t tokens[256];
+    int n, stop_after, finals;
+} sink;
+
+static int collect(void *user, int32_t token, const char *text, size_t len) {
+    sink *k = user;
+    if (k->len + len < sizeof k->text) memcpy(k->text + k->len, text, len), k->len += len;
+    if (token < 0) k->finals++;
+    else k->tokens[k->n++] = token;
+    return k->stop_after && k->n >= k->stop_after;
+}
+
+int main(void) {
+    char mpath[512], tpath[512];
+    snprintf(mpath, sizeof mpath, "%s/models/mamba2-tiny/hf", MAMBAC_TEST_DATA);
+    snprintf(tpath, sizeof tpath, "%s/tokenizer/gpt2-tokenizer.json", MAMBAC_TEST_DATA);
+    mambac_error err;
+    mambac_model *m;
+    mambac_tokenizer *tok;
+    if (test_model_load(mpath, -1, &m, &err) != MAMBAC_OK || mambac_tokenizer_load(tpath, &tok, &err) != MAMBAC_OK) {
+        CHECK(0, "load: %s", err.msg);
+        return check_summary();
+    }
+    const mambac_model_info *c = mambac_model_get_info(m);
+    mambac_context *ctx;
+    mambac_state *st;
+    mambac_context_new(m, NULL, &ctx, &err);
+    mambac_state_new(m, &st, &err);
+    const int32_t prompt[] = {5, 9, 2, 7};
+    mambac_generate_params gp = mambac_generate_default_params();
+    gp.sampling.temp = 0, gp.max_tokens = 24, gp.ignore_eos = 1;
+
+    /* greedy = the hand-written loop */
+    sink a = {0};
+    mambac_generate_result r;
+    CHECK(mambac_generate(ctx, st, tok, prompt, 4, &gp, collect, &a, &r, &err) == MAMBAC_OK, "generate: %s", err.msg);
+    CHECK(r.finish == MAMBAC_FINISH_LENGTH && r.n_generated == 24 && a.n == 24 && a.finals == 1 && r.n_prompt == 4,
+          "length finish, 24 tokens, one final call");
+    CHECK(mambac_state_n_tokens(st) == 4 + 23, "without feed_last the last token is not fed (%lld)",
+          (long long)mambac_state_n_tokens(st));
+    int32_t n_vocab = c->vocab_size < mambac_tokenizer_n_vocab(tok) ? c->vocab_size : mambac_tokenizer_n_vocab(tok);
+    float *lg = malloc((size_t)c->n_vocab_rows * sizeof(float));
+    mambac_state_reset(st);
+    int same = mambac_eval(ctx, st, prompt, 4, MAMBAC_LOGITS_LAST, lg, &err) == MAMBAC_OK;
+    for (int i = 0; same && i < 24; i++) {
+        int32_t next = mambac_argmax(lg, n_vocab);
+        same = next == a.tokens[i] && mambac_eval(ctx, st, &next, 1, MAMBAC_LOGITS_LAST, lg, &err) == MAMBAC_OK;
+    }
+    CHECK(same, "greedy tokens equal eval + argmax");
+    char *want;
+    size_t wl;
+    mambac_detokenize(tok, a.tokens, 24, &want, &wl, &err);
+    CHECK(wl == a.len && memcmp(want, a.text, wl) == 0, "streamed text = detokenized tokens");
+
+    /* a stop string from the middle of that text: output is what comes before it */
+    if (wl > 12) {
+        char stop[3] = {want[wl / 2], want[wl / 2 + 1], 0};
+        const char *stops[1] = {stop};
+        const char *first = strstr(want, stop);
+        sink b = {0};
+        gp.stop = stops, gp.n_stop = 1;
+        mambac_state_reset(st);
+        CHECK(mambac_generate(ctx, st, tok, prompt, 4, &gp, collect, &b, &r, &err) == MAMBAC_OK, "stop: %s", err.msg);
+        CHECK(r.finish == MAMBAC_FINISH_STOP && b.len == (size_t)(first - want) && memcmp(b.text, want, b.len) == 0,
+              "text cut before the stop string ('%s' at %zu, got %zu bytes)", stop, (size_t)(first - want), b.len);
+        gp.stop = NULL, gp.n_stop = 0;
+    }
+    mambac_free(want);
+
+    /* the callback stops it; feed_last keeps every token in the state */
+    sink d = {.stop_after = 5};
+    gp.feed_last = 1;
+    mambac_state_reset(st);
+    CHECK(mambac_generate(ctx, st, tok, prompt, 4, &gp, collect, &d, &r, &err) == MAMBAC_OK, "callback: %s", err.msg);
+    CHECK(r.finish == MAMBAC_FINISH_CALLBACK && r.n_generated == 5 && memcmp(d.tokens, a.tokens, 5 * sizeof(int32_t)) == 0,
+          "callback stop after 5");
+    gp.max_tokens = 6;
+    mambac_state_reset(st);
+    CHECK(mambac_generate(ctx, st, NULL, prompt, 4, &gp, NULL, NULL, &r, &err) == MAMBAC_OK &&
+              mambac_state_n_tokens(st) == 4 + 6,
+          "feed_last: the state holds all %lld tokens", (long long)mambac_state_n_tokens(st));
+
+    /* refusals */
+    const char *stops[1] = {"x"}, *empty[1] = {""};
+    gp.stop = stops, gp.n_stop = 1;
+    CHECK(mambac_generate(ctx, st, NULL, prompt, 4, &gp, NULL, NULL, &r, &err) == MAMBAC_ERR_INVALID_ARG,
+          "stop strings without a tokenizer refused");
+    gp.stop = empty;
+    CHECK(mambac_generate(ctx, st, tok, prompt, 4, &gp, NULL, NULL, &r, &err) == MAMBAC_ERR_INVALID_ARG, "empty stop refused");
+    gp.n_stop = 0, gp.max_tokens = -1;
+    CHECK(mambac_generate(ctx, st, tok, prompt, 4, &gp, NULL, NULL, &r, &err) == MAMBAC_ERR_INVALID_ARG, "negative max_tokens refused");
+    gp.max_tokens = 3;
+    CHECK(mambac_generate(ctx, st, tok, prompt, 0, &gp, NULL, NULL, &r, &err) == MAMBAC_ERR_INVALID_ARG, "empty prompt refused");
+
+    free(lg);
+    mambac_state_free(st);
+    mambac_context_free(ctx);
+    mambac_tokenizer_free(tok);
+    mambac_model_free(m);
+    return check_summary();
+}
