@@ -341,8 +341,9 @@ MAMBAC_API mambac_status mambac_generate(mambac_context *ctx, mambac_state *stat
 
 /* A byte-level BPE tokenizer read from an HF tokenizer.json (GPT-2 / GPT-NeoX style:
  * NFC normalizer, ByteLevel pre-tokenizer and decoder, added tokens). Encoding gives
- * the same ids as HF tokenizers. A handle keeps a cache of recent words, so it must
- * encode from one thread at a time; decoding is read-only and thread-safe. */
+ * the same ids as HF tokenizers. Thread safety: every call may run from several threads
+ * at once on one handle (one mambac_tokenize at a time uses the handle's cache of recent
+ * words, concurrent ones a cache of their own for the call); only free is exclusive. */
 /* path: a tokenizer.json, a folder holding one, or a GGUF file with a tokenizer. */
 MAMBAC_API mambac_status mambac_tokenizer_load(const char *path, mambac_tokenizer **out, mambac_error *err);
 MAMBAC_API void mambac_tokenizer_free(mambac_tokenizer *tok);

@@ -164,13 +164,14 @@ static int merge_heap(const struct mambac_tokenizer *t, syms *s, size_t n) {
     return 1;
 }
 
-int mc_bpe_piece(struct mambac_tokenizer *t, const unsigned char *p, size_t n, mc_ids *out) {
+int mc_bpe_piece(const mc_encoder *e, const unsigned char *p, size_t n, mc_ids *out) {
+    const struct mambac_tokenizer *t = e->t;
     if (n == 0) return 1;
     if (n == 1) return mc_ids_push(out, t->byte_id[p[0]]);
     uint64_t h = 0;
     if (n <= CACHE_MAX_PIECE) {
         h = mc_hash_bytes(p, n);
-        int got = cache_get(&t->cache, h, p, n, out);
+        int got = cache_get(e->cache, h, p, n, out);
         if (got) return got > 0;
     }
     if (t->ignore_merges) {
@@ -191,7 +192,7 @@ int mc_bpe_piece(struct mambac_tokenizer *t, const unsigned char *p, size_t n, m
     else ok = merge_heap(t, &s, n);
     size_t first = out->n;
     for (int32_t i = 0; ok && i >= 0; i = s.next[i]) ok = mc_ids_push(out, s.id[i]);
-    if (ok && n <= CACHE_MAX_PIECE) cache_put(&t->cache, h, p, n, out->v + first, out->n - first);
+    if (ok && n <= CACHE_MAX_PIECE) cache_put(e->cache, h, p, n, out->v + first, out->n - first);
     if (buf != small) free(buf);
     return ok;
 }

@@ -36,12 +36,13 @@ static int32_t trie_match(const mc_trie_node *v, const unsigned char *s, size_t 
     return best;
 }
 
-typedef mambac_status (*segment_fn)(struct mambac_tokenizer *t, const unsigned char *s, size_t n, mc_ids *out);
+typedef mambac_status (*segment_fn)(const mc_encoder *e, const unsigned char *s, size_t n, mc_ids *out);
 
 /* Splits s on the trie's tokens: ids for the tokens, `rest` for what lies between. */
-static mambac_status split_added(struct mambac_tokenizer *t, const mc_trie_node *trie, const unsigned char *s, size_t n,
+static mambac_status split_added(const mc_encoder *e, const mc_trie_node *trie, const unsigned char *s, size_t n,
                                  segment_fn rest, mc_ids *out) {
-    if (trie[0].first_child < 0) return rest(t, s, n, out);
+    const struct mambac_tokenizer *t = e->t;
+    if (trie[0].first_child < 0) return rest(e, s, n, out);
     size_t seg = 0; /* start of the text not yet handed on */
     for (size_t i = 0; i < n;) {
         size_t end = 0;
@@ -57,12 +58,12 @@ static mambac_status split_added(struct mambac_tokenizer *t, const mc_trie_node 
             while (from > seg && is_space_byte(s[from - 1])) from--;
         if (a->rstrip)
             while (to < n && is_space_byte(s[to])) to++;
-        mambac_status st = from > seg ? rest(t, s + seg, from - seg, out) : MAMBAC_OK;
+        mambac_status st = from > seg ? rest(e, s + seg, from - seg, out) : MAMBAC_OK;
         if (st != MAMBAC_OK) return st;
         if (!mc_ids_push(out, a->id)) return MAMBAC_ERR_NOMEM;
         seg = i = to;
     }
-    return seg < n ? rest(t, s + seg, n - seg, out) : MAMBAC_OK;
+    return seg < n ? rest(e, s + seg, n - seg, out) : MAMBAC_OK;
 }
 
 /* ---- the GPT-2 split ---------------------------------------------------------------- */
@@ -87,8 +88,8 @@ static size_t run_end(const unsigned char *s, size_t n, size_t i, int cls) {
     return i;
 }
 
-static mambac_status split_pattern(struct mambac_tokenizer *t, const unsigned char *s, size_t n, mc_ids *out) {
-    if (!t->use_regex) return mc_bpe_piece(t, s, n, out) ? MAMBAC_OK : MAMBAC_ERR_NOMEM;
+static mambac_status split_pattern(const mc_encoder *e, const unsigned char *s, size_t n, mc_ids *out) {
+    if (!e->t->use_regex) return mc_bpe_piece(e, s, n, out) ? MAMBAC_OK : MAMBAC_ERR_NOMEM;
     for (size_t i = 0; i < n;) {
         size_t end;
         if (s[i] == '\'' && i + 1 < n) {
@@ -97,7 +98,7 @@ static mambac_status split_pattern(struct mambac_tokenizer *t, const unsigned ch
             else if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) end = i + 3;
             else end = 0;
             if (end) {
-                if (!mc_bpe_piece(t, s + i, end - i, out)) return MAMBAC_ERR_NOMEM;
+                if (!mc_bpe_piece(e, s + i, end - i, out)) return MAMBAC_ERR_NOMEM;
                 i = end;
                 continue;
             }
@@ -123,7 +124,7 @@ static mambac_status split_pattern(struct mambac_tokenizer *t, const unsigned ch
             }
             end = j == n || last == i ? j : last;
         }
-        if (!mc_bpe_piece(t, s + i, end - i, out)) return MAMBAC_ERR_NOMEM;
+        if (!mc_bpe_piece(e, s + i, end - i, out)) return MAMBAC_ERR_NOMEM;
         i = end;
     }
     return MAMBAC_OK;
@@ -131,20 +132,21 @@ static mambac_status split_pattern(struct mambac_tokenizer *t, const unsigned ch
 
 /* What the pre-tokenizer sees: one split between added tokens. ByteLevel's
  * add_prefix_space puts a space before each non-empty split not starting with one. */
-static mambac_status pretokenized(struct mambac_tokenizer *t, const unsigned char *s, size_t n, mc_ids *out) {
-    if (!t->add_prefix_space || n == 0 || s[0] == ' ') return split_pattern(t, s, n, out);
+static mambac_status pretokenized(const mc_encoder *e, const unsigned char *s, size_t n, mc_ids *out) {
+    if (!e->t->add_prefix_space || n == 0 || s[0] == ' ') return split_pattern(e, s, n, out);
     unsigned char *p = malloc(n + 1);
     if (!p) return MAMBAC_ERR_NOMEM;
     p[0] = ' ';
     memcpy(p + 1, s, n);
-    mambac_status st = split_pattern(t, p, n + 1, out);
+    mambac_status st = split_pattern(e, p, n + 1, out);
     free(p);
     return st;
 }
 
 /* A segment between raw added tokens: NFC, then the normalized added tokens, then the
  * pre-tokenizer on what lies between them. */
-static mambac_status normalized_segment(struct mambac_tokenizer *t, const unsigned char *s, size_t n, mc_ids *out) {
+static mambac_status normalized_segment(const mc_encoder *e, const unsigned char *s, size_t n, mc_ids *out) {
+    const struct mambac_tokenizer *t = e->t;
     unsigned char *norm = NULL;
     size_t nn = n;
     if (t->nfc) {
@@ -152,7 +154,7 @@ static mambac_status normalized_segment(struct mambac_tokenizer *t, const unsign
         if (!norm) return MAMBAC_ERR_NOMEM;
         s = norm;
     }
-    mambac_status st = split_added(t, t->trie_norm, s, nn, pretokenized, out);
+    mambac_status st = split_added(e, t->trie_norm, s, nn, pretokenized, out);
     free(norm);
     return st;
 }
@@ -178,7 +180,14 @@ mambac_status mambac_tokenize(mambac_tokenizer *t, const char *text, size_t len,
             len = k;
         }
     }
-    mambac_status st = split_added(t, t->trie_raw, (const unsigned char *)text, len, normalized_segment, &out);
+    /* the handle's cache when no other call holds it, else one of this call's own */
+    int expected = 0;
+    const int shared = atomic_compare_exchange_strong(&t->cache_busy, &expected, 1);
+    mc_bpe_cache own = {0};
+    const mc_encoder e = {t, shared ? &t->cache : &own};
+    mambac_status st = split_added(&e, t->trie_raw, (const unsigned char *)text, len, normalized_segment, &out);
+    if (shared) atomic_store(&t->cache_busy, 0);
+    else mc_bpe_cache_free(&own);
     free(subst);
     if (st != MAMBAC_OK) {
         free(out.v);

@@ -7,6 +7,7 @@
 #define MC_TOKENIZER_H
 
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "mambac.h"
@@ -62,7 +63,9 @@ struct mambac_tokenizer {
     int nfc;
     int add_prefix_space;
     int use_regex;
-    mc_bpe_cache cache;
+    mc_bpe_cache cache;         /* the handle's cache of recent pieces: one mambac_tokenize
+                                 * at a time uses it (cache_busy), others a cache of their own */
+    atomic_int cache_busy;
 };
 
 /* Parses tokenizer.json text; `name` labels messages (load.c; also the fuzz entry). */
@@ -89,7 +92,12 @@ typedef struct mc_ids {
     size_t n, cap;
 } mc_ids;
 int mc_ids_push(mc_ids *o, int32_t id);
-int mc_bpe_piece(struct mambac_tokenizer *t, const unsigned char *p, size_t n, mc_ids *out);
+/* One encode call: the immutable tokenizer and the cache this call may write. */
+typedef struct mc_encoder {
+    const struct mambac_tokenizer *t;
+    mc_bpe_cache *cache;
+} mc_encoder;
+int mc_bpe_piece(const mc_encoder *e, const unsigned char *p, size_t n, mc_ids *out);
 void mc_bpe_cache_free(mc_bpe_cache *c);
 
 #endif

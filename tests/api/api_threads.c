@@ -1,8 +1,9 @@
 /* api_threads.c — a program that knows only mambac.h and libmambac.so (built out of tree
- * by tests/api/run.sh): one model shared by four threads, each with its own context,
- * states and tokenizer handle, runs a batch of three sequences, greedy decode steps,
- * moves a state through its bytes, and tokenizes and detokenizes text. Every thread must
- * get the same ids, tokens and bytes as the main thread did alone.
+ * by tests/api/run.sh): one model and one tokenizer handle shared by four threads, each
+ * with its own context and states: each tokenizes and detokenizes text (at the same time
+ * on the one handle), runs a batch of three sequences decoding greedily, generates text
+ * with mambac_generate, and moves a state through its bytes. Every thread must get the
+ * same ids, tokens, text and bytes as the main thread did alone.
  * Usage: api_threads MODEL_DIR TOKENIZER_JSON */
 #include <pthread.h>
 #include <stdio.h>
@@ -18,14 +19,23 @@ typedef struct result {
     int32_t tokens[3][STEPS];
     int32_t *ids;
     size_t n_ids;
+    char text[2048];
+    size_t text_len;
     unsigned char *state_bytes;
     int ok;
     char msg[MAMBAC_ERROR_MAX];
 } result;
 
 static const mambac_model *model;
-static const char *tok_path;
+static mambac_tokenizer *tok; /* one handle for every thread */
 static const char text[] = "The state of a Mamba model is small: kilobytes, not a cache that grows.";
+
+static int collect(void *user, int32_t token, const char *text, size_t len) {
+    result *r = user;
+    (void)token;
+    if (r->text_len + len < sizeof r->text) memcpy(r->text + r->text_len, text, len), r->text_len += len;
+    return 0;
+}
 
 static void *work(void *arg) {
     result *r = arg;
@@ -34,10 +44,8 @@ static void *work(void *arg) {
     cp.n_threads = 1;
     mambac_context *ctx = NULL;
     mambac_state *st[3] = {NULL, NULL, NULL}, *moved = NULL;
-    mambac_tokenizer *tok = NULL;
     r->ok = 0;
-    if (mambac_context_new(model, &cp, &ctx, &err) != MAMBAC_OK || mambac_tokenizer_load(tok_path, &tok, &err) != MAMBAC_OK)
-        goto fail;
+    if (mambac_context_new(model, &cp, &ctx, &err) != MAMBAC_OK) goto fail;
     if (mambac_tokenize(tok, text, strlen(text), &r->ids, &r->n_ids, &err) != MAMBAC_OK) goto fail;
     char *back = NULL;
     size_t blen = 0;
@@ -64,6 +72,10 @@ static void *work(void *arg) {
             q[s].ids = &r->tokens[s][k], q[s].n_tokens = 1;
         }
     }
+    mambac_generate_params gp = mambac_generate_default_params();
+    gp.sampling.temp = 0.7f, gp.sampling.seed = 11, gp.max_tokens = 16, gp.ignore_eos = 1;
+    mambac_state_reset(st[0]);
+    if (mambac_generate(ctx, st[0], tok, prompt[0], 5, &gp, collect, r, NULL, &err) != MAMBAC_OK) goto fail;
     const size_t nb = mambac_state_file_bytes(model);
     r->state_bytes = malloc(nb);
     if (mambac_state_new(model, &moved, &err) != MAMBAC_OK ||
@@ -78,7 +90,6 @@ fail:
 done:
     for (int s = 0; s < 3; s++) mambac_state_free(st[s]);
     mambac_state_free(moved);
-    mambac_tokenizer_free(tok);
     mambac_context_free(ctx);
     return r;
 }
@@ -95,7 +106,11 @@ int main(int argc, char **argv) {
         printf("load: %s\n0 passed, 1 failed\n", err.msg);
         return 1;
     }
-    model = m, tok_path = argv[2];
+    model = m;
+    if (mambac_tokenizer_load(argv[2], &tok, &err) != MAMBAC_OK) {
+        printf("tokenizer: %s\n0 passed, 1 failed\n", err.msg);
+        return 1;
+    }
     printf("libmambac %s, backend %s\n", mambac_version(), mambac_model_backend(m));
     result alone, rs[THREADS];
     memset(&alone, 0, sizeof alone), memset(rs, 0, sizeof rs);
@@ -109,13 +124,15 @@ int main(int argc, char **argv) {
         int same = rs[i].ok && alone.ok && rs[i].n_ids == alone.n_ids &&
                    memcmp(rs[i].ids, alone.ids, alone.n_ids * sizeof(int32_t)) == 0 &&
                    memcmp(rs[i].tokens, alone.tokens, sizeof alone.tokens) == 0 &&
-                   memcmp(rs[i].state_bytes, alone.state_bytes, nb) == 0;
+                   memcmp(rs[i].state_bytes, alone.state_bytes, nb) == 0 && rs[i].text_len == alone.text_len &&
+                   memcmp(rs[i].text, alone.text, alone.text_len) == 0;
         same ? passed++ : (failed++, printf("FAIL thread %d: %s\n", i, rs[i].ok ? "results differ from the lone run" : rs[i].msg));
         mambac_free(rs[i].ids);
         free(rs[i].state_bytes);
     }
     mambac_free(alone.ids);
     free(alone.state_bytes);
+    mambac_tokenizer_free(tok);
     mambac_model_free(m);
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
