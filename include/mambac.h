@@ -5,7 +5,7 @@
  * Usage (error handling shortened):
  *
  *     mambac_error err;
- *     mambac_model *model;
+ *     mambac_model *model;   // mambac_model_load_ex(path, &params, ...) picks "cpu" / "cuda:N"
  *     if (mambac_model_load("state-spaces/mamba-130m-hf", &model, &err) != MAMBAC_OK)
  *         fprintf(stderr, "%s\n", err.msg);
  *     mambac_context *ctx;   mambac_context_new(model, NULL, &ctx, &err);
@@ -19,15 +19,22 @@
  *     ...
  *     mambac_state_free(st); mambac_context_free(ctx); mambac_model_free(model);
  *
- * Objects:
- *   mambac_model    immutable weights (mmapped where possible) + configuration.
- *                   Safe to share between threads once loaded.
+ * Objects and threads:
+ *   mambac_model    immutable weights (mmapped where possible, or on the GPU) + configuration.
+ *                   Safe to share between threads once loaded. Must outlive every context and
+ *                   state made from it; mambac_model_get_info()'s struct and strings live as
+ *                   long as the model.
  *   mambac_state    the fixed-size recurrent state of ONE sequence (conv window and
- *                   SSM state of every layer). Cheap to copy, save and restore: this
- *                   replaces a transformer's KV cache and does not grow with length.
- *   mambac_context  scratch memory and a thread pool for evaluating tokens. Use a
- *                   context from one thread at a time; it may evaluate any state of
- *                   its model. Results do not depend on the number of threads.
+ *                   SSM state of every layer), in the memory of the model's backend. Cheap to
+ *                   copy, save and restore: this replaces a transformer's KV cache and does
+ *                   not grow with length. One call at a time may use a state.
+ *   mambac_context  scratch memory and a thread pool (or a GPU stream) for evaluating tokens.
+ *                   Use a context from one thread at a time; it may evaluate any state of its
+ *                   model, many at once (mambac_eval_batch). Results do not depend on the
+ *                   number of threads.
+ *   mambac_tokenizer  immutable vocabulary plus a cache: every call may run from several
+ *                   threads at once. mambac_token_bytes()'s pointer lives as long as it.
+ *   mambac_sampler  one thread at a time.
  *
  * Errors: every fallible call returns a mambac_status and, when `err` is not NULL,
  * writes one line of text naming the file, tensor or field at fault. The library
