@@ -5,6 +5,7 @@
  * no normalizer, which is how llama.cpp itself tokenizes such files. Token types 3
  * (control) and 4 (user-defined) become added tokens; 5 (unused: padding) are kept as
  * plain vocabulary entries that never match. */
+#define _POSIX_C_SOURCE 200809L
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "core/error.h"
 #include "io/file.h"
 #include "io/gguf.h"
+#include "tokenizer/strset.h"
 #include "tokenizer/tokenizer.h"
 
 static cJSON *str_n(const char *s, size_t n) {
@@ -44,6 +46,14 @@ static char *json_from_ggml(const mc_gguf *g, const char *path, mambac_error *er
     cJSON_AddBoolToObject(pre, "add_prefix_space", 0);
     cJSON_AddBoolToObject(pre, "use_regex", 1);
     cJSON_AddStringToObject(cJSON_AddObjectToObject(root, "decoder"), "type", "ByteLevel");
+    /* the first of duplicate tokens wins, found through a hash set (a cJSON object lookup
+     * is a list walk: quadratic over 50k tokens) */
+    mc_strset seen;
+    if (!mc_strset_init(&seen, (size_t)toks->n)) {
+        cJSON_Delete(root);
+        mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
     const uint8_t *cur = toks->data;
     for (uint64_t i = 0; i < toks->n; i++) {
         const char *s;
@@ -58,13 +68,14 @@ static char *json_from_ggml(const mc_gguf *g, const char *path, mambac_error *er
             cJSON_AddItemToObject(a, "content", name);
             cJSON_AddBoolToObject(a, "special", type == 3);
             cJSON_AddItemToArray(added, a);
-        } else if (!cJSON_GetObjectItemCaseSensitive(vocab, name->valuestring)) {
+        } else if (mc_strset_add(&seen, s, strnlen(s, n))) { /* as the JSON key will read: up to a NUL */
             cJSON_AddNumberToObject(vocab, name->valuestring, (double)i);
             cJSON_Delete(name);
         } else {
             cJSON_Delete(name);
         }
     }
+    mc_strset_free(&seen);
     cur = merges->data;
     for (uint64_t i = 0; i < merges->n; i++) {
         const char *s;
