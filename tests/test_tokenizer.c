@@ -325,7 +325,7 @@ static void test_malformed(const char *tmp) {
  * (It was a list walk per token: llama.cpp's GPT-2 vocabulary took 6.5 s to load, now
  * 0.35 s.) */
 static uint64_t strset_probes(size_t n, int *ok) {
-    char (*buf)[16] = malloc(n * sizeof *buf);
+    char (*buf)[32] = malloc(n * sizeof *buf);
     mc_strset set;
     *ok = buf && mc_strset_init(&set, n);
     if (!*ok) return 0;
