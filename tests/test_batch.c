@@ -21,6 +21,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "check.h"
 #include "mambac.h"
@@ -260,6 +261,18 @@ static void test_errors(void) {
           "corrupt bytes refused: %s", err.msg);
     CHECK(mambac_state_from_bytes(foreign, after, nb, &err) != MAMBAC_OK, "bytes of another shape refused");
 
+    /* a FIFO (or device) under the output name is refused, not replaced by a file */
+    char *tmp = make_temp_dir(), *fifo = tmp ? path_in(tmp, "fifo") : NULL;
+    if (fifo && mkfifo(fifo, 0600) == 0) {
+        struct stat sb;
+        CHECK(mambac_state_save(a, fifo, &err) == MAMBAC_ERR_IO && strstr(err.msg, "not a regular file"),
+              "state saved over a FIFO refused: %s", err.msg);
+        CHECK(stat(fifo, &sb) == 0 && S_ISFIFO(sb.st_mode), "the FIFO is still there");
+    } else {
+        CHECK(0, "mkfifo");
+    }
+    remove_temp_dir(tmp);
+    free(fifo), free(tmp);
     free(before), free(after), free(bb), free(ba), free(lg);
     mambac_state_free(a), mambac_state_free(b), mambac_state_free(foreign);
     mambac_context_free(ctx);

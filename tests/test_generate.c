@@ -4,7 +4,9 @@
  *   - a stop string cuts the text before its first appearance (finish STOP), the callback
  *     can stop it (finish CALLBACK), max_tokens (finish LENGTH);
  *   - feed_last decides whether the state holds the last token;
- *   - bad arguments are refused before anything runs. */
+ *   - bad arguments are refused before anything runs;
+ *   - a model with a NaN weight fails with a message instead of printing token 0. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +27,46 @@ static int collect(void *user, int32_t token, const char *text, size_t len) {
     if (token < 0) k->finals++;
     else k->tokens[k->n++] = token;
     return k->stop_after && k->n >= k->stop_after;
+}
+
+/* The fixture with one NaN in the final norm: generation must fail, naming the cause. */
+static void test_nan_model(const char *src_dir) {
+    char *tmp = make_temp_dir(), *mfile = path_in(tmp, "model.safetensors"), src_file[600];
+    snprintf(src_file, sizeof src_file, "%s/model.safetensors", src_dir);
+    st_model sm;
+    CHECK(tmp && copy_dir_files(src_dir, tmp) && st_model_open(&sm, src_file), "copy the fixture");
+    void *copy = NULL;
+    for (size_t i = 0; i < sm.n; i++)
+        if (strcmp(sm.t[i].name, "backbone.norm_f.weight") == 0) {
+            copy = malloc(sm.t[i].nbytes);
+            memcpy(copy, sm.t[i].data, sm.t[i].nbytes);
+            ((float *)copy)[0] = NAN;
+            sm.t[i].data = copy;
+        }
+    CHECK(copy && write_safetensors(mfile, sm.t, sm.n), "write the NaN model");
+    st_model_close(&sm);
+    free(copy);
+    mambac_model *m;
+    mambac_error err;
+    if (test_model_load(tmp, -1, &m, &err) == MAMBAC_OK) {
+        mambac_context *ctx;
+        mambac_state *st;
+        mambac_context_new(m, NULL, &ctx, &err);
+        mambac_state_new(m, &st, &err);
+        const int32_t prompt[] = {1, 2, 3};
+        mambac_generate_params gp = mambac_generate_default_params();
+        gp.max_tokens = 4;
+        mambac_status s = mambac_generate(ctx, st, NULL, prompt, 3, &gp, NULL, NULL, NULL, &err);
+        CHECK(s == MAMBAC_ERR_FORMAT && strstr(err.msg, "non-finite"), "NaN weights refused: %s", err.msg);
+        mambac_state_free(st);
+        mambac_context_free(ctx);
+        mambac_model_free(m);
+    } else {
+        CHECK(0, "NaN model load: %s", err.msg);
+    }
+    remove_temp_dir(tmp);
+    free(mfile);
+    free(tmp);
 }
 
 int main(void) {
@@ -109,6 +151,7 @@ int main(void) {
     gp.max_tokens = 3;
     CHECK(mambac_generate(ctx, st, tok, prompt, 0, &gp, NULL, NULL, &r, &err) == MAMBAC_ERR_INVALID_ARG, "empty prompt refused");
 
+    test_nan_model(mpath);
     free(lg);
     mambac_state_free(st);
     mambac_context_free(ctx);

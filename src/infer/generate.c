@@ -3,6 +3,7 @@
  * text stream (UTF-8 characters released whole, stop strings held back and cut), stopping
  * at max_tokens, the end token, a stop string or the caller's word. */
 #define _POSIX_C_SOURCE 200809L
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -14,6 +15,16 @@
 
 mambac_generate_params mambac_generate_default_params(void) {
     return (mambac_generate_params){.sampling = mambac_sampler_default_params(), .max_tokens = 128};
+}
+
+/* NaN / Inf weights or a corrupted state give non-finite logits: sampling them would print
+ * token 0 and succeed. */
+static mambac_status check_finite(const float *logits, int32_t n, mambac_error *err) {
+    for (int32_t i = 0; i < n; i++)
+        if (!isfinite(logits[i]))
+            return mc_fail(err, MAMBAC_ERR_FORMAT,
+                           "the model gave non-finite logits (NaN or Inf at id %d): its weights or state are corrupt", i);
+    return MAMBAC_OK;
 }
 
 static double now(void) {
@@ -59,6 +70,7 @@ mambac_status mambac_generate(mambac_context *ctx, mambac_state *state, const ma
     double t0 = now();
     if (st == MAMBAC_OK) st = mambac_eval(ctx, state, prompt, n_prompt, MAMBAC_LOGITS_LAST, logits, err);
     r.prefill_seconds = now() - t0;
+    if (st == MAMBAC_OK) st = check_finite(logits, n_vocab, err);
     mc_text_stream ts;
     mc_text_stream_init(&ts, p.stop, p.n_stop);
     int done = 0;
@@ -85,6 +97,7 @@ mambac_status mambac_generate(mambac_context *ctx, mambac_state *state, const ma
             st = mambac_eval(ctx, state, &next, 1, MAMBAC_LOGITS_LAST, logits, err);
             r.decode_seconds += now() - t1;
             r.n_decoded++;
+            if (st == MAMBAC_OK) st = check_finite(logits, n_vocab, err);
         }
     }
     if (st == MAMBAC_OK && r.finish != MAMBAC_FINISH_STOP) emit(&ts, 1, -1, on_piece, user);

@@ -115,6 +115,9 @@ char *mc_path_join(const char *dir, const char *name) {
 
 mambac_status mc_atomic_open(mc_atomic_file *af, const char *path, mambac_error *err) {
     memset(af, 0, sizeof *af);
+    struct stat sb; /* a FIFO or device under the name would be replaced by a regular file */
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+        return mc_fail(err, MAMBAC_ERR_IO, "%s: exists and is not a regular file (not replaced)", path);
     size_t n = strlen(path) + 32;
     af->tmp_path = malloc(n);
     af->final_path = strdup(path);
