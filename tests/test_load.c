@@ -245,6 +245,25 @@ static void test_sharded(const char *tmp) {
     /* The config.json path itself works as -m. */
     m = load_ok(pc, "path to config.json");
     if (m) mambac_model_free(m);
+    /* Shards a.safetensors and xa.safetensors, the index placing one tensor of xa in a:
+     * refused (file names are compared whole, not as suffixes). */
+    char *dir2 = path_in(tmp, "sharded-suffix");
+    mkdir(dir2, 0755);
+    char *q1 = path_in(dir2, "a.safetensors"), *q2 = path_in(dir2, "xa.safetensors");
+    CHECK(write_safetensors(q1, sm.t, half) && write_safetensors(q2, sm.t + half, sm.n - half), "write suffix shards");
+    k = (size_t)snprintf(idx, cap, "{\"weight_map\": {");
+    for (size_t i = 0; i < sm.n; i++)
+        k += (size_t)snprintf(idx + k, cap - k, "%s\"%s\": \"%s\"", i ? ", " : "", sm.t[i].name,
+                              i < half || i == sm.n - 1 ? "a.safetensors" : "xa.safetensors");
+    snprintf(idx + k, cap - k, "}}");
+    char *qi = path_in(dir2, "model.safetensors.index.json"), *qc = path_in(dir2, "config.json");
+    CHECK(write_file(qi, idx, strlen(idx)) && write_file(qc, cfg, strlen(cfg)), "write suffix index");
+    mambac_error err;
+    m = NULL;
+    CHECK(mambac_model_load(dir2, &m, &err) == MAMBAC_ERR_FORMAT && strstr(err.msg, "as the index says"),
+          "a tensor of xa.safetensors indexed under a.safetensors refused: %s", err.msg);
+    mambac_model_free(m);
+    free(dir2), free(q1), free(q2), free(qi), free(qc);
     st_model_close(&sm);
     free(dir), free(p1), free(p2), free(idx), free(pi), free(pc), free(cfg);
 }

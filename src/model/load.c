@@ -73,9 +73,12 @@ static mambac_status add_sharded(struct mambac_model *m, const char *index_name,
     }
     for (const cJSON *it = map ? map->child : NULL; st == MAMBAC_OK && it; it = it->next) {
         const mc_tensor_entry *e = mc_tensor_list_find(&m->tensors, it->string);
-        if (!e || !ends_with(e->file, it->valuestring))
+        char *want = mc_path_join(m->dir, it->valuestring); /* the exact file (a suffix match let xa.safetensors pass for a.safetensors) */
+        if (!want) st = mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
+        else if (!e || strcmp(e->file, want) != 0)
             st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: tensor '%s' is not in %s as the index says", path, it->string,
                          it->valuestring);
+        free(want);
     }
     cJSON_Delete(root);
     free(text);
