@@ -87,8 +87,8 @@ static mambac_status run_ubatch(mambac_context *ctx, const mc_ubatch *ub, int64_
     return be->logits(ctx->b, ub, ctx->rows, n_rows_out, err);
 }
 
-/* Every argument checked before anything runs, so an error leaves every state as it was.
- * A state twice in one batch is refused (marked while checking). */
+/* One sequence's arguments: its state (this model's shape and backend, not already in the
+ * batch), tokens, ids in range, logits mode and buffers. */
 static mambac_status check_seq(const mambac_context *ctx, const mambac_seq *q, size_t i, size_t n, mambac_error *err) {
     const struct mambac_model *m = ctx->model;
     const int32_t vocab = m->info.vocab_size;

@@ -100,8 +100,7 @@ mambac_status mambac_generate(mambac_context *ctx, mambac_state *state, const ma
             if (st == MAMBAC_OK) st = check_finite(logits, n_vocab, err);
         }
     }
-    if (st == MAMBAC_OK && r.finish != MAMBAC_FINISH_STOP) emit(&ts, 1, -1, on_piece, user);
-    else if (st == MAMBAC_OK && on_piece) on_piece(user, -1, "", 0);
+    if (st == MAMBAC_OK) emit(&ts, 1, -1, on_piece, user); /* what was held back (nothing after a stop string) */
     mc_text_stream_free(&ts);
     mambac_sampler_free(smp);
     free(logits);

@@ -149,8 +149,7 @@ mambac_status mambac_state_to_bytes(const mambac_state *s, void *buf, size_t siz
     if (!buf || size < need) return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "state needs %zu bytes, buffer has %zu", need, size);
     unsigned char *b = buf;
     make_header(s, b);
-    if (s->model->be->host_states) memcpy(b + HEADER_BYTES, s->data, payload);
-    else s->model->be->state_read(s->model, (float *)(void *)(b + HEADER_BYTES), s->data, s->n_floats); /* a byte copy */
+    s->model->be->state_read(s->model, (float *)(void *)(b + HEADER_BYTES), s->data, s->n_floats); /* a byte copy */
     put_u32(b + HEADER_BYTES + payload, fnv1a(b + HEADER_BYTES, payload));
     return MAMBAC_OK;
 }

@@ -1,7 +1,7 @@
 /* text_stream.h — turning generated token bytes into printable text as they come:
  * a UTF-8 character split across tokens is released once complete, and text that
  * could be the start of a stop string is held back until it is known not to be one.
- * Used by `mambac generate` (and later the server); no I/O of its own. */
+ * Used by mambac_generate (generate.c); no I/O of its own. */
 #ifndef MC_TEXT_STREAM_H
 #define MC_TEXT_STREAM_H
 
