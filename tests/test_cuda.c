@@ -1,7 +1,8 @@
 /* test_cuda.c — the CUDA backend against the CPU backend, on a GPU machine
  * (scripts/test_cuda.sh; not part of ctest, which runs where there is no GPU):
  *   - models of real shapes (mamba-130m and mamba2-130m widths with 2 layers; Mamba-2 with
- *     d_state 256, 4 groups and head_dim 32; bf16 weights; a q4_0 GGUF; proj biases),
+ *     d_state 256, 4 groups and head_dim 32, and with d_state 64, 2 groups and head_dim
+ *     128; bf16 weights; a q4_0 GGUF; proj biases),
  *     random weights: logits at every position of a 300-token prompt fed whole, token by
  *     token, in uneven pieces, and as one sequence of a batch with three others, and of a
  *     1500-token prompt whole and in two pieces (the chunked scan / SSD), against the CPU
@@ -168,12 +169,16 @@ static void test_case(const char *label, const char *path) {
     static const int lwhole[] = {TL, 0}, ltwo[] = {901, TL, 0};
     g = logits_pieces(gpu, lids, TL, lwhole, 4096), compare_rows(label, "1500 tokens whole", g, lwant, V, TL, 1e-4), free(g);
     g = logits_pieces(gpu, lids, TL, ltwo, 4096), compare_rows(label, "1500 tokens, 901 + 599", g, lwant, V, TL, 1e-4), free(g);
-    free(lwant);
-    free(lids);
-    if (gpu16) {
+    if (gpu16) { /* long prompts: the chunked SSD on tensor cores (ssd_tc.cu) where the shape allows */
         g = logits_pieces(gpu16, ids, T, whole, 512), compare(label, "bf16 products, whole", g, want, V, 3e-2), free(g);
         g = logits_pieces(gpu16, ids, T, one, 512), compare(label, "bf16 products, token by token", g, want, V, 3e-2), free(g);
+        g = logits_pieces(gpu16, lids, TL, lwhole, 4096);
+        compare_rows(label, "bf16 products, 1500 tokens whole", g, lwant, V, TL, 3e-2), free(g);
+        g = logits_pieces(gpu16, lids, TL, ltwo, 4096);
+        compare_rows(label, "bf16 products, 1500 tokens, 901 + 599", g, lwant, V, TL, 3e-2), free(g);
     }
+    free(lwant);
+    free(lids);
     free(want);
     mambac_model_free(gpu16);
     mambac_model_free(gpu);
@@ -234,6 +239,7 @@ int main(void) {
     make_case(tmp, "mamba-130m-shape-bf16", "mamba-130m", MAMBAC_ARCH_MAMBA1, 0, 0, 0, MAMBAC_DTYPE_BF16, NULL);
     make_case(tmp, "mamba2-130m-shape", "mamba2-130m", MAMBAC_ARCH_MAMBA2, 0, 0, 0, MAMBAC_DTYPE_F32, NULL);
     make_case(tmp, "mamba2-N256-G4-P32", NULL, MAMBAC_ARCH_MAMBA2, 256, 32, 4, MAMBAC_DTYPE_F32, NULL);
+    make_case(tmp, "mamba2-N64-G2-P128", NULL, MAMBAC_ARCH_MAMBA2, 64, 128, 2, MAMBAC_DTYPE_F32, NULL);
     make_case(tmp, "mamba2-130m-shape-q4_0", "mamba2-130m", MAMBAC_ARCH_MAMBA2, 0, 0, 0, MAMBAC_DTYPE_F32, "q4_0");
     make_case(tmp, "mamba-130m-shape-q8_0", "mamba-130m", MAMBAC_ARCH_MAMBA1, 0, 0, 0, MAMBAC_DTYPE_F32, "q8_0");
     char fix[512];

@@ -327,9 +327,10 @@ static void check_launch(cuda_ctx *x) {
     if (x->err == cudaSuccess) x->err = e;
 }
 
-/* out (T rows of ldo) = x (T rows of xs; W.cols used) W^T, + beta * out. */
-static void gemm(cuda_ctx *x, float *out, int64_t ldo, const float *in, int64_t xs, int64_t T, const dev_matrix *W,
-                 float beta) {
+/* out (T rows of ldo) = x (T rows of xs; W.cols used) W^T, + beta * out. in16: the same
+ * input already rounded to bf16 by its producer, (T, W.cols) packed, or NULL. */
+static void gemm_ex(cuda_ctx *x, float *out, int64_t ldo, const float *in, int64_t xs, const void *in16, int64_t T,
+                    const dev_matrix *W, float beta) {
     const float one = 1.0f;
     cublasStatus_t s;
     if (T <= MCU_GEMV_MAX_T) { /* decode: read each weight once, as stored, no rounding of x */
@@ -338,10 +339,13 @@ static void gemm(cuda_ctx *x, float *out, int64_t ldo, const float *in, int64_t 
         return;
     }
     if (x->cm->bf16) {
-        mcu_to_bf16(x->act16, in, xs, T, W->cols, x->stream);
-        check_launch(x);
+        if (!in16) {
+            mcu_to_bf16(x->act16, in, xs, T, W->cols, x->stream);
+            check_launch(x);
+            in16 = x->act16;
+        }
         s = cublasGemmEx(x->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)W->rows, (int)T, (int)W->cols, &one, W->d, CUDA_R_16BF,
-                         (int)W->cols, x->act16, CUDA_R_16BF, (int)W->cols, &beta, out, CUDA_R_32F, (int)ldo,
+                         (int)W->cols, in16, CUDA_R_16BF, (int)W->cols, &beta, out, CUDA_R_32F, (int)ldo,
                          CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
     } else {
         s = cublasSgemm(x->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)W->rows, (int)T, (int)W->cols, &one, W->d, (int)W->cols,
@@ -349,6 +353,13 @@ static void gemm(cuda_ctx *x, float *out, int64_t ldo, const float *in, int64_t 
     }
     if (x->berr == CUBLAS_STATUS_SUCCESS) x->berr = s;
 }
+static void gemm(cuda_ctx *x, float *out, int64_t ldo, const float *in, int64_t xs, int64_t T, const dev_matrix *W,
+                 float beta) {
+    gemm_ex(x, out, ldo, in, xs, NULL, T, W, beta);
+}
+
+/* Whether a product of T rows takes bf16 inputs: its producer then writes them (act16). */
+static int bf16_input(const cuda_ctx *x, int64_t T) { return x->cm->bf16 && T > MCU_GEMV_MAX_T; }
 
 static const mcu_seg *layer_segs(const cuda_ctx *x, const mc_ubatch *ub, int l) { return x->d_seg + (int64_t)l * ub->n_seg; }
 
@@ -396,7 +407,9 @@ static void cuda_norm(void *p, const mc_ubatch *ub, int l) {
     cuda_ctx *x = p;
     if (x->replaying) return;
     const mambac_model_info *c = &x->model->info;
-    mcu_rmsnorm(x->xn, x->h, NULL, x->cm->layers[l].norm, ub->n_rows, c->d_model, c->norm_eps, x->stream);
+    const int b16 = bf16_input(x, ub->n_rows);
+    mcu_rmsnorm(b16 ? x->act16 : (void *)x->xn, b16, x->h, NULL, x->cm->layers[l].norm, ub->n_rows, c->d_model,
+                c->norm_eps, x->stream);
     check_launch(x);
 }
 
@@ -406,10 +419,12 @@ static void cuda_in_proj_conv(void *p, const mc_ubatch *ub, int l) {
     const mambac_model_info *c = &x->model->info;
     const dev_layer *L = &x->cm->layers[l];
     const int64_t T = ub->n_rows, W = L->in_proj.rows, c0 = c->arch == MAMBAC_ARCH_MAMBA1 ? 0 : c->d_inner;
-    gemm(x, x->proj, W, x->xn, c->d_model, T, &L->in_proj, 0.0f);
+    const int b16 = bf16_input(x, T);
+    gemm_ex(x, x->proj, W, x->xn, c->d_model, b16 ? x->act16 : NULL, T, &L->in_proj, 0.0f);
     if (L->in_b) mcu_add_bias(x->proj, W, L->in_b, T, W, x->stream);
+    /* Mamba-1: the conv's outputs are x_proj's input */
     mcu_conv(x->proj + c0, W, mc_conv_channels(c), c->d_conv, L->conv_w, L->conv_b, layer_segs(x, ub, l), ub->n_seg,
-             x->max_cchunks, x->conv_hist, x->stream);
+             x->max_cchunks, x->conv_hist, b16 && c0 == 0 ? x->act16 : NULL, x->stream);
     check_launch(x);
 }
 
@@ -419,7 +434,7 @@ static void cuda_mamba1_ssm(void *p, const mc_ubatch *ub, int l) {
     const mambac_model_info *c = &x->model->info;
     const dev_layer *L = &x->cm->layers[l];
     const int64_t T = ub->n_rows, E = c->d_inner, N = c->d_state, R = c->dt_rank, W = 2 * E, X = R + 2 * N;
-    gemm(x, x->xdbl, X, x->proj, W, T, &L->x_proj, 0.0f);
+    gemm_ex(x, x->xdbl, X, x->proj, W, bf16_input(x, T) ? x->act16 : NULL, T, &L->x_proj, 0.0f);
     gemm(x, x->dt, E, x->xdbl, X, T, &L->dt_proj, 0.0f);
     const mcu_scan_args a = {
         .E = E, .N = N,
@@ -442,7 +457,7 @@ static void cuda_mamba2_ssm(void *p, const mc_ubatch *ub, int l) {
     const int64_t W = L->in_proj.rows, Cch = E + 2 * G * N;
     float *xbc = x->proj + E;
     mcu_dt_softplus(x->dt, x->proj + E + Cch, W, L->dt_bias, T, H, c->dt_min_limit, c->dt_max_limit, x->stream);
-    const mcu_ssd_args a = {.H = H, .P = P, .N = N, .G = G,
+    const mcu_ssd_args a = {.H = H, .P = P, .N = N, .G = G, .tc = x->cm->bf16,
                             .x = xbc, .x_stride = W, .B = xbc + E, .C = xbc + E + G * N, .bc_stride = W,
                             .dt = x->dt, .dt_stride = H, .A = L->A, .y = x->y, .y_stride = E};
     mcu_ssd(&a, layer_segs(x, ub, l), ub->n_seg, &x->chunks, x->stream);
@@ -496,7 +511,7 @@ static void graph_logits(cuda_ctx *x, const mc_logit_row *rows, int64_t n) {
     const mambac_model_info *c = &x->model->info;
     const int64_t D = c->d_model, V = c->n_vocab_rows;
     if (x->capturing) {
-        mcu_rmsnorm(x->xn, x->h, NULL, x->cm->norm_f, x->graph_rows, D, c->norm_eps, x->stream);
+        mcu_rmsnorm(x->xn, 0, x->h, NULL, x->cm->norm_f, x->graph_rows, D, c->norm_eps, x->stream);
         check_launch(x);
         gemm(x, x->logits, V, x->xn, D, x->graph_rows, &x->cm->lm_head, 0.0f);
         mcu_argmax(x->d_tok, x->logits, V, x->graph_rows, c->vocab_size, x->stream);
@@ -543,9 +558,10 @@ static mambac_status cuda_logits(void *p, const mc_ubatch *ub, const mc_logit_ro
             cudaStreamSynchronize(x->stream); /* h_rows may still feed the last group's copy */
             for (int64_t i = 0; i < k; i++) x->h_rows[i] = (int32_t)rows[i0 + i].row;
             cudaMemcpyAsync(x->d_rows, x->h_rows, (size_t)k * sizeof(int32_t), cudaMemcpyHostToDevice, x->stream);
-            mcu_rmsnorm(x->xn, x->h, x->d_rows, x->cm->norm_f, k, D, c->norm_eps, x->stream);
+            const int b16 = bf16_input(x, k);
+            mcu_rmsnorm(b16 ? x->act16 : (void *)x->xn, b16, x->h, x->d_rows, x->cm->norm_f, k, D, c->norm_eps, x->stream);
             check_launch(x);
-            gemm(x, x->logits, V, x->xn, D, k, &x->cm->lm_head, 0.0f);
+            gemm_ex(x, x->logits, V, x->xn, D, b16 ? x->act16 : NULL, k, &x->cm->lm_head, 0.0f);
             if (any_tokens(rows + i0, k)) {
                 mcu_argmax(x->d_tok, x->logits, V, k, c->vocab_size, x->stream);
                 check_launch(x);

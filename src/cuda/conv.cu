@@ -7,6 +7,8 @@
  * (hist_k), because chunks overwrite their rows; its last chunk writes the new window. */
 #include "cuda/cuda_ops.h"
 
+#include <cuda_bf16.h>
+
 #define MAX_K 8
 
 __device__ static inline float silu(float x) { return x / (1.0f + expf(-x)); }
@@ -26,7 +28,7 @@ __global__ static void hist_k(const float *x, int64_t stride, int64_t C, int K, 
 
 template <int K>
 __global__ static void conv_k(float *x, int64_t stride, int64_t C, const float *w, const float *b, const mcu_seg *seg,
-                              const float *hist) {
+                              const float *hist, __nv_bfloat16 *out16) {
     const int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     const mcu_seg g = seg[blockIdx.y];
     const int32_t j = (int32_t)blockIdx.z;
@@ -46,6 +48,7 @@ __global__ static void conv_k(float *x, int64_t stride, int64_t C, const float *
     for (int k = 0; k < K - 1; k++) hw[k] = h ? h[(int64_t)k * C + c] : win[k];
     const float bias = b ? b[c] : 0.0f;
     float *xr = x + ((int64_t)g.row0 + t0) * stride + c;
+    __nv_bfloat16 *o16 = out16 ? out16 + ((int64_t)g.row0 + t0) * C + c : nullptr;
     for (int32_t t = t0; t < t1; t++, xr += stride) {
         const float in = *xr;
         float acc = bias;
@@ -53,26 +56,29 @@ __global__ static void conv_k(float *x, int64_t stride, int64_t C, const float *
         acc += wk[K - 1] * in;
         for (int k = 0; k + 1 < K - 1; k++) hw[k] = hw[k + 1];
         if (K > 1) hw[K - 2] = in;
-        *xr = silu(acc);
+        const float y = silu(acc);
+        *xr = y;
+        if (o16) *o16 = __float2bfloat16_rn(y), o16 += C;
     }
     if (t1 == g.n)
         for (int k = 0; k < K - 1; k++) win[k] = hw[k];
 }
 
 extern "C" void mcu_conv(float *x, int64_t stride, int64_t C, int64_t K, const float *w, const float *b,
-                         const mcu_seg *seg, int64_t n_seg, int64_t max_cchunks, float *hist, mcu_stream s) {
+                         const mcu_seg *seg, int64_t n_seg, int64_t max_cchunks, float *hist, void *out16, mcu_stream s) {
+    __nv_bfloat16 *o16 = (__nv_bfloat16 *)out16;
     if (n_seg <= 0 || C <= 0) return;
     const unsigned depth = max_cchunks > 0 ? (unsigned)max_cchunks : 1;
     const dim3 grid((unsigned)((C + 127) / 128), (unsigned)n_seg, depth);
     if (max_cchunks > 0 && K > 1) hist_k<<<grid, 128, 0, s>>>(x, stride, C, (int)K, seg, hist);
     switch (K) {
-    case 1: conv_k<1><<<grid, 128, 0, s>>>(x, stride, C, w, b, seg, hist); break;
-    case 2: conv_k<2><<<grid, 128, 0, s>>>(x, stride, C, w, b, seg, hist); break;
-    case 3: conv_k<3><<<grid, 128, 0, s>>>(x, stride, C, w, b, seg, hist); break;
-    case 4: conv_k<4><<<grid, 128, 0, s>>>(x, stride, C, w, b, seg, hist); break;
-    case 5: conv_k<5><<<grid, 128, 0, s>>>(x, stride, C, w, b, seg, hist); break;
-    case 6: conv_k<6><<<grid, 128, 0, s>>>(x, stride, C, w, b, seg, hist); break;
-    case 7: conv_k<7><<<grid, 128, 0, s>>>(x, stride, C, w, b, seg, hist); break;
-    default: conv_k<MAX_K><<<grid, 128, 0, s>>>(x, stride, C, w, b, seg, hist); break;
+    case 1: conv_k<1><<<grid, 128, 0, s>>>(x, stride, C, w, b, seg, hist, o16); break;
+    case 2: conv_k<2><<<grid, 128, 0, s>>>(x, stride, C, w, b, seg, hist, o16); break;
+    case 3: conv_k<3><<<grid, 128, 0, s>>>(x, stride, C, w, b, seg, hist, o16); break;
+    case 4: conv_k<4><<<grid, 128, 0, s>>>(x, stride, C, w, b, seg, hist, o16); break;
+    case 5: conv_k<5><<<grid, 128, 0, s>>>(x, stride, C, w, b, seg, hist, o16); break;
+    case 6: conv_k<6><<<grid, 128, 0, s>>>(x, stride, C, w, b, seg, hist, o16); break;
+    case 7: conv_k<7><<<grid, 128, 0, s>>>(x, stride, C, w, b, seg, hist, o16); break;
+    default: conv_k<MAX_K><<<grid, 128, 0, s>>>(x, stride, C, w, b, seg, hist, o16); break;
     }
 }

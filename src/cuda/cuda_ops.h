@@ -50,9 +50,10 @@ typedef struct mcu_chunks {
 
 /* h (T, D) = embed[ids] — embed (V, D) float32. */
 void mcu_embed(float *h, const float *embed, const int32_t *ids, int64_t T, int64_t D, mcu_stream s);
-/* out row i (n floats) = rmsnorm(x row rows[i] (or i when rows is NULL)) * w. */
-void mcu_rmsnorm(float *out, const float *x, const int32_t *rows, const float *w, int64_t T, int64_t n, float eps,
-                 mcu_stream s);
+/* out row i (n values: float32, or bf16 when out_bf16) = rmsnorm(x row rows[i] (or i when
+ * rows is NULL)) * w. */
+void mcu_rmsnorm(void *out, int out_bf16, const float *x, const int32_t *rows, const float *w, int64_t T, int64_t n,
+                 float eps, mcu_stream s);
 /* y (T, cols of stride ys) += bias (cols) — after a product. */
 void mcu_add_bias(float *y, int64_t ys, const float *bias, int64_t T, int64_t cols, mcu_stream s);
 /* float32 (T rows of stride xs, cols used) → bf16 (T, cols) packed. */
@@ -70,9 +71,10 @@ void mcu_argmax(int32_t *tok, const float *logits, int64_t ld, int64_t rows, int
 
 /* Causal depthwise conv + bias + SiLU in place over channels [0, C) of rows of stride
  * `stride` (x points at the first conv channel), per segment from its window (updated
- * to the last K-1 inputs). w (C, K), b (C) or NULL. */
+ * to the last K-1 inputs). w (C, K), b (C) or NULL. out16 (T, C) bf16, or NULL: a copy of
+ * the outputs rounded to bf16 (the next product's input). */
 void mcu_conv(float *x, int64_t stride, int64_t C, int64_t K, const float *w, const float *b, const mcu_seg *seg,
-              int64_t n_seg, int64_t max_cchunks, float *hist, mcu_stream s);
+              int64_t n_seg, int64_t max_cchunks, float *hist, void *out16, mcu_stream s);
 
 /* Mamba-1 selective scan per segment (ops.h mc_selective_scan semantics: softplus of
  * dt + dt_bias, D skip, the silu(z) gate), continuing from each segment's state. */
@@ -95,6 +97,7 @@ void mcu_dt_softplus(float *dt, const float *raw, int64_t rs, const float *dt_bi
  * segments in chunks (above). */
 typedef struct mcu_ssd_args {
     int64_t H, P, N, G;
+    int tc; /* long segments' chunks may run on tensor cores with bf16 operands (ssd_tc.cu) */
     const float *x; int64_t x_stride;
     const float *B, *C; int64_t bc_stride;
     const float *dt; int64_t dt_stride;
@@ -102,6 +105,13 @@ typedef struct mcu_ssd_args {
     float *y; int64_t y_stride;
 } mcu_ssd_args;
 void mcu_ssd(const mcu_ssd_args *a, const mcu_seg *seg, int64_t n_seg, const mcu_chunks *ch, mcu_stream s);
+/* Inside mcu_ssd: the chunked passes on tensor cores in chunks of MCU_SSD_TC_CHUNK rows
+ * (0 when the shape or the device's shared memory does not suit them: nothing launched),
+ * and pass 2 for chunks of clen rows. */
+#define MCU_SSD_TC_CHUNK 128
+int mcu_ssd_tc(const mcu_ssd_args *a, const mcu_seg *seg, int64_t n_seg, const mcu_chunks *ch, mcu_stream s);
+void mcu_ssd_combine(const mcu_ssd_args *a, const mcu_seg *seg, int64_t n_seg, const mcu_chunks *ch, int32_t clen,
+                     mcu_stream s);
 /* Mamba-2 after the SSD, per row: y += D[h] x; then the gated norm with z (ops.h
  * mc_gated_rmsnorm; gnorm NULL: y *= silu(z)). y (T, E); x, z rows of stride xs. */
 void mcu_gate(float *y, const float *x, const float *z, int64_t xs, const float *D, const float *gnorm, int64_t T,

@@ -34,39 +34,66 @@ extern "C" void mcu_embed(float *h, const float *embed, const int32_t *ids, int6
     if (T > 0) embed_k<<<(unsigned)T, ROW_THREADS, 0, s>>>(h, embed, ids, D);
 }
 
-__global__ static void rmsnorm_k(float *out, const float *x, const int32_t *rows, const float *w, int64_t n, float eps) {
+__device__ static inline void put(float *o, float v) { *o = v; }
+__device__ static inline void put(__nv_bfloat16 *o, float v) { *o = __float2bfloat16_rn(v); }
+
+template <typename O>
+__global__ static void rmsnorm_k(O *out, const float *x, const int32_t *rows, const float *w, int64_t n, float eps) {
     const int64_t r = rows ? rows[blockIdx.x] : blockIdx.x;
     const float *xr = x + r * n;
-    float *o = out + (int64_t)blockIdx.x * n;
+    O *o = out + (int64_t)blockIdx.x * n;
     float ss = 0.0f;
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
     const float inv = rsqrtf(block_sum(ss) / (float)n + eps);
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) o[i] = xr[i] * inv * w[i];
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) put(o + i, xr[i] * inv * w[i]);
 }
 
-extern "C" void mcu_rmsnorm(float *out, const float *x, const int32_t *rows, const float *w, int64_t T, int64_t n,
-                            float eps, mcu_stream s) {
-    if (T > 0) rmsnorm_k<<<(unsigned)T, ROW_THREADS, 0, s>>>(out, x, rows, w, n, eps);
+extern "C" void mcu_rmsnorm(void *out, int out_bf16, const float *x, const int32_t *rows, const float *w, int64_t T,
+                            int64_t n, float eps, mcu_stream s) {
+    if (T <= 0) return;
+    if (out_bf16) rmsnorm_k<<<(unsigned)T, ROW_THREADS, 0, s>>>((__nv_bfloat16 *)out, x, rows, w, n, eps);
+    else rmsnorm_k<<<(unsigned)T, ROW_THREADS, 0, s>>>((float *)out, x, rows, w, n, eps);
 }
 
-__global__ static void add_bias_k(float *y, int64_t ys, const float *bias, int64_t T, int64_t cols) {
-    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < T * cols) y[(i / cols) * ys + i % cols] += bias[i % cols];
+__global__ static void add_bias_k(float *y, int64_t ys, const float *bias, int64_t cols) {
+    float *yr = y + (int64_t)blockIdx.x * ys;
+    for (int64_t i = (int64_t)blockIdx.y * blockDim.x + threadIdx.x; i < cols; i += (int64_t)gridDim.y * blockDim.x)
+        yr[i] += bias[i];
+}
+
+/* Row-wise launches: one block row per row (grid x up to 2^31 - 1), column blocks in y. */
+static dim3 row_grid(int64_t T, int64_t cols, int64_t per_block) {
+    int64_t cb = (cols + per_block - 1) / per_block;
+    return dim3((unsigned)T, (unsigned)(cb < 1 ? 1 : cb > 65535 ? 65535 : cb));
 }
 
 extern "C" void mcu_add_bias(float *y, int64_t ys, const float *bias, int64_t T, int64_t cols, mcu_stream s) {
-    const int64_t n = T * cols;
-    if (n > 0) add_bias_k<<<(unsigned)((n + 255) / 256), 256, 0, s>>>(y, ys, bias, T, cols);
+    if (T > 0 && cols > 0) add_bias_k<<<row_grid(T, cols, 256), 256, 0, s>>>(y, ys, bias, cols);
 }
 
-__global__ static void to_bf16_k(__nv_bfloat16 *out, const float *x, int64_t xs, int64_t T, int64_t cols) {
-    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < T * cols) out[i] = __float2bfloat16_rn(x[(i / cols) * xs + i % cols]);
+/* Four columns a thread; float4 loads where rows and strides allow. */
+template <bool VEC>
+__global__ static void to_bf16_k(__nv_bfloat16 *out, const float *x, int64_t xs, int64_t cols) {
+    const float *xr = x + (int64_t)blockIdx.x * xs;
+    __nv_bfloat16 *o = out + (int64_t)blockIdx.x * cols;
+    for (int64_t c = 4 * ((int64_t)blockIdx.y * blockDim.x + threadIdx.x); c < cols; c += 4 * (int64_t)gridDim.y * blockDim.x) {
+        if (VEC) {
+            const float4 v = *(const float4 *)(xr + c);
+            *(__nv_bfloat162 *)(o + c) = __floats2bfloat162_rn(v.x, v.y);
+            *(__nv_bfloat162 *)(o + c + 2) = __floats2bfloat162_rn(v.z, v.w);
+        } else {
+            for (int64_t k = c; k < c + 4 && k < cols; k++) o[k] = __float2bfloat16_rn(xr[k]);
+        }
+    }
 }
 
 extern "C" void mcu_to_bf16(void *out, const float *x, int64_t xs, int64_t T, int64_t cols, mcu_stream s) {
-    const int64_t n = T * cols;
-    if (n > 0) to_bf16_k<<<(unsigned)((n + 255) / 256), 256, 0, s>>>((__nv_bfloat16 *)out, x, xs, T, cols);
+    if (T <= 0 || cols <= 0) return;
+    const dim3 grid = row_grid(T, cols, 4 * 128);
+    if (xs % 4 == 0 && cols % 4 == 0 && (uintptr_t)x % 16 == 0 && (uintptr_t)out % 4 == 0)
+        to_bf16_k<true><<<grid, 128, 0, s>>>((__nv_bfloat16 *)out, x, xs, cols);
+    else
+        to_bf16_k<false><<<grid, 128, 0, s>>>((__nv_bfloat16 *)out, x, xs, cols);
 }
 
 __global__ static void dt_softplus_k(float *dt, const float *raw, int64_t rs, const float *bias, int64_t T, int64_t H,

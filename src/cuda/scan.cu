@@ -1,26 +1,20 @@
 /* scan.cu — the Mamba-1 selective scan, per segment, continuing from its state:
  *   dt = softplus(dt + dt_bias); s = exp(dt A) s + dt B x; y = (s . C + D x) silu(z)
- * A group of LPC lanes (a power of two up to 32) per channel, each lane holding SPL of
- * the channel's N states in registers; s . C is summed across the group by shuffles.
- * The lanes of one channel read the same x, dt, z and consecutive B, C: every access is
- * a broadcast or coalesced.
  *
- * A short segment runs in one piece (one token: the decode step). A long one runs in
- * chunks of MCU_CHUNK tokens at once (cuda_ops.h): pass 1 scans every chunk from a zero
- * state, keeping its end state and sum of dt; pass 2 walks the chunks in order, turning
- * each end state into the state entering the next (exp(A sum dt) is the decay across a
- * chunk); pass 3 scans every chunk again from its entering state, writing y. Twice the
- * arithmetic, T / MCU_CHUNK times the parallelism. */
+ * Long segments (prefill) run in chunks of MCU_CHUNK tokens at once (cuda_ops.h): pass 1
+ * scans every chunk from a zero state, keeping its end state and sum of dt; pass 2 walks
+ * the chunks in order, turning each end state into the state entering the next
+ * (exp(A sum dt) is the decay across a chunk); pass 3 scans every chunk again from its
+ * entering state, writing y. Twice the exponentials, T / MCU_CHUNK times the parallelism.
+ *
+ * Where that gives enough threads (chunked segments, large decode batches) one thread
+ * owns one channel with all its N <= 32 states in registers, so dt's softplus, x, z and
+ * the gate are computed once per channel and token, and the B and C rows (the same for
+ * every channel) are read from shared memory. Otherwise (a few short segments, N > 32) a
+ * group of LPC lanes (a power of two up to 32) per channel each hold SPL of the N states,
+ * s . C summed across the group by shuffles: more threads for few tokens. */
 #include "cuda/cuda_ops.h"
-
-#define LOG2E 1.4426950408889634f
-
-/* exp(x) as exp2(x log2 e): one special-function op (~2 ulp) instead of expf's range
- * reduction; the scan runs T * E * N of them. A is scaled by log2 e once per thread. */
-__device__ static inline float silu(float x) { return x / (1.0f + exp2f(-x * LOG2E)); }
-__device__ static inline float softplus(float x) {
-    return x > 20.0f ? x : x < -15.0f ? exp2f(x * LOG2E) : __logf(1.0f + exp2f(x * LOG2E));
-}
+#include "cuda/fastmath.cuh"
 
 /* Pass 1 (end_only) or the output pass of a piece of a segment: tokens [t0, t1) from state
  * s0 (NULL: zero), final state to s1 (may be NULL), dt sum to dtsum (may be NULL). */
@@ -31,7 +25,7 @@ __device__ static void scan_piece(const mcu_scan_args &a, int64_t c, bool live, 
     for (int i = 0; i < SPL; i++) {
         const int64_t n = lane + (int64_t)i * lpc;
         s[i] = s0 && live && n < a.N ? s0[c * a.N + n] : 0.0f;
-        A[i] = n < a.N ? a.A[c * a.N + n] * LOG2E : 0.0f;
+        A[i] = n < a.N ? a.A[c * a.N + n] * MCU_LOG2E : 0.0f;
     }
     const float Dc = a.D[c], bias = a.dt_bias[c];
     /* nothing the loop writes is read by it: the loads of later steps may run ahead */
@@ -42,7 +36,7 @@ __device__ static void scan_piece(const mcu_scan_args &a, int64_t c, bool live, 
 #pragma unroll 4
     for (int32_t t = t0; t < t1; t++) {
         const int64_t r = row0 + t;
-        const float dt = softplus(__ldg(dtp + r * a.dt_stride + c) + bias);
+        const float dt = mcu_softplus(__ldg(dtp + r * a.dt_stride + c) + bias);
         const float xv = __ldg(xp + r * a.x_stride + c);
         const float *B = Bp + r * a.bc_stride, *C = Cp + r * a.bc_stride;
         float acc = 0.0f;
@@ -50,13 +44,13 @@ __device__ static void scan_piece(const mcu_scan_args &a, int64_t c, bool live, 
         for (int i = 0; i < SPL; i++) {
             const int64_t n = lane + (int64_t)i * lpc;
             if (n < a.N) {
-                s[i] = exp2f(dt * A[i]) * s[i] + dt * __ldg(B + n) * xv;
+                s[i] = mcu_ex2(dt * A[i]) * s[i] + dt * __ldg(B + n) * xv;
                 if (!END_ONLY) acc += s[i] * __ldg(C + n);
             }
         }
         if (!END_ONLY) {
             for (int o = lpc / 2; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o, lpc);
-            if (live && lane == 0) yp[r * a.y_stride + c] = (acc + Dc * xv) * silu(__ldg(zp + r * a.z_stride + c));
+            if (live && lane == 0) yp[r * a.y_stride + c] = (acc + Dc * xv) * mcu_silu(__ldg(zp + r * a.z_stride + c));
         }
     }
     if (!live) return;
@@ -97,24 +91,94 @@ __global__ static void scan_k(mcu_scan_args a, const mcu_seg *seg, int64_t n_seg
     }
 }
 
-/* Pass 2: one thread per state element of a chunked segment walks its chunks in order. */
+/* One thread per channel, NS >= N states in registers (those past N stay zero: their A,
+ * B and C are zero); the block's rows of B and C in shared memory. Block (x, y, z): 128
+ * channels of segment y; a short segment whole (z = 0, from and to its state), or chunk z
+ * of a chunked one: END_ONLY (pass 1) from zero to the chunk's end state and dt sum, else
+ * (pass 3) from the chunk's entering state, writing y. */
+#define CHUNK_THREADS 128
+template <int NS, bool END_ONLY>
+__global__ static void __launch_bounds__(CHUNK_THREADS) scan_chunk_k(mcu_scan_args a, const mcu_seg *seg, mcu_chunks ch) {
+    __shared__ __align__(16) float Bs[MCU_CHUNK][NS];
+    __shared__ __align__(16) float Cs[END_ONLY ? 1 : MCU_CHUNK][NS];
+    const mcu_seg g = seg[blockIdx.y];
+    const int32_t j = (int32_t)blockIdx.z, t0 = j * MCU_CHUNK;
+    const bool whole = g.chunk0 < 0; /* then g.n <= MCU_CHUNK */
+    if (whole ? END_ONLY || j > 0 : t0 >= g.n) return; /* the whole block leaves */
+    const int l = g.n - t0 < MCU_CHUNK ? g.n - t0 : MCU_CHUNK;
+    const int64_t r0 = (int64_t)g.row0 + t0, N = a.N;
+    for (int i = threadIdx.x; i < l * NS; i += CHUNK_THREADS) {
+        const int t = i / NS, n = i % NS;
+        Bs[t][n] = n < N ? a.B[(r0 + t) * a.bc_stride + n] : 0.0f;
+        if (!END_ONLY) Cs[t][n] = n < N ? a.C[(r0 + t) * a.bc_stride + n] : 0.0f;
+    }
+    __syncthreads();
+    const int64_t c = (int64_t)blockIdx.x * CHUNK_THREADS + threadIdx.x;
+    if (c >= a.E) return;
+    float *st = whole ? g.ssm + c * N : ch.state + (int64_t)(g.chunk0 + j) * a.E * N + c * N;
+    float s[NS], A2[NS];
+#pragma unroll
+    for (int n = 0; n < NS; n++) {
+        A2[n] = n < N ? a.A[c * N + n] * MCU_LOG2E : 0.0f;
+        s[n] = !END_ONLY && n < N ? st[n] : 0.0f;
+    }
+    const float Dc = a.D[c], bias = a.dt_bias[c];
+    const float *__restrict__ dtp = a.dt + r0 * a.dt_stride + c, *__restrict__ xp = a.x + r0 * a.x_stride + c;
+    const float *__restrict__ zp = a.z + r0 * a.z_stride + c;
+    float *__restrict__ yp = a.y + r0 * a.y_stride + c;
+    float dsum = 0.0f;
+#pragma unroll 2
+    for (int t = 0; t < l; t++) {
+        const float dt = mcu_softplus(__ldg(dtp + t * a.dt_stride) + bias), xv = __ldg(xp + t * a.x_stride);
+        const float dx = dt * xv;
+        dsum += dt;
+        float acc = 0.0f;
+#pragma unroll
+        for (int n = 0; n < NS; n++) {
+            s[n] = mcu_ex2(dt * A2[n]) * s[n] + dx * Bs[t][n];
+            if (!END_ONLY) acc += s[n] * Cs[t][n];
+        }
+        if (!END_ONLY) yp[t * a.y_stride] = (acc + Dc * xv) * mcu_silu(__ldg(zp + t * a.z_stride));
+    }
+    if (END_ONLY || whole) {
+#pragma unroll
+        for (int n = 0; n < NS; n++)
+            if (n < N) st[n] = s[n];
+    }
+    if (END_ONLY) ch.dtsum[(int64_t)(g.chunk0 + j) * a.E + c] = dsum;
+}
+
+/* Pass 2: one thread per state element of a chunked segment walks its chunks in order;
+ * the end states and dt sums of 8 chunks are loaded before any is used (they do not
+ * depend on the walk), so the walk waits on memory once per 8 chunks, not per chunk. */
+#define COMBINE_AHEAD 8
 __global__ static void scan_combine_k(mcu_scan_args a, const mcu_seg *seg, mcu_chunks ch) {
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; /* c * N + n */
     const mcu_seg g = seg[blockIdx.y];
     if (i >= a.E * a.N || g.chunk0 < 0) return;
     const int64_t c = i / a.N, EN = a.E * a.N;
-    const float A = a.A[i];
+    const float A = a.A[i] * MCU_LOG2E;
     float s = g.ssm[i];
     const int32_t nch = (g.n + MCU_CHUNK - 1) / MCU_CHUNK;
-    for (int32_t j = 0; j < nch; j++) {
-        float *cs = ch.state + (int64_t)(g.chunk0 + j) * EN + i;
-        const float end = *cs;
-        *cs = s;
-        s = exp2f(A * LOG2E * ch.dtsum[(int64_t)(g.chunk0 + j) * a.E + c]) * s + end;
+    float *cs = ch.state + (int64_t)g.chunk0 * EN + i;
+    const float *ds = ch.dtsum + (int64_t)g.chunk0 * a.E + c;
+    for (int32_t j0 = 0; j0 < nch; j0 += COMBINE_AHEAD) {
+        float end[COMBINE_AHEAD], dsum[COMBINE_AHEAD];
+#pragma unroll
+        for (int k = 0; k < COMBINE_AHEAD; k++)
+            if (j0 + k < nch) end[k] = cs[(int64_t)(j0 + k) * EN], dsum[k] = ds[(int64_t)(j0 + k) * a.E];
+#pragma unroll
+        for (int k = 0; k < COMBINE_AHEAD; k++)
+            if (j0 + k < nch) {
+                cs[(int64_t)(j0 + k) * EN] = s;
+                s = mcu_ex2(A * dsum[k]) * s + end[k];
+            }
     }
     g.ssm[i] = s;
 }
 
+/* Lanes per channel (N > 32, or few channels): chunked segments' passes 1 and 2 when
+ * present, then one launch for the short segments whole and the chunks' outputs. */
 template <int SPL>
 static void run(const mcu_scan_args *a, const mcu_seg *seg, int64_t n_seg, const mcu_chunks *ch, int lpc, mcu_stream s) {
     const int64_t threads = a->E * lpc;
@@ -129,9 +193,34 @@ static void run(const mcu_scan_args *a, const mcu_seg *seg, int64_t n_seg, const
     scan_k<SPL, false><<<dim3(bx, gy, depth), 128, 0, s>>>(*a, seg, n_seg, lpc, *ch);
 }
 
+/* Every segment with one thread per channel: the three passes over chunked segments,
+ * short ones whole in the last. */
+template <int NS>
+static void run_per_channel(const mcu_scan_args *a, const mcu_seg *seg, int64_t n_seg, const mcu_chunks *ch,
+                            mcu_stream s) {
+    const unsigned bx = (unsigned)((a->E + CHUNK_THREADS - 1) / CHUNK_THREADS);
+    const unsigned depth = ch->max_chunks_per_seg > 0 ? (unsigned)ch->max_chunks_per_seg : 1;
+    if (ch->max_chunks_per_seg > 0) {
+        scan_chunk_k<NS, true><<<dim3(bx, (unsigned)n_seg, depth), CHUNK_THREADS, 0, s>>>(*a, seg, *ch);
+        scan_combine_k<<<dim3((unsigned)((a->E * a->N + 127) / 128), (unsigned)n_seg), 128, 0, s>>>(*a, seg, *ch);
+    }
+    scan_chunk_k<NS, false><<<dim3(bx, (unsigned)n_seg, depth), CHUNK_THREADS, 0, s>>>(*a, seg, *ch);
+}
+
+/* One thread per channel wherever it gives enough threads to fill the GPU (long segments,
+ * many sequences); lanes per channel for the few channels of a small decode batch, and for
+ * N > 32. */
+#define PER_CHANNEL_MIN_THREADS 65536
 extern "C" void mcu_selective_scan(const mcu_scan_args *a, const mcu_seg *seg, int64_t n_seg, const mcu_chunks *ch,
                                    mcu_stream s) {
     if (n_seg <= 0) return;
+    if (a->N <= 32 && (ch->max_chunks_per_seg > 0 || n_seg * a->E >= PER_CHANNEL_MIN_THREADS)) {
+        if (a->N <= 4) run_per_channel<4>(a, seg, n_seg, ch, s);
+        else if (a->N <= 8) run_per_channel<8>(a, seg, n_seg, ch, s);
+        else if (a->N <= 16) run_per_channel<16>(a, seg, n_seg, ch, s);
+        else run_per_channel<32>(a, seg, n_seg, ch, s);
+        return;
+    }
     int lpc = 1;
     while (lpc < a->N && lpc < 32) lpc *= 2;
     const int64_t spl = (a->N + lpc - 1) / lpc;

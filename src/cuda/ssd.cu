@@ -4,14 +4,13 @@
  * state spread over the lanes (N / 32 each, up to 8: N <= 256), s . C summed by shuffles.
  * A short segment runs in one piece (one token: the decode step); a long one in chunks of
  * MCU_CHUNK tokens at once, in three passes as in scan.cu (the decay across a chunk is
- * exp(A_h sum dt), one number per head). */
+ * exp(A_h sum dt), one number per head). The chunks of long segments run as matrix
+ * products: below in float32, or on tensor cores in ssd_tc.cu (precision bf16). */
 #include "cuda/cuda_ops.h"
+#include "cuda/fastmath.cuh"
 
 #include <cuda_runtime.h>
 
-/* exp(x) as exp2(x log2 e): one special-function op (~2 ulp) */
-#define LOG2E 1.4426950408889634f
-__device__ static inline float fexp(float x) { return exp2f(x * LOG2E); }
 
 template <int SPL, bool END_ONLY>
 __device__ static void ssd_piece(const mcu_ssd_args &a, int64_t h, int64_t p, int64_t grp, int lane, int64_t row0,
@@ -27,7 +26,7 @@ __device__ static void ssd_piece(const mcu_ssd_args &a, int64_t h, int64_t p, in
 #pragma unroll 4
     for (int32_t t = t0; t < t1; t++) {
         const int64_t r = row0 + t;
-        const float dt = __ldg(dtp + r * a.dt_stride + h), dA = fexp(dt * Ah);
+        const float dt = __ldg(dtp + r * a.dt_stride + h), dA = mcu_exp(dt * Ah);
         const float xv = __ldg(xp + r * a.x_stride + h * a.P + p);
         const float *B = Bp + r * a.bc_stride + grp * a.N, *C = Cp + r * a.bc_stride + grp * a.N;
         float acc = 0.0f;
@@ -79,23 +78,38 @@ __global__ static void ssd_k(mcu_ssd_args a, const mcu_seg *seg, int64_t n_seg, 
     }
 }
 
-/* Pass 2: one thread per state element (h, p, n) of a chunked segment walks its chunks. */
-__global__ static void ssd_combine_k(mcu_ssd_args a, const mcu_seg *seg, mcu_chunks ch) {
+/* Pass 2: one thread per state element (h, p, n) of a chunked segment walks its chunks,
+ * loading 8 chunks' end states and dt sums before using any (as in scan.cu). */
+#define COMBINE_AHEAD 8
+__global__ static void ssd_combine_k(mcu_ssd_args a, const mcu_seg *seg, mcu_chunks ch, int32_t clen) {
     const int64_t HPN = a.H * a.P * a.N;
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     const mcu_seg g = seg[blockIdx.y];
     if (i >= HPN || g.chunk0 < 0) return;
     const int64_t h = i / (a.P * a.N);
-    const float A = a.A[h];
+    const float A = a.A[h] * MCU_LOG2E;
     float s = g.ssm[i];
-    const int32_t nch = (g.n + MCU_CHUNK - 1) / MCU_CHUNK;
-    for (int32_t j = 0; j < nch; j++) {
-        float *cs = ch.state + (int64_t)(g.chunk0 + j) * HPN + i;
-        const float end = *cs;
-        *cs = s;
-        s = fexp(A * ch.dtsum[(int64_t)(g.chunk0 + j) * a.H + h]) * s + end;
+    const int32_t nch = (g.n + clen - 1) / clen;
+    float *cs = ch.state + (int64_t)g.chunk0 * HPN + i;
+    const float *ds = ch.dtsum + (int64_t)g.chunk0 * a.H + h;
+    for (int32_t j0 = 0; j0 < nch; j0 += COMBINE_AHEAD) {
+        float end[COMBINE_AHEAD], dsum[COMBINE_AHEAD];
+#pragma unroll
+        for (int k = 0; k < COMBINE_AHEAD; k++)
+            if (j0 + k < nch) end[k] = cs[(int64_t)(j0 + k) * HPN], dsum[k] = ds[(int64_t)(j0 + k) * a.H];
+#pragma unroll
+        for (int k = 0; k < COMBINE_AHEAD; k++)
+            if (j0 + k < nch) {
+                cs[(int64_t)(j0 + k) * HPN] = s;
+                s = mcu_ex2(A * dsum[k]) * s + end[k];
+            }
     }
     g.ssm[i] = s;
+}
+
+extern "C" void mcu_ssd_combine(const mcu_ssd_args *a, const mcu_seg *seg, int64_t n_seg, const mcu_chunks *ch,
+                                int32_t clen, mcu_stream s) {
+    ssd_combine_k<<<dim3((unsigned)((a->H * a->P * a->N + 255) / 256), (unsigned)n_seg), 256, 0, s>>>(*a, seg, *ch, clen);
 }
 
 /* ---- the chunked SSD as matrix products (P a multiple of 16, at most 128) ------------
@@ -142,7 +156,7 @@ __global__ static void ssd_end_mm(mcu_ssd_args a, const mcu_seg *seg, mcu_chunks
     const int tid = threadIdx.x;
     for (int i = tid; i < MT * P; i += 256) {
         const int s = i / P, p = i % P;
-        xw[s][p] = s < l ? a.x[(r0 + s) * a.x_stride + h * P + p] * fexp(cum[l - 1] - cum[s]) * dts[s] : 0.0f;
+        xw[s][p] = s < l ? a.x[(r0 + s) * a.x_stride + h * P + p] * mcu_exp(cum[l - 1] - cum[s]) * dts[s] : 0.0f;
     }
     float *S = ch.state + (int64_t)(g.chunk0 + blockIdx.z) * a.H * P * a.N + h * P * a.N;
     const int n_l = tid % NT, p0 = tid / NT; /* p = p0 + 8 k */
@@ -221,7 +235,7 @@ __global__ static void ssd_out_mm(mcu_ssd_args a, const mcu_seg *seg, mcu_chunks
     for (int i = 0; i < 4; i++)
         for (int k = 0; k < 4; k++) {
             const int t = ty * 4 + i, s2 = tx * 4 + k;
-            ms[t][s2] = s2 <= t && t < l ? cb[i][k] * fexp(cum[t] - cum[s2]) * dts[s2] : 0.0f;
+            ms[t][s2] = s2 <= t && t < l ? cb[i][k] * mcu_exp(cum[t] - cum[s2]) * dts[s2] : 0.0f;
         }
     for (int i = tid; i < MT * P; i += 256) {
         const int s2 = i / P, p = i % P;
@@ -231,7 +245,7 @@ __global__ static void ssd_out_mm(mcu_ssd_args a, const mcu_seg *seg, mcu_chunks
     for (int i = 0; i < 4; i++) {
         const int t = ty * 4 + i;
         if (t >= l) continue;
-        const float e = fexp(cum[t]);
+        const float e = mcu_exp(cum[t]);
         float acc[P / 16];
         for (int k = 0; k < P / 16; k++) acc[k] = e * csv[i][k];
         for (int s2 = 0; s2 <= t; s2++) {
@@ -256,7 +270,7 @@ static bool run_mm(const mcu_ssd_args *a, const mcu_seg *seg, int64_t n_seg, con
     case PP: {                                                                                                   \
         cudaFuncSetAttribute(ssd_out_mm<PP>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)out_mm_smem<PP>()); \
         ssd_end_mm<PP><<<grid, 256, 0, s>>>(*a, seg, *ch);                                                       \
-        ssd_combine_k<<<dim3((unsigned)((a->H * a->P * a->N + 255) / 256), (unsigned)n_seg), 256, 0, s>>>(*a, seg, *ch); \
+        mcu_ssd_combine(a, seg, n_seg, ch, MCU_CHUNK, s);                                                        \
         ssd_out_mm<PP><<<grid, 256, out_mm_smem<PP>(), s>>>(*a, seg, *ch);                                       \
         return true;                                                                                             \
     }
@@ -273,9 +287,10 @@ template <int SPL>
 static void run(const mcu_ssd_args *a, const mcu_seg *seg, int64_t n_seg, const mcu_chunks *ch, mcu_stream s) {
     const unsigned bx = (unsigned)((a->H * a->P * 32 + 255) / 256);
     bool chunked_done = false;
-    if (ch->max_chunks_per_seg > 0 && !(chunked_done = run_mm(a, seg, n_seg, ch, s))) {
+    if (ch->max_chunks_per_seg > 0 && a->tc) chunked_done = mcu_ssd_tc(a, seg, n_seg, ch, s);
+    if (ch->max_chunks_per_seg > 0 && !chunked_done && !(chunked_done = run_mm(a, seg, n_seg, ch, s))) {
         ssd_k<SPL, true><<<dim3(bx, (unsigned)n_seg, (unsigned)ch->max_chunks_per_seg), 256, 0, s>>>(*a, seg, n_seg, *ch);
-        ssd_combine_k<<<dim3((unsigned)((a->H * a->P * a->N + 255) / 256), (unsigned)n_seg), 256, 0, s>>>(*a, seg, *ch);
+        mcu_ssd_combine(a, seg, n_seg, ch, MCU_CHUNK, s);
     }
     /* short segments (and, where the matrix form does not apply, the chunks' outputs) */
     const unsigned depth = ch->max_chunks_per_seg > 0 && !chunked_done ? (unsigned)ch->max_chunks_per_seg : 1;
