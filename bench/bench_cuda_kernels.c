@@ -2,8 +2,9 @@
  * selective scan and the SSD
  *   - prefill at the shapes of shared/gpu-peers' kernel figures (batch 1; scan D 4096 N 16
  *     with z; SSD H 64 P 64 N 128 groups 1), L = 2k / 8k / 32k tokens in one segment;
- *   - one decode step of 128 sequences at mamba-130m's scan (D 1536 N 16) and mamba2-130m's
- *     SSD (H 24 P 64 N 128) shapes, each sequence its own state;
+ *   - one decode step of 1 and of 128 sequences at mamba-130m's scan (D 1536 N 16) and
+ *     mamba2-130m's SSD (H 24 P 64 N 128) shapes, each sequence its own state;
+ *   - the decode product (GEMV, bf16 weights) at mamba2-1.3b's projection shapes;
  * from zero states, each variant checked against the CPU reference (cpu/ops.h) before it is
  * timed, the device-to-device copy bandwidth measured in the same run as the ceiling.
  * Times: median of 9 runs by CUDA events. GB/s counts the compulsory traffic (inputs and
@@ -224,6 +225,60 @@ static void bench_ssd(int64_t B, int64_t n, int64_t H, int tc, double ceil_gbs) 
     free(x), free(BC), free(dt), free(A), free(y);
 }
 
+typedef struct gemv_case {
+    float *out, *x;
+    void *W;
+    int64_t T, R, K;
+} gemv_case;
+static void run_gemv(void *p) {
+    gemv_case *c = p;
+    mcu_gemv(c->out, c->R, c->x, c->K, c->T, c->W, 1, c->R, c->K, 0.0f, 0);
+}
+
+/* The decode product out (T, R) = x (T, K) W^T, W bf16 (R, K): GB/s of weights streamed.
+ * Several weight copies in rotation so that each run reads from DRAM, not the L2. */
+static void bench_gemv(int64_t T, int64_t R, int64_t K, double ceil_gbs) {
+    enum { COPIES = 4 };
+    float *w = host_rand((size_t)(R * K), 1.0f, 0.0f), *x = host_rand((size_t)(T * K), 1.0f, 0.0f);
+    uint16_t *w16 = malloc((size_t)(R * K) * sizeof *w16);
+    for (int64_t i = 0; i < R * K; i++) {
+        uint32_t u;
+        memcpy(&u, &w[i], 4);
+        w16[i] = (uint16_t)(u >> 16), u &= 0xffff0000u, memcpy(&w[i], &u, 4); /* w as its bf16 value */
+    }
+    gemv_case c[COPIES];
+    for (int k = 0; k < COPIES; k++) {
+        c[k] = (gemv_case){dev_copy(NULL, (size_t)(T * R)), dev_copy(x, (size_t)(T * K)), NULL, T, R, K};
+        die_on(cudaMalloc(&c[k].W, (size_t)(R * K) * 2), "cudaMalloc");
+        die_on(cudaMemcpy(c[k].W, w16, (size_t)(R * K) * 2, cudaMemcpyHostToDevice), "upload");
+    }
+    float t[RUNS];
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0), cudaEventCreate(&e1);
+    for (int i = 0; i < RUNS; i++) {
+        cudaEventRecord(e0, 0);
+        run_gemv(&c[i % COPIES]);
+        cudaEventRecord(e1, 0);
+        die_on(cudaEventSynchronize(e1), "a timed run");
+        cudaEventElapsedTime(&t[i], e0, e1);
+    }
+    qsort(t, RUNS, sizeof t[0], cmp_float);
+    float *got = malloc((size_t)(T * R) * sizeof *got), *want = malloc((size_t)(T * R) * sizeof *want);
+    die_on(cudaMemcpy(got, c[0].out, (size_t)(T * R) * sizeof *got, cudaMemcpyDeviceToHost), "download");
+    for (int64_t i = 0; i < T; i++)
+        for (int64_t r = 0; r < R; r++) {
+            double acc = 0;
+            for (int64_t k = 0; k < K; k++) acc += (double)x[i * K + k] * w[r * K + k];
+            want[i * R + r] = (float)acc;
+        }
+    const double ms = t[RUNS / 2], bytes = 2.0 * R * K;
+    printf("gemv (bf16 weights)    R %5lld K %5lld T %lld  %8.3f ms  %7.1f GB/s (%4.1f%% of copy)  rel. L2 vs CPU %.1e\n",
+           (long long)R, (long long)K, (long long)T, ms, bytes / (ms * 1e-3) / 1e9, 100 * bytes / (ms * 1e-3) / 1e9 / ceil_gbs,
+           rel_l2(got, want, (size_t)(T * R)));
+    for (int k = 0; k < COPIES; k++) cudaFree(c[k].out), cudaFree(c[k].x), cudaFree(c[k].W);
+    free(w), free(x), free(w16), free(got), free(want);
+}
+
 int main(int argc, char **argv) {
     int64_t lens[8] = {2048, 8192, 32768};
     int n_lens = 3;
@@ -242,5 +297,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n_lens; i++) bench_ssd(1, lens[i], 64, 1, ceil_gbs);
     bench_ssd(1, 1, 24, 0, ceil_gbs);
     bench_ssd(128, 1, 24, 0, ceil_gbs);
+    bench_gemv(1, 8512, 2048, ceil_gbs); /* mamba2-1.3b in_proj */
+    bench_gemv(1, 2048, 4096, ceil_gbs); /* out_proj */
+    bench_gemv(8, 8512, 2048, ceil_gbs);
     return 0;
 }

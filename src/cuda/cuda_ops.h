@@ -45,7 +45,6 @@ typedef struct mcu_chunks {
     float *state; /* (chunks, state floats of a layer) */
     float *dtsum; /* (chunks, E) Mamba-1; (chunks, H) Mamba-2 */
     int64_t max_chunks_per_seg; /* grid depth: ceil(longest chunked segment / MCU_CHUNK), 0 if none */
-    int outputs_done;           /* inside ssd.cu: the chunks' outputs are written already */
 } mcu_chunks;
 
 /* h (T, D) = embed[ids] — embed (V, D) float32. */

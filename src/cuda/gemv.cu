@@ -35,6 +35,9 @@ __global__ static void gemv_k(float *out, int64_t ldo, const float *x, int64_t x
     float acc[NT];
     for (int t = 0; t < NT; t++) acc[t] = 0.0f;
     if (VEC) {
+        /* unrolled: several 16-byte loads of the row in flight per lane (the warps an SM
+         * holds are too few to cover the memory latency with one each) */
+#pragma unroll 4
         for (int64_t k = (int64_t)lane * 8; k < K; k += 256) {
             float wv[8];
             load8(w + k, wv);

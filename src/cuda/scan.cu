@@ -97,55 +97,81 @@ __global__ static void scan_k(mcu_scan_args a, const mcu_seg *seg, int64_t n_seg
  * of a chunked one: END_ONLY (pass 1) from zero to the chunk's end state and dt sum, else
  * (pass 3) from the chunk's entering state, writing y. */
 #define CHUNK_THREADS 128
+
+/* The (channels, N) rows of the block's channels, contiguous in global memory, moved through
+ * shared memory (rows of NS + 1 floats: conflict-free by channel) so that the global side
+ * is coalesced: each thread's own N floats are 64 bytes apart from its neighbour's. */
+template <int NS>
+__device__ static void rows_in(float (*sh)[NS + 1], const float *g, int64_t nc, int64_t N) {
+    const int n = (int)N, total = (int)(nc * N); /* at most CHUNK_THREADS * 32 */
+    for (int i = threadIdx.x; i < total; i += CHUNK_THREADS) sh[i / n][i % n] = g[i];
+}
+template <int NS>
+__device__ static void rows_out(float *g, float (*sh)[NS + 1], int64_t nc, int64_t N) {
+    const int n = (int)N, total = (int)(nc * N);
+    for (int i = threadIdx.x; i < total; i += CHUNK_THREADS) g[i] = sh[i / n][i % n];
+}
+
 template <int NS, bool END_ONLY>
 __global__ static void __launch_bounds__(CHUNK_THREADS) scan_chunk_k(mcu_scan_args a, const mcu_seg *seg, mcu_chunks ch) {
     __shared__ __align__(16) float Bs[MCU_CHUNK][NS];
     __shared__ __align__(16) float Cs[END_ONLY ? 1 : MCU_CHUNK][NS];
+    __shared__ float rows[CHUNK_THREADS][NS + 1]; /* A, then the state in and out */
     const mcu_seg g = seg[blockIdx.y];
     const int32_t j = (int32_t)blockIdx.z, t0 = j * MCU_CHUNK;
     const bool whole = g.chunk0 < 0; /* then g.n <= MCU_CHUNK */
     if (whole ? END_ONLY || j > 0 : t0 >= g.n) return; /* the whole block leaves */
     const int l = g.n - t0 < MCU_CHUNK ? g.n - t0 : MCU_CHUNK;
-    const int64_t r0 = (int64_t)g.row0 + t0, N = a.N;
+    const int64_t r0 = (int64_t)g.row0 + t0, N = a.N, c0 = (int64_t)blockIdx.x * CHUNK_THREADS;
+    const int64_t nc = a.E - c0 < CHUNK_THREADS ? a.E - c0 : CHUNK_THREADS, c = c0 + threadIdx.x;
+    const bool live = threadIdx.x < nc;
     for (int i = threadIdx.x; i < l * NS; i += CHUNK_THREADS) {
         const int t = i / NS, n = i % NS;
         Bs[t][n] = n < N ? a.B[(r0 + t) * a.bc_stride + n] : 0.0f;
         if (!END_ONLY) Cs[t][n] = n < N ? a.C[(r0 + t) * a.bc_stride + n] : 0.0f;
     }
-    __syncthreads();
-    const int64_t c = (int64_t)blockIdx.x * CHUNK_THREADS + threadIdx.x;
-    if (c >= a.E) return;
-    float *st = whole ? g.ssm + c * N : ch.state + (int64_t)(g.chunk0 + j) * a.E * N + c * N;
+    float *st = whole ? g.ssm + c0 * N : ch.state + (int64_t)(g.chunk0 + j) * a.E * N + c0 * N; /* the block's rows */
     float s[NS], A2[NS];
+    rows_in<NS>(rows, a.A + c0 * N, nc, N);
+    __syncthreads();
 #pragma unroll
-    for (int n = 0; n < NS; n++) {
-        A2[n] = n < N ? a.A[c * N + n] * MCU_LOG2E : 0.0f;
-        s[n] = !END_ONLY && n < N ? st[n] : 0.0f;
+    for (int n = 0; n < NS; n++) A2[n] = live && n < N ? rows[threadIdx.x][n] * MCU_LOG2E : 0.0f;
+    if (!END_ONLY) {
+        __syncthreads();
+        rows_in<NS>(rows, st, nc, N);
+        __syncthreads();
     }
-    const float Dc = a.D[c], bias = a.dt_bias[c];
-    const float *__restrict__ dtp = a.dt + r0 * a.dt_stride + c, *__restrict__ xp = a.x + r0 * a.x_stride + c;
-    const float *__restrict__ zp = a.z + r0 * a.z_stride + c;
-    float *__restrict__ yp = a.y + r0 * a.y_stride + c;
-    float dsum = 0.0f;
-#pragma unroll 2
-    for (int t = 0; t < l; t++) {
-        const float dt = mcu_softplus(__ldg(dtp + t * a.dt_stride) + bias), xv = __ldg(xp + t * a.x_stride);
-        const float dx = dt * xv;
-        dsum += dt;
-        float acc = 0.0f;
 #pragma unroll
-        for (int n = 0; n < NS; n++) {
-            s[n] = mcu_ex2(dt * A2[n]) * s[n] + dx * Bs[t][n];
-            if (!END_ONLY) acc += s[n] * Cs[t][n];
+    for (int n = 0; n < NS; n++) s[n] = !END_ONLY && live && n < N ? rows[threadIdx.x][n] : 0.0f;
+    float dsum = 0.0f;
+    if (live) {
+        const float Dc = a.D[c], bias = a.dt_bias[c];
+        const float *__restrict__ dtp = a.dt + r0 * a.dt_stride + c, *__restrict__ xp = a.x + r0 * a.x_stride + c;
+        const float *__restrict__ zp = a.z + r0 * a.z_stride + c;
+        float *__restrict__ yp = a.y + r0 * a.y_stride + c;
+#pragma unroll 2
+        for (int t = 0; t < l; t++) {
+            const float dt = mcu_softplus(__ldg(dtp + t * a.dt_stride) + bias), xv = __ldg(xp + t * a.x_stride);
+            const float dx = dt * xv;
+            dsum += dt;
+            float acc = 0.0f;
+#pragma unroll
+            for (int n = 0; n < NS; n++) {
+                s[n] = mcu_ex2(dt * A2[n]) * s[n] + dx * Bs[t][n];
+                if (!END_ONLY) acc += s[n] * Cs[t][n];
+            }
+            if (!END_ONLY) yp[t * a.y_stride] = (acc + Dc * xv) * mcu_silu(__ldg(zp + t * a.z_stride));
         }
-        if (!END_ONLY) yp[t * a.y_stride] = (acc + Dc * xv) * mcu_silu(__ldg(zp + t * a.z_stride));
     }
     if (END_ONLY || whole) {
+        __syncthreads(); /* every thread is done reading rows */
 #pragma unroll
         for (int n = 0; n < NS; n++)
-            if (n < N) st[n] = s[n];
+            if (n < N) rows[threadIdx.x][n] = s[n];
+        __syncthreads();
+        rows_out<NS>(st, rows, nc, N);
     }
-    if (END_ONLY) ch.dtsum[(int64_t)(g.chunk0 + j) * a.E + c] = dsum;
+    if (END_ONLY && live) ch.dtsum[(int64_t)(g.chunk0 + j) * a.E + c] = dsum;
 }
 
 /* Pass 2: one thread per state element of a chunked segment walks its chunks in order;

@@ -1,11 +1,12 @@
 /* ssd.cu — the Mamba-2 SSD, per segment, continuing from its state (H, P, N):
  *   s_t = exp(dt_t A_h) s_{t-1} + dt_t x_t ⊗ B_t;  y_t = s_t . C_t
- * Recurrent form: one warp per (segment, head, p), the N states of that row of the head's
- * state spread over the lanes (N / 32 each, up to 8: N <= 256), s . C summed by shuffles.
- * A short segment runs in one piece (one token: the decode step); a long one in chunks of
+ * Short segments (the decode step, short pieces) run whole in the recurrent form: a warp
+ * per few rows (h, p) of a head's state, the N states of a row spread over the lanes
+ * (N / 32 each, up to 8: N <= 256), s . C summed by shuffles. Long ones run in chunks of
  * MCU_CHUNK tokens at once, in three passes as in scan.cu (the decay across a chunk is
- * exp(A_h sum dt), one number per head). The chunks of long segments run as matrix
- * products: below in float32, or on tensor cores in ssd_tc.cu (precision bf16). */
+ * exp(A_h sum dt), one number per head): the chunks as matrix products, below in float32
+ * or on tensor cores in ssd_tc.cu (precision bf16), or where P suits neither in the
+ * recurrent form chunk by chunk. */
 #include "cuda/cuda_ops.h"
 #include "cuda/fastmath.cuh"
 
@@ -51,31 +52,79 @@ __device__ static void ssd_piece(const mcu_ssd_args &a, int64_t h, int64_t p, in
     if (dtsum && lane == 0 && p == 0) *dtsum = dsum;
 }
 
-/* Segments blockIdx.y, + gridDim.y, ...: a block takes several one-token segments in decode. */
+/* The recurrent passes over chunk blockIdx.z of chunked segment blockIdx.y (where the
+ * matrix forms do not apply): END_ONLY pass 1, else pass 3. */
 template <int SPL, bool END_ONLY>
-__global__ static void ssd_k(mcu_ssd_args a, const mcu_seg *seg, int64_t n_seg, mcu_chunks ch) {
+__global__ static void ssd_k(mcu_ssd_args a, const mcu_seg *seg, mcu_chunks ch) {
     const int64_t warp = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) / 32;
     const int lane = threadIdx.x % 32;
     if (warp >= a.H * a.P) return; /* whole warps leave together */
     const int64_t h = warp / a.P, p = warp % a.P, grp = h / (a.H / a.G), PN = a.P * a.N;
     const int32_t j = (int32_t)blockIdx.z;
-    for (int64_t si = blockIdx.y; si < n_seg; si += gridDim.y) {
-        const mcu_seg g = seg[si];
-        float *S = g.ssm + (h * a.P + p) * a.N;
-        if (g.chunk0 < 0) {
-            if (!END_ONLY && j == 0) ssd_piece<SPL, false>(a, h, p, grp, lane, g.row0, 0, g.n, S, S, nullptr);
-            continue;
+    const mcu_seg g = seg[blockIdx.y];
+    const int32_t t0 = j * MCU_CHUNK;
+    if (g.chunk0 < 0 || t0 >= g.n) return;
+    const int32_t t1 = t0 + MCU_CHUNK < g.n ? t0 + MCU_CHUNK : g.n;
+    float *cs = ch.state + (int64_t)(g.chunk0 + j) * a.H * PN + (h * a.P + p) * a.N;
+    if (END_ONLY)
+        ssd_piece<SPL, true>(a, h, p, grp, lane, g.row0, t0, t1, nullptr, cs, ch.dtsum + (int64_t)(g.chunk0 + j) * a.H + h);
+    else
+        ssd_piece<SPL, false>(a, h, p, grp, lane, g.row0, t0, t1, cs, nullptr, nullptr);
+}
+
+/* Short segments (decode steps, short pieces) whole, from and to their states: one warp
+ * per R consecutive rows (h, p .. p + R - 1) of a head for segment blockIdx.y, the N states
+ * of each row spread over the lanes. R rows a warp put R state rows' loads in flight at once:
+ * the step reads and writes every state once and is bound by how much of that is in flight. */
+template <int SPL, int R>
+__global__ static void __launch_bounds__(256) ssd_short_k(mcu_ssd_args a, const mcu_seg *seg) {
+    const mcu_seg g = seg[blockIdx.y];
+    if (g.chunk0 >= 0) return;
+    const int64_t row0 = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) / 32 * R; /* h * P + p */
+    const int lane = threadIdx.x % 32;
+    if (row0 >= a.H * a.P) return; /* whole warps leave together */
+    const int64_t h = row0 / a.P, grp = h / (a.H / a.G), N = a.N;
+    float *S = g.ssm + row0 * N;
+    float s[R][SPL];
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int i = 0; i < SPL; i++) s[r][i] = lane + 32 * i < N ? S[r * N + lane + 32 * i] : 0.0f;
+    const float A2 = a.A[h] * MCU_LOG2E;
+    for (int32_t t = 0; t < g.n; t++) {
+        const int64_t rr = (int64_t)g.row0 + t;
+        const float dt = __ldg(a.dt + rr * a.dt_stride + h), dA = mcu_ex2(dt * A2);
+        const float *B = a.B + rr * a.bc_stride + grp * N, *C = a.C + rr * a.bc_stride + grp * N;
+        float Bv[SPL], Cv[SPL], dx[R], acc[R];
+#pragma unroll
+        for (int i = 0; i < SPL; i++) {
+            const bool in = lane + 32 * i < N;
+            Bv[i] = in ? __ldg(B + lane + 32 * i) : 0.0f;
+            Cv[i] = in ? __ldg(C + lane + 32 * i) : 0.0f;
         }
-        if (!END_ONLY && ch.outputs_done) continue;
-        const int32_t t0 = j * MCU_CHUNK;
-        if (t0 >= g.n) continue;
-        const int32_t t1 = t0 + MCU_CHUNK < g.n ? t0 + MCU_CHUNK : g.n;
-        float *cs = ch.state + (int64_t)(g.chunk0 + j) * a.H * PN + (h * a.P + p) * a.N;
-        if (END_ONLY)
-            ssd_piece<SPL, true>(a, h, p, grp, lane, g.row0, t0, t1, nullptr, cs, ch.dtsum + (int64_t)(g.chunk0 + j) * a.H + h);
-        else
-            ssd_piece<SPL, false>(a, h, p, grp, lane, g.row0, t0, t1, cs, nullptr, nullptr);
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            dx[r] = dt * __ldg(a.x + rr * a.x_stride + row0 + r);
+            acc[r] = 0.0f;
+#pragma unroll
+            for (int i = 0; i < SPL; i++) {
+                s[r][i] = s[r][i] * dA + dx[r] * Bv[i];
+                acc[r] += s[r][i] * Cv[i];
+            }
+        }
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1)
+#pragma unroll
+            for (int r = 0; r < R; r++) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], o);
+        if (lane == 0)
+#pragma unroll
+            for (int r = 0; r < R; r++) a.y[rr * a.y_stride + row0 + r] = acc[r];
     }
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int i = 0; i < SPL; i++)
+            if (lane + 32 * i < N) S[r * N + lane + 32 * i] = s[r][i];
 }
 
 /* Pass 2: one thread per state element (h, p, n) of a chunked segment walks its chunks,
@@ -285,19 +334,20 @@ static bool run_mm(const mcu_ssd_args *a, const mcu_seg *seg, int64_t n_seg, con
 
 template <int SPL>
 static void run(const mcu_ssd_args *a, const mcu_seg *seg, int64_t n_seg, const mcu_chunks *ch, mcu_stream s) {
-    const unsigned bx = (unsigned)((a->H * a->P * 32 + 255) / 256);
-    bool chunked_done = false;
-    if (ch->max_chunks_per_seg > 0 && a->tc) chunked_done = mcu_ssd_tc(a, seg, n_seg, ch, s);
-    if (ch->max_chunks_per_seg > 0 && !chunked_done && !(chunked_done = run_mm(a, seg, n_seg, ch, s))) {
-        ssd_k<SPL, true><<<dim3(bx, (unsigned)n_seg, (unsigned)ch->max_chunks_per_seg), 256, 0, s>>>(*a, seg, n_seg, *ch);
-        mcu_ssd_combine(a, seg, n_seg, ch, MCU_CHUNK, s);
+    if (ch->max_chunks_per_seg > 0) {
+        const bool done = (a->tc && mcu_ssd_tc(a, seg, n_seg, ch, s)) || run_mm(a, seg, n_seg, ch, s);
+        if (!done) { /* the recurrent form, chunk by chunk */
+            const dim3 grid((unsigned)((a->H * a->P * 32 + 255) / 256), (unsigned)n_seg, (unsigned)ch->max_chunks_per_seg);
+            ssd_k<SPL, true><<<grid, 256, 0, s>>>(*a, seg, *ch);
+            mcu_ssd_combine(a, seg, n_seg, ch, MCU_CHUNK, s);
+            ssd_k<SPL, false><<<grid, 256, 0, s>>>(*a, seg, *ch);
+        }
     }
-    /* short segments (and, where the matrix form does not apply, the chunks' outputs) */
-    const unsigned depth = ch->max_chunks_per_seg > 0 && !chunked_done ? (unsigned)ch->max_chunks_per_seg : 1;
-    mcu_chunks c2 = *ch;
-    c2.outputs_done = chunked_done;
-    const unsigned gy = depth == 1 && n_seg > 16 ? (unsigned)((n_seg + 7) / 8) : (unsigned)n_seg;
-    ssd_k<SPL, false><<<dim3(bx, gy, depth), 256, 0, s>>>(*a, seg, n_seg, c2);
+    const int64_t HP = a->H * a->P;
+    if (a->P % 4 == 0)
+        ssd_short_k<SPL, 4><<<dim3((unsigned)((HP / 4 * 32 + 255) / 256), (unsigned)n_seg), 256, 0, s>>>(*a, seg);
+    else
+        ssd_short_k<SPL, 1><<<dim3((unsigned)((HP * 32 + 255) / 256), (unsigned)n_seg), 256, 0, s>>>(*a, seg);
 }
 
 extern "C" void mcu_ssd(const mcu_ssd_args *a, const mcu_seg *seg, int64_t n_seg, const mcu_chunks *ch, mcu_stream s) {

@@ -1,5 +1,5 @@
 /* ssd_tc.cu — the chunked Mamba-2 SSD on tensor cores (precision bf16): chunks of
- * MCU_SSD_TC_CHUNK tokens, one block of 8 warps per (head, segment, chunk). Within a chunk
+ * MCU_SSD_TC_CHUNK tokens, one block of 16 warps per (head, segment, chunk). Within a chunk
  * of l rows, with cum_t = sum_{s<=t} dt_s A_h (kept in log2 units):
  *   end state (pass 1):  S_end (P, N) = Xw^T B,  Xw[s, p] = x[s, p] exp(cum_last - cum_s) dt_s
  *   outputs   (pass 3):  y (L, P) = Ce S_in^T + M X,  Ce[t] = exp(cum_t) C[t],
@@ -19,7 +19,7 @@ using namespace nvcuda;
 typedef __nv_bfloat16 bf16;
 
 #define L MCU_SSD_TC_CHUNK
-#define WARPS 8
+#define WARPS 16
 #define THREADS (32 * WARPS)
 /* Every shared-memory row is padded by 8 bf16 (4 floats): rows then start 16 bytes apart
  * modulo the 128-byte bank period, so a tile load (8 rows of 16 bytes at a time) touches
@@ -69,13 +69,45 @@ __device__ static void chunk_cum(const mcu_ssd_args &a, int64_t h, int64_t r0, i
     __syncthreads();
 }
 
-/* rows [0, L) x cols [0, n) of a float32 source (row r at src + r * ld) as bf16 rows of
- * n + PAD, each row scaled by scale(r); rows >= l are zero. */
-template <typename F>
-__device__ static void load_rows(bf16 *dst, const float *src, int64_t ld, int n, int l, F scale) {
-    for (int i = threadIdx.x; i < L * n; i += THREADS) {
-        const int r = i / n, c = i % n;
-        dst[r * (n + PAD) + c] = __float2bfloat16(r < l ? src[(int64_t)r * ld + c] * scale(r) : 0.0f);
+/* rows [0, R) x cols [0, n) of a float32 source (row r at src + r * ld) as bf16 rows of
+ * n + PAD, each row scaled by scale(r), and, when dst2 is given, scaled by scale2(r) into
+ * dst2 too; rows >= l are zero. n is a multiple of 16. Each thread issues LOADS_AHEAD
+ * loads before it uses any (one block per SM leaves few warps to hide memory latency), of
+ * four floats each where the source's alignment allows. */
+#define LOADS_AHEAD 4
+static __device__ inline float one(int) { return 1.0f; }
+template <int R, typename F, typename F2 = float (*)(int)>
+__device__ static void load_rows(bf16 *dst, const float *src, int64_t ld, int n, int l, F scale, bf16 *dst2 = nullptr,
+                                 F2 scale2 = one) {
+    const bool vec = ((uintptr_t)src % 16 == 0) && ld % 4 == 0;
+    const int w = vec ? 4 : 1, q = n / w, total = R * q; /* loads of w floats */
+    for (int i0 = threadIdx.x; i0 < total; i0 += THREADS * LOADS_AHEAD) {
+        float4 v[LOADS_AHEAD];
+#pragma unroll
+        for (int u = 0; u < LOADS_AHEAD; u++) {
+            const int i = i0 + u * THREADS, r = i / q, c = (i % q) * w;
+            v[u] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            if (i < total && r < l) {
+                const float *p = src + (int64_t)r * ld + c;
+                if (vec) v[u] = __ldg((const float4 *)p);
+                else v[u].x = __ldg(p);
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < LOADS_AHEAD; u++) {
+            const int i = i0 + u * THREADS, r = i / q, c = (i % q) * w;
+            if (i >= total) break;
+            for (int d = 0; d < (dst2 ? 2 : 1); d++) {
+                const float k = r >= l ? 0.0f : d ? scale2(r) : scale(r);
+                bf16 *o = (d ? dst2 : dst) + r * (n + PAD) + c;
+                if (vec) {
+                    *(__nv_bfloat162 *)o = __floats2bfloat162_rn(v[u].x * k, v[u].y * k);
+                    *(__nv_bfloat162 *)(o + 2) = __floats2bfloat162_rn(v[u].z * k, v[u].w * k);
+                } else {
+                    *o = __float2bfloat16(v[u].x * k);
+                }
+            }
+        }
     }
 }
 
@@ -93,8 +125,8 @@ __global__ static void __launch_bounds__(THREADS) ssd_tc_end(mcu_ssd_args a, con
     bf16 *xw = (bf16 *)smem, *bs = xw + L * lp; /* (L, P), (L, N) */
     chunk_cum(a, h, r0, l, dts, cum, &dsum);
     const float last = cum[L - 1];
-    load_rows(xw, a.x + r0 * a.x_stride + h * P, a.x_stride, P, l, [&](int s) { return mcu_ex2(last - cum[s]) * dts[s]; });
-    load_rows(bs, a.B + r0 * a.bc_stride + grp * N, a.bc_stride, N, l, [](int) { return 1.0f; });
+    load_rows<L>(xw, a.x + r0 * a.x_stride + h * P, a.x_stride, P, l, [&](int s) { return mcu_ex2(last - cum[s]) * dts[s]; });
+    load_rows<L>(bs, a.B + r0 * a.bc_stride + grp * N, a.bc_stride, N, l, one);
     __syncthreads();
     const int64_t chunk = (int64_t)g.chunk0 + blockIdx.z;
     float *S = ch.state + chunk * a.H * P * N + h * P * N;
@@ -144,12 +176,11 @@ __global__ static void __launch_bounds__(THREADS) ssd_tc_out(mcu_ssd_args a, con
     float *scratch = (float *)(ms + L * ll) + (threadIdx.x / 32) * 256;
     chunk_cum(a, h, r0, l, dts, cum, &dsum);
     const float *C = a.C + r0 * a.bc_stride + grp * N;
-    load_rows(cs, C, a.bc_stride, N, l, [](int) { return 1.0f; });
-    load_rows(ce, C, a.bc_stride, N, l, [&](int t) { return mcu_ex2(cum[t]); });
-    load_rows(bs, a.B + r0 * a.bc_stride + grp * N, a.bc_stride, N, l, [](int) { return 1.0f; });
-    load_rows(xs, a.x + r0 * a.x_stride + h * P, a.x_stride, P, l, [](int) { return 1.0f; });
+    load_rows<L>(cs, C, a.bc_stride, N, l, one, ce, [&](int t) { return mcu_ex2(cum[t]); });
+    load_rows<L>(bs, a.B + r0 * a.bc_stride + grp * N, a.bc_stride, N, l, one);
+    load_rows<L>(xs, a.x + r0 * a.x_stride + h * P, a.x_stride, P, l, one);
     const float *S = ch.state + ((int64_t)g.chunk0 + blockIdx.z) * a.H * P * N + h * P * N; /* S_in (P, N) */
-    for (int i = threadIdx.x; i < P * N; i += THREADS) st[(i / N) * ln + i % N] = __float2bfloat16(S[i]);
+    load_rows<P>(st, S, N, N, P, one);
     __syncthreads();
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, lt = L / 16;
     /* M, tile by tile of the lower triangle: C B^T through the warp's scratch */
