@@ -1,9 +1,10 @@
 /* test_cuda.c — the CUDA backend against the CPU backend, on a GPU machine
  * (scripts/test_cuda.sh; not part of ctest, which runs where there is no GPU):
- *   - models of real shapes (mamba-130m and mamba2-130m widths with 2 layers; Mamba-2 with
- *     d_state 256, 4 groups and head_dim 32, and with d_state 64, 2 groups and head_dim
- *     128; bf16 weights; a q4_0 GGUF; proj biases),
- *     random weights: logits at every position of a 300-token prompt fed whole, token by
+ *   - models of real shapes (mamba-130m and mamba2-130m widths with 2 layers; Mamba-1 with
+ *     d_state 8 and 24; Mamba-2 with d_state 256, 4 groups and head_dim 32, and with
+ *     d_state 64, 2 groups and head_dim 128; bf16 weights; a q4_0 GGUF; proj biases),
+ *     the bf16 cases through the tensor-core SSD where its shapes allow;
+ *     random weights; logits at every position of a 300-token prompt fed whole, token by
  *     token, in uneven pieces, and as one sequence of a batch with three others, and of a
  *     1500-token prompt whole and in two pieces (the chunked scan / SSD), against the CPU
  *     fed whole. Bounds: relative L2 1e-4 on the f32 path (float32 arithmetic in
@@ -237,6 +238,10 @@ int main(void) {
     char *tmp = make_temp_dir();
     make_case(tmp, "mamba-130m-shape", "mamba-130m", MAMBAC_ARCH_MAMBA1, 0, 0, 0, MAMBAC_DTYPE_F32, NULL);
     make_case(tmp, "mamba-130m-shape-bf16", "mamba-130m", MAMBAC_ARCH_MAMBA1, 0, 0, 0, MAMBAC_DTYPE_BF16, NULL);
+    /* the scan's per-channel kernels hold up to 16 states (8: a smaller template); 24 take
+     * the lanes-per-channel kernels in every pass */
+    make_case(tmp, "mamba1-N8", NULL, MAMBAC_ARCH_MAMBA1, 8, 0, 0, MAMBAC_DTYPE_F32, NULL);
+    make_case(tmp, "mamba1-N24", NULL, MAMBAC_ARCH_MAMBA1, 24, 0, 0, MAMBAC_DTYPE_F32, NULL);
     make_case(tmp, "mamba2-130m-shape", "mamba2-130m", MAMBAC_ARCH_MAMBA2, 0, 0, 0, MAMBAC_DTYPE_F32, NULL);
     make_case(tmp, "mamba2-N256-G4-P32", NULL, MAMBAC_ARCH_MAMBA2, 256, 32, 4, MAMBAC_DTYPE_F32, NULL);
     make_case(tmp, "mamba2-N64-G2-P128", NULL, MAMBAC_ARCH_MAMBA2, 64, 128, 2, MAMBAC_DTYPE_F32, NULL);

@@ -8,9 +8,9 @@
  * entering state, writing y. Twice the exponentials, T / MCU_CHUNK times the parallelism.
  *
  * Where that gives enough threads (chunked segments, large decode batches) one thread
- * owns one channel with all its N <= 32 states in registers, so dt's softplus, x, z and
- * the gate are computed once per channel and token, and the B and C rows (the same for
- * every channel) are read from shared memory. Otherwise (a few short segments, N > 32) a
+ * owns one channel with all its N <= 16 states in registers (the released checkpoints
+ * have 16), so dt's softplus, x, z and the gate are computed once per channel and token,
+ * and the B and C rows (the same for every channel) are read from shared memory. Otherwise (a few short segments, N > 16) a
  * group of LPC lanes (a power of two up to 32) per channel each hold SPL of the N states,
  * s . C summed across the group by shuffles: more threads for few tokens. */
 #include "cuda/cuda_ops.h"
@@ -104,6 +104,7 @@ __global__ static void scan_k(mcu_scan_args a, const mcu_seg *seg, int64_t n_seg
 template <int NS>
 __device__ static void rows_in(float (*sh)[NS + 1], const float *g, int64_t nc, int64_t N) {
     const int n = (int)N, total = (int)(nc * N); /* at most CHUNK_THREADS * 32 */
+#pragma unroll 4
     for (int i = threadIdx.x; i < total; i += CHUNK_THREADS) sh[i / n][i % n] = g[i];
 }
 template <int NS>
@@ -116,7 +117,8 @@ template <int NS, bool END_ONLY>
 __global__ static void __launch_bounds__(CHUNK_THREADS) scan_chunk_k(mcu_scan_args a, const mcu_seg *seg, mcu_chunks ch) {
     __shared__ __align__(16) float Bs[MCU_CHUNK][NS];
     __shared__ __align__(16) float Cs[END_ONLY ? 1 : MCU_CHUNK][NS];
-    __shared__ float rows[CHUNK_THREADS][NS + 1]; /* A, then the state in and out */
+    __shared__ float rows[CHUNK_THREADS][NS + 1];                   /* A; the state out of pass 1 */
+    __shared__ float srows[END_ONLY ? 1 : CHUNK_THREADS][NS + 1];  /* the state in and out */
     const mcu_seg g = seg[blockIdx.y];
     const int32_t j = (int32_t)blockIdx.z, t0 = j * MCU_CHUNK;
     const bool whole = g.chunk0 < 0; /* then g.n <= MCU_CHUNK */
@@ -133,16 +135,13 @@ __global__ static void __launch_bounds__(CHUNK_THREADS) scan_chunk_k(mcu_scan_ar
     float *st = whole ? g.ssm + c0 * N : ch.state + (int64_t)(g.chunk0 + j) * a.E * N + c0 * N; /* the block's rows */
     float s[NS], A2[NS];
     rows_in<NS>(rows, a.A + c0 * N, nc, N);
+    if (!END_ONLY) rows_in<NS>(srows, st, nc, N);
     __syncthreads();
 #pragma unroll
-    for (int n = 0; n < NS; n++) A2[n] = live && n < N ? rows[threadIdx.x][n] * MCU_LOG2E : 0.0f;
-    if (!END_ONLY) {
-        __syncthreads();
-        rows_in<NS>(rows, st, nc, N);
-        __syncthreads();
+    for (int n = 0; n < NS; n++) {
+        A2[n] = live && n < N ? rows[threadIdx.x][n] * MCU_LOG2E : 0.0f;
+        s[n] = !END_ONLY && live && n < N ? srows[threadIdx.x][n] : 0.0f;
     }
-#pragma unroll
-    for (int n = 0; n < NS; n++) s[n] = !END_ONLY && live && n < N ? rows[threadIdx.x][n] : 0.0f;
     float dsum = 0.0f;
     if (live) {
         const float Dc = a.D[c], bias = a.dt_bias[c];
@@ -164,12 +163,13 @@ __global__ static void __launch_bounds__(CHUNK_THREADS) scan_chunk_k(mcu_scan_ar
         }
     }
     if (END_ONLY || whole) {
-        __syncthreads(); /* every thread is done reading rows */
+        float(*out)[NS + 1] = END_ONLY ? rows : srows;
+        __syncthreads(); /* every thread is done reading them */
 #pragma unroll
         for (int n = 0; n < NS; n++)
-            if (n < N) rows[threadIdx.x][n] = s[n];
+            if (n < N) out[threadIdx.x][n] = s[n];
         __syncthreads();
-        rows_out<NS>(st, rows, nc, N);
+        rows_out<NS>(st, out, nc, N);
     }
     if (END_ONLY && live) ch.dtsum[(int64_t)(g.chunk0 + j) * a.E + c] = dsum;
 }
@@ -235,16 +235,15 @@ static void run_per_channel(const mcu_scan_args *a, const mcu_seg *seg, int64_t 
 
 /* One thread per channel wherever it gives enough threads to fill the GPU (long segments,
  * many sequences); lanes per channel for the few channels of a small decode batch, and for
- * N > 32. */
+ * N > 16. */
 #define PER_CHANNEL_MIN_THREADS 65536
 extern "C" void mcu_selective_scan(const mcu_scan_args *a, const mcu_seg *seg, int64_t n_seg, const mcu_chunks *ch,
                                    mcu_stream s) {
     if (n_seg <= 0) return;
-    if (a->N <= 32 && (ch->max_chunks_per_seg > 0 || n_seg * a->E >= PER_CHANNEL_MIN_THREADS)) {
+    if (a->N <= 16 && (ch->max_chunks_per_seg > 0 || n_seg * a->E >= PER_CHANNEL_MIN_THREADS)) {
         if (a->N <= 4) run_per_channel<4>(a, seg, n_seg, ch, s);
         else if (a->N <= 8) run_per_channel<8>(a, seg, n_seg, ch, s);
-        else if (a->N <= 16) run_per_channel<16>(a, seg, n_seg, ch, s);
-        else run_per_channel<32>(a, seg, n_seg, ch, s);
+        else run_per_channel<16>(a, seg, n_seg, ch, s);
         return;
     }
     int lpc = 1;
