@@ -8,7 +8,10 @@
  * from zero states, each variant checked against the CPU reference (cpu/ops.h) before it is
  * timed, the device-to-device copy bandwidth measured in the same run as the ceiling.
  * Times: median of 9 runs by CUDA events. GB/s counts the compulsory traffic (inputs and
- * states read once, outputs and states written once, float32).
+ * states read once, outputs and states written once, float32). Outputs start as NaN; a
+ * check fails above its bound (float32 paths 1e-5, bf16 tensor-core SSD 1e-2), and the
+ * "N passed, N failed" line and the exit status say so (scripts/test_cuda.sh runs it under
+ * compute-sanitizer).
  *   bench_cuda_kernels [L...] */
 #include <cuda_runtime_api.h>
 #include <math.h>
@@ -49,7 +52,18 @@ static int cmp_float(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Relative L2 distance of got from want over n floats. */
+/* Every check against the CPU: its bound, and the count of those within it (the summary
+ * line and exit status make the workbench a kernel test too: scripts/test_cuda.sh). */
+static int n_passed, n_failed;
+static double checked(double err, double bound) {
+    if (err >= 0) {
+        if (err <= bound) n_passed++;
+        else n_failed++, printf("FAILED: rel. L2 %.2e above %.0e\n", err, bound);
+    }
+    return err;
+}
+
+/* Relative L2 distance of got from want over n floats (NaN when either has one). */
 static double rel_l2(const float *got, const float *want, size_t n) {
     double d = 0, w = 0;
     for (size_t i = 0; i < n; i++) d += (double)(got[i] - want[i]) * (got[i] - want[i]), w += (double)want[i] * want[i];
@@ -148,6 +162,7 @@ static void bench_scan(int64_t B, int64_t n, int64_t E, double ceil_gbs) {
                           .y = dev_copy(NULL, (size_t)(T * E)), .y_stride = E};
     float *d_bc = dev_copy(BC, (size_t)(T * 2 * N));
     c.a.B = d_bc, c.a.C = d_bc + N;
+    cudaMemset(c.a.y, 0xff, (size_t)(T * E) * sizeof(float)); /* NaN: an output left unwritten fails the check */
     c.s = make_segment(B, n, d_state, EN, E);
     const float ms = time_runs(run_scan, &c, d_state, (size_t)(B * EN));
     double err = -1;
@@ -161,7 +176,7 @@ static void bench_scan(int64_t B, int64_t n, int64_t E, double ceil_gbs) {
             mc_selective_scan(&r);
         }
         die_on(cudaMemcpy(got, c.a.y, (size_t)(T * E) * sizeof *got, cudaMemcpyDeviceToHost), "download");
-        err = rel_l2(got, y, (size_t)(T * E));
+        err = checked(rel_l2(got, y, (size_t)(T * E)), 1e-5);
         free(state), free(got);
     }
     const double bytes = 4.0 * (4.0 * T * E + 2.0 * T * N + 2.0 * B * EN);
@@ -196,6 +211,7 @@ static void bench_ssd(int64_t B, int64_t n, int64_t H, int tc, double ceil_gbs) 
     c.a = (mcu_ssd_args){.H = H, .P = P, .N = N, .G = 1, .tc = tc, .x = dev_copy(x, (size_t)(T * E)), .x_stride = E,
                          .B = d_bc, .C = d_bc + N, .bc_stride = 2 * N, .dt = dev_copy(dt, (size_t)(T * H)),
                          .dt_stride = H, .A = dev_copy(A, (size_t)H), .y = dev_copy(NULL, (size_t)(T * E)), .y_stride = E};
+    cudaMemset(c.a.y, 0xff, (size_t)(T * E) * sizeof(float));
     c.s = make_segment(B, n, d_state, EN, H);
     const float ms = time_runs(run_ssd, &c, d_state, (size_t)(B * EN));
     double err = -1;
@@ -211,7 +227,7 @@ static void bench_ssd(int64_t B, int64_t n, int64_t H, int tc, double ceil_gbs) 
             mc_ssd_chunked(&r);
         }
         die_on(cudaMemcpy(got, c.a.y, (size_t)(T * E) * sizeof *got, cudaMemcpyDeviceToHost), "download");
-        err = rel_l2(got, y, (size_t)(T * E));
+        err = checked(rel_l2(got, y, (size_t)(T * E)), tc && n > 1 ? 1e-2 : 1e-5); /* bf16 operands: ~3e-3 */
         free(state), free(got), free(scratch);
     }
     const double bytes = 4.0 * (2.0 * T * E + 2.0 * T * N + T * H + 2.0 * B * EN);
@@ -249,6 +265,7 @@ static void bench_gemv(int64_t T, int64_t R, int64_t K, double ceil_gbs) {
     gemv_case c[COPIES];
     for (int k = 0; k < COPIES; k++) {
         c[k] = (gemv_case){dev_copy(NULL, (size_t)(T * R)), dev_copy(x, (size_t)(T * K)), NULL, T, R, K};
+        cudaMemset(c[k].out, 0xff, (size_t)(T * R) * sizeof(float));
         die_on(cudaMalloc(&c[k].W, (size_t)(R * K) * 2), "cudaMalloc");
         die_on(cudaMemcpy(c[k].W, w16, (size_t)(R * K) * 2, cudaMemcpyHostToDevice), "upload");
     }
@@ -274,7 +291,7 @@ static void bench_gemv(int64_t T, int64_t R, int64_t K, double ceil_gbs) {
     const double ms = t[RUNS / 2], bytes = 2.0 * R * K;
     printf("gemv (bf16 weights)    R %5lld K %5lld T %lld  %8.3f ms  %7.1f GB/s (%4.1f%% of copy)  rel. L2 vs CPU %.1e\n",
            (long long)R, (long long)K, (long long)T, ms, bytes / (ms * 1e-3) / 1e9, 100 * bytes / (ms * 1e-3) / 1e9 / ceil_gbs,
-           rel_l2(got, want, (size_t)(T * R)));
+           checked(rel_l2(got, want, (size_t)(T * R)), 1e-5));
     for (int k = 0; k < COPIES; k++) cudaFree(c[k].out), cudaFree(c[k].x), cudaFree(c[k].W);
     free(w), free(x), free(w16), free(got), free(want);
 }
@@ -300,5 +317,6 @@ int main(int argc, char **argv) {
     bench_gemv(1, 8512, 2048, ceil_gbs); /* mamba2-1.3b in_proj */
     bench_gemv(1, 2048, 4096, ceil_gbs); /* out_proj */
     bench_gemv(8, 8512, 2048, ceil_gbs);
-    return 0;
+    printf("%d passed, %d failed\n", n_passed, n_failed);
+    return n_failed ? 1 : 0;
 }
