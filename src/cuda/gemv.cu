@@ -1,8 +1,7 @@
 /* gemv.cu — products of a few rows (decode: T <= 8) with weights as stored on the device
  * (float32 or bf16), float32 activations, float32 sums: out (T, R) = x (T, K) W^T (+ beta
  * out). Memory-bound: each weight row is read once, 16 bytes a lane at a time, by one
- * warp, up to 8 such loads in flight per lane; the T activation rows come through L1
- * (every warp reads the same ones). A warp
+ * warp; the T activation rows come through L1 (every warp reads the same ones). A warp
  * per row, four rows per block. Rows whose K is not a multiple of 8 (or misaligned
  * pointers) take the scalar loop. */
 #include <cuda_bf16.h>
@@ -10,7 +9,6 @@
 #include "cuda/cuda_ops.h"
 
 #define ROWS_PER_BLOCK 4
-#define AHEAD 8
 
 __device__ static inline void load8(const float *w, float v[8]) {
     const float4 a = *(const float4 *)w, b = *(const float4 *)(w + 4);
@@ -37,22 +35,16 @@ __global__ static void gemv_k(float *out, int64_t ldo, const float *x, int64_t x
     float acc[NT];
     for (int t = 0; t < NT; t++) acc[t] = 0.0f;
     if (VEC) {
-        /* AHEAD 16-byte pieces of the row per lane are loaded before any is used: a warp
-         * waits on memory once per AHEAD * 256 weights, not once per 256 */
-        for (int64_t k0 = (int64_t)lane * 8; k0 < K; k0 += 256 * AHEAD) {
-            float wv[AHEAD][8];
-#pragma unroll
-            for (int d = 0; d < AHEAD; d++)
-                if (k0 + 256 * d < K) load8(w + k0 + 256 * d, wv[d]);
-#pragma unroll
-            for (int d = 0; d < AHEAD; d++) {
-                const int64_t k = k0 + 256 * d;
-                if (k >= K) break;
-                for (int t = 0; t < NT; t++) {
-                    float xv[8];
-                    load8(x + t * xs + k, xv);
-                    for (int i = 0; i < 8; i++) acc[t] += wv[d][i] * xv[i];
-                }
+        /* unrolled: several 16-byte loads of the row in flight per lane (the warps an SM
+         * holds are too few to cover the memory latency with one each) */
+#pragma unroll 4
+        for (int64_t k = (int64_t)lane * 8; k < K; k += 256) {
+            float wv[8];
+            load8(w + k, wv);
+            for (int t = 0; t < NT; t++) {
+                float xv[8];
+                load8(x + t * xs + k, xv);
+                for (int i = 0; i < 8; i++) acc[t] += wv[i] * xv[i];
             }
         }
     } else {

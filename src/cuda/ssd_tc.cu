@@ -69,70 +69,42 @@ __device__ static void chunk_cum(const mcu_ssd_args &a, int64_t h, int64_t r0, i
     __syncthreads();
 }
 
-/* A copy into shared memory: rows [0, rows) x cols [0, n) of a float32 source (row r at
- * src + r * ld) as bf16 rows of n + PAD, row r scaled by its factor (rows >= l are zero),
- * and, when dst2 is given, again with the second factor into dst2. n is a multiple of 16. */
-enum { SCALE_ONE, SCALE_DECAY_IN /* exp(cum_t) */, SCALE_DECAY_OUT /* exp(cum_last - cum_s) dt_s */ };
-typedef struct rows_job {
-    bf16 *dst, *dst2;
-    const float *src;
-    int64_t ld;
-    int n, rows, l, scale, scale2;
-} rows_job;
-
-__device__ static inline float row_scale(int kind, int r, const float *cum, const float *dts) {
-    return kind == SCALE_ONE ? 1.0f : kind == SCALE_DECAY_IN ? mcu_ex2(cum[r]) : mcu_ex2(cum[L - 1] - cum[r]) * dts[r];
-}
-
-/* The jobs' loads as one index space: each thread issues LOADS_AHEAD loads (of four floats
- * where a source's alignment allows) before it converts any, so that one block per SM —
- * too few warps to hide memory latency otherwise — waits on memory a few times, not once
- * per array and row block. */
-#define LOADS_AHEAD 8
-template <int NJ>
-__device__ static void load_jobs(const rows_job (&jobs)[NJ], const float *cum, const float *dts) {
-    int q[NJ], w[NJ], end[NJ], total = 0;
-#pragma unroll
-    for (int k = 0; k < NJ; k++) {
-        const bool vec = (uintptr_t)jobs[k].src % 16 == 0 && jobs[k].ld % 4 == 0;
-        w[k] = vec ? 4 : 1, q[k] = jobs[k].n / w[k];
-        total += jobs[k].rows * q[k];
-        end[k] = total;
-    }
+/* rows [0, R) x cols [0, n) of a float32 source (row r at src + r * ld) as bf16 rows of
+ * n + PAD, each row scaled by scale(r), and, when dst2 is given, scaled by scale2(r) into
+ * dst2 too; rows >= l are zero. n is a multiple of 16. Each thread issues LOADS_AHEAD
+ * loads before it uses any (one block per SM leaves few warps to hide memory latency), of
+ * four floats each where the source's alignment allows. */
+#define LOADS_AHEAD 4
+static __device__ inline float one(int) { return 1.0f; }
+template <int R, typename F, typename F2 = float (*)(int)>
+__device__ static void load_rows(bf16 *dst, const float *src, int64_t ld, int n, int l, F scale, bf16 *dst2 = nullptr,
+                                 F2 scale2 = one) {
+    const bool vec = ((uintptr_t)src % 16 == 0) && ld % 4 == 0;
+    const int w = vec ? 4 : 1, q = n / w, total = R * q; /* loads of w floats */
     for (int i0 = threadIdx.x; i0 < total; i0 += THREADS * LOADS_AHEAD) {
         float4 v[LOADS_AHEAD];
 #pragma unroll
         for (int u = 0; u < LOADS_AHEAD; u++) {
-            const int i = i0 + u * THREADS;
+            const int i = i0 + u * THREADS, r = i / q, c = (i % q) * w;
             v[u] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-#pragma unroll
-            for (int k = 0; k < NJ; k++) {
-                const int start = k ? end[k - 1] : 0;
-                if (i < start || i >= end[k]) continue;
-                const int r = (i - start) / q[k], c = (i - start) % q[k] * w[k];
-                if (r >= jobs[k].l) continue;
-                const float *p = jobs[k].src + (int64_t)r * jobs[k].ld + c;
-                if (w[k] == 4) v[u] = __ldg((const float4 *)p);
+            if (i < total && r < l) {
+                const float *p = src + (int64_t)r * ld + c;
+                if (vec) v[u] = __ldg((const float4 *)p);
                 else v[u].x = __ldg(p);
             }
         }
 #pragma unroll
         for (int u = 0; u < LOADS_AHEAD; u++) {
-            const int i = i0 + u * THREADS;
-#pragma unroll
-            for (int k = 0; k < NJ; k++) {
-                const int start = k ? end[k - 1] : 0;
-                if (i < start || i >= end[k]) continue;
-                const int r = (i - start) / q[k], c = (i - start) % q[k] * w[k];
-                for (int d = 0; d < (jobs[k].dst2 ? 2 : 1); d++) {
-                    const float f = r >= jobs[k].l ? 0.0f : row_scale(d ? jobs[k].scale2 : jobs[k].scale, r, cum, dts);
-                    bf16 *o = (d ? jobs[k].dst2 : jobs[k].dst) + r * (jobs[k].n + PAD) + c;
-                    if (w[k] == 4) {
-                        *(__nv_bfloat162 *)o = __floats2bfloat162_rn(v[u].x * f, v[u].y * f);
-                        *(__nv_bfloat162 *)(o + 2) = __floats2bfloat162_rn(v[u].z * f, v[u].w * f);
-                    } else {
-                        *o = __float2bfloat16(v[u].x * f);
-                    }
+            const int i = i0 + u * THREADS, r = i / q, c = (i % q) * w;
+            if (i >= total) break;
+            for (int d = 0; d < (dst2 ? 2 : 1); d++) {
+                const float k = r >= l ? 0.0f : d ? scale2(r) : scale(r);
+                bf16 *o = (d ? dst2 : dst) + r * (n + PAD) + c;
+                if (vec) {
+                    *(__nv_bfloat162 *)o = __floats2bfloat162_rn(v[u].x * k, v[u].y * k);
+                    *(__nv_bfloat162 *)(o + 2) = __floats2bfloat162_rn(v[u].z * k, v[u].w * k);
+                } else {
+                    *o = __float2bfloat16(v[u].x * k);
                 }
             }
         }
@@ -152,10 +124,9 @@ __global__ static void __launch_bounds__(THREADS) ssd_tc_end(mcu_ssd_args a, con
     const int lp = P + PAD, ln = N + PAD;
     bf16 *xw = (bf16 *)smem, *bs = xw + L * lp; /* (L, P), (L, N) */
     chunk_cum(a, h, r0, l, dts, cum, &dsum);
-    const rows_job jobs[2] = {
-        {xw, nullptr, a.x + r0 * a.x_stride + h * P, a.x_stride, P, L, l, SCALE_DECAY_OUT, SCALE_ONE},
-        {bs, nullptr, a.B + r0 * a.bc_stride + grp * N, a.bc_stride, N, L, l, SCALE_ONE, SCALE_ONE}};
-    load_jobs(jobs, cum, dts);
+    const float last = cum[L - 1];
+    load_rows<L>(xw, a.x + r0 * a.x_stride + h * P, a.x_stride, P, l, [&](int s) { return mcu_ex2(last - cum[s]) * dts[s]; });
+    load_rows<L>(bs, a.B + r0 * a.bc_stride + grp * N, a.bc_stride, N, l, one);
     __syncthreads();
     const int64_t chunk = (int64_t)g.chunk0 + blockIdx.z;
     float *S = ch.state + chunk * a.H * P * N + h * P * N;
@@ -204,13 +175,12 @@ __global__ static void __launch_bounds__(THREADS) ssd_tc_out(mcu_ssd_args a, con
     bf16 *ce = (bf16 *)(smem + out_region0(P, N)), *xs = ce + L * ln, *st = xs + L * lp, *ms = st + P * ln;
     float *scratch = (float *)(ms + L * ll) + (threadIdx.x / 32) * 256;
     chunk_cum(a, h, r0, l, dts, cum, &dsum);
+    const float *C = a.C + r0 * a.bc_stride + grp * N;
+    load_rows<L>(cs, C, a.bc_stride, N, l, one, ce, [&](int t) { return mcu_ex2(cum[t]); });
+    load_rows<L>(bs, a.B + r0 * a.bc_stride + grp * N, a.bc_stride, N, l, one);
+    load_rows<L>(xs, a.x + r0 * a.x_stride + h * P, a.x_stride, P, l, one);
     const float *S = ch.state + ((int64_t)g.chunk0 + blockIdx.z) * a.H * P * N + h * P * N; /* S_in (P, N) */
-    const rows_job jobs[4] = {
-        {cs, ce, a.C + r0 * a.bc_stride + grp * N, a.bc_stride, N, L, l, SCALE_ONE, SCALE_DECAY_IN},
-        {bs, nullptr, a.B + r0 * a.bc_stride + grp * N, a.bc_stride, N, L, l, SCALE_ONE, SCALE_ONE},
-        {xs, nullptr, a.x + r0 * a.x_stride + h * P, a.x_stride, P, L, l, SCALE_ONE, SCALE_ONE},
-        {st, nullptr, S, N, N, P, P, SCALE_ONE, SCALE_ONE}};
-    load_jobs(jobs, cum, dts);
+    load_rows<P>(st, S, N, N, P, one);
     __syncthreads();
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, lt = L / 16;
     /* M, tile by tile of the lower triangle: C B^T through the warp's scratch */
