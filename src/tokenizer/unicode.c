@@ -77,8 +77,69 @@ static int append(unsigned char **buf, size_t *len, size_t *cap, const void *src
     return 1;
 }
 
-unsigned char *mc_nfc(const unsigned char *text, size_t len, size_t *out_len) {
-    size_t i = 0;
+static int ccc(int32_t cp) { return utf8proc_get_property(cp)->combining_class; }
+
+/* Stable merge sort of cp[0..n) by combining class (tmp: n entries). */
+static void sort_marks(int32_t *cp, int32_t *tmp, size_t n, size_t *work) {
+    if (n < 2) return;
+    const size_t h = n / 2;
+    sort_marks(cp, tmp, h, work);
+    sort_marks(cp + h, tmp, n - h, work);
+    size_t i = 0, j = h, k = 0;
+    while (i < h && j < n) {
+        ++*work;
+        tmp[k++] = ccc(cp[j]) < ccc(cp[i]) ? cp[j++] : cp[i++]; /* ties keep their order */
+    }
+    while (i < h) tmp[k++] = cp[i++];
+    while (j < n) tmp[k++] = cp[j++];
+    memcpy(cp, tmp, n * sizeof *cp);
+}
+
+/* NFC of a run of valid UTF-8 (n bytes) appended to out: canonical decomposition a code
+ * point at a time, canonical ordering (each maximal run of combining marks stably sorted
+ * by class, n log n), canonical composition — utf8proc's steps, except the ordering:
+ * utf8proc_map orders by adjacent swaps, quadratic in the length of a run of marks, which
+ * a prompt can make as long as it likes. */
+static int nfc_valid(const unsigned char *s, size_t n, unsigned char **out, size_t *len, size_t *cap, size_t *work) {
+    const utf8proc_option_t opt = UTF8PROC_STABLE | UTF8PROC_COMPOSE;
+    size_t room = n + 16, m = 0;
+    int32_t *cp = malloc(room * sizeof *cp), *tmp = NULL;
+    int ok = cp != NULL;
+    for (size_t i = 0; ok && i < n;) {
+        int32_t c;
+        i += (size_t)mc_utf8_decode(s + i, n - i, &c);
+        for (;;) { /* decompositions are a few code points; grow until this one fits */
+            int bound = 0;
+            const utf8proc_ssize_t k = utf8proc_decompose_char(c, cp + m, (utf8proc_ssize_t)(room - m), opt, &bound);
+            if (k < 0) { ok = 0; break; }
+            if ((size_t)k <= room - m) { m += (size_t)k; break; }
+            int32_t *g = realloc(cp, (room = 2 * room + (size_t)k) * sizeof *cp);
+            if (!g) { ok = 0; break; }
+            cp = g;
+        }
+    }
+    if (ok && !(tmp = malloc((m ? m : 1) * sizeof *tmp))) ok = 0;
+    for (size_t i = 0; ok && i < m;) {
+        if (ccc(cp[i]) == 0) { i++; continue; }
+        size_t j = i;
+        while (j < m && ccc(cp[j]) != 0) j++;
+        sort_marks(cp + i, tmp, j - i, work);
+        i = j;
+    }
+    utf8proc_ssize_t k = ok ? utf8proc_normalize_utf32(cp, (utf8proc_ssize_t)m, opt) : -1;
+    for (utf8proc_ssize_t i = 0; k >= 0 && i < k; i++) {
+        unsigned char b[4];
+        if (!append(out, len, cap, b, (size_t)mc_utf8_encode(cp[i], b))) k = -1;
+    }
+    free(cp);
+    free(tmp);
+    return k >= 0;
+}
+
+unsigned char *mc_nfc_counted(const unsigned char *text, size_t len, size_t *out_len, size_t *work) {
+    size_t i = 0, unused = 0;
+    if (!work) work = &unused;
+    *work = 0;
     while (i < len && text[i] < 0x80) i++;
     unsigned char *out = NULL;
     size_t n = 0, cap = len + 1;
@@ -98,12 +159,9 @@ unsigned char *mc_nfc(const unsigned char *text, size_t len, size_t *out_len) {
             if (cp < 0) break;
             q += (size_t)l;
         }
-        if (q > p) {
-            utf8proc_uint8_t *nf = NULL;
-            utf8proc_ssize_t r = utf8proc_map(text + p, (utf8proc_ssize_t)(q - p), &nf, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
-            int ok = r >= 0 && append(&out, &n, &cap, nf, (size_t)r);
-            free(nf);
-            if (!ok) { free(out); return NULL; }
+        if (q > p && !nfc_valid(text + p, q - p, &out, &n, &cap, work)) {
+            free(out);
+            return NULL;
         }
         for (; q < len; q++) { /* invalid bytes until the next valid character */
             int l = mc_utf8_decode(text + q, len - q, &cp);
@@ -115,6 +173,10 @@ unsigned char *mc_nfc(const unsigned char *text, size_t len, size_t *out_len) {
     }
     *out_len = n;
     return out;
+}
+
+unsigned char *mc_nfc(const unsigned char *text, size_t len, size_t *out_len) {
+    return mc_nfc_counted(text, len, out_len, NULL);
 }
 
 int32_t mc_byte_to_cp(unsigned char b) {

@@ -23,6 +23,9 @@ int mc_char_class(int32_t cp);
  * byte (byte-level BPE encodes any bytes); ASCII-only input is returned as a copy
  * without calling utf8proc. Returns NULL on allocation failure. */
 unsigned char *mc_nfc(const unsigned char *text, size_t len, size_t *out_len);
+/* The same, counting into *work the comparisons of the canonical ordering (linear time:
+ * n log n in a run of combining marks; tests measure it). */
+unsigned char *mc_nfc_counted(const unsigned char *text, size_t len, size_t *out_len, size_t *work);
 
 /* Byte-level alphabet: byte b ↔ code point. */
 int32_t mc_byte_to_cp(unsigned char b);
