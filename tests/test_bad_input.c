@@ -319,7 +319,31 @@ static void expect_raw_pickle(const void *bytes, size_t n, const char *substr, c
     if (s == MAMBAC_OK) mc_pickled_tensors_free(t, nt);
 }
 
+/* MEMOIZE's key is the number of memo entries (Python's len(memo)), found in constant
+ * time: after LONG_BINPUT to slot 2^24 - 1 the next MEMOIZE stores at 1 and BINGET 1 reads
+ * it back. (The key had been found by scanning the memo from its top: an 8 KB pickle of
+ * MEMOIZEs after one far BINPUT scanned 16M slots each, 40 s.) 200 000 MEMOIZEs follow, then
+ * a STOP on a dict that holds no tensor. */
+static void test_pickle_memo(void) {
+    const size_t n_memoize = 200000;
+    unsigned char *b = malloc(16 + n_memoize);
+    size_t k = 0;
+    b[k++] = 0x80, b[k++] = 2, b[k++] = '}';                    /* PROTO 2, EMPTY_DICT */
+    b[k++] = 'r', b[k++] = 0xff, b[k++] = 0xff, b[k++] = 0xff, b[k++] = 0; /* LONG_BINPUT 2^24 - 1 */
+    b[k++] = 0x94, b[k++] = 'h', b[k++] = 1;                     /* MEMOIZE (key 1), BINGET 1 */
+    for (size_t i = 0; i < n_memoize; i++) b[k++] = 0x94;
+    b[k++] = '.';
+    mc_pickled_tensor *t = NULL;
+    size_t nt = 0;
+    mambac_error err = {{0}};
+    mambac_status s = mc_pickle_state_dict(b, k, "x.pkl", &t, &nt, &err);
+    CHECK(s == MAMBAC_OK ? nt == 0 : strstr(err.msg, "memo") == NULL, "memo: MEMOIZE after a far BINPUT keys by count: %s", err.msg);
+    if (s == MAMBAC_OK) mc_pickled_tensors_free(t, nt);
+    free(b);
+}
+
 static void test_pickle(void) {
+    test_pickle_memo();
     float store[6] = {1.5f, 2, 3, 4, 5, 6};
     int shape[2] = {2, 3}, stride[2] = {3, 1};
     pk p;

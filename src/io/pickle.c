@@ -37,7 +37,7 @@ typedef struct vm {
     mambac_error *err;
     value *pool; size_t npool, cappool;
     int32_t *stack; size_t nstack, capstack;
-    int32_t *memo; size_t capmemo;
+    int32_t *memo; size_t capmemo, nmemo; /* nmemo: slots set (MEMOIZE's key, as Python's len(memo)) */
     mc_pickled_tensor *tensors; size_t ntensors, captensors;
 } vm;
 
@@ -303,6 +303,7 @@ static int memo_put(vm *m, uint64_t idx) {
     size_t old = m->capmemo;
     if (!grow((void **)&m->memo, &m->capmemo, (size_t)idx + 1, sizeof(int32_t))) return fail(m, "out of memory"), 0;
     for (size_t i = old; i < m->capmemo; i++) m->memo[i] = -1;
+    if (m->memo[idx] < 0) m->nmemo++;
     m->memo[idx] = m->stack[m->nstack - 1];
     return 1;
 }
@@ -394,13 +395,7 @@ static mambac_status run(vm *m, int32_t *result) {
         }
         case 'q': ok = read_uint(m, 1, &u) && memo_put(m, u); break;
         case 'r': ok = read_uint(m, 4, &u) && memo_put(m, u); break;
-        case 0x94: { /* MEMOIZE: next free slot */
-            size_t next = 0;
-            for (size_t i = m->capmemo; i-- > 0;)
-                if (m->memo[i] >= 0) { next = i + 1; break; }
-            ok = memo_put(m, next);
-            break;
-        }
+        case 0x94: ok = memo_put(m, m->nmemo); break; /* MEMOIZE: the key is the number of entries */
         case 'h': ok = read_uint(m, 1, &u) && memo_get(m, u); break;
         case 'j': ok = read_uint(m, 4, &u) && memo_get(m, u); break;
         case 't': ok = make_tuple(m, -1, V_TUPLE); break;
