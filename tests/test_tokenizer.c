@@ -20,7 +20,7 @@
 #include "check.h"
 #include "mambac.h"
 #include "testutil.h"
-#include "tokenizer/strset.h"
+#include "core/strset.h"
 #include "tokenizer/unicode.h"
 
 #include <utf8proc.h>

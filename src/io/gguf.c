@@ -8,6 +8,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/strset.h"
 
 #define MAX_KEY 65535
 #define MAX_NAME 512
@@ -142,9 +143,6 @@ static mambac_status parse_kv(cursor *c, mc_gguf *g, uint64_t n_kv) {
         kv->key[klen] = 0;
         g->n_kv++;
         if (strlen(kv->key) != klen || klen == 0) return fail(c, "metadata key empty or with a NUL byte"), c->st;
-        if (mc_gguf_find(g, kv->key) != kv)
-            return c->st = mc_fail(c->err, MAMBAC_ERR_FORMAT, "%s: malformed GGUF: metadata key '%s' appears twice", c->path,
-                           kv->key);
         kv->type = type;
         kv->n = 1;
         if (type == MC_GGUF_ARRAY) {
@@ -165,6 +163,15 @@ static mambac_status parse_kv(cursor *c, mc_gguf *g, uint64_t n_kv) {
             skip_value(c, type);
         }
     }
+    if (c->st != MAMBAC_OK) return c->st;
+    /* every key once: a set of the keys read (sized by them, not by the file's count) */
+    mc_strset keys;
+    if (!mc_strset_init(&keys, g->n_kv)) return c->st = mc_fail(c->err, MAMBAC_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < g->n_kv && c->st == MAMBAC_OK; i++)
+        if (!mc_strset_add(&keys, g->kv[i].key, strlen(g->kv[i].key)))
+            c->st = mc_fail(c->err, MAMBAC_ERR_FORMAT, "%s: malformed GGUF: metadata key '%s' appears twice", c->path,
+                            g->kv[i].key);
+    mc_strset_free(&keys);
     return c->st;
 }
 

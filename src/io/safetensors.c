@@ -124,7 +124,7 @@ mambac_status mc_safetensors_parse(const unsigned char *data, size_t size, const
     }
 done:
     if (st != MAMBAC_OK) { /* leave the list as it was */
-        while (out->n > first) free(out->v[--out->n].name);
+        mc_tensor_list_truncate(out, first);
     }
     free(spans);
     cJSON_Delete(root);

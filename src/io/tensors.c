@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/hash.h"
 
 size_t mc_elem_size(mc_elem e) {
     switch (e) {
@@ -37,9 +38,34 @@ int mc_elem_to_dtype(mc_elem e, mambac_dtype *out) {
     }
 }
 
+/* The slot of name: its entry's, or the empty one where it would go. */
+static size_t slot_of(const mc_tensor_list *l, const char *name, uint64_t *probes) {
+    const size_t len = strlen(name);
+    for (size_t i = mc_hash_bytes((const unsigned char *)name, len) & l->mask;; i = (i + 1) & l->mask) {
+        ++*probes;
+        if (l->slots[i] < 0 || strcmp(l->v[l->slots[i]].name, name) == 0) return i;
+    }
+}
+
+/* A table for at least `entries` names, at most half full, with the current entries. */
+static int reindex(mc_tensor_list *l, size_t entries) {
+    size_t cap = 64;
+    while (cap < 2 * entries + 2) cap *= 2;
+    int32_t *slots = malloc(cap * sizeof *slots);
+    if (!slots) return 0;
+    for (size_t i = 0; i < cap; i++) slots[i] = -1;
+    free(l->slots);
+    l->slots = slots, l->mask = cap - 1;
+    for (size_t k = 0; k < l->n; k++) l->slots[slot_of(l, l->v[k].name, &l->probes)] = (int32_t)k;
+    return 1;
+}
+
 mambac_status mc_tensor_list_add(mc_tensor_list *l, const mc_tensor_entry *e, mambac_error *err) {
-    if (mc_tensor_list_find(l, e->name))
-        return mc_fail(err, MAMBAC_ERR_FORMAT, "%s: tensor '%s' appears twice", e->file, e->name);
+    if (l->n >= INT32_MAX / 2) return mc_fail(err, MAMBAC_ERR_FORMAT, "%s: too many tensors", e->file);
+    if ((!l->slots || 2 * (l->n + 1) > l->mask + 1) && !reindex(l, 2 * l->n + 64))
+        return mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
+    const size_t slot = slot_of(l, e->name, &l->probes);
+    if (l->slots[slot] >= 0) return mc_fail(err, MAMBAC_ERR_FORMAT, "%s: tensor '%s' appears twice", e->file, e->name);
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 64;
         mc_tensor_entry *v = realloc(l->v, cap * sizeof *v);
@@ -51,20 +77,49 @@ mambac_status mc_tensor_list_add(mc_tensor_list *l, const mc_tensor_entry *e, ma
     *d = *e;
     d->name = strdup(e->name);
     if (!d->name) return mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
-    l->n++;
+    l->slots[slot] = (int32_t)l->n++;
     return MAMBAC_OK;
 }
 
 const mc_tensor_entry *mc_tensor_list_find(const mc_tensor_list *l, const char *name) {
-    /* Linear: checkpoints hold hundreds of tensors and lookups happen once at load. */
-    for (size_t i = 0; i < l->n; i++)
-        if (strcmp(l->v[i].name, name) == 0) return &l->v[i];
-    return NULL;
+    if (!l->slots) return NULL;
+    uint64_t probes = 0;
+    const int32_t k = l->slots[slot_of(l, name, &probes)];
+    return k >= 0 ? &l->v[k] : NULL;
+}
+
+void mc_tensor_list_truncate(mc_tensor_list *l, size_t n) {
+    if (n >= l->n) return;
+    while (l->n > n) free(l->v[--l->n].name);
+    if (!reindex(l, l->n)) { /* no memory for a new table: clear this one and refill it */
+        for (size_t i = 0; i <= l->mask; i++) l->slots[i] = -1;
+        for (size_t k = 0; k < l->n; k++) l->slots[slot_of(l, l->v[k].name, &l->probes)] = (int32_t)k;
+    }
+}
+
+mambac_status mc_tensor_list_reindex(mc_tensor_list *l, mambac_error *err) {
+    const size_t n = l->n;
+    l->n = 0; /* re-added one by one, so that a duplicate is found */
+    if (!reindex(l, n)) {
+        l->n = n;
+        return mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
+    }
+    for (size_t k = 0; k < n; k++) {
+        const size_t slot = slot_of(l, l->v[k].name, &l->probes);
+        if (l->slots[slot] >= 0) {
+            l->n = n;
+            return mc_fail(err, MAMBAC_ERR_FORMAT, "%s: tensor '%s' appears twice", l->v[k].file, l->v[k].name);
+        }
+        l->slots[slot] = (int32_t)k;
+        l->n = k + 1;
+    }
+    return MAMBAC_OK;
 }
 
 void mc_tensor_list_free(mc_tensor_list *l) {
     for (size_t i = 0; i < l->n; i++) free(l->v[i].name);
     free(l->v);
+    free(l->slots);
     memset(l, 0, sizeof *l);
 }
 

@@ -37,14 +37,24 @@ typedef struct mc_tensor_entry {
     const char *file;    /* path for messages; owned by whoever mapped the file */
 } mc_tensor_entry;
 
+/* Entries in file order, with a hash index of their names (lookups and the duplicate
+ * check in constant time: files may list any number of tensors). Zero-initialised is
+ * empty; change n and the names only through the functions below. */
 typedef struct mc_tensor_list {
     mc_tensor_entry *v;
     size_t n, cap;
+    int32_t *slots;  /* index into v, or -1; a power-of-two table at most half full */
+    size_t mask;
+    uint64_t probes; /* slots looked at by adds: the work done (tests check it is linear) */
 } mc_tensor_list;
 
 /* Appends a copy of e (its name is duplicated). Fails on a duplicate name. */
 mambac_status mc_tensor_list_add(mc_tensor_list *l, const mc_tensor_entry *e, mambac_error *err);
 const mc_tensor_entry *mc_tensor_list_find(const mc_tensor_list *l, const char *name);
+/* Drops the entries from n on (an add of several that failed part way). */
+void mc_tensor_list_truncate(mc_tensor_list *l, size_t n);
+/* Rebuilds the index after names were changed in place; fails on a name now twice. */
+mambac_status mc_tensor_list_reindex(mc_tensor_list *l, mambac_error *err);
 void mc_tensor_list_free(mc_tensor_list *l);
 
 /* Product of the shape with overflow detection: 0 on overflow past `limit`. */

@@ -88,7 +88,7 @@ static mambac_status rename_tensors(struct mambac_model *m, mambac_error *err) {
         free(e->name);
         e->name = name;
     }
-    return MAMBAC_OK;
+    return mc_tensor_list_reindex(&m->tensors, err); /* two GGUF names for one tensor are refused here */
 }
 
 static int has_tensor(const mc_tensor_list *l, const char *name) { return mc_tensor_list_find(l, name) != NULL; }

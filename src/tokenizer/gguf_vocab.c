@@ -13,7 +13,7 @@
 #include "core/error.h"
 #include "io/file.h"
 #include "io/gguf.h"
-#include "tokenizer/strset.h"
+#include "core/strset.h"
 #include "tokenizer/tokenizer.h"
 
 static cJSON *str_n(const char *s, size_t n) {

@@ -17,13 +17,6 @@
 #define MAX_TOKENIZER_BYTES (256u << 20)
 #define MAX_IDS (1 << 24)
 
-uint64_t mc_hash_bytes(const unsigned char *p, size_t n) {
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
-    h ^= h >> 29;
-    return h ? h : 1;
-}
-
 static size_t pow2_at_least(size_t n) {
     size_t c = 16;
     while (c < n) c <<= 1;

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "core/hash.h"
 #include "mambac.h"
 
 typedef struct mc_added_token {
@@ -82,7 +83,6 @@ mambac_status mc_tokenizer_from_json(const char *text, size_t len, const char *n
                                      mambac_error *err);
 
 /* Loader internals shared with the encoder (load.c). */
-uint64_t mc_hash_bytes(const unsigned char *p, size_t n);
 int32_t mc_vocab_lookup(const struct mambac_tokenizer *t, const unsigned char *p, size_t n);
 int mc_merge_lookup(const mc_merge_map *m, int32_t a, int32_t b, uint32_t *rank, int32_t *merged);
 

@@ -1,10 +1,10 @@
 /* strset.c — see strset.h. */
-#include "tokenizer/strset.h"
+#include "core/strset.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokenizer/tokenizer.h"
+#include "core/hash.h"
 
 int mc_strset_init(mc_strset *set, size_t expected) {
     memset(set, 0, sizeof *set);
