@@ -499,6 +499,12 @@ static void test_eval_and_state(void) {
     copy[f.size / 2] ^= 0x40;
     write_file(bp, copy, f.size);
     CHECK(mambac_state_load(st, bp, &err) == MAMBAC_ERR_FORMAT && strstr(err.msg, "checksum"), "corrupt state: %s", err.msg);
+    copy[f.size / 2] ^= 0x40;
+    memset(copy + 8 + 4 * 9, 0xff, 8); /* the token count (after magic and 9 header words), outside the checksum */
+    write_file(bp, copy, f.size);
+    CHECK(mambac_state_load(st, bp, &err) == MAMBAC_ERR_FORMAT && strstr(err.msg, "token count"), "token count 2^64-1: %s",
+          err.msg);
+    CHECK(mambac_state_n_tokens(st) == 3, "state unchanged after a refused token count");
     write_file(bp, "hello", 5);
     CHECK(mambac_state_load(st, bp, &err) == MAMBAC_ERR_FORMAT && strstr(err.msg, "not a mambac state file"), "not a state: %s",
           err.msg);

@@ -564,13 +564,35 @@ static void test_bad_input(const char *tmp) {
     char *saved = read_text(opt);
     FILE *f = fopen(opt, "r+b");
     fseek(f, -4, SEEK_END);
-    fputc('x', f);
+    const int orig = fgetc(f);
+    fseek(f, -4, SEEK_END);
+    fputc(orig == 'x' ? 'y' : 'x', f);
     fclose(f);
     r = mc_train_default_config();
     r.resume = ck, r.steps = 0;
     expect_fail(&r, "does not match the checksum", "tampered optimizer state");
     char *after = read_text(sp);
     CHECK(before && after && strcmp(before, after) == 0, "a failed resume changed train_state.json");
+    f = fopen(opt, "r+b"); /* the optimizer state as saved again */
+    fseek(f, -4, SEEK_END);
+    fputc(orig, f);
+    fclose(f);
+    /* numbers no count can be: refused with a message, never converted (UBSan's
+     * float-cast-overflow) nor multiplied past int64 */
+    static const char *bad[][3] = {{"step", "1e300", "out of range"}, {"step", "-5", "out of range"},
+                                   {"batch", "1e300", "batch"}, {"seq", "4.5", "sequence length"},
+                                   {"batch", "9007199254740992", "too large"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *edited = json_set_field(before, bad[i][0], bad[i][1]);
+        write_file(sp, edited, strlen(edited));
+        r = mc_train_default_config();
+        r.resume = ck, r.steps = 0;
+        char label[64];
+        snprintf(label, sizeof label, "train_state.json %s = %s", bad[i][0], bad[i][1]);
+        expect_fail(&r, bad[i][2], label);
+        free(edited);
+    }
+    write_file(sp, before, strlen(before));
     free(saved), free(before), free(after), free(sp), free(mp), free(opt);
     free(empty), free(small), free(data);
 }

@@ -170,6 +170,10 @@ static mambac_status load_bytes(mambac_state *s, const unsigned char *d, size_t 
         return mc_fail(err, MAMBAC_ERR_FORMAT, "%s: truncated or wrong-sized state file", what);
     if (get_le(d + HEADER_BYTES + payload, 4) != fnv1a(d + HEADER_BYTES, payload))
         return mc_fail(err, MAMBAC_ERR_FORMAT, "%s: state file checksum mismatch (corrupt)", what);
+    const uint64_t n_tokens = get_le(d + 8 + 4 * STATE_HEADER_U32, 8);
+    if (n_tokens > (UINT64_C(1) << 62)) /* outside the checksum; counts must stay far from overflow */
+        return mc_fail(err, MAMBAC_ERR_FORMAT, "%s: state file's token count %llu is out of range", what,
+                       (unsigned long long)n_tokens);
     const mc_backend *be = s->model->be;
     if (be->host_states) {
         memcpy(s->data, d + HEADER_BYTES, payload);
@@ -180,7 +184,7 @@ static mambac_status load_bytes(mambac_state *s, const unsigned char *d, size_t 
         be->state_write(s->model, s->data, tmp, s->n_floats);
         free(tmp);
     }
-    s->n_tokens = (int64_t)get_le(d + 8 + 4 * STATE_HEADER_U32, 8);
+    s->n_tokens = (int64_t)n_tokens;
     return MAMBAC_OK;
 }
 

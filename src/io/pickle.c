@@ -528,8 +528,10 @@ static mambac_status resolve(const mc_pickled_tensor *t, const mc_zip_entry *dat
     uint64_t numel;
     if (!mc_shape_numel(t->shape, t->ndim, UINT64_MAX / 8, &numel))
         return mc_fail(err, MAMBAC_ERR_FORMAT, "%s: tensor '%s' has an invalid shape", path, t->name);
+    /* With no zero dimension every partial product is at most numel (no overflow); an
+     * empty tensor has no bytes to lay out, whatever its strides. */
     int64_t expect = 1;
-    for (int i = t->ndim - 1; i >= 0; i--) {
+    for (int i = t->ndim - 1; numel > 0 && i >= 0; i--) {
         if (t->shape[i] != 1 && t->stride[i] != expect)
             return mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "%s: tensor '%s' is not contiguous", path, t->name);
         expect *= t->shape[i];

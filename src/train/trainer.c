@@ -77,6 +77,16 @@ static double num(const cJSON *o, const char *k, double def) {
     return cJSON_IsNumber(v) ? v->valuedouble : def;
 }
 
+/* An integer field: def when absent; -1 when not an integer in [0, 2^53] (every field is
+ * a count, and -1 is refused by check_config or the caller), so that no out-of-range
+ * double is converted. */
+static int64_t count(const cJSON *o, const char *k, int64_t def) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!v) return def;
+    const double d = cJSON_IsNumber(v) ? v->valuedouble : -1;
+    return d >= 0 && d <= 9007199254740992.0 && d == (double)(int64_t)d ? (int64_t)d : -1;
+}
+
 static uint64_t hex_u64(const cJSON *o, const char *k) {
     const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
     return s ? strtoull(s, NULL, 16) : 0;
@@ -85,13 +95,13 @@ static uint64_t hex_u64(const cJSON *o, const char *k) {
 /* The run's settings from a checkpoint's saved config (steps, threads, time limit and
  * the callback stay as given). */
 static void config_from_json(mc_train_config *c, const cJSON *j) {
-    c->batch = (int64_t)num(j, "batch", (double)c->batch);
-    c->seq = (int64_t)num(j, "seq", (double)c->seq);
-    c->warmup = (int64_t)num(j, "warmup", (double)c->warmup);
-    c->accum = (int64_t)num(j, "accum", (double)c->accum);
-    c->eval_every = (int64_t)num(j, "eval_every", (double)c->eval_every);
-    c->eval_windows = (int64_t)num(j, "eval_windows", (double)c->eval_windows);
-    c->save_every = (int64_t)num(j, "save_every", (double)c->save_every);
+    c->batch = count(j, "batch", c->batch);
+    c->seq = count(j, "seq", c->seq);
+    c->warmup = count(j, "warmup", c->warmup);
+    c->accum = count(j, "accum", c->accum);
+    c->eval_every = count(j, "eval_every", c->eval_every);
+    c->eval_windows = count(j, "eval_windows", c->eval_windows);
+    c->save_every = count(j, "save_every", c->save_every);
     c->lr = (float)num(j, "lr", c->lr);
     c->min_lr = (float)num(j, "min_lr", c->min_lr);
     c->weight_decay = (float)num(j, "weight_decay", c->weight_decay);
@@ -116,7 +126,8 @@ static mambac_status check_config(const mc_train_config *c, mambac_error *err) {
         !(c->beta1 >= 0 && c->beta1 < 1) || !(c->beta2 >= 0 && c->beta2 < 1))
         return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "learning rates, weight decay, clip or betas out of range");
     if (!(c->val_frac > 0 && c->val_frac < 1)) return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "validation fraction must be in (0, 1)");
-    if ((int64_t)c->batch * c->seq > (1 << 24)) return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "batch * sequence length too large");
+    if (c->batch > (1 << 24) / c->seq) return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "batch * sequence length too large");
+    if (c->steps > (INT64_C(1) << 40)) return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "steps out of range");
     return MAMBAC_OK;
 }
 
@@ -213,12 +224,14 @@ mambac_status mc_train_run(const mc_train_config *cfg_in, mambac_error *err) {
         const cJSON *saved = cJSON_GetObjectItemCaseSensitive(state, "config");
         const int64_t steps = cfg.steps;
         config_from_json(&cfg, saved);
-        cfg.steps = steps > 0 ? steps : (int64_t)num(saved, "steps", 1);
-        step = (int64_t)num(state, "step", 0);
-        tokens = (int64_t)num(state, "tokens", 0);
+        cfg.steps = steps > 0 ? steps : count(saved, "steps", 1);
+        step = count(state, "step", 0);
+        tokens = count(state, "tokens", 0);
         elapsed0 = num(state, "elapsed_s", 0);
         rng = hex_u64(state, "rng");
         if (!cfg.data) st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: train_state.json names no data", cfg.resume);
+        else if (step < 0 || step > (INT64_C(1) << 40) || tokens < 0 || !(elapsed0 >= 0 && elapsed0 < 1e12))
+            st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: train_state.json: step, tokens or elapsed_s out of range", cfg.resume);
     } else {
         struct stat sb;
         if (stat(out, &sb) == 0)
