@@ -25,7 +25,7 @@ cmake --build build -j "$jobs"
 run_ctest build
 if [ "${1:-}" = "--quick" ]; then echo "check: $passed passed, 0 failed"; exit 0; fi
 
-step "sanitizer build (ASan + UBSan) + tests"
+step "sanitizer build (ASan + UBSan with float-cast-overflow) + tests"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMAMBAC_SANITIZE=ON -DMAMBAC_WERROR=ON -DMAMBAC_CUDA=OFF >/dev/null
 cmake --build build-asan -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1 run_ctest build-asan

@@ -528,7 +528,7 @@ static void test_eval_and_state(void) {
 static uint64_t tensor_list_probes(size_t n, int *ok) {
     mc_tensor_list l = {0};
     mambac_error err;
-    char name[48];
+    char name[96];
     *ok = 1;
     for (size_t i = 0; i < n; i++) {
         snprintf(name, sizeof name, "backbone.layers.%zu.mixer.weight", i);
@@ -564,9 +564,43 @@ static void test_tensor_list(void) {
           (unsigned long long)a);
 }
 
+/* A FIFO where a file is read (a model, a state, a tokenizer, a config) is refused at
+ * once: opened without waiting for a writer, and not a regular file. */
+static void test_fifo(void) {
+    char *fifo = path_in(tmp, "fifo");
+    CHECK(mkfifo(fifo, 0600) == 0, "mkfifo");
+    mambac_error err;
+    mambac_model *m = NULL;
+    CHECK(mambac_model_load(fifo, &m, &err) != MAMBAC_OK && strstr(err.msg, "regular file"), "model from a FIFO: %s", err.msg);
+    m = NULL;
+    mambac_tokenizer *t = NULL;
+    CHECK(mambac_tokenizer_load(fifo, &t, &err) != MAMBAC_OK && strstr(err.msg, "regular file"), "tokenizer from a FIFO: %s",
+          err.msg);
+    char *dir = path_in(tmp, "fifo-model");
+    mkdir(dir, 0700);
+    char *cfg = path_in(dir, "config.json");
+    CHECK(mkfifo(cfg, 0600) == 0, "mkfifo config.json");
+    CHECK(mambac_model_load(dir, &m, &err) != MAMBAC_OK && strstr(err.msg, "regular file"), "config.json a FIFO: %s", err.msg);
+    m = NULL;
+    char model[600];
+    snprintf(model, sizeof model, "%s/models/mamba1-tiny/hf", MAMBAC_TEST_DATA);
+    CHECK(mambac_model_load(model, &m, &err) == MAMBAC_OK, "load %s: %s", model, err.msg);
+    if (m) {
+        mambac_state *st;
+        mambac_state_new(m, &st, &err);
+        CHECK(mambac_state_load(st, fifo, &err) != MAMBAC_OK && strstr(err.msg, "regular file"), "state from a FIFO: %s",
+              err.msg);
+        mambac_state_free(st);
+        mambac_model_free(m);
+    }
+    unlink(cfg), unlink(fifo), rmdir(dir);
+    free(cfg), free(dir), free(fifo);
+}
+
 int main(void) {
     tmp = make_temp_dir();
     test_tensor_list();
+    test_fifo();
     CHECK(tmp != NULL, "temp dir");
     test_safetensors();
     test_tensor_set();

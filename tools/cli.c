@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #ifndef MAMBAC_DEFAULT_MODEL
@@ -194,17 +195,14 @@ int cli_load_tokenizer(const char *path, const mambac_model_info *info, mambac_t
     if (!path && info && strcmp(info->format, "gguf") == 0) {
         if (mambac_tokenizer_load(info->path, tok, &err) == MAMBAC_OK) return CLI_OK;
         snprintf(buf, sizeof buf, "%s/tokenizer.json", info->dir);
-        FILE *f = fopen(buf, "rb");
-        if (!f) return cli_error("%s", err.msg);
-        fclose(f);
+        if (access(buf, R_OK) != 0) return cli_error("%s", err.msg); /* a look, not an open: never waits on a FIFO */
         path = buf;
     }
     if (!path) {
         const char *model_dir = info ? info->dir : ".";
         snprintf(buf, sizeof buf, "%s/tokenizer.json", model_dir);
-        FILE *f = fopen(buf, "rb");
-        if (!f) return cli_error("no tokenizer.json in %s: give one with --tokenizer PATH (or use --prompt-ids and --print-ids)", model_dir);
-        fclose(f);
+        if (access(buf, R_OK) != 0)
+            return cli_error("no tokenizer.json in %s: give one with --tokenizer PATH (or use --prompt-ids and --print-ids)", model_dir);
         path = buf;
     }
     if (mambac_tokenizer_load(path, tok, &err) != MAMBAC_OK) return cli_error("%s", err.msg);

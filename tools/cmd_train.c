@@ -12,6 +12,7 @@
 
 static void fmt_time(char *b, size_t n, double s) {
     if (!isfinite(s) || s < 0) s = 0;
+    if (s > 3.6e9) s = 3.6e9; /* a million hours: the hours fit an int */
     if (s >= 3600) snprintf(b, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
     else snprintf(b, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
 }

@@ -16,15 +16,31 @@
 
 #include "core/error.h"
 
+mambac_status mc_open_regular(const char *path, int *fd, mambac_error *err) {
+    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever */
+    *fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (*fd < 0) return mc_fail(err, MAMBAC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(*fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(*fd);
+        *fd = -1;
+        return mc_fail(err, MAMBAC_ERR_IO, "%s: not a regular file", path);
+    }
+    const int fl = fcntl(*fd, F_GETFL);
+    if (fl >= 0) fcntl(*fd, F_SETFL, fl & ~O_NONBLOCK);
+    return MAMBAC_OK;
+}
+
 mambac_status mc_file_map(const char *path, mc_file *f, mambac_error *err) {
     f->data = NULL;
     f->size = 0;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return mc_fail(err, MAMBAC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
+    mambac_status s = mc_open_regular(path, &fd, err);
+    if (s != MAMBAC_OK) return s;
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0) {
         close(fd);
-        return mc_fail(err, MAMBAC_ERR_IO, "%s: not a regular file", path);
+        return mc_fail(err, MAMBAC_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
     }
     if (st.st_size > 0) {
         void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -56,8 +72,14 @@ void mc_file_forget(const mc_file *f, const void *p, size_t n) {
 mambac_status mc_file_read_all(const char *path, size_t max_bytes, char **out, size_t *len,
                                mambac_error *err) {
     *out = NULL;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return mc_fail(err, MAMBAC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
+    mambac_status s = mc_open_regular(path, &fd, err);
+    if (s != MAMBAC_OK) return s;
+    FILE *fp = fdopen(fd, "rb");
+    if (!fp) {
+        close(fd);
+        return mc_fail(err, MAMBAC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    }
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
     if (!buf) {

@@ -15,6 +15,9 @@ typedef struct mc_file {
 } mc_file;
 
 mambac_status mc_file_map(const char *path, mc_file *f, mambac_error *err);
+/* Opens a regular file for reading (*fd), never waiting on a FIFO or device: anything
+ * else is refused with "not a regular file". */
+mambac_status mc_open_regular(const char *path, int *fd, mambac_error *err);
 void mc_file_unmap(mc_file *f);
 /* Gives back the resident pages wholly inside [p, p + n) of f's mapping (they are read
  * again from the file if touched later): for ranges copied elsewhere. No-op outside f. */

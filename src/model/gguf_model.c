@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/dtype.h"
 #include "core/error.h"
@@ -29,10 +30,12 @@
 int mc_is_gguf_file(const char *path) {
     const size_t n = strlen(path);
     if (n >= 5 && strcmp(path + n - 5, ".gguf") == 0) return 1;
-    FILE *f = fopen(path, "rb");
+    int fd;
+    mambac_error err;
+    if (mc_open_regular(path, &fd, &err) != MAMBAC_OK) return 0; /* a folder, a FIFO, ...: not a GGUF file */
     char magic[4] = {0};
-    int ok = f && fread(magic, 1, 4, f) == 4 && memcmp(magic, "GGUF", 4) == 0;
-    if (f) fclose(f);
+    const int ok = read(fd, magic, 4) == 4 && memcmp(magic, "GGUF", 4) == 0;
+    close(fd);
     return ok;
 }
 

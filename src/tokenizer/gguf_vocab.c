@@ -59,7 +59,8 @@ static char *json_from_ggml(const mc_gguf *g, const char *path, mambac_error *er
         const char *s;
         size_t n;
         mc_gguf_next_str(&cur, &s, &n);
-        const int type = types ? (int)mc_gguf_arr_num(types, i) : 1;
+        const double tv = types ? mc_gguf_arr_num(types, i) : 1; /* any numeric type: compared, never cast */
+        const int type = tv == 3 ? 3 : tv == 4 ? 4 : 1;
         cJSON *name = str_n(s, n);
         if (!name) break;
         if (type == 3 || type == 4) {
