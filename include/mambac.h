@@ -218,7 +218,8 @@ MAMBAC_API mambac_status mambac_state_from_bytes(mambac_state *state, const void
 
 typedef struct mambac_context_params {
     int32_t max_ubatch; /* tokens evaluated per internal piece; bounds scratch memory */
-    int32_t n_threads;  /* 0 = every CPU this process may use */
+    int32_t n_threads;  /* 0 = every CPU this process may use; more is reduced to that (threads
+                         * beyond the CPUs stall every parallel loop) */
     const char *isa;    /* kernel set: NULL = the best this CPU runs; "scalar", "avx2", "avx512" */
 } mambac_context_params;
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "core/threadpool.h"
 #include "io/pickle.h"
 #include "mambac.h"
 #include "testutil.h"
@@ -597,9 +598,32 @@ static void test_fifo(void) {
     free(cfg), free(dir), free(fifo);
 }
 
+/* More threads than CPUs are reduced to the CPUs this process may use (on 2 cores
+ * -t 1024 had taken 14 s for what 2 threads do in 0.03 s). */
+static void test_thread_clamp(void) {
+    char model[600];
+    snprintf(model, sizeof model, "%s/models/mamba1-tiny/hf", MAMBAC_TEST_DATA);
+    mambac_model *m = NULL;
+    mambac_error err;
+    CHECK(mambac_model_load(model, &m, &err) == MAMBAC_OK, "load: %s", err.msg);
+    if (!m) return;
+    mambac_context_params p = mambac_context_default_params();
+    p.n_threads = 1024;
+    mambac_context *ctx;
+    CHECK(mambac_context_new(m, &p, &ctx, &err) == MAMBAC_OK, "context: %s", err.msg);
+    CHECK(mambac_context_threads(ctx) == mc_cpu_count(), "1024 threads asked, %d run (%d CPUs)", mambac_context_threads(ctx),
+          mc_cpu_count());
+    mambac_context_free(ctx);
+    p.n_threads = 1;
+    CHECK(mambac_context_new(m, &p, &ctx, &err) == MAMBAC_OK && mambac_context_threads(ctx) == 1, "1 thread asked, 1 runs");
+    mambac_context_free(ctx);
+    mambac_model_free(m);
+}
+
 int main(void) {
     tmp = make_temp_dir();
     test_tensor_list();
+    test_thread_clamp();
     test_fifo();
     CHECK(tmp != NULL, "temp dir");
     test_safetensors();

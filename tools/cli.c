@@ -10,6 +10,8 @@
 #include <unistd.h>
 #include <time.h>
 
+#include "core/threadpool.h"
+
 #ifndef MAMBAC_DEFAULT_MODEL
 #define MAMBAC_DEFAULT_MODEL "models/default"
 #endif
@@ -125,6 +127,11 @@ int cli_parse_threads(const char *v, int32_t *out) {
     long long t;
     if (!v) return 1;
     if (!cli_parse_int(v, 1, 1024, &t)) return 0;
+    const int cpus = mc_cpu_count();
+    if (t > cpus) {
+        fprintf(stderr, "mambac: -t %lld: this process may use %d CPU%s; using %d\n", t, cpus, cpus == 1 ? "" : "s", cpus);
+        t = cpus;
+    }
     *out = (int32_t)t;
     return 1;
 }
