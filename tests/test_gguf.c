@@ -422,6 +422,7 @@ static void test_malformed(const char *tmp) {
     CORRUPT("row not whole blocks", "not a multiple", put_u64(c + k + 19 + 4, 48));
     CORRUPT("misaligned offset", "alignment", c[k + 19 + 4 + 16 + 4] += 1);
     CORRUPT("offset past the end", "past the end", put_u64(c + k + 19 + 4 + 16 + 4, (uint64_t)n));
+    CORRUPT("tensors overlap", "overlap", put_u64(c + k + 19 + 4 + 16 + 4, 0)); /* onto the data of the first tensor */
     CORRUPT("renamed tensor", "unexpected tensor 'blk.0.ssm_xx.weight'", memcpy(c + k + 10, "xx", 2));
     CORRUPT("not GGUF", "not a GGUF file", c[0] = 'X');
     free(c);

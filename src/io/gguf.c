@@ -248,6 +248,7 @@ static mambac_status parse_tensors(cursor *c, mc_gguf *g, uint64_t n_tensors, mc
             e->data = c->base + start + offs[i];
     }
     free(offs);
+    if (c->st == MAMBAC_OK) c->st = mc_tensor_list_check_overlap(out, base, c->path, c->err);
     return c->st;
 }
 

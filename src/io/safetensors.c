@@ -19,13 +19,6 @@ static int parse_elem(const char *s, mc_elem *out) {
     return 0;
 }
 
-typedef struct { uint64_t begin, end; size_t index; } span;
-
-static int span_cmp(const void *a, const void *b) {
-    const span *x = a, *y = b;
-    return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : (x->end > y->end) - (x->end < y->end);
-}
-
 /* Reads one header entry into e (offsets relative to the data section in *b, *en). */
 static mambac_status parse_entry(const cJSON *item, const char *path, mc_tensor_entry *e,
                                  uint64_t *b, uint64_t *en, mambac_error *err) {
@@ -76,17 +69,11 @@ mambac_status mc_safetensors_parse(const unsigned char *data, size_t size, const
     cJSON *root = mc_json_parse((const char *)data + 8, (size_t)hlen, path, err);
     if (!root) return MAMBAC_ERR_FORMAT;
     mambac_status st = MAMBAC_OK;
-    span *spans = NULL;
-    size_t nspan = 0, first = out->n;
+    size_t first = out->n;
     const unsigned char *base = data + 8 + hlen;
     uint64_t data_len = size - 8 - hlen;
     if (!cJSON_IsObject(root)) {
         st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: safetensors header is not a JSON object", path);
-        goto done;
-    }
-    spans = calloc((size_t)cJSON_GetArraySize(root) + 1, sizeof *spans);
-    if (!spans) {
-        st = mc_fail(err, MAMBAC_ERR_NOMEM, "%s: out of memory", path);
         goto done;
     }
     for (const cJSON *item = root->child; item; item = item->next) {
@@ -107,26 +94,13 @@ mambac_status mc_safetensors_parse(const unsigned char *data, size_t size, const
         }
         e.data = base + b;
         e.nbytes = (size_t)(en - b);
-        spans[nspan++] = (span){b, en, out->n};
         if ((st = mc_tensor_list_add(out, &e, err)) != MAMBAC_OK) goto done;
     }
-    qsort(spans, nspan, sizeof *spans, span_cmp);
-    /* Sorted by begin: a non-empty span overlaps iff it starts before the furthest end. */
-    size_t far = SIZE_MAX;
-    for (size_t i = 0; i < nspan; i++) {
-        if (spans[i].begin == spans[i].end) continue;
-        if (far != SIZE_MAX && spans[i].begin < spans[far].end) {
-            st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: tensors '%s' and '%s' overlap", path,
-                         out->v[spans[far].index].name, out->v[spans[i].index].name);
-            goto done;
-        }
-        if (far == SIZE_MAX || spans[i].end > spans[far].end) far = i;
-    }
+    st = mc_tensor_list_check_overlap(out, first, path, err);
 done:
     if (st != MAMBAC_OK) { /* leave the list as it was */
         mc_tensor_list_truncate(out, first);
     }
-    free(spans);
     cJSON_Delete(root);
     return st;
 }

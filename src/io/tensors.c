@@ -116,6 +116,36 @@ mambac_status mc_tensor_list_reindex(mc_tensor_list *l, mambac_error *err) {
     return MAMBAC_OK;
 }
 
+typedef struct span {
+    uintptr_t begin, end;
+    size_t index;
+} span;
+
+static int span_cmp(const void *a, const void *b) {
+    const span *x = a, *y = b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : (x->end > y->end) - (x->end < y->end);
+}
+
+mambac_status mc_tensor_list_check_overlap(const mc_tensor_list *l, size_t first, const char *path, mambac_error *err) {
+    if (l->n <= first + 1) return MAMBAC_OK;
+    span *spans = malloc((l->n - first) * sizeof *spans);
+    if (!spans) return mc_fail(err, MAMBAC_ERR_NOMEM, "%s: out of memory", path);
+    size_t n = 0;
+    for (size_t i = first; i < l->n; i++)
+        if (l->v[i].nbytes) spans[n++] = (span){(uintptr_t)l->v[i].data, (uintptr_t)l->v[i].data + l->v[i].nbytes, i};
+    qsort(spans, n, sizeof *spans, span_cmp);
+    mambac_status st = MAMBAC_OK;
+    /* Sorted by begin: a span overlaps an earlier one iff it starts before the furthest end. */
+    for (size_t i = 1, far = 0; i < n && st == MAMBAC_OK; i++) {
+        if (spans[i].begin < spans[far].end)
+            st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: tensors '%s' and '%s' overlap", path, l->v[spans[far].index].name,
+                         l->v[spans[i].index].name);
+        if (spans[i].end > spans[far].end) far = i;
+    }
+    free(spans);
+    return st;
+}
+
 void mc_tensor_list_free(mc_tensor_list *l) {
     for (size_t i = 0; i < l->n; i++) free(l->v[i].name);
     free(l->v);

@@ -55,6 +55,9 @@ const mc_tensor_entry *mc_tensor_list_find(const mc_tensor_list *l, const char *
 void mc_tensor_list_truncate(mc_tensor_list *l, size_t n);
 /* Rebuilds the index after names were changed in place; fails on a name now twice. */
 mambac_status mc_tensor_list_reindex(mc_tensor_list *l, mambac_error *err);
+/* Refuses entries from `first` on whose bytes overlap (one file's tensors are disjoint:
+ * an alias would let a write through one change another). */
+mambac_status mc_tensor_list_check_overlap(const mc_tensor_list *l, size_t first, const char *path, mambac_error *err);
 void mc_tensor_list_free(mc_tensor_list *l);
 
 /* Product of the shape with overflow detection: 0 on overflow past `limit`. */
