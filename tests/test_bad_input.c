@@ -215,6 +215,11 @@ static void test_config(void) {
     d = new_folder(NULL, NULL, "[]");
     expect_error(d, MAMBAC_ERR_FORMAT, "not a JSON object", "config array");
     free(d);
+    /* a key twice: cJSON would read the first, Python's json the last */
+    char *twice = replace_once(cfg, "{", "{\"hidden_size\": 48, ");
+    d = new_folder(NULL, NULL, twice);
+    expect_error(d, MAMBAC_ERR_FORMAT, "key 'hidden_size' appears twice", "duplicate config key");
+    free(d), free(twice);
 
     /* mamba_ssm configs. */
     char *sp = fixture_path("mamba2-tiny/ssm/config.json");

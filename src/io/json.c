@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/strset.h"
 
 /* Copies text, replacing bare Infinity / -Infinity tokens outside strings by 1e999,
  * which strtod (used by cJSON) reads as infinity. NaN stays and is refused by cJSON. */
@@ -115,4 +116,19 @@ int mc_json_get_bool(const cJSON *obj, const char *key, int *out) {
 const char *mc_json_get_str(const cJSON *obj, const char *key) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
     return cJSON_IsString(it) ? it->valuestring : NULL;
+}
+
+mambac_status mc_json_unique_keys(const cJSON *root, const char *what, mambac_error *err) {
+    if (!root || !(cJSON_IsObject(root) || cJSON_IsArray(root))) return MAMBAC_OK;
+    mambac_status st = MAMBAC_OK;
+    if (cJSON_IsObject(root)) {
+        mc_strset keys;
+        if (!mc_strset_init(&keys, (size_t)cJSON_GetArraySize(root))) return mc_fail(err, MAMBAC_ERR_NOMEM, "%s: out of memory", what);
+        for (const cJSON *c = root->child; c && st == MAMBAC_OK; c = c->next)
+            if (c->string && !mc_strset_add(&keys, c->string, strlen(c->string)))
+                st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: key '%s' appears twice", what, c->string);
+        mc_strset_free(&keys);
+    }
+    for (const cJSON *c = root->child; c && st == MAMBAC_OK; c = c->next) st = mc_json_unique_keys(c, what, err);
+    return st;
 }

@@ -13,6 +13,11 @@
  * tree to free with cJSON_Delete, or NULL with err set. */
 cJSON *mc_json_parse(const char *text, size_t len, const char *what, mambac_error *err);
 
+/* Refuses an object anywhere in the tree with a key twice ("'key' appears twice"): cJSON
+ * keeps both and lookups find the first, where Python's json keeps the last — a file
+ * would mean one thing to mambac and another to transformers. For config files. */
+mambac_status mc_json_unique_keys(const cJSON *root, const char *what, mambac_error *err);
+
 /* A number, a bare/quoted (+/-)Infinity, or {"__float__": "..."}; 0 when it is none. */
 int mc_json_number(const cJSON *item, double *out);
 

@@ -219,7 +219,9 @@ mambac_status mc_config_parse(const char *text, size_t len, const char *path, ma
     cJSON *root = mc_json_parse(text, len, path, err);
     if (!root) return MAMBAC_ERR_FORMAT;
     reader r = {root, path, "", err, MAMBAC_OK};
-    if (!cJSON_IsObject(root)) {
+    if ((r.st = mc_json_unique_keys(root, path, err)) != MAMBAC_OK) {
+        /* refused: read as one thing here and another by transformers */
+    } else if (!cJSON_IsObject(root)) {
         r.st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: config is not a JSON object", path);
     } else {
         const char *mt = mc_json_get_str(root, "model_type");

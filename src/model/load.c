@@ -58,6 +58,7 @@ static mambac_status add_sharded(struct mambac_model *m, const char *index_name,
     mambac_status st = mc_file_read_all(path, MAX_INDEX_BYTES, &text, &len, err);
     cJSON *root = st == MAMBAC_OK ? mc_json_parse(text, len, path, err) : NULL;
     if (st == MAMBAC_OK && !root) st = MAMBAC_ERR_FORMAT;
+    if (st == MAMBAC_OK) st = mc_json_unique_keys(root, path, err);
     const cJSON *map = root ? cJSON_GetObjectItemCaseSensitive(root, "weight_map") : NULL;
     if (st == MAMBAC_OK && !cJSON_IsObject(map))
         st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: no 'weight_map' object", path);

@@ -72,6 +72,7 @@ mambac_status mc_ckpt_read_state(const char *dir, cJSON **state, mambac_error *e
     if (!sp) return mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
     mambac_status st = mc_file_read_all(sp, 1u << 20, &text, &len, err);
     if (st == MAMBAC_OK && !(*state = mc_json_parse(text, len, sp, err))) st = MAMBAC_ERR_FORMAT;
+    if (st == MAMBAC_OK) st = mc_json_unique_keys(*state, sp, err);
     const cJSON *fmt = *state ? cJSON_GetObjectItemCaseSensitive(*state, "format") : NULL;
     if (st == MAMBAC_OK && (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "mambac-train-state-1") != 0))
         st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: not a mambac training state (format mambac-train-state-1)", sp);
