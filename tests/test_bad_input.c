@@ -306,6 +306,45 @@ static mambac_status torch_zip(const char *label, const pk *p, const void *stora
     return s;
 }
 
+/* Zip archives where readers could disagree on the contents: an entry name twice, a
+ * local header naming another file than its central directory entry. */
+static void test_zip_ambiguous(const pk *p) {
+    char *zp = path_in(tmp, "z.bin");
+    mambac_error err = {{0}};
+    mc_tensor_list l = {0};
+    zip_item twice[] = {{"archive/data.pkl", p->b, p->n}, {"archive/byteorder", "little", 6}, {"archive/data.pkl", p->b, p->n}};
+    CHECK(write_zip(zp, twice, 3), "write zip");
+    mc_file f;
+    if (mc_file_map(zp, &f, &err) == MAMBAC_OK) {
+        CHECK(mc_torch_parse(f.data, f.size, zp, &l, &err) != MAMBAC_OK && strstr(err.msg, "appears twice"),
+              "a zip entry twice: %s", err.msg);
+        mc_file_unmap(&f);
+    }
+    mc_tensor_list_free(&l);
+    zip_item one[] = {{"archive/data.pkl", p->b, p->n}, {"archive/byteorder", "little", 6}};
+    CHECK(write_zip(zp, one, 2), "write zip");
+    size_t n = 0;
+    unsigned char *b = NULL;
+    if (mc_file_map(zp, &f, &err) == MAMBAC_OK) {
+        n = f.size;
+        b = malloc(n);
+        memcpy(b, f.data, n);
+        mc_file_unmap(&f);
+    }
+    if (b && n > 40) {
+        b[30 + 8] ^= 1; /* the first local header's name: "archive/" then a changed letter */
+        write_file(zp, b, n);
+        if (mc_file_map(zp, &f, &err) == MAMBAC_OK) {
+            CHECK(mc_torch_parse(f.data, f.size, zp, &l, &err) != MAMBAC_OK && strstr(err.msg, "names another entry"),
+                  "local and central names differ: %s", err.msg);
+            mc_file_unmap(&f);
+        }
+        mc_tensor_list_free(&l);
+    }
+    free(b);
+    free(zp);
+}
+
 static void expect_pickle(const pk *p, const void *storage, size_t nbytes, const char *substr, const char *label) {
     mc_tensor_list l = {0};
     mambac_error err = {{0}};
@@ -358,6 +397,7 @@ static void test_pickle(void) {
     mc_tensor_list l = {0};
     mambac_error err = {{0}};
     CHECK(torch_zip("good", &p, store, sizeof store, &l, &err) == MAMBAC_OK, "hand-made pickle loads: %s", err.msg);
+    test_zip_ambiguous(&p);
     CHECK(l.n == 1 && l.v[0].shape[0] == 2 && l.v[0].shape[1] == 3 && l.v[0].elem == MC_ELEM_F32, "tensor read back");
     float first;
     memcpy(&first, &l.v[0].shape[MC_MAX_DIMS - 1], 4);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/strset.h"
 
 static uint64_t rd(const unsigned char *p, int n) {
     uint64_t v = 0;
@@ -100,7 +101,14 @@ mambac_status mc_zip_open(const unsigned char *d, size_t size, const char *path,
             mc_zip_close(z); /* after the message: it names an entry */
             return st;
         }
-        uint64_t data_off = loff + 30 + rd(d + loff + 26, 2) + rd(d + loff + 28, 2);
+        const uint64_t lnlen = rd(d + loff + 26, 2);
+        if (lnlen != nlen || size - loff - 30 < lnlen || memcmp(d + loff + 30, e->name, nlen) != 0) {
+            /* readers that go by the local headers would see other files than this one */
+            mambac_status st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: local header of '%.200s' names another entry", path, e->name);
+            mc_zip_close(z);
+            return st;
+        }
+        uint64_t data_off = loff + 30 + lnlen + rd(d + loff + 28, 2);
         if (data_off > size || csize > size - data_off) {
             mambac_status st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: data of '%.200s' extends past the end of the file (truncated?)",
                                        path, e->name);
@@ -112,7 +120,18 @@ mambac_status mc_zip_open(const unsigned char *d, size_t size, const char *path,
         e->size = (size_t)csize;
         p += 46 + nlen + xlen + clen;
     }
-    return MAMBAC_OK;
+    mc_strset names; /* every name once: which of two entries a reader takes is up to it */
+    if (!mc_strset_init(&names, z->n)) {
+        mc_zip_close(z);
+        return mc_fail(err, MAMBAC_ERR_NOMEM, "%s: out of memory", path);
+    }
+    mambac_status st = MAMBAC_OK;
+    for (size_t i = 0; i < z->n && st == MAMBAC_OK; i++)
+        if (!mc_strset_add(&names, z->entries[i].name, strlen(z->entries[i].name)))
+            st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: zip entry '%.200s' appears twice", path, z->entries[i].name);
+    mc_strset_free(&names);
+    if (st != MAMBAC_OK) mc_zip_close(z);
+    return st;
 }
 
 const mc_zip_entry *mc_zip_find(const mc_zip *z, const char *name) {
