@@ -115,6 +115,16 @@ check "train log" test "$(wc -l <"$TMP/run/log.csv")" -eq 5
 check "generate from a checkpoint" "$MAMBAC" generate -m "$TMP/run" -p "First" -n 5
 check "resume" "$MAMBAC" train --resume "$TMP/run" --steps 6
 check "resumed log" test "$(wc -l <"$TMP/run/log.csv")" -eq 7
+# Ctrl-C (SIGINT) once a step is logged: the step finishes, a checkpoint is saved, exit 0; it resumes
+"$MAMBAC" train --data "$TMP/text.txt" --d-model 16 --layers 1 --batch 2 --seq 16 --eval-every 1000 -t 1 -o "$TMP/int" \
+    --steps 1000000 2>"$TMP/int.err" & pid=$!
+for _ in $(seq 600); do [ -s "$TMP/int/log.csv" ] && [ "$(wc -l <"$TMP/int/log.csv")" -ge 3 ] && break; sleep 0.1; done
+kill -INT "$pid"; wait "$pid"; st=$?
+check "train stops on SIGINT with exit 0" test "$st" -eq 0
+check "the stop says it saved" grep -q "stopped; saved" "$TMP/int.err"
+step=$(sed -n 's/^[[:space:]]*"step":[[:space:]]*\([0-9]*\).*/\1/p' "$TMP/int/train_state.json")
+check "the interrupted run's checkpoint is past step 0" test "${step:-0}" -ge 2
+check "the interrupted run resumes" "$MAMBAC" train --resume "$TMP/int" --steps $((step + 1))
 check "train mamba2" trn -o "$TMP/run2" --arch mamba2 --headdim 8 --d-state 8 --steps 2
 check "train on tokens (tokenizer.json)" trn -o "$TMP/run3" --tokenizer "$TOKJ" --steps 2
 check "token model keeps its tokenizer" cmp "$TMP/run3/tokenizer.json" "$TOKJ"

@@ -523,6 +523,72 @@ static void test_accumulation(const char *tmp) {
     free(pa), free(pb), free(ta), free(tb), free(data);
 }
 
+/* Stopping (a signal handler's flag) and interrupted saves:
+ *   - the flag set before the first step: the run returns with a whole checkpoint of step 0,
+ *     which resumes;
+ *   - set by the progress callback at step 3: a checkpoint of step 3 (not of the last step);
+ *   - a save interrupted before its switch (a half-written DIR/.saving): the checkpoint in
+ *     DIR still resumes and the leftover is removed;
+ *   - one interrupted after it (DIR/.ready holding the new files, some already moved up):
+ *     resume completes the moves and reads the new state. */
+static volatile sig_atomic_t stop_flag;
+static void stop_at_3(const mc_train_progress *p, void *user) {
+    (void)user;
+    if (p->step == 3) stop_flag = 1;
+}
+
+static int64_t state_step(const char *dir) {
+    cJSON *st = NULL;
+    mambac_error err;
+    if (mc_ckpt_read_state(dir, &st, &err) != MAMBAC_OK) return -1;
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(st, "step");
+    const int64_t v = cJSON_IsNumber(s) ? (int64_t)s->valuedouble : -2;
+    cJSON_Delete(st);
+    return v;
+}
+
+static int exists(const char *dir, const char *name) {
+    char *p = path_in(dir, name);
+    struct stat sb;
+    const int ok = stat(p, &sb) == 0;
+    free(p);
+    return ok;
+}
+
+static void test_stop_and_interrupted_saves(const char *tmp) {
+    char *data = data_file(tmp, "verse3.txt", 4000);
+    char a[600], b[600];
+    snprintf(a, sizeof a, "%s/stop0", tmp);
+    snprintf(b, sizeof b, "%s/stop3", tmp);
+    mambac_error err;
+    mc_train_config c = small_config(data, a, MAMBAC_ARCH_MAMBA1);
+    c.steps = 50, c.stop = &stop_flag;
+    stop_flag = 1;
+    CHECK(mc_train_run(&c, &err) == MAMBAC_OK, "stopped before the first step: %s", err.msg);
+    CHECK(state_step(a) == 0, "a checkpoint of step 0 (read %lld)", (long long)state_step(a));
+    stop_flag = 0;
+    c.out = b, c.progress = stop_at_3;
+    CHECK(mc_train_run(&c, &err) == MAMBAC_OK, "stopped at step 3: %s", err.msg);
+    CHECK(state_step(b) == 3, "a checkpoint of step 3 (read %lld)", (long long)state_step(b));
+    CHECK(!exists(b, ".saving") && !exists(b, ".ready"), "no staging folder left after a save");
+    mc_train_config r = mc_train_default_config();
+    r.resume = a, r.steps = 2;
+    stop_flag = 0;
+    CHECK(mc_train_run(&r, &err) == MAMBAC_OK && state_step(a) == 2, "the step-0 checkpoint resumes: %s", err.msg);
+    /* interrupted before the switch: junk in .saving */
+    char *saving = path_in(b, ".saving"), *junk = path_in(saving, "model.safetensors");
+    mkdir(saving, 0755);
+    write_file(junk, "torn", 4);
+    CHECK(state_step(b) == 3 && !exists(b, ".saving"), "a half-written save leaves the checkpoint as it was");
+    /* interrupted after the switch: .ready holds train_state.json (step 9) and the weights moved already */
+    char *ready = path_in(b, ".ready"), *sp = path_in(b, "train_state.json"), *rp = path_in(ready, "train_state.json");
+    char *text = read_text(sp), *edited = text ? json_set_field(text, "step", "9") : NULL;
+    mkdir(ready, 0755);
+    if (edited) write_file(rp, edited, strlen(edited));
+    CHECK(state_step(b) == 9 && !exists(b, ".ready"), "a save interrupted after its switch is completed on resume");
+    free(saving), free(junk), free(ready), free(sp), free(rp), free(text), free(edited), free(data);
+}
+
 static void expect_fail(mc_train_config *c, const char *substr, const char *label) {
     mambac_error err = {0};
     mambac_status st = mc_train_run(c, &err);
@@ -624,6 +690,7 @@ int main(void) {
     test_overfit(tmp);
     test_loop(tmp);
     test_accumulation(tmp);
+    test_stop_and_interrupted_saves(tmp);
     test_bad_input(tmp);
     remove_temp_dir(tmp);
     free(tmp);

@@ -1,7 +1,10 @@
 /* cmd_train.c — `mambac train`: train a new model (or fine-tune / resume one) on a
  * text file. One progress line that updates in place on a terminal (a line per
- * evaluation otherwise); the curve goes to OUT/log.csv. */
+ * evaluation otherwise); the curve goes to OUT/log.csv. Ctrl-C (SIGINT) or SIGTERM
+ * finishes the step, saves a checkpoint and exits; a second one aborts at once. */
+#define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +21,7 @@ static void fmt_time(char *b, size_t n, double s) {
 }
 
 typedef struct view {
-    int tty;
+    int tty, open; /* open: the in-place line is not ended yet */
     double last_val;
 } view;
 
@@ -32,12 +35,33 @@ static void progress(const mc_train_progress *p, void *user) {
     if (v->tty) {
         fprintf(stderr, "\rstep %lld/%lld | train %.4f | val %s | lr %.2e | %.0f tok/s | %s elapsed, ETA %s   ",
                 (long long)p->step, (long long)p->steps, p->train_loss, val, p->lr, p->tok_s, el, eta);
-        if (p->step == p->steps) fputc('\n', stderr);
+        v->open = 1;
     } else if (!isnan(p->val_loss) || p->step == p->steps) {
         fprintf(stderr, "step %lld/%lld | train %.4f | val %s | lr %.2e | %.0f tok/s | %s elapsed, ETA %s\n",
                 (long long)p->step, (long long)p->steps, p->train_loss, val, p->lr, p->tok_s, el, eta);
     }
     fflush(stderr);
+}
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop(int sig) {
+    (void)sig;
+    stop_requested = 1;
+    static const char msg[] = "\nmambac train: stopping after this step and saving (again to abort)\n";
+    ssize_t w = write(2, msg, sizeof msg - 1); /* async-signal-safe */
+    (void)w;
+}
+
+/* SA_RESETHAND: the handler runs once, a second signal takes the default action. */
+static void catch_stop_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
 }
 
 int cmd_train(cli_args *a) {
@@ -116,14 +140,16 @@ int cmd_train(cli_args *a) {
     if (c.init_from && c.have_arch_flags)
         return cli_usage_error(a->cmd, "--init-from takes the architecture from the model: no architecture flags");
     if (!c.resume && c.steps == 0) c.steps = mc_train_default_config().steps;
-    view v = {isatty(2), NAN};
+    view v = {isatty(2), 0, NAN};
     c.progress = progress;
     c.user = &v;
+    c.stop = &stop_requested;
+    catch_stop_signals();
     mambac_error err;
-    if (mc_train_run(&c, &err) != MAMBAC_OK) {
-        if (v.tty) fputc('\n', stderr);
-        return cli_error("%s", err.msg);
-    }
-    fprintf(stderr, "saved %s (log.csv has the curve)\n", c.resume ? c.resume : c.out);
+    const mambac_status st = mc_train_run(&c, &err);
+    if (v.open) fputc('\n', stderr);
+    if (st != MAMBAC_OK) return cli_error("%s", err.msg);
+    fprintf(stderr, "%s %s (log.csv has the curve)%s\n", stop_requested ? "stopped; saved" : "saved", c.resume ? c.resume : c.out,
+            stop_requested ? ": continue with --resume" : "");
     return CLI_OK;
 }

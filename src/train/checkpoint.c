@@ -2,13 +2,22 @@
  * (config.json, model.safetensors, tokenizer.json) plus the optimizer moments
  * (optimizer-m.safetensors, optimizer-v.safetensors) and train_state.json (step,
  * generator state, hyperparameters, and a checksum of each of the three weight files).
- * Every file is written to a temporary name and renamed, train_state.json last: the
- * model file is always whole, and a crash between two renames leaves checksums that
- * do not match, which resume reports instead of continuing from a torn state. */
+ *
+ * A save is atomic as a whole: the four files are written into DIR/.saving (made
+ * afresh); once all are complete that folder is renamed to DIR/.ready — the one step
+ * that makes the new checkpoint count — and its files are then moved up into DIR,
+ * train_state.json last, and .ready removed. A crash before the rename leaves the
+ * previous checkpoint in DIR as it was (the next save or resume clears .saving); a crash
+ * after it is finished by the next resume or save, which complete the moves first. At no
+ * point is the model file in DIR torn, and the checksums still catch a folder tampered
+ * with by hand. */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "io/file.h"
@@ -28,6 +37,43 @@ mambac_status mc_file_fnv(const char *path, uint64_t *out, mambac_error *err) {
     return MAMBAC_OK;
 }
 
+static const char state_file[] = "train_state.json";
+
+/* Removes DIR/sub and the checkpoint files in it (all a save puts there), if present. */
+static void remove_staging(const char *dir, const char *sub) {
+    char *d = mc_path_join(dir, sub);
+    if (!d) return;
+    for (int i = 0; i < 4; i++) {
+        char *f = mc_path_join(d, i < 3 ? files[i] : state_file);
+        if (f) unlink(f);
+        free(f);
+    }
+    rmdir(d);
+    free(d);
+}
+
+/* A complete new checkpoint waiting in DIR/.ready: its files moved up, state last. */
+static mambac_status finish_ready(const char *dir, mambac_error *err) {
+    char *ready = mc_path_join(dir, ".ready");
+    if (!ready) return mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
+    struct stat sb;
+    mambac_status st = MAMBAC_OK;
+    if (stat(ready, &sb) == 0) {
+        for (int i = 0; i < 4 && st == MAMBAC_OK; i++) {
+            const char *name = i < 3 ? files[i] : state_file;
+            char *from = mc_path_join(ready, name), *to = mc_path_join(dir, name);
+            if (!from || !to) st = mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
+            else if (stat(from, &sb) == 0 && rename(from, to) != 0) /* absent: moved before a crash */
+                st = mc_fail(err, MAMBAC_ERR_IO, "%s: cannot move %s into place: %s", dir, name, strerror(errno));
+            free(from), free(to);
+        }
+        if (st == MAMBAC_OK && rmdir(ready) != 0)
+            st = mc_fail(err, MAMBAC_ERR_IO, "%s: cannot remove .ready: %s", dir, strerror(errno));
+    }
+    free(ready);
+    return st;
+}
+
 static mambac_status write_json(const char *path, cJSON *root, mambac_error *err) {
     char *text = cJSON_Print(root);
     if (!text) return mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
@@ -41,10 +87,14 @@ static mambac_status write_json(const char *path, cJSON *root, mambac_error *err
 }
 
 mambac_status mc_ckpt_save(const char *dir, const mc_params *P, const mc_adamw *o, cJSON *state, mambac_error *err) {
-    char *paths[3] = {0};
-    mambac_status st = MAMBAC_OK;
-    for (int i = 0; i < 3 && st == MAMBAC_OK; i++)
-        if (!(paths[i] = mc_path_join(dir, files[i]))) st = mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
+    mambac_status st = finish_ready(dir, err); /* a save interrupted after its switch */
+    remove_staging(dir, ".saving");             /* one interrupted before */
+    char *stage = mc_path_join(dir, ".saving"), *ready = mc_path_join(dir, ".ready"), *paths[4] = {0};
+    if (st == MAMBAC_OK && (!stage || !ready)) st = mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
+    if (st == MAMBAC_OK && mkdir(stage, 0755) != 0)
+        st = mc_fail(err, MAMBAC_ERR_IO, "%s: cannot create: %s", stage, strerror(errno));
+    for (int i = 0; i < 4 && st == MAMBAC_OK; i++)
+        if (!(paths[i] = mc_path_join(stage, i < 3 ? files[i] : state_file))) st = mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
     if (st == MAMBAC_OK) st = mc_params_write(P, paths[0], 0, NULL, NULL, err);
     if (st == MAMBAC_OK) st = mc_params_write(P, paths[1], 2, o->m, NULL, err);
     if (st == MAMBAC_OK) st = mc_params_write(P, paths[2], 3, o->v, NULL, err);
@@ -58,19 +108,25 @@ mambac_status mc_ckpt_save(const char *dir, const mc_params *P, const mc_adamw *
     }
     cJSON_DeleteItemFromObject(state, "checksums");
     cJSON_AddItemToObject(state, "checksums", sums);
-    char *sp = mc_path_join(dir, "train_state.json");
-    if (st == MAMBAC_OK) st = sp ? write_json(sp, state, err) : mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
-    free(sp);
-    for (int i = 0; i < 3; i++) free(paths[i]);
+    if (st == MAMBAC_OK) st = write_json(paths[3], state, err);
+    if (st == MAMBAC_OK && rename(stage, ready) != 0)
+        st = mc_fail(err, MAMBAC_ERR_IO, "%s: cannot switch to the new checkpoint: %s", dir, strerror(errno));
+    if (st == MAMBAC_OK) st = finish_ready(dir, err);
+    else remove_staging(dir, ".saving");
+    for (int i = 0; i < 4; i++) free(paths[i]);
+    free(stage), free(ready);
     return st;
 }
 
 mambac_status mc_ckpt_read_state(const char *dir, cJSON **state, mambac_error *err) {
-    char *sp = mc_path_join(dir, "train_state.json"), *text = NULL;
-    size_t len;
     *state = NULL;
+    mambac_status st = finish_ready(dir, err); /* a save interrupted after its switch is completed */
+    if (st != MAMBAC_OK) return st;
+    remove_staging(dir, ".saving");
+    char *sp = mc_path_join(dir, state_file), *text = NULL;
+    size_t len;
     if (!sp) return mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
-    mambac_status st = mc_file_read_all(sp, 1u << 20, &text, &len, err);
+    st = mc_file_read_all(sp, 1u << 20, &text, &len, err);
     if (st == MAMBAC_OK && !(*state = mc_json_parse(text, len, sp, err))) st = MAMBAC_ERR_FORMAT;
     if (st == MAMBAC_OK) st = mc_json_unique_keys(*state, sp, err);
     const cJSON *fmt = *state ? cJSON_GetObjectItemCaseSensitive(*state, "format") : NULL;

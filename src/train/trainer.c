@@ -314,11 +314,18 @@ mambac_status mc_train_run(const mc_train_config *cfg_in, mambac_error *err) {
         cJSON_DeleteItemFromObject(state, "config");
         cJSON_AddItemToObject(state, "config", config_json(&cfg, &data));
     }
+    /* a new run is a whole checkpoint (step 0) before its first step: an interrupted run
+     * can always be resumed, and its folder never holds weights without their state */
+    if (st == MAMBAC_OK && !cfg.resume) {
+        set_progress(state, step, tokens, rng, 0, NAN);
+        st = mc_ckpt_save(out, &P, &opt, state, err);
+    }
+    int64_t saved = step; /* the step of the checkpoint on disk */
     const double t_start = now();
     const int64_t step0 = step;
     double last_t = t_start;
     int64_t last_tokens = tokens;
-    while (st == MAMBAC_OK && step < cfg.steps && (cfg.stop_at <= 0 || step < cfg.stop_at)) {
+    while (st == MAMBAC_OK && step < cfg.steps && (cfg.stop_at <= 0 || step < cfg.stop_at) && !(cfg.stop && *cfg.stop)) {
         if (cfg.time_limit > 0 && now() - t_start >= cfg.time_limit) break;
         const float lr = mc_lr_schedule(step, cfg.warmup, cfg.steps, cfg.lr, cfg.min_lr);
         memset(P.g, 0, (size_t)P.total * sizeof(float));
@@ -336,7 +343,8 @@ mambac_status mc_train_run(const mc_train_config *cfg_in, mambac_error *err) {
                          (long long)step);
             break;
         }
-        const int last = step == cfg.steps || step == cfg.stop_at || (cfg.time_limit > 0 && now() - t_start >= cfg.time_limit);
+        const int last = step == cfg.steps || step == cfg.stop_at || (cfg.time_limit > 0 && now() - t_start >= cfg.time_limit) ||
+                         (cfg.stop && *cfg.stop);
         /* training speed excludes the evaluation time */
         const double t_train = now();
         const double tok_s = (double)(tokens - last_tokens) / (t_train - last_t > 1e-9 ? t_train - last_t : 1e-9);
@@ -356,7 +364,12 @@ mambac_status mc_train_run(const mc_train_config *cfg_in, mambac_error *err) {
         if (last || (cfg.save_every > 0 && step % cfg.save_every == 0)) {
             set_progress(state, step, tokens, rng, elapsed, val);
             st = mc_ckpt_save(out, &P, &opt, state, err);
+            saved = step;
         }
+    }
+    if (st == MAMBAC_OK && saved != step) { /* stopped between steps: the last one is saved too */
+        set_progress(state, step, tokens, rng, elapsed0 + (now() - t_start), NAN);
+        st = mc_ckpt_save(out, &P, &opt, state, err);
     }
     if (log) fclose(log);
     free(ids);

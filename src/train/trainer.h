@@ -4,6 +4,7 @@
 #ifndef MC_TRAINER_H
 #define MC_TRAINER_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "mambac.h"
@@ -46,6 +47,10 @@ typedef struct mc_train_config {
     int threads;
     void (*progress)(const mc_train_progress *p, void *user);
     void *user;
+    /* Set (by a signal handler, another thread) to stop: the step in progress finishes,
+     * a checkpoint is saved and the run returns as if it had reached its last step.
+     * NULL: never. */
+    volatile sig_atomic_t *stop;
 } mc_train_config;
 
 /* Defaults (nanoGPT-like for small character models). */
