@@ -32,6 +32,7 @@ run config 4096 "$work/seeds-cfg" "$root/fuzz/seeds/config"
 mkdir -p "$work/seeds-tokjson" "$work/seeds-text"
 cp "$root/fuzz/seeds/tokenizer/"*.json "$work/seeds-tokjson/"
 head -c 4000 "$root/tests/data/tokenizer/cases.jsonl" >"$work/seeds-text/cases"
+cp "$root/fuzz/seeds/text/"* "$work/seeds-text/" # long runs of combining marks (NFC), Hangul
 run tokenizer_json 65536 "$work/seeds-tokjson"
 run tokenize 4096 "$work/seeds-text"
 mkdir -p "$work/seeds-gguf"
