@@ -157,6 +157,15 @@ expect_error "truncated weights" 1 "$MAMBAC" logits -m "$TMP/broken" --prompt-id
 check "no partial file" test ! -e "$TMP/x.npy"
 check "no temp files" test -z "$(ls "$TMP" | grep '\.tmp\.')"
 expect_error "unknown command" 2 "$MAMBAC" frobnicate
+# help for every command (COMMAND --help, -h, help COMMAND): its usage line, options, an example; exit 0
+for c in generate logits info tokenize detokenize init quantize train perplexity grad bench; do
+    check "$c --help" grep -q "^usage: mambac $c" <("$MAMBAC" "$c" --help)
+    check "$c -h lists options and an example" grep -q "^example: mambac $c" <("$MAMBAC" "$c" -m x -h)
+    check "help $c" grep -q "^usage: mambac $c" <("$MAMBAC" help "$c")
+done
+expect_error "help for an unknown command" 2 "$MAMBAC" help frobnicate
+check "--version" grep -q "^mambac [0-9]" <("$MAMBAC" --version)
+check "--version names the usable kernel sets" grep -q "^CPU kernel sets usable here: scalar" <("$MAMBAC" --version)
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -66,6 +66,11 @@ void cli_session_close(cli_session *s);
 /* Monotonic clock in seconds, for the timings commands print. */
 double cli_now(void);
 
+/* help.c: one command's options, defaults and an example (stdout); the build's version,
+ * kernel sets usable on this CPU and whether CUDA is built in. */
+int cli_help(const char *cmd);
+int cli_version(void);
+
 int cmd_info(cli_args *a);
 int cmd_logits(cli_args *a);
 int cmd_generate(cli_args *a);

@@ -32,7 +32,8 @@ static const char usage[] =
     "            the mean next-token loss of IDS and every parameter's gradient\n"
     "  bench     [-m MODEL] [-p 512] [-n 128] [-b BATCH] [-u UBATCH] [-t THREADS] [-r REPEATS] [--json]\n"
     "            prefill and decode speed (of BATCH sequences together: aggregate tok/s)\n"
-    "  help                                 this text\n"
+    "  help [COMMAND]                       this text, or COMMAND's options (also COMMAND --help)\n"
+    "  version                              version, build, kernel sets usable here, CUDA (also --version)\n"
     "\n"
     "-d / --device BACKEND (every command that evaluates a model): cpu (default), cuda,\n"
     "cuda:N (builds with CUDA); MAMBAC_PRECISION=bf16 picks the GPU's bf16 products.\n"
@@ -44,10 +45,14 @@ static const char usage[] =
     "token ids, e.g. 3,14,15. -p - reads the prompt from stdin.\n";
 
 int main(int argc, char **argv) {
+    if (argc >= 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0)) return cli_version();
+    if (argc >= 3 && strcmp(argv[1], "help") == 0) return cli_help(argv[2]);
     if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? CLI_USAGE : CLI_OK;
     }
+    for (int i = 2; i < argc; i++) /* COMMAND --help: that command's help, whatever else is given */
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return cli_help(argv[1]);
     /* -d / --device is common to every command that evaluates a model: taken out here */
     int n = 2;
     for (int i = 2; i < argc; i++) {

@@ -1,0 +1,144 @@
+/* help.c — `mambac COMMAND --help` / `mambac help COMMAND`: every option of a command with
+ * its default and an example; `mambac --version`: what this build is and can run here. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cpu/kernels.h"
+#include "mambac.h"
+
+#ifndef MAMBAC_BUILD_TYPE
+#define MAMBAC_BUILD_TYPE "unknown"
+#endif
+
+typedef struct command_help {
+    const char *name, *text;
+} command_help;
+
+#define COMMON_MODEL                                                                                     \
+    "  -m, --model MODEL     checkpoint folder (transformers or mamba_ssm) or .gguf file (default: the\n" \
+    "                        built-in model)\n"                                                         \
+    "  -d, --device DEV      cpu (default), cuda, cuda:N; MAMBAC_PRECISION=bf16 for the GPU's bf16 products\n"
+#define COMMON_THREADS "  -t, --threads N       CPU threads (default: every CPU the process may use; never more)\n"
+
+static const command_help helps[] = {
+    {"generate",
+     "usage: mambac generate [-m MODEL] (-p TEXT | -f FILE | -p - | --prompt-ids IDS) [options]\n"
+     "Continues a prompt, streaming the text (or the ids) to stdout.\n\n" COMMON_MODEL COMMON_THREADS
+     "  -p, --prompt TEXT     the prompt (- reads stdin)\n"
+     "  -f, --file FILE       the prompt from a file\n"
+     "      --prompt-ids IDS  the prompt as comma-separated token ids\n"
+     "  -n, --n-predict N     tokens to generate (default 128)\n"
+     "      --temp T          temperature (default 0.8; 0 = greedy)\n"
+     "      --top-k K         keep the K most likely (default 40; 0 = off)\n"
+     "      --top-p P         nucleus mass (default 0.95)\n"
+     "      --min-p P         drop tokens below P x the most likely (default 0.05; 0 = off)\n"
+     "      --repeat-penalty R, --repeat-last-n N   penalty for recent tokens (default 1.0 = off, 64)\n"
+     "      --seed S          sampling seed (default 0)\n"
+     "      --stop STRING     stop before this text (repeatable)\n"
+     "      --ignore-eos      keep going past the end-of-text token\n"
+     "      --print-ids       print token ids instead of text\n"
+     "      --tokenizer PATH  tokenizer.json (default: the model's)\n"
+     "      --state-in FILE, --state-out FILE   continue from / save the sequence state\n\n"
+     "example: mambac generate -m mamba-130m-hf -p \"The meaning of life is\" -n 64 --temp 0.7\n"},
+    {"logits",
+     "usage: mambac logits [-m MODEL] --prompt-ids IDS -o OUT.npy [options]\n"
+     "Writes the logits after every prompt position as a (T, V) float32 .npy file.\n\n" COMMON_MODEL COMMON_THREADS
+     "      --prompt-ids IDS  comma-separated token ids\n"
+     "  -o, --output FILE     the .npy file to write\n"
+     "      --ubatch N        tokens evaluated per piece (default 512)\n"
+     "      --state-in FILE, --state-out FILE   continue from / save the sequence state\n\n"
+     "example: mambac logits -m mamba-130m-hf --prompt-ids 510,4495,273 -o logits.npy\n"},
+    {"info", "usage: mambac info [-m MODEL]\nDescribes a checkpoint: architecture, sizes, dtype, tokenizer.\n\n" COMMON_MODEL
+             "\nexample: mambac info -m model.gguf\n"},
+    {"tokenize",
+     "usage: mambac tokenize --tokenizer PATH (-p TEXT | -f FILE)\n"
+     "Prints the token ids of a text, comma-separated.\n\n"
+     "      --tokenizer PATH  tokenizer.json, or a .gguf file with a vocabulary\n"
+     "  -p, --prompt TEXT     the text (- reads stdin)\n"
+     "  -f, --file FILE       the text from a file\n\n"
+     "example: mambac tokenize --tokenizer tokenizer.json -p \"Hello world\"\n"},
+    {"detokenize",
+     "usage: mambac detokenize --tokenizer PATH --ids IDS\n"
+     "Prints the bytes the ids stand for.\n\n"
+     "      --tokenizer PATH  tokenizer.json, or a .gguf file with a vocabulary\n"
+     "      --ids IDS         comma-separated token ids\n\n"
+     "example: mambac detokenize --tokenizer tokenizer.json --ids 12092,1533\n"},
+    {"init",
+     "usage: mambac init --preset NAME -o DIR [--dtype f32|bf16|f16] [--seed S] | --list\n"
+     "Writes a model of random weights with the shapes of a released checkpoint.\n\n"
+     "      --preset NAME     mamba-130m ... mamba2-2.7b (--list shows them)\n"
+     "  -o, --output DIR      the folder to create (must not exist)\n"
+     "      --dtype T         f32 (default), bf16, f16\n"
+     "      --seed S          initialisation seed (default 0)\n\n"
+     "example: mambac init --preset mamba2-130m --dtype bf16 -o /tmp/m2\n"},
+    {"quantize",
+     "usage: mambac quantize [-m MODEL] -o OUT.gguf --type T\n"
+     "Writes the model as GGUF (llama.cpp's layout) with its matrices in type T.\n\n"
+     "  -m, --model MODEL     the model to convert (default: the built-in model)\n"
+     "  -o, --output FILE     the .gguf file to write\n"
+     "      --type T          f32, f16, bf16, q8_0, q4_0, q4_k\n\n"
+     "example: mambac quantize -m mamba-130m-hf -o mamba-130m-q8_0.gguf --type q8_0\n"},
+    {"train",
+     "usage: mambac train --data FILE -o DIR [options] | --resume DIR [--steps N]\n"
+     "Trains a model (new, --init-from a folder, or resumed). Ctrl-C saves and stops.\n"
+     "All options, defaults and results: docs/TRAINING.md.\n\n"
+     "      --data FILE       training text; --tokenizer PATH to train on its tokens (default: bytes)\n"
+     "  -o, --output DIR      the checkpoint folder (must not exist)\n"
+     "      --resume DIR      continue a checkpoint with its data and settings\n"
+     "      --init-from DIR   fine-tune a model folder\n"
+     "      --arch A          mamba (default) or mamba2; --d-model 128, --layers 4, --d-state,\n"
+     "                        --expand, --d-conv, --dt-rank, --headdim, --groups, --chunk\n"
+     "      --batch 16, --seq 256, --steps 2000, --accum 1, --warmup, --lr 3e-3, --min-lr 3e-4,\n"
+     "      --wd 0.1, --beta1 0.9, --beta2 0.95, --clip 1.0, --eval-every 100, --eval-windows,\n"
+     "      --save-every, --time-limit S, --stop-at N, --val-frac 0.1, --seed 1337\n" COMMON_THREADS
+     "\nexample: mambac train --data input.txt -o ts --steps 2000\n"},
+    {"perplexity",
+     "usage: mambac perplexity [-m MODEL] -f FILE [--ctx 256] [--from BYTE] [--to BYTE]\n"
+     "Mean next-token loss and perplexity of a text in windows of --ctx tokens.\n\n" COMMON_MODEL COMMON_THREADS
+     "  -f, --file FILE       the text\n"
+     "      --ctx N           window in tokens (default 256)\n"
+     "      --from B, --to B  a byte range of the file (default: all of it)\n"
+     "      --tokenizer PATH  tokenizer.json (default: the model's)\n\n"
+     "example: mambac perplexity -m mamba-130m-hf -f book.txt --ctx 1024\n"},
+    {"grad",
+     "usage: mambac grad [-m MODEL] --prompt-ids IDS -o GRADS.safetensors [-t N]\n"
+     "The mean next-token loss of IDS and every parameter's gradient.\n\n" COMMON_MODEL COMMON_THREADS
+     "      --prompt-ids IDS  comma-separated token ids (at least two)\n"
+     "  -o, --output FILE     the gradients, as safetensors\n\n"
+     "example: mambac grad --prompt-ids 1,2,3,4 -o g.safetensors\n"},
+    {"bench",
+     "usage: mambac bench [-m MODEL] [options]\n"
+     "Prefill and decode speed (of B sequences together: aggregate tokens/s).\n\n" COMMON_MODEL COMMON_THREADS
+     "  -p, --prompt N        prompt tokens (default 512)\n"
+     "  -n, --n-gen N         tokens decoded (default 128)\n"
+     "  -b, --batch B         sequences together (default 1)\n"
+     "  -u, --ubatch U        tokens per piece (default: the prompt)\n"
+     "  -r, --repeats R       rounds after one warm-up (default 3)\n"
+     "      --json            one JSON line per run\n\n"
+     "example: mambac bench -m model.gguf -p 512 -n 128 -b 16\n"},
+};
+
+int cli_help(const char *cmd) {
+    for (size_t i = 0; i < sizeof helps / sizeof helps[0]; i++)
+        if (strcmp(helps[i].name, cmd) == 0) {
+            fputs(helps[i].text, stdout);
+            return CLI_OK;
+        }
+    return cli_usage_error("help", "no command '%s'", cmd);
+}
+
+int cli_version(void) {
+    printf("mambac %s (%s build)\n", mambac_version(), MAMBAC_BUILD_TYPE);
+    static const char *sets[] = {"scalar", "avx2", "avx512", "amx"};
+    printf("CPU kernel sets usable here:");
+    for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
+        if (mc_kernels_named(sets[i])) printf(" %s", sets[i]);
+    printf(" (default %s)\n", mc_kernels_best()->name);
+#ifdef MAMBAC_HAVE_CUDA
+    printf("CUDA backend: built in (-d cuda)\n");
+#else
+    printf("CUDA backend: not built (no nvcc at configure time)\n");
+#endif
+    return CLI_OK;
+}
