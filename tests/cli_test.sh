@@ -77,7 +77,22 @@ echo -n " the and of a" >"$TMP/prompt.txt"
 check "file prompt" test "$(gen -f "$TMP/prompt.txt" -n 40 --temp 0)" = "$full"
 check "seeded text" test "$(gen -p "Once" -n 30 --temp 0.9 --seed 3)" = "$(gen -p "Once" -n 30 --temp 0.9 --seed 3)"
 stop=${full:12:3} before=${full%%"$stop"*}
-check "--stop cuts before the stop string" test "$(gen -p " the and of a" -n 40 --temp 0 --stop "$stop")" = "$before"
+check "--stop cuts before the stop string" test "$(gen -p " the and of a" -n 40 --temp 0 --stop "$stop" --no-escape)" = "$before"
+# escapes in --stop and -p (as llama-cli: on unless --no-escape)
+hexstop=$(printf '\\x%02x' "'${stop:0:1}")${stop:1}
+check "--stop with a \\xHH escape" test "$(gen -p " the and of a" -n 40 --temp 0 --stop "$hexstop")" = "$before"
+gen -p ' the\tand' -n 1 --temp 0 >/dev/null; esc=$(sed -n 's/^prompt: \([0-9]*\) tokens.*/\1/p' "$TMP/gen.err")
+gen -p " the$(printf '\t')and" -n 1 --temp 0 >/dev/null; tab=$(sed -n 's/^prompt: \([0-9]*\) tokens.*/\1/p' "$TMP/gen.err")
+gen -p ' the\tand' -n 1 --temp 0 --no-escape >/dev/null; raw=$(sed -n 's/^prompt: \([0-9]*\) tokens.*/\1/p' "$TMP/gen.err")
+check "-p processes \\t" test -n "$esc" -a "$esc" = "$tab"
+check "--no-escape keeps it" test -n "$raw" -a "$raw" != "$tab"
+# sampling ranges refused before the model loads (exit 2, naming the flag); a random seed printed and reusable
+expect_error "--top-p 2" 2 "$MAMBAC" generate -m /nonexistent -p hi --top-p 2
+expect_error "--temp inf" 2 "$MAMBAC" generate -m /nonexistent -p hi --temp inf
+expect_error "--seed -2" 2 "$MAMBAC" generate -m /nonexistent -p hi --seed -2
+r1=$(gen -p "Once" -n 20 --temp 0.9 --seed -1); seed=$(sed -n 's/^mambac: seed \([0-9]*\)$/\1/p' "$TMP/gen.err")
+check "an unseeded sampled run prints its seed" test -n "$seed"
+check "the printed seed repeats the run" test "$(gen -p "Once" -n 20 --temp 0.9 --seed "$seed")" = "$r1"
 # EOS: a copy of the model whose eos is the first greedy token stops at once, unless --ignore-eos.
 ref=$DATA/models/mamba1-tiny/ref.safetensors
 first=$("$TOOL" greedy "$ref" | cut -d, -f1) prompt=$("$TOOL" ids "$ref" prompt)

@@ -68,6 +68,37 @@ int cli_parse_float(const char *s, double *out) {
     return 1;
 }
 
+static int hex_digit(char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+size_t cli_unescape(char *s) {
+    size_t o = 0;
+    for (size_t i = 0; s[i]; i++) {
+        if (s[i] != '\\' || !s[i + 1]) {
+            s[o++] = s[i];
+            continue;
+        }
+        const char c = s[++i];
+        if (c == 'x' && hex_digit(s[i + 1]) >= 0 && hex_digit(s[i + 2]) >= 0) {
+            s[o++] = (char)(hex_digit(s[i + 1]) * 16 + hex_digit(s[i + 2]));
+            i += 2;
+            continue;
+        }
+        switch (c) {
+        case 'n': s[o++] = '\n'; break;
+        case 'r': s[o++] = '\r'; break;
+        case 't': s[o++] = '\t'; break;
+        case 'a': s[o++] = '\a'; break;
+        case '0': s[o++] = '\0'; break;
+        case '\\': case '\'': case '"': s[o++] = c; break;
+        default: s[o++] = '\\', s[o++] = c; break; /* not an escape: kept as written */
+        }
+    }
+    s[o] = 0;
+    return o;
+}
+
 int cli_parse_ids(const char *s, int32_t **ids, size_t *n, char *msg, size_t msglen) {
     *ids = NULL;
     *n = 0;

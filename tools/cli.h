@@ -28,6 +28,9 @@ int cli_opt(cli_args *a, const char *name, const char *alt, const char **val, in
 int cli_flag(cli_args *a, const char *name);
 int cli_parse_int(const char *s, long long lo, long long hi, long long *out);
 int cli_parse_float(const char *s, double *out);
+/* Processes C-style escapes in place (\n \r \t \a \0 \\ \' \" \xHH; others are kept as
+ * written) and returns the new length (the text may now hold NUL bytes). */
+size_t cli_unescape(char *s);
 
 /* "3,14,15" → malloc'd ids. Returns 0 and an error message on malformed input. */
 int cli_parse_ids(const char *s, int32_t **ids, size_t *n, char *msg, size_t msglen);

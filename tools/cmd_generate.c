@@ -3,11 +3,16 @@
  * to stdout (or, with --print-ids, the new ids on one line). Stops after -n tokens, at
  * the model's end-of-sequence token (unless --ignore-eos), or when a --stop string
  * appears (not printed). Padded vocabulary ids and ids the tokenizer lacks are never
- * sampled. Timing goes to stderr at the end. */
+ * sampled. Escapes (\n, \t, \xHH, ...) in -p and --stop are processed unless
+ * --no-escape, as llama-cli does. Without --seed a sampled run takes a random seed and
+ * prints it on stderr. Timing goes to stderr at the end. */
 #define _POSIX_C_SOURCE 200809L
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -18,9 +23,23 @@ typedef struct gen_opts {
     const char *stops[MAX_STOPS];
     size_t n_stops;
     long long n;
-    int print_ids, ignore_eos;
+    int print_ids, ignore_eos, no_escape, seed_given;
     mambac_sampler_params sp;
 } gen_opts;
+
+/* A seed for a run without --seed (or with --seed -1): from the kernel's entropy, else
+ * the clock and the process id. */
+static uint64_t random_seed(void) {
+    uint64_t v = 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (!f || fread(&v, sizeof v, 1, f) != 1) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        v = (uint64_t)ts.tv_sec * 1000000007u ^ (uint64_t)ts.tv_nsec ^ (uint64_t)getpid() << 32;
+    }
+    if (f) fclose(f);
+    return v >> 1; /* printable as a non-negative --seed */
+}
 
 static int parse_sampling(cli_args *a, gen_opts *o, int *bad, int *matched) {
     const char *v = NULL;
@@ -56,8 +75,9 @@ static int parse_sampling(cli_args *a, gen_opts *o, int *bad, int *matched) {
         o->sp.repeat_last_n = (int32_t)k;
     } else if (cli_opt(a, "--seed", NULL, &v, bad)) {
         if (*bad) return CLI_USAGE;
-        if (!cli_parse_int(v, 0, INT64_MAX, &k)) return cli_usage_error(a->cmd, "--seed must be >= 0");
-        o->sp.seed = (uint64_t)k;
+        if (!cli_parse_int(v, -1, INT64_MAX, &k)) return cli_usage_error(a->cmd, "--seed must be >= 0 (or -1: random)");
+        o->seed_given = k >= 0;
+        o->sp.seed = k >= 0 ? (uint64_t)k : 0;
     } else {
         *matched = 0;
     }
@@ -74,6 +94,10 @@ static int parse(cli_args *a, gen_opts *o) {
             o->print_ids = 1;
         } else if (cli_flag(a, "--ignore-eos")) {
             o->ignore_eos = 1;
+        } else if (cli_flag(a, "--no-escape")) {
+            o->no_escape = 1;
+        } else if (cli_flag(a, "-e") || cli_flag(a, "--escape")) {
+            o->no_escape = 0;
         } else if (cli_opt(a, "-m", "--model", &o->model, &bad) || cli_opt(a, "--prompt-ids", NULL, &o->ids, &bad) ||
                    cli_opt(a, "-p", "--prompt", &o->prompt, &bad) || cli_opt(a, "-f", "--file", &o->prompt_file, &bad) ||
                    cli_opt(a, "--tokenizer", NULL, &o->tokenizer, &bad) || cli_opt(a, "--state-in", NULL, &o->state_in, &bad) ||
@@ -92,6 +116,12 @@ static int parse(cli_args *a, gen_opts *o) {
     }
     if (!!o->ids + !!o->prompt + !!o->prompt_file != 1)
         return cli_usage_error(a->cmd, "give exactly one of -p TEXT, -f FILE or --prompt-ids IDS");
+    /* the sampler's ranges, checked before the model loads */
+    const mambac_sampler_params *p = &o->sp;
+    if (!isfinite(p->temp)) return cli_usage_error(a->cmd, "--temp must be a finite number >= 0");
+    if (!(p->top_p > 0 && p->top_p <= 1)) return cli_usage_error(a->cmd, "--top-p must be in (0, 1]");
+    if (!(p->min_p >= 0 && p->min_p <= 1)) return cli_usage_error(a->cmd, "--min-p must be in [0, 1]");
+    if (!(p->repeat_penalty > 0 && isfinite(p->repeat_penalty))) return cli_usage_error(a->cmd, "--repeat-penalty must be > 0");
     return CLI_OK;
 }
 
@@ -103,7 +133,7 @@ static int prompt_ids(const gen_opts *o, mambac_tokenizer *tok, int32_t **ids, s
     size_t len;
     if (o->prompt && strcmp(o->prompt, "-") != 0) {
         text = strdup(o->prompt);
-        len = strlen(o->prompt);
+        len = text && !o->no_escape ? cli_unescape(text) : strlen(o->prompt);
     } else if (cli_read_input(o->prompt ? "-" : o->prompt_file, &text, &len) != CLI_OK) {
         return CLI_ERR;
     }
@@ -160,7 +190,16 @@ int cmd_generate(cli_args *a) {
     gp.sampling = o.sp;
     gp.max_tokens = o.n;
     gp.ignore_eos = o.ignore_eos;
-    gp.stop = o.stops, gp.n_stop = o.n_stops;
+    char *stops[MAX_STOPS] = {0}; /* escapes processed as in -p */
+    for (size_t i = 0; i < o.n_stops; i++) {
+        stops[i] = strdup(o.stops[i]);
+        if (!stops[i]) stops[i] = (char *)"", o.n_stops = i; /* out of memory: the stops so far */
+        else if (!o.no_escape) cli_unescape(stops[i]);
+    }
+    gp.stop = (const char *const *)stops, gp.n_stop = o.n_stops;
+    if (!o.seed_given) gp.sampling.seed = random_seed();
+    if (!o.seed_given && gp.sampling.temp > 0) /* so that the run can be repeated */
+        fprintf(stderr, "mambac: seed %llu\n", (unsigned long long)gp.sampling.seed);
     gp.feed_last = o.state_out != NULL; /* the saved state then holds every token */
     printer pr = {o.print_ids, 0};
     mambac_generate_result res;
@@ -176,6 +215,7 @@ int cmd_generate(cli_args *a) {
     } else {
         rc = cli_error("%s", err.msg);
     }
+    for (size_t i = 0; i < o.n_stops; i++) free(stops[i]);
     mambac_tokenizer_free(tok);
     mambac_free(ids);
     cli_session_close(&s);

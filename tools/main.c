@@ -10,7 +10,7 @@ static const char usage[] =
     "commands:\n"
     "  generate  [-m MODEL] (-p TEXT | -f FILE | -p - | --prompt-ids IDS) [-n N] [options]\n"
     "            continue a prompt, streaming text (or ids with --print-ids). Options:\n"
-    "              --temp T (0 = greedy)  --top-k K  --top-p P  --min-p P  --seed S\n"
+    "              --temp T (0 = greedy)  --top-k K  --top-p P  --min-p P  --seed S (-1: random)\n"
     "              --repeat-penalty R  --repeat-last-n N  --stop STRING (repeatable)\n"
     "              --ignore-eos  --tokenizer PATH  --state-in FILE  --state-out FILE\n"
     "              -t THREADS (default: all CPUs; also for logits and bench)\n"
