@@ -115,6 +115,19 @@ check "gguf text = folder text" test "$("$MAMBAC" generate -m "$TMP/d.gguf" -p "
 check "quantize q4_0" "$MAMBAC" quantize -m "$m1" -o "$TMP/q4.gguf" --type q4_0
 check "info on gguf" grep -q '^dtype: q4_0$' <("$MAMBAC" info -m "$TMP/q4.gguf")
 expect_error "quantize to an unknown type" 2 "$MAMBAC" quantize -m "$m1" -o "$TMP/x.gguf" --type q3_k
+expect_error "quantize to a llama.cpp mix" 2 "$MAMBAC" quantize -m "$m1" -o "$TMP/x.gguf" --type Q4_K_M
+check "quantize takes llama.cpp's type names" "$MAMBAC" quantize -m "$m1" -o "$TMP/Q8.gguf" --type Q8_0
+before_sum=$(cksum <"$TMP/q4.gguf")
+expect_error "quantize never overwrites" 1 "$MAMBAC" quantize -m "$m1" -o "$TMP/q4.gguf" --type q8_0
+check "the existing output is untouched" test "$(cksum <"$TMP/q4.gguf")" = "$before_sum"
+expect_error "re-quantizing needs --allow-requantize" 1 "$MAMBAC" quantize -m "$TMP/q4.gguf" -o "$TMP/rq.gguf" --type q8_0
+check "no output after a refused re-quantize" test ! -e "$TMP/rq.gguf"
+check "--allow-requantize" "$MAMBAC" quantize -m "$TMP/q4.gguf" -o "$TMP/rq.gguf" --type q8_0 --allow-requantize
+check "dequantizing to f32 needs no flag" "$MAMBAC" quantize -m "$TMP/q4.gguf" -o "$TMP/dq.gguf" --type f32
+expect_error "--stop with --print-ids" 2 "$MAMBAC" generate -m "$m1" --prompt-ids 1 --stop x --print-ids
+expect_error "--state-out into a missing folder, before generating" 2 "$MAMBAC" generate -m "$m1" --prompt-ids 1 --state-out "$TMP/no/dir/s"
+check "detokenize takes spaces after commas" "$MAMBAC" detokenize --tokenizer "$TOKJ" --ids "72, 101, 108"
+expect_error "MAMBAC_ISA naming no kernel set" 1 env MAMBAC_ISA=frobnicate "$MAMBAC" generate -m "$m1" --prompt-ids 1 -n 1
 expect_error "quantize into a missing folder" 1 "$MAMBAC" quantize -m "$m1" -o "$TMP/no/dir/x.gguf" --type q8_0
 head -c 100 "$TMP/q4.gguf" >"$TMP/cut.gguf"
 expect_error "truncated gguf" 1 "$MAMBAC" info -m "$TMP/cut.gguf"

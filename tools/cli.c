@@ -68,6 +68,16 @@ int cli_parse_float(const char *s, double *out) {
     return 1;
 }
 
+int cli_folder_writable(const char *path) {
+    char *dir = strdup(path);
+    if (!dir) return 1; /* out of memory: the write itself will say */
+    char *slash = strrchr(dir, '/');
+    const char *d = !slash ? "." : slash == dir ? "/" : (*slash = 0, dir);
+    const int ok = access(d, W_OK) == 0;
+    free(dir);
+    return ok;
+}
+
 static int hex_digit(char c) {
     return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
@@ -108,6 +118,7 @@ int cli_parse_ids(const char *s, int32_t **ids, size_t *n, char *msg, size_t msg
     if (!v) return snprintf(msg, msglen, "out of memory"), 0;
     size_t k = 0;
     const char *p = s;
+    while (*p == ' ' || *p == '\t') p++; /* "72, 101" as printed by Python: spaces around ids */
     while (*p) {
         if (*p < '0' || *p > '9') {
             free(v);
@@ -124,9 +135,12 @@ int cli_parse_ids(const char *s, int32_t **ids, size_t *n, char *msg, size_t msg
             }
         }
         v[k++] = (int32_t)x;
-        if (*p == ',' && p[1] == 0) break; /* tolerate one trailing comma */
-        if (*p == ',') p++;
-        else if (*p) {
+        while (*p == ' ' || *p == '\t') p++;
+        if (*p == ',') {
+            p++;
+            while (*p == ' ' || *p == '\t') p++;
+            if (!*p) break; /* tolerate one trailing comma */
+        } else if (*p) {
             free(v);
             snprintf(msg, msglen, "unexpected character '%c' in token ids", *p);
             return 0;

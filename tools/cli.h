@@ -31,6 +31,8 @@ int cli_parse_float(const char *s, double *out);
 /* Processes C-style escapes in place (\n \r \t \a \0 \\ \' \" \xHH; others are kept as
  * written) and returns the new length (the text may now hold NUL bytes). */
 size_t cli_unescape(char *s);
+/* Whether the folder a file would be written into exists and is writable. */
+int cli_folder_writable(const char *path);
 
 /* "3,14,15" → malloc'd ids. Returns 0 and an error message on malformed input. */
 int cli_parse_ids(const char *s, int32_t **ids, size_t *n, char *msg, size_t msglen);

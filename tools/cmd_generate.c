@@ -116,6 +116,9 @@ static int parse(cli_args *a, gen_opts *o) {
     }
     if (!!o->ids + !!o->prompt + !!o->prompt_file != 1)
         return cli_usage_error(a->cmd, "give exactly one of -p TEXT, -f FILE or --prompt-ids IDS");
+    if (o->n_stops && o->print_ids) return cli_usage_error(a->cmd, "--stop works on text: not with --print-ids");
+    if (o->state_out && !cli_folder_writable(o->state_out)) /* found out now, not after generating */
+        return cli_usage_error(a->cmd, "--state-out %s: its folder does not exist or is not writable", o->state_out);
     /* the sampler's ranges, checked before the model loads */
     const mambac_sampler_params *p = &o->sp;
     if (!isfinite(p->temp)) return cli_usage_error(a->cmd, "--temp must be a finite number >= 0");

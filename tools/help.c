@@ -78,7 +78,9 @@ static const command_help helps[] = {
      "Writes the model as GGUF (llama.cpp's layout) with its matrices in type T.\n\n"
      "  -m, --model MODEL     the model to convert (default: the built-in model)\n"
      "  -o, --output FILE     the .gguf file to write\n"
-     "      --type T          f32, f16, bf16, q8_0, q4_0, q4_k\n\n"
+     "      --type T          f32, f16, bf16, q8_0, q4_0, q4_k (any case: Q8_0 too)\n"
+     "      --allow-requantize  quantize an already quantized model again (two roundings)\n"
+     "An existing output is never overwritten.\n\n"
      "example: mambac quantize -m mamba-130m-hf -o mamba-130m-q8_0.gguf --type q8_0\n"},
     {"train",
      "usage: mambac train --data FILE -o DIR [options] | --resume DIR [--steps N]\n"

@@ -112,8 +112,13 @@ static int64_t ssd_chunk(const mambac_model_info *c) { return c->chunk_size < 64
 
 static mambac_status cpu_ctx_new(const struct mambac_model *model, const mambac_context_params *p, void **out,
                                  mambac_error *err) {
-    const mc_kernels *kernels = p->isa ? mc_kernels_named(p->isa) : mc_kernels_best();
-    if (!kernels) return mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "kernel set '%s' is unknown or not supported by this CPU", p->isa);
+    /* an ISA asked for (the parameter, else MAMBAC_ISA) must be usable: never a silent fallback */
+    const char *isa = p->isa ? p->isa : getenv("MAMBAC_ISA");
+    if (isa && !*isa) isa = NULL;
+    const mc_kernels *kernels = isa ? mc_kernels_named(isa) : mc_kernels_best();
+    if (!kernels)
+        return mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "kernel set '%s'%s is unknown or not supported by this CPU (see mambac --version)",
+                       isa, p->isa ? "" : " (MAMBAC_ISA)");
     /* more threads than CPUs to run them: the static splits wait on a descheduled thread
      * every loop (a cliff, not a slope), so the count is reduced to the CPUs unless
      * MAMBAC_OVERSUBSCRIBE=1 (tests of the splits on small machines) */

@@ -258,7 +258,7 @@ mambac_status mambac_model_write_init(const mambac_init_params *p, const char *d
     if (!tmp) return mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
     snprintf(tmp, n, "%s.tmp.%ld", dir, (long)getpid());
     if (mkdir(tmp, 0755) != 0) {
-        st = mc_fail(err, MAMBAC_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+        st = mc_fail(err, MAMBAC_ERR_IO, "%s: cannot create: %s", dir, strerror(errno)); /* the user's name, not the temporary one */
         free(tmp);
         return st;
     }
@@ -268,7 +268,10 @@ mambac_status mambac_model_write_init(const mambac_init_params *p, const char *d
     st = text ? write_text(tmp, "config.json", text, err) : mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
     free(text);
     if (st == MAMBAC_OK) st = write_weights(p, tmp, err);
-    if (st == MAMBAC_OK && rename(tmp, dir) != 0) st = mc_fail(err, MAMBAC_ERR_IO, "%s: cannot rename into place: %s", dir, strerror(errno));
+    if (st == MAMBAC_OK && rename(tmp, dir) != 0)
+        st = errno == ENOTEMPTY || errno == EEXIST
+                 ? mc_fail(err, MAMBAC_ERR_IO, "%s: created by another process meanwhile (not overwriting)", dir)
+                 : mc_fail(err, MAMBAC_ERR_IO, "%s: cannot rename into place: %s", dir, strerror(errno));
     if (st != MAMBAC_OK) { /* leave nothing behind */
         char *p1 = mc_path_join(tmp, "config.json"), *p2 = mc_path_join(tmp, "model.safetensors");
         if (p1) unlink(p1);
