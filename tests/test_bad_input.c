@@ -665,9 +665,25 @@ static void test_thread_clamp(void) {
     mambac_model_free(m);
 }
 
+/* A config asking for far more state than the file has weights (d_inner 2048 x d_state
+ * 4096 from a 2 MB file: 32 MB a sequence) is refused at load, naming the fields. */
+static void test_state_bound(void) {
+    mambac_init_params p = mambac_init_default_params(MAMBAC_ARCH_MAMBA2);
+    p.d_model = 8, p.expand = 256, p.d_state = 4096, p.head_dim = 64, p.n_layer = 1, p.vocab_size = 300;
+    char *dir = path_in(tmp, "huge-state");
+    mambac_error err;
+    mambac_model *m = NULL;
+    CHECK(mambac_model_write_init(&p, dir, &err) == MAMBAC_OK, "init: %s", err.msg);
+    CHECK(mambac_model_load(dir, &m, &err) == MAMBAC_ERR_FORMAT && strstr(err.msg, "floats of state") && strstr(err.msg, "d_state 4096"),
+          "a state 15x the weights refused: %s", err.msg);
+    mambac_model_free(m);
+    free(dir);
+}
+
 int main(void) {
     tmp = make_temp_dir();
     test_tensor_list();
+    test_state_bound();
     test_thread_clamp();
     test_fifo();
     CHECK(tmp != NULL, "temp dir");

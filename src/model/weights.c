@@ -235,6 +235,18 @@ mambac_status mc_model_bind(struct mambac_model *m, mambac_error *err) {
         }
     }
     if (c->tied_embeddings || !m->lm_head.data) m->lm_head = m->embed;
+    /* The state (and the scratch sized like it) follows from the config alone: refuse a
+     * config that asks for more state than the file has parameters (a released
+     * checkpoint's state is about 2% of its weights), so a small file cannot make every
+     * sequence allocate gigabytes. */
+    const int64_t state = (int64_t)c->n_layer * (mc_conv_channels(c) * (c->d_conv - 1) + mc_ssm_state_floats(c));
+    if (state > n_params && state > (1 << 22)) {
+        st = mc_fail(err, MAMBAC_ERR_FORMAT,
+                     "%s: the config asks for %lld floats of state a sequence (d_inner %d x d_state %d, %d layers) "
+                     "but the file holds %lld parameters: refused",
+                     m->path, (long long)state, c->d_inner, c->d_state, c->n_layer, (long long)n_params);
+        goto done;
+    }
     c->n_params = n_params;
     c->weight_bytes = bytes;
     c->dtype = m->layers[0].in_proj.dtype;
