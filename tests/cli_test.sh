@@ -195,5 +195,17 @@ expect_error "help for an unknown command" 2 "$MAMBAC" help frobnicate
 check "--version" grep -q "^mambac [0-9]" <("$MAMBAC" --version)
 check "--version names the usable kernel sets" grep -q "^CPU kernel sets usable here: scalar" <("$MAMBAC" --version)
 
+# cmake --install into a prefix: the installed binary uses the default model installed beside
+# it (not the source tree's), MAMBAC_MODEL overrides it; header, libraries and pkg-config file
+if command -v cmake >/dev/null; then
+    cmake --install "$(dirname "$MAMBAC")" --prefix "$TMP/prefix" >/dev/null
+    check "installed: the default model beside the binary" grep -q "^path: $TMP/prefix/share/mambac/models/default$" \
+        <("$TMP/prefix/bin/mambac" info)
+    check "installed: generates" "$TMP/prefix/bin/mambac" generate -p "ROMEO:" -n 4 --temp 0
+    check "MAMBAC_MODEL overrides the default model" grep -q "^path: $m1$" <(MAMBAC_MODEL="$m1" "$TMP/prefix/bin/mambac" info)
+    check "installed: header, libraries, pkg-config" test -f "$TMP/prefix/include/mambac.h" -a -f "$TMP/prefix/lib/libmambac.so" \
+        -a -f "$TMP/prefix/lib/pkgconfig/mambac.pc"
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -158,12 +158,37 @@ int cli_parse_ids(const char *s, int32_t **ids, size_t *n, char *msg, size_t msg
 
 const char *cli_device = NULL;
 
+/* The model used without -m: $MAMBAC_MODEL; else the one installed beside this binary
+ * (PREFIX/share/mambac/models/default for PREFIX/bin/mambac); else the source tree's the
+ * build was configured with. */
+static const char *default_model(void) {
+    static char installed[4096];
+    const char *env = getenv("MAMBAC_MODEL");
+    if (env && *env) return env;
+    const ssize_t n = readlink("/proc/self/exe", installed, sizeof installed - 64);
+    if (n > 0) {
+        installed[n] = 0;
+        char *slash = strrchr(installed, '/');
+        if (slash) {
+            *slash = 0; /* PREFIX/bin */
+            slash = strrchr(installed, '/');
+            if (slash) {
+                strcpy(slash, "/share/mambac/models/default");
+                char cfg[4200];
+                snprintf(cfg, sizeof cfg, "%s/config.json", installed);
+                if (access(cfg, R_OK) == 0) return installed;
+            }
+        }
+    }
+    return MAMBAC_DEFAULT_MODEL;
+}
+
 int cli_load_model(const char *path, mambac_model **model) {
     mambac_error err;
     mambac_model_params mp = mambac_model_default_params();
     mp.backend = cli_device;
     mp.precision = getenv("MAMBAC_PRECISION");
-    if (mambac_model_load_ex(path ? path : MAMBAC_DEFAULT_MODEL, &mp, model, &err) != MAMBAC_OK)
+    if (mambac_model_load_ex(path ? path : default_model(), &mp, model, &err) != MAMBAC_OK)
         return cli_error("%s", err.msg);
     return CLI_OK;
 }

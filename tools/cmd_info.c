@@ -16,6 +16,7 @@ int cmd_info(cli_args *a) {
     mambac_model *m;
     if (cli_load_model(path, &m) != CLI_OK) return CLI_ERR;
     const mambac_model_info *c = mambac_model_get_info(m);
+    printf("path: %s\n", c->path);
     printf("arch: %s\n", mambac_arch_name(c->arch));
     printf("layout: %s\n", c->layout);
     printf("format: %s\n", c->format);
