@@ -75,6 +75,11 @@ check "text = detokenized ids" test "$full" = "$("$MAMBAC" detokenize --tokenize
 check "stdin prompt" test "$(echo -n " the and of a" | gen -p - -n 40 --temp 0)" = "$full"
 echo -n " the and of a" >"$TMP/prompt.txt"
 check "file prompt" test "$(gen -f "$TMP/prompt.txt" -n 40 --temp 0)" = "$full"
+check "--echo prints the prompt first" test "$(gen -p " the and of a" -n 40 --temp 0 --echo)" = " the and of a$full"
+check "tokenize -m uses the model's tokenizer" test "$("$MAMBAC" tokenize -m "$DATA/../../models/default" -p "Hello")" = \
+    "$("$MAMBAC" tokenize --tokenizer "$DATA/../../models/default/tokenizer.json" -p "Hello")"
+check "tokenize --show-pieces: a line per token" test "$("$MAMBAC" tokenize --tokenizer "$TOKJ" -p " the and of a" --show-pieces | wc -l)" = \
+    "$("$MAMBAC" tokenize --tokenizer "$TOKJ" -p " the and of a" | tr ',' '\n' | wc -l)"
 check "seeded text" test "$(gen -p "Once" -n 30 --temp 0.9 --seed 3)" = "$(gen -p "Once" -n 30 --temp 0.9 --seed 3)"
 stop=${full:12:3} before=${full%%"$stop"*}
 check "--stop cuts before the stop string" test "$(gen -p " the and of a" -n 40 --temp 0 --stop "$stop" --no-escape)" = "$before"
@@ -97,7 +102,8 @@ check "the printed seed repeats the run" test "$(gen -p "Once" -n 20 --temp 0.9 
 ref=$DATA/models/mamba1-tiny/ref.safetensors
 first=$("$TOOL" greedy "$ref" | cut -d, -f1) prompt=$("$TOOL" ids "$ref" prompt)
 mkdir "$TMP/eos" && cp "$m1"/* "$TMP/eos/" && sed -i "s/\"eos_token_id\": 0/\"eos_token_id\": $first/" "$TMP/eos/config.json"
-check "stops at eos" test -z "$("$MAMBAC" generate -m "$TMP/eos" --prompt-ids "$prompt" -n 5 --temp 0 --print-ids 2>/dev/null)"
+check "stops at eos" test -z "$("$MAMBAC" generate -m "$TMP/eos" --prompt-ids "$prompt" -n 5 --temp 0 --print-ids 2>"$TMP/eos.err")"
+check "an end at once is said on stderr" grep -q "ended the text at once" "$TMP/eos.err"
 check "--ignore-eos" test "$("$MAMBAC" generate -m "$TMP/eos" --prompt-ids "$prompt" -n 3 --temp 0 --print-ids --ignore-eos 2>/dev/null)" = \
                           "$("$TOOL" greedy "$ref" | cut -d, -f1-3)"
 check "default model generates text" "$MAMBAC" generate -p "ROMEO:" -n 8

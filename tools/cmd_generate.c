@@ -23,7 +23,7 @@ typedef struct gen_opts {
     const char *stops[MAX_STOPS];
     size_t n_stops;
     long long n;
-    int print_ids, ignore_eos, no_escape, seed_given;
+    int print_ids, ignore_eos, no_escape, seed_given, echo;
     mambac_sampler_params sp;
 } gen_opts;
 
@@ -94,6 +94,8 @@ static int parse(cli_args *a, gen_opts *o) {
             o->print_ids = 1;
         } else if (cli_flag(a, "--ignore-eos")) {
             o->ignore_eos = 1;
+        } else if (cli_flag(a, "--echo")) {
+            o->echo = 1;
         } else if (cli_flag(a, "--no-escape")) {
             o->no_escape = 1;
         } else if (cli_flag(a, "-e") || cli_flag(a, "--escape")) {
@@ -128,7 +130,8 @@ static int parse(cli_args *a, gen_opts *o) {
     return CLI_OK;
 }
 
-/* The prompt as ids: parsed, or the text (from -p, -f or stdin) through the tokenizer. */
+/* The prompt as ids: parsed, or the text (from -p, -f or stdin) through the tokenizer;
+ * with --echo the prompt's text is printed first. */
 static int prompt_ids(const gen_opts *o, mambac_tokenizer *tok, int32_t **ids, size_t *n) {
     char msg[160];
     if (o->ids) return cli_parse_ids(o->ids, ids, n, msg, sizeof msg) ? CLI_OK : cli_error("%s", msg);
@@ -142,6 +145,7 @@ static int prompt_ids(const gen_opts *o, mambac_tokenizer *tok, int32_t **ids, s
     }
     mambac_error err;
     mambac_status st = text ? mambac_tokenize(tok, text, len, ids, n, &err) : MAMBAC_ERR_NOMEM;
+    if (st == MAMBAC_OK && o->echo && !o->print_ids) fwrite(text, 1, len, stdout);
     free(text);
     if (st != MAMBAC_OK) return cli_error("%s", text ? err.msg : "out of memory");
     if (*n == 0) {
@@ -211,6 +215,8 @@ int cmd_generate(cli_args *a) {
     if (st == MAMBAC_OK) {
         if (o.print_ids) printf("\n");
         fflush(stdout);
+        if (res.n_generated == 0 && res.finish == MAMBAC_FINISH_EOS)
+            fprintf(stderr, "mambac: the model ended the text at once (its end-of-sequence token; --ignore-eos goes on)\n");
         fprintf(stderr, "%sprompt: %zu tokens, %.1f tok/s | generated: %lld tokens, %.1f tok/s\n", o.print_ids ? "" : "\n", T,
                 res.prefill_seconds > 0 ? T / res.prefill_seconds : 0.0, (long long)res.n_generated,
                 res.decode_seconds > 0 ? res.n_decoded / res.decode_seconds : 0.0);

@@ -39,6 +39,7 @@ static const command_help helps[] = {
      "      --no-escape       take -p and --stop literally (default: \\n, \\t, \\xHH ... processed)\n"
      "      --ignore-eos      keep going past the end-of-text token\n"
      "      --print-ids       print token ids instead of text\n"
+     "      --echo            print the prompt's text before the continuation\n"
      "      --tokenizer PATH  tokenizer.json (default: the model's)\n"
      "      --state-in FILE, --state-out FILE   continue from / save the sequence state\n\n"
      "example: mambac generate -m mamba-130m-hf -p \"The meaning of life is\" -n 64 --temp 0.7\n"},
@@ -53,9 +54,10 @@ static const command_help helps[] = {
     {"info", "usage: mambac info [-m MODEL]\nDescribes a checkpoint: architecture, sizes, dtype, tokenizer.\n\n" COMMON_MODEL
              "\nexample: mambac info -m model.gguf\n"},
     {"tokenize",
-     "usage: mambac tokenize --tokenizer PATH (-p TEXT | -f FILE)\n"
-     "Prints the token ids of a text, comma-separated.\n\n"
+     "usage: mambac tokenize (--tokenizer PATH | -m MODEL) (-p TEXT | -f FILE) [--show-pieces]\n"
+     "Prints the token ids of a text, comma-separated (--show-pieces: a line per token, id and bytes).\n\n"
      "      --tokenizer PATH  tokenizer.json, or a .gguf file with a vocabulary\n"
+     "  -m, --model MODEL     the model's tokenizer (its folder's tokenizer.json, or the GGUF's)\n"
      "  -p, --prompt TEXT     the text (- reads stdin)\n"
      "  -f, --file FILE       the text from a file\n\n"
      "example: mambac tokenize --tokenizer tokenizer.json -p \"Hello world\"\n"},
