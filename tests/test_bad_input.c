@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -680,9 +681,36 @@ static void test_state_bound(void) {
     free(dir);
 }
 
+/* A writer's temporary file left by a killed process (its PID gone) is removed by the next
+ * write of the same target; one of a live process stays. */
+static void test_stale_temps(void) {
+    const pid_t child = fork();
+    if (child == 0) _exit(0);
+    waitpid(child, NULL, 0); /* its PID is free now */
+    char *out = path_in(tmp, "x.state"), stale[700], live[700];
+    snprintf(stale, sizeof stale, "%s.tmp.%ld", out, (long)child);
+    snprintf(live, sizeof live, "%s.tmp.%ld", out, (long)getppid());
+    write_file(stale, "old", 3);
+    write_file(live, "busy", 4);
+    char model[600];
+    snprintf(model, sizeof model, "%s/models/mamba1-tiny/hf", MAMBAC_TEST_DATA);
+    mambac_model *m = NULL;
+    mambac_state *st = NULL;
+    mambac_error err;
+    CHECK(mambac_model_load(model, &m, &err) == MAMBAC_OK && mambac_state_new(m, &st, &err) == MAMBAC_OK, "load: %s", err.msg);
+    CHECK(st && mambac_state_save(st, out, &err) == MAMBAC_OK, "save: %s", err.msg);
+    CHECK(access(stale, F_OK) != 0, "a dead writer's temporary file removed");
+    CHECK(access(live, F_OK) == 0, "a live writer's temporary file kept");
+    unlink(live), unlink(out);
+    mambac_state_free(st);
+    mambac_model_free(m);
+    free(out);
+}
+
 int main(void) {
     tmp = make_temp_dir();
     test_tensor_list();
+    test_stale_temps();
     test_state_bound();
     test_thread_clamp();
     test_fifo();

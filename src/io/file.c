@@ -10,6 +10,8 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -135,8 +137,42 @@ char *mc_path_join(const char *dir, const char *name) {
     return p;
 }
 
+/* Removes PATH.tmp.PID files left by writers that were killed (PID no longer running):
+ * every interrupted run would otherwise leave one more behind. */
+static void remove_stale_temps(const char *path) {
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash) {
+        strcpy(dir, ".");
+    } else if (slash == path) {
+        strcpy(dir, "/");
+    } else {
+        const size_t dl = (size_t)(slash - path);
+        if (dl >= sizeof dir) return;
+        memcpy(dir, path, dl);
+        dir[dl] = 0;
+    }
+    const char *base = slash ? slash + 1 : path;
+    const size_t bl = strlen(base);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        const char *n = e->d_name;
+        if (strncmp(n, base, bl) != 0 || strncmp(n + bl, ".tmp.", 5) != 0) continue;
+        char *end;
+        const long pid = strtol(n + bl + 5, &end, 10);
+        if (*end || pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char full[8192];
+        snprintf(full, sizeof full, "%s/%s", dir, n);
+        struct stat sb;
+        if (lstat(full, &sb) == 0 && S_ISREG(sb.st_mode)) unlink(full);
+    }
+    closedir(d);
+}
+
 mambac_status mc_atomic_open(mc_atomic_file *af, const char *path, mambac_error *err) {
     memset(af, 0, sizeof *af);
+    remove_stale_temps(path);
     struct stat sb; /* a FIFO or device under the name would be replaced by a regular file */
     if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
         return mc_fail(err, MAMBAC_ERR_IO, "%s: exists and is not a regular file (not replaced)", path);
