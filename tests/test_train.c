@@ -17,7 +17,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "mambac.h"
@@ -575,6 +578,13 @@ static void test_stop_and_interrupted_saves(const char *tmp) {
     r.resume = a, r.steps = 2;
     stop_flag = 0;
     CHECK(mc_train_run(&r, &err) == MAMBAC_OK && state_step(a) == 2, "the step-0 checkpoint resumes: %s", err.msg);
+    /* a folder another trainer holds is refused, nothing changed */
+    const int held = open(a, O_RDONLY | O_DIRECTORY);
+    CHECK(held >= 0 && flock(held, LOCK_EX | LOCK_NB) == 0, "lock the folder");
+    r.steps = 3;
+    CHECK(mc_train_run(&r, &err) == MAMBAC_ERR_IO && strstr(err.msg, "another process"), "a locked folder: %s", err.msg);
+    close(held);
+    CHECK(state_step(a) == 2, "the locked checkpoint unchanged");
     /* interrupted before the switch: junk in .saving */
     char *saving = path_in(b, ".saving"), *junk = path_in(saving, "model.safetensors");
     mkdir(saving, 0755);

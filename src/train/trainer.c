@@ -6,12 +6,15 @@
 #define _POSIX_C_SOURCE 200809L
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "core/threadpool.h"
@@ -210,6 +213,23 @@ static void set_progress(cJSON *state, int64_t step, int64_t tokens, uint64_t rn
     }
 }
 
+/* An exclusive lock on the run's folder for as long as the run goes (flock on the folder
+ * itself: released when the process ends, however it ends), so that two trainers never
+ * write one checkpoint. Returns the descriptor, or -1 with err set. */
+static int lock_folder(const char *dir, mambac_error *err) {
+    const int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        mc_fail(err, MAMBAC_ERR_IO, "%s: cannot open: %s", dir, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        mc_fail(err, MAMBAC_ERR_IO, "%s: another process is training in this folder", dir);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 mambac_status mc_train_run(const mc_train_config *cfg_in, mambac_error *err) {
     mc_train_config cfg = *cfg_in;
     mambac_status st = MAMBAC_OK;
@@ -219,8 +239,13 @@ mambac_status mc_train_run(const mc_train_config *cfg_in, mambac_error *err) {
     uint64_t rng = 0;
     double elapsed0 = 0;
     if (!out) return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "no output folder given");
+    int lock = -1;
     if (cfg.resume) {
-        if ((st = mc_ckpt_read_state(cfg.resume, &state, err)) != MAMBAC_OK) return st;
+        if ((lock = lock_folder(cfg.resume, err)) < 0) return MAMBAC_ERR_IO;
+        if ((st = mc_ckpt_read_state(cfg.resume, &state, err)) != MAMBAC_OK) {
+            close(lock);
+            return st;
+        }
         const cJSON *saved = cJSON_GetObjectItemCaseSensitive(state, "config");
         const int64_t steps = cfg.steps;
         config_from_json(&cfg, saved);
@@ -261,6 +286,7 @@ mambac_status mc_train_run(const mc_train_config *cfg_in, mambac_error *err) {
         free(src);
         free(dst);
     }
+    if (st == MAMBAC_OK && !cfg.resume && (lock = lock_folder(out, err)) < 0) st = MAMBAC_ERR_IO;
     mambac_model *m = NULL;
     if (st == MAMBAC_OK) st = mambac_model_load(cfg.init_from && !cfg.resume ? cfg.init_from : out, &m, err);
     const mambac_model_info *info = m ? mambac_model_get_info(m) : NULL;
@@ -385,5 +411,6 @@ mambac_status mc_train_run(const mc_train_config *cfg_in, mambac_error *err) {
         free((char *)cfg.data);
         free((char *)cfg.tokenizer);
     }
+    if (lock >= 0) close(lock);
     return st;
 }
