@@ -707,9 +707,46 @@ static void test_stale_temps(void) {
     free(out);
 }
 
+/* A state names the model it came from: another model of the same shape (another seed)
+ * refuses it; a version 1 file (no fingerprint) still loads. */
+static void test_state_fingerprint(void) {
+    mambac_init_params p = mambac_init_default_params(MAMBAC_ARCH_MAMBA1);
+    p.d_model = 16, p.n_layer = 1, p.vocab_size = 300;
+    char *d1 = path_in(tmp, "fp1"), *d2 = path_in(tmp, "fp2"), *sp = path_in(tmp, "fp.state");
+    mambac_error err;
+    p.seed = 1;
+    CHECK(mambac_model_write_init(&p, d1, &err) == MAMBAC_OK, "init 1: %s", err.msg);
+    p.seed = 2;
+    CHECK(mambac_model_write_init(&p, d2, &err) == MAMBAC_OK, "init 2: %s", err.msg);
+    mambac_model *a = NULL, *b = NULL;
+    mambac_state *sa = NULL, *sb = NULL;
+    CHECK(mambac_model_load(d1, &a, &err) == MAMBAC_OK && mambac_model_load(d2, &b, &err) == MAMBAC_OK, "load: %s", err.msg);
+    if (a && b && mambac_state_new(a, &sa, &err) == MAMBAC_OK && mambac_state_new(b, &sb, &err) == MAMBAC_OK) {
+        CHECK(mambac_state_save(sa, sp, &err) == MAMBAC_OK, "save: %s", err.msg);
+        CHECK(mambac_state_load(sb, sp, &err) == MAMBAC_ERR_INVALID_ARG && strstr(err.msg, "another model"),
+              "a state of another model of the same shape refused: %s", err.msg);
+        CHECK(mambac_state_load(sa, sp, &err) == MAMBAC_OK, "its own model loads it: %s", err.msg);
+        mc_file f;
+        if (mc_file_map(sp, &f, &err) == MAMBAC_OK) { /* the same as version 1: no fingerprint */
+            const size_t v1 = 8 + 4 * 9 + 16, n = f.size - 8;
+            unsigned char *c = malloc(n);
+            memcpy(c, f.data, v1);
+            memcpy(c + v1, f.data + v1 + 8, n - v1);
+            c[8] = 1;
+            mc_file_unmap(&f);
+            CHECK(mambac_state_from_bytes(sb, c, n, &err) == MAMBAC_OK, "a version 1 state loads: %s", err.msg);
+            free(c);
+        }
+    }
+    mambac_state_free(sa), mambac_state_free(sb);
+    mambac_model_free(a), mambac_model_free(b);
+    free(d1), free(d2), free(sp);
+}
+
 int main(void) {
     tmp = make_temp_dir();
     test_tensor_list();
+    test_state_fingerprint();
     test_stale_temps();
     test_state_bound();
     test_thread_clamp();

@@ -1,9 +1,10 @@
 /* state.c — creating, copying, saving and loading sequence states.
  *
- * File format (little-endian): "MAMBACST", u32 version (1), then the shape it was
+ * File format (little-endian): "MAMBACST", u32 version (2), then the shape it was
  * made for — u32 arch, n_layer, d_model, d_inner, d_state, d_conv, n_heads, n_groups —
- * u64 n_tokens, u64 n_floats, the floats, and a u32 FNV-1a checksum of the floats.
- * A file whose shape differs from the model's is refused. */
+ * u64 n_tokens, u64 n_floats, u64 the model's fingerprint (model.h), the floats, and a
+ * u32 FNV-1a checksum of the floats. A file whose shape or fingerprint differs from the
+ * model's is refused. Version 1 files (no fingerprint) are still read. */
 #include "infer/state.h"
 
 #include <stdlib.h>
@@ -14,7 +15,7 @@
 #include "io/file.h"
 
 #define STATE_MAGIC "MAMBACST"
-#define STATE_VERSION 1u
+#define STATE_VERSION 2u
 #define STATE_HEADER_U32 9 /* version + 8 shape fields */
 
 size_t mambac_state_size_bytes(const mambac_model *model) {
@@ -108,7 +109,8 @@ static uint64_t get_le(const unsigned char *p, int n) {
     return v;
 }
 
-#define HEADER_BYTES (8 + 4 * STATE_HEADER_U32 + 16)
+#define HEADER_V1 (8 + 4 * STATE_HEADER_U32 + 16)
+#define HEADER_BYTES (HEADER_V1 + 8) /* version 2: + the fingerprint */
 
 size_t mambac_state_file_bytes(const mambac_model *model) {
     return HEADER_BYTES + mambac_state_size_bytes(model) + 4;
@@ -121,6 +123,7 @@ static void make_header(const mambac_state *s, unsigned char head[HEADER_BYTES])
     for (int i = 0; i < STATE_HEADER_U32; i++) put_u32(head + 8 + 4 * i, f[i]);
     put_u64(head + 8 + 4 * STATE_HEADER_U32, (uint64_t)s->n_tokens);
     put_u64(head + 16 + 4 * STATE_HEADER_U32, (uint64_t)s->n_floats);
+    put_u64(head + HEADER_V1, s->model->fingerprint);
 }
 
 mambac_status mambac_state_save(const mambac_state *s, const char *path, mambac_error *err) {
@@ -159,16 +162,20 @@ static mambac_status load_bytes(mambac_state *s, const unsigned char *d, size_t 
     const size_t payload = s->n_floats * sizeof(float);
     uint32_t want[STATE_HEADER_U32];
     shape_fields(&s->model->info, want);
-    if (size < HEADER_BYTES || memcmp(d, STATE_MAGIC, 8) != 0)
+    if (size < HEADER_V1 || memcmp(d, STATE_MAGIC, 8) != 0)
         return mc_fail(err, MAMBAC_ERR_FORMAT, "%s: not a mambac state file", what);
-    if (get_le(d + 8, 4) != STATE_VERSION)
-        return mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "%s: state file version %u not supported", what, (unsigned)get_le(d + 8, 4));
+    const uint32_t version = (uint32_t)get_le(d + 8, 4);
+    if (version != 1 && version != STATE_VERSION)
+        return mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "%s: state file version %u not supported", what, (unsigned)version);
+    const size_t head = version == 1 ? HEADER_V1 : HEADER_BYTES;
     for (int i = 1; i < STATE_HEADER_U32; i++)
         if (get_le(d + 8 + 4 * i, 4) != want[i])
             return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "%s: state was saved for a model of a different shape", what);
-    if (get_le(d + 16 + 4 * STATE_HEADER_U32, 8) != s->n_floats || size != HEADER_BYTES + payload + 4)
+    if (get_le(d + 16 + 4 * STATE_HEADER_U32, 8) != s->n_floats || size != head + payload + 4)
         return mc_fail(err, MAMBAC_ERR_FORMAT, "%s: truncated or wrong-sized state file", what);
-    if (get_le(d + HEADER_BYTES + payload, 4) != fnv1a(d + HEADER_BYTES, payload))
+    if (version >= 2 && get_le(d + HEADER_V1, 8) != s->model->fingerprint)
+        return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "%s: state was saved by another model of the same shape", what);
+    if (get_le(d + head + payload, 4) != fnv1a(d + head, payload))
         return mc_fail(err, MAMBAC_ERR_FORMAT, "%s: state file checksum mismatch (corrupt)", what);
     const uint64_t n_tokens = get_le(d + 8 + 4 * STATE_HEADER_U32, 8);
     if (n_tokens > (UINT64_C(1) << 62)) /* outside the checksum; counts must stay far from overflow */
@@ -176,11 +183,11 @@ static mambac_status load_bytes(mambac_state *s, const unsigned char *d, size_t 
                        (unsigned long long)n_tokens);
     const mc_backend *be = s->model->be;
     if (be->host_states) {
-        memcpy(s->data, d + HEADER_BYTES, payload);
+        memcpy(s->data, d + head, payload);
     } else {
         float *tmp = malloc(payload ? payload : 1);
         if (!tmp) return mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory loading a state");
-        memcpy(tmp, d + HEADER_BYTES, payload);
+        memcpy(tmp, d + head, payload);
         be->state_write(s->model, s->data, tmp, s->n_floats);
         free(tmp);
     }

@@ -54,6 +54,7 @@ struct mambac_model {
     void *bmodel;                /* the backend's prepared weights, NULL for none */
     char backend_name[32];       /* "cpu", "cuda:0" */
     mambac_model_params params;  /* as loaded (strings not kept) */
+    uint64_t fingerprint;        /* of the norms, D and dt_bias (weights.c): which model a state file came from */
 };
 
 /* Channels through the causal conv: Mamba-1 x only; Mamba-2 x, B and C. */

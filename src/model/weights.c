@@ -249,6 +249,22 @@ mambac_status mc_model_bind(struct mambac_model *m, mambac_error *err) {
     }
     c->n_params = n_params;
     c->weight_bytes = bytes;
+    /* The fingerprint states are saved with: FNV-1a over the float32 norms, D and dt_bias
+     * (kept float32 by every format mambac reads or writes, so a model's safetensors and
+     * GGUF copies agree; A is left out: GGUF stores -exp(A_log) rounded by its writer). */
+    uint64_t h = 0xcbf29ce484222325ull;
+    const int m1 = c->arch == MAMBAC_ARCH_MAMBA1;
+    const int64_t per = m1 ? c->d_inner : c->n_heads;
+    for (int l = 0; l <= c->n_layer; l++) {
+        const float *v[3] = {l < c->n_layer ? m->layers[l].norm : m->norm_f, l < c->n_layer ? m->layers[l].D : NULL,
+                             l < c->n_layer ? m->layers[l].dt_bias : NULL};
+        const int64_t n[3] = {c->d_model, per, per};
+        for (int k = 0; k < 3; k++) {
+            const unsigned char *b = (const unsigned char *)v[k];
+            for (int64_t i = 0; b && i < n[k] * 4; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+        }
+    }
+    m->fingerprint = h;
     c->dtype = m->layers[0].in_proj.dtype;
 done:
     free(t.v);
