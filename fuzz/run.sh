@@ -38,3 +38,4 @@ run tokenize 4096 "$work/seeds-text"
 mkdir -p "$work/seeds-gguf"
 for f in "$root"/tests/data/gguf/*.gguf; do cp "$f" "$work/seeds-gguf/"; done
 run gguf 400000 "$work/seeds-gguf"
+run state 65536 "$root/fuzz/seeds/state"
