@@ -112,10 +112,8 @@ static int64_t ssd_chunk(const mambac_model_info *c) { return c->chunk_size < 64
 
 static mambac_status cpu_ctx_new(const struct mambac_model *model, const mambac_context_params *p, void **out,
                                  mambac_error *err) {
-    /* an ISA asked for (the parameter, else MAMBAC_ISA) must be usable: never a silent fallback */
-    const char *isa = p->isa ? p->isa : getenv("MAMBAC_ISA");
-    if (isa && !*isa) isa = NULL;
-    const mc_kernels *kernels = isa ? mc_kernels_named(isa) : mc_kernels_best();
+    const char *isa;
+    const mc_kernels *kernels = mc_kernels_select(p->isa, &isa);
     if (!kernels)
         return mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "kernel set '%s'%s is unknown or not supported by this CPU (see mambac --version)",
                        isa, p->isa ? "" : " (MAMBAC_ISA)");

@@ -104,6 +104,13 @@ int mc_kernels_want_x16(void) {
 #endif
 }
 
+const mc_kernels *mc_kernels_select(const char *isa, const char **asked) {
+    if (!isa || !*isa) isa = getenv("MAMBAC_ISA");
+    if (!isa || !*isa) isa = NULL;
+    if (asked) *asked = isa;
+    return isa ? mc_kernels_named(isa) : mc_kernels_best();
+}
+
 const mc_kernels *mc_kernels_best(void) {
     const mc_kernels *forced = mc_kernels_named(getenv("MAMBAC_ISA"));
     if (forced) return forced;

@@ -50,6 +50,10 @@ int64_t mc_ssd_scratch_floats(int64_t L, int64_t N, int64_t P);
 const mc_kernels *mc_kernels_best(void);
 /* A table by name, or NULL when unknown or not supported by this CPU. */
 const mc_kernels *mc_kernels_named(const char *name);
+/* The set a context or a training run uses: `isa` when given, else $MAMBAC_ISA when set,
+ * else the best; NULL when the one asked for (*asked, NULL when none was) is unknown or
+ * not usable on this CPU — never a silent fallback. */
+const mc_kernels *mc_kernels_select(const char *isa, const char **asked);
 
 void mc_gemm_scalar(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
                     int64_t r0, int64_t r1, const float *bias, float *scratch);

@@ -12,8 +12,9 @@
 
 mambac_status mc_tctx_init(mc_tctx *c, int threads, const char *isa, int64_t max_k, int64_t tcap, mambac_error *err) {
     memset(c, 0, sizeof *c);
-    c->k = isa ? mc_kernels_named(isa) : mc_kernels_best();
-    if (!c->k) return mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "kernel set '%s' is unknown or not supported by this CPU", isa);
+    const char *asked;
+    c->k = mc_kernels_select(isa, &asked);
+    if (!c->k) return mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "kernel set '%s' is unknown or not supported by this CPU", asked);
     /* Training's products are float32 x float32 over thousands of tokens: the AMX kernel
      * splits both into three bf16 parts and re-splits the weights for every pass of 128-256
      * tokens, which measured slower than AVX-512 here (d_model 512: 1447 vs 2256 tok/s). */
