@@ -197,10 +197,10 @@ int cli_parse_threads(const char *v, int32_t *out) {
     long long t;
     if (!v) return 1;
     if (!cli_parse_int(v, 1, 1024, &t)) return 0;
-    const int cpus = mc_cpu_count();
-    if (t > cpus) {
-        fprintf(stderr, "mambac: -t %lld: this process may use %d CPU%s; using %d\n", t, cpus, cpus == 1 ? "" : "s", cpus);
-        t = cpus;
+    const int run = mc_threads_for((int)t);
+    if (run != t) {
+        fprintf(stderr, "mambac: -t %lld: this process may use %d CPU%s; using %d\n", t, run, run == 1 ? "" : "s", run);
+        t = run;
     }
     *out = (int32_t)t;
     return 1;

@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Spin (with pause) about a millisecond before sleeping: decode runs a loop every few
  * tens of microseconds, and a sleeping worker costs a futex wake-up per loop. */
@@ -157,4 +158,11 @@ int mc_cpu_count(void) {
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set) > 0 ? CPU_COUNT(&set) : 1;
     return 1;
+}
+
+int mc_threads_for(int requested) {
+    const int cpus = mc_cpu_count();
+    if (requested <= 0) return cpus;
+    const char *over = getenv("MAMBAC_OVERSUBSCRIBE");
+    return requested > cpus && !(over && strcmp(over, "1") == 0) ? cpus : requested;
 }

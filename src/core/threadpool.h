@@ -29,7 +29,11 @@ void mc_pool_for(mc_pool *p, int64_t n, int64_t grain, mc_range_fn fn, void *arg
  * whichever thread asks next; returns when all are done. */
 void mc_pool_for_dynamic(mc_pool *p, int64_t n, int64_t grain, mc_range_fn fn, void *arg);
 
-/* Number of CPUs this process may run on. */
+/* Number of CPUs this process may use. */
 int mc_cpu_count(void);
+/* The threads to run for a request (0 = all): at most mc_cpu_count(), since more stall
+ * every statically split loop on a descheduled thread (a cliff, not a slope), unless
+ * MAMBAC_OVERSUBSCRIBE=1 (tests of the splits on small machines). */
+int mc_threads_for(int requested);
 
 #endif

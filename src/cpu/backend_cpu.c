@@ -117,13 +117,7 @@ static mambac_status cpu_ctx_new(const struct mambac_model *model, const mambac_
     if (!kernels)
         return mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "kernel set '%s'%s is unknown or not supported by this CPU (see mambac --version)",
                        isa, p->isa ? "" : " (MAMBAC_ISA)");
-    /* more threads than CPUs to run them: the static splits wait on a descheduled thread
-     * every loop (a cliff, not a slope), so the count is reduced to the CPUs unless
-     * MAMBAC_OVERSUBSCRIBE=1 (tests of the splits on small machines) */
-    const char *over = getenv("MAMBAC_OVERSUBSCRIBE");
-    const int cpus = mc_cpu_count();
-    int nt = p->n_threads ? p->n_threads : cpus;
-    if (nt > cpus && !(over && strcmp(over, "1") == 0)) nt = cpus;
+    const int nt = mc_threads_for(p->n_threads);
     const mambac_model_info *c = &model->info;
     const int64_t U = p->max_ubatch, D = c->d_model, E = c->d_inner, N = c->d_state;
     const int64_t in_rows = model->layers[0].in_proj.rows;

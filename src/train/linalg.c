@@ -19,7 +19,7 @@ mambac_status mc_tctx_init(mc_tctx *c, int threads, const char *isa, int64_t max
      * splits both into three bf16 parts and re-splits the weights for every pass of 128-256
      * tokens, which measured slower than AVX-512 here (d_model 512: 1447 vs 2256 tok/s). */
     if (c->k->amx) c->k = mc_kernels_named("avx512");
-    c->pool = mc_pool_new(threads > 0 ? threads : mc_cpu_count());
+    c->pool = mc_pool_new(mc_threads_for(threads));
     c->gemm_stride = (MC_GEMM_SCRATCH_FLOAT(max_k) + 15) / 16 * 16;
     c->tcap = tcap = (tcap + 15) / 16 * 16; /* aligned_alloc sizes are multiples of the alignment */
     const int nt = c->pool ? mc_pool_threads(c->pool) : 1;

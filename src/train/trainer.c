@@ -313,7 +313,7 @@ mambac_status mc_train_run(const mc_train_config *cfg_in, mambac_error *err) {
     mc_tctx c = {0};
     mc_tape *tape = NULL, *vtape = NULL;
     mc_adamw opt = {0};
-    const int cpus = mc_cpu_count(), nt = cfg.threads > 0 && cfg.threads < cpus ? cfg.threads : cpus; /* as contexts do */
+    const int nt = mc_threads_for(cfg.threads);
     const int64_t B = cfg.batch, L = cfg.seq;
     const int64_t vb = mc_data_val_windows(&data, L) < B ? mc_data_val_windows(&data, L) : B;
     if (st == MAMBAC_OK) st = mc_params_from_model(m, &P, err);
