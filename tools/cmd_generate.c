@@ -119,6 +119,11 @@ static int parse(cli_args *a, gen_opts *o) {
     if (!!o->ids + !!o->prompt + !!o->prompt_file != 1)
         return cli_usage_error(a->cmd, "give exactly one of -p TEXT, -f FILE or --prompt-ids IDS");
     if (o->n_stops && o->print_ids) return cli_usage_error(a->cmd, "--stop works on text: not with --print-ids");
+    /* escapes in the stop strings, processed in place (argv is ours to change); -p's are
+     * processed on its copy in prompt_ids, where its length is kept */
+    for (size_t i = 0; !o->no_escape && i < o->n_stops; i++)
+        if (cli_unescape((char *)o->stops[i]) == 0 || !*o->stops[i])
+            return cli_usage_error(a->cmd, "--stop needs a non-empty string");
     if (o->state_out && !cli_folder_writable(o->state_out)) /* found out now, not after generating */
         return cli_usage_error(a->cmd, "--state-out %s: its folder does not exist or is not writable", o->state_out);
     /* the sampler's ranges, checked before the model loads */
@@ -197,13 +202,7 @@ int cmd_generate(cli_args *a) {
     gp.sampling = o.sp;
     gp.max_tokens = o.n;
     gp.ignore_eos = o.ignore_eos;
-    char *stops[MAX_STOPS] = {0}; /* escapes processed as in -p */
-    for (size_t i = 0; i < o.n_stops; i++) {
-        stops[i] = strdup(o.stops[i]);
-        if (!stops[i]) stops[i] = (char *)"", o.n_stops = i; /* out of memory: the stops so far */
-        else if (!o.no_escape) cli_unescape(stops[i]);
-    }
-    gp.stop = (const char *const *)stops, gp.n_stop = o.n_stops;
+    gp.stop = o.stops, gp.n_stop = o.n_stops;
     if (!o.seed_given) gp.sampling.seed = random_seed();
     if (!o.seed_given && gp.sampling.temp > 0) /* so that the run can be repeated */
         fprintf(stderr, "mambac: seed %llu\n", (unsigned long long)gp.sampling.seed);
@@ -224,7 +223,6 @@ int cmd_generate(cli_args *a) {
     } else {
         rc = cli_error("%s", err.msg);
     }
-    for (size_t i = 0; i < o.n_stops; i++) free(stops[i]);
     mambac_tokenizer_free(tok);
     mambac_free(ids);
     cli_session_close(&s);
