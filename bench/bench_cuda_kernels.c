@@ -4,7 +4,9 @@
  *     with z; SSD H 64 P 64 N 128 groups 1), L = 2k / 8k / 32k tokens in one segment;
  *   - one decode step of 1 and of 128 sequences at mamba-130m's scan (D 1536 N 16) and
  *     mamba2-130m's SSD (H 24 P 64 N 128) shapes, each sequence its own state;
- *   - the decode product (GEMV, bf16 weights) at mamba2-1.3b's projection shapes;
+ *   - the decode product (GEMV) at mamba2-1.3b's projection shapes, bf16 weights and q8_0 /
+ *     q4_0 kept quantized (one or two rows a warp), and the dequantization of a quantized
+ *     matrix to bf16 / float32 (the prefill products' tiles);
  * from zero states, each variant checked against the CPU reference (cpu/ops.h) before it is
  * timed, the device-to-device copy bandwidth measured in the same run as the ceiling.
  * Times: median of 9 runs by CUDA events. GB/s counts the compulsory traffic (inputs and
@@ -117,13 +119,15 @@ static void free_segment(segment *s) {
     cudaFree(s->d_seg), cudaFree(s->ch.state), cudaFree(s->ch.dtsum);
 }
 
-/* Median time (ms) of RUNS runs of run(arg), the state zeroed before each (untimed). */
-static float time_runs(void (*run)(void *), void *arg, float *state, size_t state_floats) {
+/* Median time (ms) of RUNS runs of run(arg), the state zeroed and reset(arg) (when not
+ * NULL: inputs a kernel consumes) before each, untimed. */
+static float time_runs(void (*run)(void *), void (*reset)(void *), void *arg, float *state, size_t state_floats) {
     cudaEvent_t e0, e1;
     cudaEventCreate(&e0), cudaEventCreate(&e1);
     float t[RUNS];
     for (int i = 0; i < RUNS; i++) {
         cudaMemset(state, 0, state_floats * sizeof(float));
+        if (reset) reset(arg);
         cudaEventRecord(e0, 0);
         run(arg);
         cudaEventRecord(e1, 0);
@@ -140,10 +144,16 @@ typedef struct scan_case {
     mcu_scan_args a;
     segment s;
     int64_t B;
+    const float *dt0; /* dt as made: the scan's chunked passes leave dt's softplus in its place */
+    size_t dt_floats;
 } scan_case;
 static void run_scan(void *p) {
     scan_case *c = p;
     mcu_selective_scan(&c->a, c->s.d_seg, c->B, &c->s.ch, 0);
+}
+static void reset_scan(void *p) {
+    scan_case *c = p;
+    cudaMemcpy(c->a.dt, c->dt0, c->dt_floats * sizeof(float), cudaMemcpyDeviceToDevice);
 }
 
 /* B segments of n tokens, channels E, N 16. */
@@ -164,7 +174,8 @@ static void bench_scan(int64_t B, int64_t n, int64_t E, double ceil_gbs) {
     c.a.B = d_bc, c.a.C = d_bc + N;
     cudaMemset(c.a.y, 0xff, (size_t)(T * E) * sizeof(float)); /* NaN: an output left unwritten fails the check */
     c.s = make_segment(B, n, d_state, EN, E);
-    const float ms = time_runs(run_scan, &c, d_state, (size_t)(B * EN));
+    c.dt0 = dev_copy(dt, (size_t)(T * E)), c.dt_floats = (size_t)(T * E);
+    const float ms = time_runs(run_scan, reset_scan, &c, d_state, (size_t)(B * EN));
     double err = -1;
     if (T <= 8192) { /* the CPU reference takes seconds beyond */
         float *state = calloc((size_t)EN, sizeof *state), *got = malloc((size_t)(T * E) * sizeof *got);
@@ -184,7 +195,7 @@ static void bench_scan(int64_t B, int64_t n, int64_t E, double ceil_gbs) {
            n > 1 ? "(prefill)" : "(decode step)", (long long)E, (long long)N, (long long)B, (long long)n, ms,
            bytes / (ms * 1e-3) / 1e9, 100 * bytes / (ms * 1e-3) / 1e9 / ceil_gbs, err < 0 ? "(not checked) " : "",
            err < 0 ? 0.0 : err);
-    cudaFree((void *)c.a.x), cudaFree((void *)c.a.z), cudaFree((void *)c.a.dt), cudaFree(d_bc), cudaFree((void *)c.a.A);
+    cudaFree((void *)c.a.x), cudaFree((void *)c.a.z), cudaFree(c.a.dt), cudaFree((void *)c.dt0), cudaFree(d_bc), cudaFree((void *)c.a.A);
     cudaFree((void *)c.a.D), cudaFree((void *)c.a.dt_bias), cudaFree(c.a.y), cudaFree(d_state);
     free_segment(&c.s);
     free(x), free(z), free(dt), free(BC), free(A), free(D), free(bias), free(y);
@@ -213,7 +224,7 @@ static void bench_ssd(int64_t B, int64_t n, int64_t H, int tc, double ceil_gbs) 
                          .dt_stride = H, .A = dev_copy(A, (size_t)H), .y = dev_copy(NULL, (size_t)(T * E)), .y_stride = E};
     cudaMemset(c.a.y, 0xff, (size_t)(T * E) * sizeof(float));
     c.s = make_segment(B, n, d_state, EN, H);
-    const float ms = time_runs(run_ssd, &c, d_state, (size_t)(B * EN));
+    const float ms = time_runs(run_ssd, NULL, &c, d_state, (size_t)(B * EN));
     double err = -1;
     if (T <= 8192) {
         const int64_t CL = 64;
@@ -241,33 +252,94 @@ static void bench_ssd(int64_t B, int64_t n, int64_t H, int tc, double ceil_gbs) 
     free(x), free(BC), free(dt), free(A), free(y);
 }
 
+typedef enum { W_BF16, W_Q8_0, W_Q4_0 } wfmt;
+static const char *const wfmt_name[] = {"bf16", "q8_0", "q4_0"};
+
 typedef struct gemv_case {
-    float *out, *x;
-    void *W;
-    int64_t T, R, K;
+    float *out, *x, *nw;
+    mcu_matrix W;
+    int64_t T;
+    int wpr;
 } gemv_case;
 static void run_gemv(void *p) {
     gemv_case *c = p;
-    mcu_gemv(c->out, c->R, c->x, c->K, c->T, c->W, 1, c->R, c->K, 0.0f, 0);
+    mcu_gemv(c->out, c->W.R, c->x, c->W.K, c->T, &c->W, 0.0f, c->nw, 1e-5f, c->wpr, 0);
 }
 
-/* The decode product out (T, R) = x (T, K) W^T, W bf16 (R, K): GB/s of weights streamed.
- * Several weight copies in rotation so that each run reads from DRAM, not the L2. */
-static void bench_gemv(int64_t T, int64_t R, int64_t K, double ceil_gbs) {
-    enum { COPIES = 4 };
-    float *w = host_rand((size_t)(R * K), 1.0f, 0.0f), *x = host_rand((size_t)(T * K), 1.0f, 0.0f);
-    uint16_t *w16 = malloc((size_t)(R * K) * sizeof *w16);
-    for (int64_t i = 0; i < R * K; i++) {
-        uint32_t u;
-        memcpy(&u, &w[i], 4);
-        w16[i] = (uint16_t)(u >> 16), u &= 0xffff0000u, memcpy(&w[i], &u, 4); /* w as its bf16 value */
+static float f16_value(uint16_t h) { /* scales are normal f16 here */
+    const uint32_t e = (h >> 10) & 31u, m = h & 1023u, u = ((uint32_t)(h & 0x8000u) << 16) | ((e + 112u) << 23) | (m << 13);
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* Random weights of format f, (R, K): the device bytes (one copy) and their float values
+ * (w, as the kernels must read them). Quantized: the layout of cuda_ops.h mcu_qweight. */
+typedef struct host_weights {
+    float *w;
+    void *bytes, *scales;
+    size_t n_bytes, n_scales;
+} host_weights;
+static host_weights make_weights(wfmt f, int64_t R, int64_t K) {
+    host_weights h = {host_rand((size_t)(R * K), 1.0f, 0.0f), NULL, NULL, 0, 0};
+    if (f == W_BF16) {
+        uint16_t *w16 = malloc((size_t)(R * K) * 2);
+        for (int64_t i = 0; i < R * K; i++) {
+            uint32_t u;
+            memcpy(&u, &h.w[i], 4);
+            w16[i] = (uint16_t)(u >> 16), u &= 0xffff0000u, memcpy(&h.w[i], &u, 4); /* w as its bf16 value */
+        }
+        h.bytes = w16, h.n_bytes = (size_t)(R * K) * 2;
+        return h;
     }
+    const int q4 = f == W_Q4_0;
+    const int64_t nb = K / 32, qb = q4 ? 16 : 32;
+    uint8_t *q = malloc((size_t)(R * nb * qb));
+    uint16_t *d = malloc((size_t)(R * nb) * 2);
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t b = 0; b < nb; b++) {
+            rng = rng * 1664525u + 1013904223u;
+            const uint16_t h16 = (uint16_t)(0x1800u + (rng >> 22)); /* about 2^-9 .. 2^-8 */
+            d[r * nb + b] = h16;
+            const float sc = f16_value(h16);
+            for (int64_t j = 0; j < 32; j++) {
+                rng = rng * 1664525u + 1013904223u;
+                const int v = q4 ? (int)(rng >> 28) : (int)(int8_t)(rng >> 24);
+                float *wv = &h.w[r * K + 32 * b + j];
+                if (q4) {
+                    uint8_t *byte = &q[(r * nb + b) * 16 + j % 16];
+                    *byte = (uint8_t)(j < 16 ? (*byte & 0xf0) | v : (*byte & 0x0f) | (v << 4));
+                    *wv = sc * (float)(v - 8);
+                } else {
+                    q[(r * nb + b) * 32 + j] = (uint8_t)v;
+                    *wv = sc * (float)v;
+                }
+            }
+        }
+    h.bytes = q, h.n_bytes = (size_t)(R * nb * qb), h.scales = d, h.n_scales = (size_t)(R * nb) * 2;
+    return h;
+}
+static void *dev_bytes(const void *h, size_t n) {
+    void *d;
+    die_on(cudaMalloc(&d, n ? n : 1), "cudaMalloc");
+    die_on(cudaMemcpy(d, h, n, cudaMemcpyHostToDevice), "upload");
+    return d;
+}
+
+/* The decode product out (T, R) = x (T, K) W^T in format f, wpr warps a row (0: the
+ * library's choice), with the RMSNorm of x fused in when `norm`: GB/s of weights streamed.
+ * Several weight copies in rotation so that each run reads from DRAM, not the L2. */
+static void bench_gemv(wfmt f, int wpr, int norm, int64_t T, int64_t R, int64_t K, double ceil_gbs) {
+    enum { COPIES = 4 };
+    static const mcu_wtype types[] = {MCU_W_BF16, MCU_W_Q8_0, MCU_W_Q4_0};
+    host_weights hw = make_weights(f, R, K);
+    float *x = host_rand((size_t)(T * K), 1.0f, 0.0f), *nw = host_rand((size_t)K, 0.5f, 1.0f);
     gemv_case c[COPIES];
     for (int k = 0; k < COPIES; k++) {
-        c[k] = (gemv_case){dev_copy(NULL, (size_t)(T * R)), dev_copy(x, (size_t)(T * K)), NULL, T, R, K};
+        c[k] = (gemv_case){dev_copy(NULL, (size_t)(T * R)), dev_copy(x, (size_t)(T * K)), norm ? dev_copy(nw, (size_t)K) : NULL,
+                           {dev_bytes(hw.bytes, hw.n_bytes), hw.scales ? dev_bytes(hw.scales, hw.n_scales) : NULL, types[f], R, K},
+                           T, wpr};
         cudaMemset(c[k].out, 0xff, (size_t)(T * R) * sizeof(float));
-        die_on(cudaMalloc(&c[k].W, (size_t)(R * K) * 2), "cudaMalloc");
-        die_on(cudaMemcpy(c[k].W, w16, (size_t)(R * K) * 2, cudaMemcpyHostToDevice), "upload");
     }
     float t[RUNS];
     cudaEvent_t e0, e1;
@@ -282,18 +354,122 @@ static void bench_gemv(int64_t T, int64_t R, int64_t K, double ceil_gbs) {
     qsort(t, RUNS, sizeof t[0], cmp_float);
     float *got = malloc((size_t)(T * R) * sizeof *got), *want = malloc((size_t)(T * R) * sizeof *want);
     die_on(cudaMemcpy(got, c[0].out, (size_t)(T * R) * sizeof *got, cudaMemcpyDeviceToHost), "download");
-    for (int64_t i = 0; i < T; i++)
+    for (int64_t i = 0; i < T; i++) {
+        double inv = 1.0;
+        if (norm) {
+            double ss = 0;
+            for (int64_t k = 0; k < K; k++) ss += (double)x[i * K + k] * x[i * K + k];
+            inv = 1.0 / sqrt(ss / (double)K + 1e-5);
+        }
         for (int64_t r = 0; r < R; r++) {
             double acc = 0;
-            for (int64_t k = 0; k < K; k++) acc += (double)x[i * K + k] * w[r * K + k];
+            for (int64_t k = 0; k < K; k++) acc += (double)x[i * K + k] * (norm ? inv * nw[k] : 1.0) * hw.w[r * K + k];
             want[i * R + r] = (float)acc;
         }
-    const double ms = t[RUNS / 2], bytes = 2.0 * R * K;
-    printf("gemv (bf16 weights)    R %5lld K %5lld T %lld  %8.3f ms  %7.1f GB/s (%4.1f%% of copy)  rel. L2 vs CPU %.1e\n",
+    }
+    const double ms = t[RUNS / 2], bytes = (double)(hw.n_bytes + hw.n_scales);
+    char name[48], w[16] = "auto";
+    if (wpr) snprintf(w, sizeof w, "%d", wpr);
+    snprintf(name, sizeof name, "%s%s, wpr %s", wfmt_name[f], norm ? " + norm" : "", w);
+    printf("gemv %-22s R %5lld K %5lld T %lld  %8.3f ms  %7.1f GB/s (%4.1f%% of copy)  rel. L2 vs CPU %.1e\n", name,
            (long long)R, (long long)K, (long long)T, ms, bytes / (ms * 1e-3) / 1e9, 100 * bytes / (ms * 1e-3) / 1e9 / ceil_gbs,
            checked(rel_l2(got, want, (size_t)(T * R)), 1e-5));
-    for (int k = 0; k < COPIES; k++) cudaFree(c[k].out), cudaFree(c[k].x), cudaFree(c[k].W);
-    free(w), free(x), free(w16), free(got), free(want);
+    for (int k = 0; k < COPIES; k++)
+        cudaFree(c[k].out), cudaFree(c[k].x), cudaFree(c[k].nw), cudaFree((void *)c[k].W.w), cudaFree((void *)c[k].W.d);
+    free(hw.w), free(hw.bytes), free(hw.scales), free(x), free(nw), free(got), free(want);
+}
+
+/* A quantized matrix dequantized to bf16 / float32 (the prefill products' tiles): GB/s of
+ * quants read and values written; every value checked exactly (bf16: within rounding). */
+static void bench_dequant(wfmt f, int out_bf16, int64_t R, int64_t K, double ceil_gbs) {
+    host_weights hw = make_weights(f, R, K);
+    const mcu_matrix q = {dev_bytes(hw.bytes, hw.n_bytes), dev_bytes(hw.scales, hw.n_scales),
+                          f == W_Q4_0 ? MCU_W_Q4_0 : MCU_W_Q8_0, R, K};
+    const size_t esz = out_bf16 ? 2 : 4;
+    void *out;
+    die_on(cudaMalloc(&out, (size_t)(R * K) * esz), "cudaMalloc");
+    cudaMemset(out, 0xff, (size_t)(R * K) * esz);
+    float t[RUNS];
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0), cudaEventCreate(&e1);
+    for (int i = 0; i < RUNS; i++) {
+        cudaEventRecord(e0, 0);
+        mcu_dequant(out, out_bf16, &q, 0, R, 0);
+        cudaEventRecord(e1, 0);
+        die_on(cudaEventSynchronize(e1), "a timed run");
+        cudaEventElapsedTime(&t[i], e0, e1);
+    }
+    qsort(t, RUNS, sizeof t[0], cmp_float);
+    unsigned char *got = malloc((size_t)(R * K) * esz);
+    die_on(cudaMemcpy(got, out, (size_t)(R * K) * esz, cudaMemcpyDeviceToHost), "download");
+    double worst = 0;
+    for (int64_t i = 0; i < R * K; i++) {
+        float v;
+        if (out_bf16) {
+            uint16_t h;
+            memcpy(&h, got + 2 * i, 2);
+            const uint32_t u = (uint32_t)h << 16;
+            memcpy(&v, &u, 4);
+        } else {
+            memcpy(&v, got + 4 * i, 4);
+        }
+        const double e = fabs((double)v - hw.w[i]) / (fabs(hw.w[i]) + 1e-30);
+        if (!(e <= worst)) worst = isnan(e) ? INFINITY : e > worst ? e : worst;
+    }
+    const double ms = t[RUNS / 2], bytes = (double)(hw.n_bytes + hw.n_scales) + (double)(R * K) * esz;
+    printf("dequant %s -> %-8s R %5lld K %5lld      %8.3f ms  %7.1f GB/s (%4.1f%% of copy)  max rel. error %.1e\n",
+           wfmt_name[f], out_bf16 ? "bf16" : "float32", (long long)R, (long long)K, ms, bytes / (ms * 1e-3) / 1e9,
+           100 * bytes / (ms * 1e-3) / 1e9 / ceil_gbs, checked(worst, out_bf16 ? 1.0 / 256 : 0.0));
+    cudaFree(out), cudaFree((void *)q.w), cudaFree((void *)q.d);
+    free(hw.w), free(hw.bytes), free(hw.scales), free(got);
+}
+
+/* The device argmax (the greedy token) against a plain loop, on rows made to trip it: ties
+ * (the first wins), NaNs (never chosen), all NaN (0), all -inf, the maximum in the last
+ * block of a row, and a batch of random rows; timed at 128 rows of 50 280. */
+static void test_argmax(void) {
+    enum { ROWS = 128, V = 50280 };
+    float *lg = host_rand((size_t)ROWS * V, 4.0f, 0.0f);
+    for (int64_t i = 0; i < V; i++) {
+        lg[0 * V + i] = i % 7 == 3 ? 5.0f : 1.0f;             /* ties: the first 5 */
+        lg[1 * V + i] = i % 2 ? NAN : (float)(i % 1000) - 2e3f; /* NaNs beside values */
+        lg[2 * V + i] = NAN;                                    /* all NaN: 0 */
+        lg[3 * V + i] = -INFINITY;                              /* all -inf: the first */
+    }
+    lg[4 * V + V - 1] = 100.0f; /* in the last, partial block */
+    lg[1 * V + 5] = NAN, lg[1 * V + 7] = INFINITY;
+    float *d = dev_copy(lg, (size_t)ROWS * V);
+    uint64_t *keys, got[ROWS];
+    die_on(cudaMalloc((void **)&keys, ROWS * sizeof *keys), "cudaMalloc");
+    float t[RUNS];
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0), cudaEventCreate(&e1);
+    for (int i = 0; i < RUNS; i++) {
+        cudaEventRecord(e0, 0);
+        mcu_argmax(keys, d, V, ROWS, V, 0);
+        cudaEventRecord(e1, 0);
+        die_on(cudaEventSynchronize(e1), "a timed run");
+        cudaEventElapsedTime(&t[i], e0, e1);
+    }
+    qsort(t, RUNS, sizeof t[0], cmp_float);
+    die_on(cudaMemcpy(got, keys, sizeof got, cudaMemcpyDeviceToHost), "download");
+    int wrong = 0;
+    for (int r = 0; r < ROWS; r++) {
+        int32_t want = 0;
+        float best = -INFINITY;
+        int found = 0;
+        for (int64_t i = 0; i < V; i++) {
+            const float v = lg[(int64_t)r * V + i];
+            if (v == v && (!found || v > best)) best = v, want = (int32_t)i, found = 1;
+        }
+        if (mcu_argmax_index(got[r]) != want) {
+            if (wrong++ < 4) printf("  argmax row %d: %d, want %d\n", r, mcu_argmax_index(got[r]), want);
+        }
+    }
+    printf("argmax %d rows of %d                     %8.3f ms  %d of %d rows wrong\n", ROWS, V, t[RUNS / 2], wrong, ROWS);
+    checked(wrong, 0);
+    cudaFree(d), cudaFree(keys);
+    free(lg);
 }
 
 int main(int argc, char **argv) {
@@ -314,9 +490,22 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n_lens; i++) bench_ssd(1, lens[i], 64, 1, ceil_gbs);
     bench_ssd(1, 1, 24, 0, ceil_gbs);
     bench_ssd(128, 1, 24, 0, ceil_gbs);
-    bench_gemv(1, 8512, 2048, ceil_gbs); /* mamba2-1.3b in_proj */
-    bench_gemv(1, 2048, 4096, ceil_gbs); /* out_proj */
-    bench_gemv(8, 8512, 2048, ceil_gbs);
+    /* the decode products at mamba2-1.3b's in_proj and out_proj, each warps-per-row choice */
+    for (wfmt f = W_BF16; f <= W_Q4_0; f++) {
+        for (int wpr = 0; wpr <= 8; wpr = wpr ? 2 * wpr : 1) {
+            bench_gemv(f, wpr, 0, 1, 8512, 2048, ceil_gbs);
+            bench_gemv(f, wpr, 0, 1, 2048, 4096, ceil_gbs);
+        }
+        bench_gemv(f, 0, 1, 1, 8512, 2048, ceil_gbs);  /* the norm fused in */
+        bench_gemv(f, 0, 0, 1, 160, 4096, ceil_gbs);   /* mamba-1.4b x_proj */
+        bench_gemv(f, 0, 0, 3, 1536, 768, ceil_gbs);   /* mamba-130m out_proj, 3 rows */
+        bench_gemv(f, 0, 1, 8, 3072, 768, ceil_gbs);   /* mamba-130m in_proj, 8 rows, norm */
+        if (f != W_BF16) {
+            bench_dequant(f, 1, 8512, 2048, ceil_gbs);
+            bench_dequant(f, 0, 8512, 2048, ceil_gbs);
+        }
+    }
+    test_argmax();
     printf("%d passed, %d failed\n", n_passed, n_failed);
     return n_failed ? 1 : 0;
 }

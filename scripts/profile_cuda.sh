@@ -4,7 +4,12 @@
 # first layers) of `mambac bench -p PROMPT -n 0` (default 32768 tokens, one micro-batch),
 # one pass per kernel (gpu__time_duration only, clocks left alone), and the kernels are
 # summed by name. Random bf16 models of the released shapes under $MODELS (made with
-# `mambac init` when absent); MAMBAC_PRECISION as set (default bf16).
+# `mambac init` when absent; a PRESET may also name a model file or folder there, e.g. a
+# GGUF); MAMBAC_PRECISION as set (default bf16).
+# DECODE=1: decode steps instead: `bench -p 1 -n 64`, the first SKIP kernels (default: the
+# untimed round and a few steps, 2000) skipped, then LAUNCHES kernels (default 400: about
+# one step of a 48-layer model) one by one (ncu serialises them: graphs are not replayed),
+# so the sum is the kernels' own time of a step, to set against bench's time per token.
 set -euo pipefail
 bin=${1:?usage: profile_cuda.sh MAMBAC [PRESET...]}
 shift
@@ -14,11 +19,18 @@ mkdir -p "$models"
 export MAMBAC_PRECISION=${MAMBAC_PRECISION:-bf16}
 for p in ${*:-mamba-1.4b mamba2-1.3b}; do
     [ -e "$models/$p" ] || "$bin" init --preset "$p" --dtype bf16 -o "$models/$p" >/dev/null
-    echo "== $p prefill $prompt ($MAMBAC_PRECISION), first ${LAUNCHES:-60} kernels"
     csv=$(mktemp)
-    ncu --clock-control none --metrics gpu__time_duration.sum --csv --print-units base \
-        --launch-count "${LAUNCHES:-60}" "$bin" bench -d cuda -m "$models/$p" -p "$prompt" -n 0 -u "$prompt" -r 1 \
-        >"$csv" 2>/dev/null || true
+    if [ "${DECODE:-0}" = 1 ]; then
+        echo "== $p decode ($MAMBAC_PRECISION), kernels ${SKIP:-2000} .. +${LAUNCHES:-400}"
+        ncu --clock-control none --metrics gpu__time_duration.sum --csv --print-units base \
+            --launch-skip "${SKIP:-2000}" --launch-count "${LAUNCHES:-400}" \
+            "$bin" bench -d cuda -m "$models/$p" -p 1 -n 64 -r 1 >"$csv" 2>/dev/null || true
+    else
+        echo "== $p prefill $prompt ($MAMBAC_PRECISION), first ${LAUNCHES:-60} kernels"
+        ncu --clock-control none --metrics gpu__time_duration.sum --csv --print-units base \
+            --launch-count "${LAUNCHES:-60}" "$bin" bench -d cuda -m "$models/$p" -p "$prompt" -n 0 -u "$prompt" -r 1 \
+            >"$csv" 2>/dev/null || true
+    fi
     python3 - "$csv" <<'PY'
 import csv, sys, collections
 rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]

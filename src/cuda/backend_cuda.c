@@ -7,8 +7,10 @@
  * products by cuBLAS SGEMM, exact float32 like the CPU) or as bf16 (precision "bf16":
  * activations rounded to bf16 per product, tensor-core products with float32
  * accumulation). The embedding stays float32 for row lookups; small SSM parameters are
- * float32. Quantized files are dequantized at load (their device copy is float32 or
- * bf16, not the quantized bytes). States are device memory, laid out as on the CPU, so
+ * float32. q8_0 and q4_0 matrices stay quantized on the device (quant.cu): products of
+ * a few rows read them as stored, longer ones dequantize tiles of rows (float32 or bf16
+ * by the precision) into a scratch of the context for cuBLAS. Other quantized types
+ * (q4_K, q5_0, q6_K) are dequantized at load. States are device memory, laid out as on the CPU, so
  * save / load / copy work across backends.
  *
  * A micro-batch: ids and the segment table (one entry per segment and layer) go up in
@@ -30,11 +32,9 @@
 #define MAX_CONV_K 8
 #define MAX_GRAPHS 32
 #define BLAS_WORKSPACE (32u << 20)
+#define WTILE_BYTES ((int64_t)32 << 20) /* a context's dequantized tile of a quantized matrix */
 
-typedef struct dev_matrix {
-    void *d; /* float32 or bf16, (rows, cols) row-major */
-    int64_t rows, cols;
-} dev_matrix;
+typedef mcu_matrix dev_matrix; /* float32 / bf16 values, or q8_0 / q4_0 kept quantized */
 
 typedef struct dev_layer {
     float *norm, *in_b, *conv_w, *conv_b, *dt_bias, *A, *D, *gnorm, *out_b;
@@ -51,6 +51,7 @@ typedef struct cuda_model {
     void **allocs;     /* everything cudaMalloc'd for the weights */
     size_t n_allocs, cap_allocs;
     size_t bytes;
+    int64_t max_q_cols; /* the widest quantized matrix (0: none; contexts then need no tile) */
 } cuda_model;
 
 static mambac_status cuda_fail(mambac_error *err, cudaError_t e, const char *what) {
@@ -112,8 +113,50 @@ static int up_matrix(cuda_model *cm, dev_matrix *out, const mc_weight *W, int as
     }
     free(row);
     free(buf);
-    if (ok) *out = (dev_matrix){d, R, K};
+    if (ok) *out = (dev_matrix){.w = d, .type = as_bf16 ? MCU_W_BF16 : MCU_W_F32, .R = R, .K = K};
     return ok;
+}
+
+/* A q8_0 / q4_0 matrix to the device as it is stored, its blocks split into quants and
+ * scales (cuda_ops.h mcu_qweight), a block of rows at a time. */
+static int up_quant(cuda_model *cm, dev_matrix *out, const mc_weight *W, cudaError_t *e) {
+    memset(out, 0, sizeof *out);
+    const int q4 = W->dtype == MAMBAC_DTYPE_Q4_0;
+    const int64_t R = W->rows, K = W->cols, nb = K / 32, qb = q4 ? 16 : 32, block = 256;
+    const size_t row_bytes = mc_dtype_row_bytes(W->dtype, K), q_row = (size_t)(nb * qb), d_row = (size_t)nb * 2;
+    unsigned char *dq = dev_alloc(cm, (size_t)R * q_row, e), *dd = dq ? dev_alloc(cm, (size_t)R * d_row, e) : NULL;
+    unsigned char *tmp = malloc(row_bytes), *bq = malloc((size_t)block * q_row), *bd = malloc((size_t)block * d_row);
+    int ok = dd && tmp && bq && bd;
+    if (!tmp || !bq || !bd) *e = cudaErrorMemoryAllocation;
+    for (int64_t r0 = 0; ok && r0 < R; r0 += block) {
+        const int64_t n = R - r0 < block ? R - r0 : block;
+        for (int64_t r = 0; r < n; r++) {
+            const uint8_t *src = mc_weight_row_bytes(W, r0 + r, tmp);
+            for (int64_t b = 0; b < nb; b++) {
+                memcpy(bd + (size_t)r * d_row + 2 * b, src + b * (2 + qb), 2);
+                memcpy(bq + (size_t)r * q_row + b * qb, src + b * (2 + qb) + 2, (size_t)qb);
+            }
+        }
+        ok = (*e = cudaMemcpy(dq + r0 * q_row, bq, (size_t)n * q_row, cudaMemcpyHostToDevice)) == cudaSuccess &&
+             (*e = cudaMemcpy(dd + r0 * d_row, bd, (size_t)n * d_row, cudaMemcpyHostToDevice)) == cudaSuccess;
+    }
+    free(tmp), free(bq), free(bd);
+    if (ok) {
+        *out = (dev_matrix){.w = dq, .d = dd, .type = q4 ? MCU_W_Q4_0 : MCU_W_Q8_0, .R = R, .K = K};
+        if (K > cm->max_q_cols) cm->max_q_cols = K;
+    }
+    return ok;
+}
+
+static int kept_quantized(const mc_weight *W) {
+    return (W->dtype == MAMBAC_DTYPE_Q8_0 || W->dtype == MAMBAC_DTYPE_Q4_0) && W->cols % 32 == 0 &&
+           W->cols * 4 <= WTILE_BYTES;
+}
+
+/* A product's matrix to the device: kept quantized, or as float32 / bf16. */
+static int up_weight(cuda_model *cm, dev_matrix *out, const mc_weight *W, int as_bf16, cudaError_t *e) {
+    if (W->data && kept_quantized(W)) return up_quant(cm, out, W, e);
+    return up_matrix(cm, out, W, as_bf16, e);
 }
 
 static void cuda_model_free(struct mambac_model *m) {
@@ -165,21 +208,21 @@ static mambac_status cuda_model_init(struct mambac_model *m, const char *device,
     int ok = 1;
     dev_matrix emb32 = {0};
     ok = up_matrix(cm, &emb32, &m->embed, 0, &e) && up_vec(cm, &cm->norm_f, m->norm_f, D, &e);
-    cm->embed = emb32.d;
+    cm->embed = (float *)(uintptr_t)emb32.w;
     if (ok) {
-        if (!bf16 && m->lm_head.data == m->embed.data) cm->lm_head = emb32;
-        else ok = up_matrix(cm, &cm->lm_head, &m->lm_head, bf16, &e);
+        if (!bf16 && m->lm_head.data == m->embed.data && !kept_quantized(&m->lm_head)) cm->lm_head = emb32;
+        else ok = up_weight(cm, &cm->lm_head, &m->lm_head, bf16, &e);
     }
     for (int l = 0; ok && l < c->n_layer; l++) {
         const mc_layer *L = &m->layers[l];
         dev_layer *G = &cm->layers[l];
-        ok = up_vec(cm, &G->norm, L->norm, D, &e) && up_matrix(cm, &G->in_proj, &L->in_proj, bf16, &e) &&
+        ok = up_vec(cm, &G->norm, L->norm, D, &e) && up_weight(cm, &G->in_proj, &L->in_proj, bf16, &e) &&
              up_vec(cm, &G->in_b, L->in_proj_b, L->in_proj.rows, &e) && up_vec(cm, &G->conv_w, L->conv_w, C * K, &e) &&
              up_vec(cm, &G->conv_b, L->conv_b, C, &e) && up_vec(cm, &G->dt_bias, L->dt_bias, nh, &e) &&
              up_vec(cm, &G->A, L->A, m1 ? E * N : nh, &e) && up_vec(cm, &G->D, L->D, nh, &e) &&
-             up_vec(cm, &G->gnorm, L->gnorm, E, &e) && up_matrix(cm, &G->out_proj, &L->out_proj, bf16, &e) &&
+             up_vec(cm, &G->gnorm, L->gnorm, E, &e) && up_weight(cm, &G->out_proj, &L->out_proj, bf16, &e) &&
              up_vec(cm, &G->out_b, L->out_proj_b, D, &e);
-        if (ok && m1) ok = up_matrix(cm, &G->x_proj, &L->x_proj, bf16, &e) && up_matrix(cm, &G->dt_proj, &L->dt_proj, bf16, &e);
+        if (ok && m1) ok = up_weight(cm, &G->x_proj, &L->x_proj, bf16, &e) && up_weight(cm, &G->dt_proj, &L->dt_proj, bf16, &e);
     }
     if (!ok) {
         cuda_model_free(m);
@@ -232,12 +275,15 @@ typedef struct cuda_ctx {
     int64_t U, lrows;
     float *h, *xn, *proj, *xdbl, *dt, *y, *logits; /* device scratch */
     void *act16;                                   /* bf16 copy of a product's input */
+    void *wtile;                                   /* a quantized matrix's dequantized rows (or NULL) */
     mcu_chunks chunks;                             /* long segments' chunk states (cuda_ops.h) */
     float *conv_hist;                              /* long segments' conv chunk histories */
     int64_t max_cchunks;
-    int32_t *d_ids, *d_rows, *d_tok;
+    int32_t *d_ids, *d_rows;
+    uint64_t *d_tok;                               /* argmax keys (cuda_ops.h mcu_argmax) */
     mcu_seg *d_seg;                                /* (n_layer, U) */
-    int32_t *h_ids, *h_rows, *h_tok;               /* pinned host staging */
+    int32_t *h_ids, *h_rows;                       /* pinned host staging */
+    uint64_t *h_tok;
     mcu_seg *h_seg;
     void *mem;                                     /* one device allocation for all of the above */
     void *blas_ws;                                 /* cuBLAS workspace (no allocation inside a capture) */
@@ -258,6 +304,7 @@ static void cuda_ctx_free(void *p) {
     for (int i = 0; i < x->n_graphs; i++) cudaGraphExecDestroy(x->graphs[i].exec);
     if (x->blas) cublasDestroy(x->blas);
     cudaFree(x->blas_ws);
+    cudaFree(x->wtile);
     if (x->stream) cudaStreamDestroy(x->stream);
     cudaFree(x->mem);
     cudaFreeHost(x->h_ids);
@@ -284,15 +331,16 @@ static mambac_status cuda_ctx_new(const struct mambac_model *m, const mambac_con
     const int64_t nch = mcu_chunks_max(U);
     const int64_t sizes[] = {U * D, U * D, U * W, U * X, U * dtw, U * E, x->lrows * V, (U * widest + 1) / 2,
                              nch * E * N, nch * E, mcu_conv_chunks_max(U) * (c->d_conv - 1) * mc_conv_channels(c),
-                             U, U, U, (int64_t)(c->n_layer * U * sizeof(mcu_seg) / 4)};
+                             U, U, 2 * U, (int64_t)(c->n_layer * U * sizeof(mcu_seg) / 4)};
     int64_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 63) / 64 * 64;
     cudaError_t e = cudaMalloc(&x->mem, (size_t)total * 4);
     if (e == cudaSuccess) e = cudaMalloc(&x->blas_ws, BLAS_WORKSPACE);
+    if (e == cudaSuccess && cm->max_q_cols) e = cudaMalloc(&x->wtile, (size_t)WTILE_BYTES);
     if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&x->stream, cudaStreamNonBlocking);
     if (e == cudaSuccess) e = cudaMallocHost((void **)&x->h_ids, (size_t)U * 4);
     if (e == cudaSuccess) e = cudaMallocHost((void **)&x->h_rows, (size_t)U * 4);
-    if (e == cudaSuccess) e = cudaMallocHost((void **)&x->h_tok, (size_t)U * 4);
+    if (e == cudaSuccess) e = cudaMallocHost((void **)&x->h_tok, (size_t)U * sizeof(uint64_t));
     if (e == cudaSuccess) e = cudaMallocHost((void **)&x->h_seg, (size_t)(c->n_layer * U) * sizeof(mcu_seg));
     if (e != cudaSuccess) {
         cuda_ctx_free(x);
@@ -327,31 +375,48 @@ static void check_launch(cuda_ctx *x) {
     if (x->err == cudaSuccess) x->err = e;
 }
 
-/* out (T rows of ldo) = x (T rows of xs; W.cols used) W^T, + beta * out. in16: the same
- * input already rounded to bf16 by its producer, (T, W.cols) packed, or NULL. */
-static void gemm_ex(cuda_ctx *x, float *out, int64_t ldo, const float *in, int64_t xs, const void *in16, int64_t T,
-                    const dev_matrix *W, float beta) {
+/* out (T rows of ldo) = x (T rows of xs; K used) A^T, + beta * out, by cuBLAS: A (n, K)
+ * float32 or bf16 (bf16: in16 the input already in bf16). */
+static void blas_product(cuda_ctx *x, float *out, int64_t ldo, const float *in, int64_t xs, const void *in16, int64_t T,
+                         const void *A, int64_t n, int64_t K, float beta) {
     const float one = 1.0f;
     cublasStatus_t s;
+    if (x->cm->bf16)
+        s = cublasGemmEx(x->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)n, (int)T, (int)K, &one, A, CUDA_R_16BF, (int)K, in16,
+                         CUDA_R_16BF, (int)K, &beta, out, CUDA_R_32F, (int)ldo, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    else
+        s = cublasSgemm(x->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)n, (int)T, (int)K, &one, (const float *)A, (int)K, in,
+                        (int)xs, &beta, out, (int)ldo);
+    if (x->berr == CUBLAS_STATUS_SUCCESS) x->berr = s;
+}
+
+/* out (T rows of ldo) = x (T rows of xs; W.K used) W^T, + beta * out. in16: the same
+ * input already rounded to bf16 by its producer, (T, W.K) packed, or NULL. */
+static void gemm_ex(cuda_ctx *x, float *out, int64_t ldo, const float *in, int64_t xs, const void *in16, int64_t T,
+                    const dev_matrix *W, float beta) {
+    const int64_t R = W->R, K = W->K;
     if (T <= MCU_GEMV_MAX_T) { /* decode: read each weight once, as stored, no rounding of x */
-        mcu_gemv(out, ldo, in, xs, T, W->d, x->cm->bf16, W->rows, W->cols, beta, x->stream);
+        mcu_gemv(out, ldo, in, xs, T, W, beta, NULL, 0.0f, 0, x->stream);
         check_launch(x);
         return;
     }
-    if (x->cm->bf16) {
-        if (!in16) {
-            mcu_to_bf16(x->act16, in, xs, T, W->cols, x->stream);
-            check_launch(x);
-            in16 = x->act16;
-        }
-        s = cublasGemmEx(x->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)W->rows, (int)T, (int)W->cols, &one, W->d, CUDA_R_16BF,
-                         (int)W->cols, in16, CUDA_R_16BF, (int)W->cols, &beta, out, CUDA_R_32F, (int)ldo,
-                         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-    } else {
-        s = cublasSgemm(x->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)W->rows, (int)T, (int)W->cols, &one, W->d, (int)W->cols,
-                        in, (int)xs, &beta, out, (int)ldo);
+    if (x->cm->bf16 && !in16) {
+        mcu_to_bf16(x->act16, in, xs, T, K, x->stream);
+        check_launch(x);
+        in16 = x->act16;
     }
-    if (x->berr == CUBLAS_STATUS_SUCCESS) x->berr = s;
+    if (W->type == MCU_W_F32 || W->type == MCU_W_BF16) {
+        blas_product(x, out, ldo, in, xs, in16, T, W->w, R, K, beta);
+        return;
+    }
+    /* quantized: tiles of rows dequantized, each multiplied into its columns of out */
+    const int64_t esz = x->cm->bf16 ? 2 : 4, tile = WTILE_BYTES / (K * esz);
+    for (int64_t r0 = 0; r0 < R; r0 += tile) {
+        const int64_t n = R - r0 < tile ? R - r0 : tile;
+        mcu_dequant(x->wtile, x->cm->bf16, W, r0, n, x->stream);
+        check_launch(x);
+        blas_product(x, out + r0, ldo, in, xs, in16, T, x->wtile, n, K, beta);
+    }
 }
 static void gemm(cuda_ctx *x, float *out, int64_t ldo, const float *in, int64_t xs, int64_t T, const dev_matrix *W,
                  float beta) {
@@ -403,9 +468,12 @@ static void cuda_embed(void *p, const mc_ubatch *ub) {
     check_launch(x);
 }
 
+/* A few rows (decode): the norm is fused into in_proj's product instead (norm_fused). */
+static int norm_fused(int64_t T) { return T <= MCU_GEMV_MAX_T; }
+
 static void cuda_norm(void *p, const mc_ubatch *ub, int l) {
     cuda_ctx *x = p;
-    if (x->replaying) return;
+    if (x->replaying || norm_fused(ub->n_rows)) return;
     const mambac_model_info *c = &x->model->info;
     const int b16 = bf16_input(x, ub->n_rows);
     mcu_rmsnorm(b16 ? x->act16 : (void *)x->xn, b16, x->h, NULL, x->cm->layers[l].norm, ub->n_rows, c->d_model,
@@ -418,9 +486,14 @@ static void cuda_in_proj_conv(void *p, const mc_ubatch *ub, int l) {
     if (x->replaying) return;
     const mambac_model_info *c = &x->model->info;
     const dev_layer *L = &x->cm->layers[l];
-    const int64_t T = ub->n_rows, W = L->in_proj.rows, c0 = c->arch == MAMBAC_ARCH_MAMBA1 ? 0 : c->d_inner;
+    const int64_t T = ub->n_rows, W = L->in_proj.R, c0 = c->arch == MAMBAC_ARCH_MAMBA1 ? 0 : c->d_inner;
     const int b16 = bf16_input(x, T);
-    gemm_ex(x, x->proj, W, x->xn, c->d_model, b16 ? x->act16 : NULL, T, &L->in_proj, 0.0f);
+    if (norm_fused(T)) {
+        mcu_gemv(x->proj, W, x->h, c->d_model, T, &L->in_proj, 0.0f, L->norm, c->norm_eps, 0, x->stream);
+        check_launch(x);
+    } else {
+        gemm_ex(x, x->proj, W, x->xn, c->d_model, b16 ? x->act16 : NULL, T, &L->in_proj, 0.0f);
+    }
     if (L->in_b) mcu_add_bias(x->proj, W, L->in_b, T, W, x->stream);
     /* Mamba-1: the conv's outputs are x_proj's input */
     mcu_conv(x->proj + c0, W, mc_conv_channels(c), c->d_conv, L->conv_w, L->conv_b, layer_segs(x, ub, l), ub->n_seg,
@@ -435,7 +508,9 @@ static void cuda_mamba1_ssm(void *p, const mc_ubatch *ub, int l) {
     const dev_layer *L = &x->cm->layers[l];
     const int64_t T = ub->n_rows, E = c->d_inner, N = c->d_state, R = c->dt_rank, W = 2 * E, X = R + 2 * N;
     gemm_ex(x, x->xdbl, X, x->proj, W, bf16_input(x, T) ? x->act16 : NULL, T, &L->x_proj, 0.0f);
-    gemm(x, x->dt, E, x->xdbl, X, T, &L->dt_proj, 0.0f);
+    /* a few rows: dt_proj inside the scan (its rows read once per channel, as the product would) */
+    const int dt_fused = T <= MCU_GEMV_MAX_T && (L->dt_proj.type == MCU_W_F32 || L->dt_proj.type == MCU_W_BF16);
+    if (!dt_fused) gemm(x, x->dt, E, x->xdbl, X, T, &L->dt_proj, 0.0f);
     const mcu_scan_args a = {
         .E = E, .N = N,
         .x = x->proj, .x_stride = W, .z = x->proj + E, .z_stride = W,
@@ -443,6 +518,8 @@ static void cuda_mamba1_ssm(void *p, const mc_ubatch *ub, int l) {
         .B = x->xdbl + R, .C = x->xdbl + R + N, .bc_stride = X,
         .A = L->A, .D = L->D, .dt_bias = L->dt_bias,
         .y = x->y, .y_stride = E,
+        .dt_w = dt_fused ? L->dt_proj.w : NULL, .dt_w_bf16 = L->dt_proj.type == MCU_W_BF16, .dt_rank = R,
+        .dt_in = x->xdbl, .dt_in_stride = X,
     };
     mcu_selective_scan(&a, layer_segs(x, ub, l), ub->n_seg, &x->chunks, x->stream);
     check_launch(x);
@@ -454,12 +531,16 @@ static void cuda_mamba2_ssm(void *p, const mc_ubatch *ub, int l) {
     const mambac_model_info *c = &x->model->info;
     const dev_layer *L = &x->cm->layers[l];
     const int64_t T = ub->n_rows, E = c->d_inner, N = c->d_state, G = c->n_groups, H = c->n_heads, P = c->head_dim;
-    const int64_t W = L->in_proj.rows, Cch = E + 2 * G * N;
+    const int64_t W = L->in_proj.R, Cch = E + 2 * G * N;
     float *xbc = x->proj + E;
-    mcu_dt_softplus(x->dt, x->proj + E + Cch, W, L->dt_bias, T, H, c->dt_min_limit, c->dt_max_limit, x->stream);
+    /* no chunked segment: dt's softplus where the SSD step uses it */
+    const int dt_fused = x->chunks.max_chunks_per_seg == 0;
+    if (!dt_fused) mcu_dt_softplus(x->dt, x->proj + E + Cch, W, L->dt_bias, T, H, c->dt_min_limit, c->dt_max_limit, x->stream);
     const mcu_ssd_args a = {.H = H, .P = P, .N = N, .G = G, .tc = x->cm->bf16,
                             .x = xbc, .x_stride = W, .B = xbc + E, .C = xbc + E + G * N, .bc_stride = W,
-                            .dt = x->dt, .dt_stride = H, .A = L->A, .y = x->y, .y_stride = E};
+                            .dt = x->dt, .dt_stride = H, .A = L->A, .y = x->y, .y_stride = E,
+                            .dt_raw = dt_fused ? x->proj + E + Cch : NULL, .dt_raw_stride = W, .dt_bias = L->dt_bias,
+                            .dt_lo = c->dt_min_limit, .dt_hi = c->dt_max_limit};
     mcu_ssd(&a, layer_segs(x, ub, l), ub->n_seg, &x->chunks, x->stream);
     mcu_gate(x->y, xbc, x->proj, W, L->D, L->gnorm, T, E, P, G, c->norm_before_gate, c->norm_eps, x->stream);
     check_launch(x);
@@ -496,7 +577,7 @@ static void copy_rows_out(cuda_ctx *x, const mc_logit_row *rows, int64_t k, int6
 /* The argmax ids computed on the device (h_tok, row by row of `rows`) to their places. */
 static void scatter_tokens(const cuda_ctx *x, const mc_logit_row *rows, int64_t n, int by_row) {
     for (int64_t i = 0; i < n; i++)
-        if (!rows[i].dst) *rows[i].token = x->h_tok[by_row ? rows[i].row : i];
+        if (!rows[i].dst) *rows[i].token = mcu_argmax_index(x->h_tok[by_row ? rows[i].row : i]);
 }
 
 static int any_tokens(const mc_logit_row *rows, int64_t n) {
@@ -511,12 +592,17 @@ static void graph_logits(cuda_ctx *x, const mc_logit_row *rows, int64_t n) {
     const mambac_model_info *c = &x->model->info;
     const int64_t D = c->d_model, V = c->n_vocab_rows;
     if (x->capturing) {
-        mcu_rmsnorm(x->xn, 0, x->h, NULL, x->cm->norm_f, x->graph_rows, D, c->norm_eps, x->stream);
+        if (norm_fused(x->graph_rows)) {
+            mcu_gemv(x->logits, V, x->h, D, x->graph_rows, &x->cm->lm_head, 0.0f, x->cm->norm_f, c->norm_eps, 0, x->stream);
+        } else {
+            mcu_rmsnorm(x->xn, 0, x->h, NULL, x->cm->norm_f, x->graph_rows, D, c->norm_eps, x->stream);
+            check_launch(x);
+            gemm(x, x->logits, V, x->xn, D, x->graph_rows, &x->cm->lm_head, 0.0f);
+        }
         check_launch(x);
-        gemm(x, x->logits, V, x->xn, D, x->graph_rows, &x->cm->lm_head, 0.0f);
         mcu_argmax(x->d_tok, x->logits, V, x->graph_rows, c->vocab_size, x->stream);
         check_launch(x);
-        cudaMemcpyAsync(x->h_tok, x->d_tok, (size_t)x->graph_rows * sizeof(int32_t), cudaMemcpyDeviceToHost, x->stream);
+        cudaMemcpyAsync(x->h_tok, x->d_tok, (size_t)x->graph_rows * sizeof(uint64_t), cudaMemcpyDeviceToHost, x->stream);
         cudaGraph_t g = NULL;
         cudaError_t e = cudaStreamEndCapture(x->stream, &g);
         cudaGraphExec_t exec = NULL;
@@ -565,7 +651,7 @@ static mambac_status cuda_logits(void *p, const mc_ubatch *ub, const mc_logit_ro
             if (any_tokens(rows + i0, k)) {
                 mcu_argmax(x->d_tok, x->logits, V, k, c->vocab_size, x->stream);
                 check_launch(x);
-                cudaMemcpyAsync(x->h_tok + i0, x->d_tok, (size_t)k * sizeof(int32_t), cudaMemcpyDeviceToHost, x->stream);
+                cudaMemcpyAsync(x->h_tok + i0, x->d_tok, (size_t)k * sizeof(uint64_t), cudaMemcpyDeviceToHost, x->stream);
             }
             copy_rows_out(x, rows + i0, k, V, 0);
         }

@@ -58,15 +58,38 @@ void mcu_add_bias(float *y, int64_t ys, const float *bias, int64_t T, int64_t co
 /* float32 (T rows of stride xs, cols used) → bf16 (T, cols) packed. */
 void mcu_to_bf16(void *out, const float *x, int64_t xs, int64_t T, int64_t cols, mcu_stream s);
 
-/* out (T, R) = x (T rows of xs; K used) W^T (+ beta out) for T <= MCU_GEMV_MAX_T: the
- * decode product, reading W (R, K) as stored (float32, or bf16 when w_bf16). */
-#define MCU_GEMV_MAX_T 8
-void mcu_gemv(float *out, int64_t ldo, const float *x, int64_t xs, int64_t T, const void *W, int w_bf16, int64_t R,
-              int64_t K, float beta, mcu_stream s);
+/* A weight matrix (R, K) on the device, row-major, as a product reads it:
+ *   MCU_W_F32, MCU_W_BF16: w holds the values;
+ *   MCU_W_Q8_0, MCU_W_Q4_0 (K a multiple of 32): split from the file's blocks so that loads
+ *   are aligned — w the quants, (R, K) int8 (q8_0) or (R, K / 2) bytes (q4_0: per block of
+ *   32 values 16 bytes, byte j holding value j in its low nibble and value j + 16 in its
+ *   high one, each offset by 8, as in the file); d (R, K / 32) the f16 block scales;
+ *   value = d * q. */
+typedef enum { MCU_W_F32, MCU_W_BF16, MCU_W_Q8_0, MCU_W_Q4_0 } mcu_wtype;
+typedef struct mcu_matrix {
+    const void *w, *d;
+    mcu_wtype type;
+    int64_t R, K;
+} mcu_matrix;
 
-/* tok[i] = the first index of the largest of logits row i (n floats; rows ld apart), NaN
- * never chosen, 0 when every value is NaN: mambac_argmax on the device. */
-void mcu_argmax(int32_t *tok, const float *logits, int64_t ld, int64_t rows, int64_t n, mcu_stream s);
+/* out (T, R) = x' (T rows of xs; K used) W^T (+ beta out) for T <= MCU_GEMV_MAX_T: the
+ * decode product, reading W once as stored, float32 activations and sums. x' = x, or with
+ * norm_w (K floats) the RMSNorm of each row of x times norm_w (the norm fused into the
+ * product: mcu_rmsnorm's result without its own pass). wpr: warps per row (1, 2, 4 or 8;
+ * 0: chosen from R so that the GPU is filled). */
+#define MCU_GEMV_MAX_T 8
+void mcu_gemv(float *out, int64_t ldo, const float *x, int64_t xs, int64_t T, const mcu_matrix *W, float beta,
+              const float *norm_w, float eps, int wpr, mcu_stream s);
+/* Rows [r0, r0 + n) of a quantized W as float32 or bf16 (out_bf16), (n, K) packed: the
+ * tiles of a longer product. */
+void mcu_dequant(void *out, int out_bf16, const mcu_matrix *W, int64_t r0, int64_t n, mcu_stream s);
+
+/* keys[i] = the argmax of logits row i (n floats; rows ld apart) as a key: (the value's
+ * bits made orderable) << 32 | (2^32 - 1 - index), so the largest key is the first
+ * maximum; NaN never chosen; 0 when every value is NaN. mcu_argmax_index reads the index
+ * (0 for a key of 0): mambac_argmax on the device. */
+void mcu_argmax(uint64_t *keys, const float *logits, int64_t ld, int64_t rows, int64_t n, mcu_stream s);
+static inline int32_t mcu_argmax_index(uint64_t key) { return key ? (int32_t)(0xffffffffu - (uint32_t)key) : 0; }
 
 /* Causal depthwise conv + bias + SiLU in place over channels [0, C) of rows of stride
  * `stride` (x points at the first conv channel), per segment from its window (updated
@@ -81,10 +104,14 @@ typedef struct mcu_scan_args {
     int64_t E, N;
     const float *x; int64_t x_stride;
     const float *z; int64_t z_stride;
-    const float *dt; int64_t dt_stride;
+    float *dt; int64_t dt_stride; /* scratch: chunked segments leave softplus(dt + dt_bias) here */
     const float *B, *C; int64_t bc_stride;
     const float *A, *D, *dt_bias;
     float *y; int64_t y_stride;
+    /* Or dt_proj fused in (few rows): dt row r = dt_in row r (dt_rank floats) dt_w^T, dt_w
+     * (E, dt_rank) float32, or bf16 when dt_w_bf16; dt unused. NULL: dt as given. */
+    const void *dt_w; int dt_w_bf16; int64_t dt_rank;
+    const float *dt_in; int64_t dt_in_stride;
 } mcu_scan_args;
 void mcu_selective_scan(const mcu_scan_args *a, const mcu_seg *seg, int64_t n_seg, const mcu_chunks *ch, mcu_stream s);
 
@@ -102,6 +129,10 @@ typedef struct mcu_ssd_args {
     const float *dt; int64_t dt_stride;
     const float *A;
     float *y; int64_t y_stride;
+    /* Or mcu_dt_softplus fused in (no chunked segments): dt = clamp(softplus(dt_raw +
+     * dt_bias), dt_lo, dt_hi) computed where it is used; dt unused. NULL: dt as given. */
+    const float *dt_raw; int64_t dt_raw_stride;
+    const float *dt_bias; float dt_lo, dt_hi;
 } mcu_ssd_args;
 void mcu_ssd(const mcu_ssd_args *a, const mcu_seg *seg, int64_t n_seg, const mcu_chunks *ch, mcu_stream s);
 /* Inside mcu_ssd: the chunked passes on tensor cores in chunks of MCU_SSD_TC_CHUNK rows

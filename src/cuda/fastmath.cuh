@@ -18,9 +18,9 @@ __device__ static inline float mcu_exp(float x) { return mcu_ex2(x * MCU_LOG2E);
 
 __device__ static inline float mcu_silu(float x) { return x / (1.0f + mcu_exp(-x)); }
 
-/* log(1 + e^x) as torch computes it: x above 20, e^x below -15 */
-__device__ static inline float mcu_softplus(float x) {
-    return x > 20.0f ? x : x < -15.0f ? mcu_exp(x) : __logf(1.0f + mcu_exp(x));
-}
+/* log(1 + e^x) as torch computes it (x itself above 20). log1pf, not log(1 + e^x): dt's
+ * softplus is mostly of x in (-7, -2), where 1 + e^x rounds away up to 1e-4 of the
+ * result and __logf's absolute error is as large. */
+__device__ static inline float mcu_softplus(float x) { return x > 20.0f ? x : log1pf(mcu_exp(x)); }
 
 #endif

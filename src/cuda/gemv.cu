@@ -1,95 +1,167 @@
-/* gemv.cu — products of a few rows (decode: T <= 8) with weights as stored on the device
- * (float32 or bf16), float32 activations, float32 sums: out (T, R) = x (T, K) W^T (+ beta
- * out). Memory-bound: each weight row is read once, 16 bytes a lane at a time, by one
- * warp; the T activation rows come through L1 (every warp reads the same ones). A warp
- * per row, four rows per block. Rows whose K is not a multiple of 8 (or misaligned
- * pointers) take the scalar loop. */
+/* gemv.cu — products of a few rows (decode: T <= 8) with the weights as stored on the
+ * device (float32, bf16, or q8_0 / q4_0 kept quantized: cuda_ops.h mcu_matrix), float32
+ * activations, float32 sums: out (T, R) = x (T, K) W^T (+ beta out), optionally with the
+ * RMSNorm of x fused in.
+ *
+ * Memory-bound: each weight row is read once, 16 bytes a lane at a time (a "chunk"),
+ * by WPR warps that split K between them (more warps in flight when R is small); the T
+ * activation rows come through L1 (every warp reads the same ones). A block of 8 warps
+ * takes 8 / WPR rows; the slices' sums meet in shared memory in a fixed order, so results
+ * do not depend on timing. Quantized chunks (wread.cuh) are summed raw and scaled once per
+ * block. Rows whose K does not suit the chunks (or misaligned pointers) take the scalar
+ * loop. */
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
 
 #include "cuda/cuda_ops.h"
+#include "cuda/wread.cuh"
 
-#define ROWS_PER_BLOCK 4
+#define WARPS 8
 
-__device__ static inline void load8(const float *w, float v[8]) {
-    const float4 a = *(const float4 *)w, b = *(const float4 *)(w + 4);
-    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
-}
-__device__ static inline void load8(const __nv_bfloat16 *w, float v[8]) {
-    const uint4 u = *(const uint4 *)w;
-    const uint32_t q[4] = {u.x, u.y, u.z, u.w};
-    for (int i = 0; i < 4; i++) { /* bf16 -> f32 is a shift: exact */
-        v[2 * i] = __uint_as_float(q[i] << 16);
-        v[2 * i + 1] = __uint_as_float(q[i] & 0xffff0000u);
+/* V consecutive floats at p (16-byte aligned). */
+template <int V>
+__device__ static inline void load_x(const float *p, float v[V]) {
+    for (int i = 0; i < V / 4; i++) {
+        const float4 f = ((const float4 *)p)[i];
+        v[4 * i] = f.x, v[4 * i + 1] = f.y, v[4 * i + 2] = f.z, v[4 * i + 3] = f.w;
     }
 }
-__device__ static inline float load1(const float *w) { return *w; }
-__device__ static inline float load1(const __nv_bfloat16 *w) { return __bfloat162float(*w); }
 
-template <typename TW, int NT, bool VEC>
-__global__ static void gemv_k(float *out, int64_t ldo, const float *x, int64_t xs, const TW *W, int64_t R, int64_t K,
-                              float beta) {
-    const int64_t r = (int64_t)blockIdx.x * ROWS_PER_BLOCK + threadIdx.x / 32;
-    const int lane = threadIdx.x % 32;
-    if (r >= R) return;
-    const TW *w = W + r * K;
-    float acc[NT];
-    for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+/* WPR (warps per row) and VEC (the chunk loop) are arguments, not template parameters: the
+ * instances would multiply (readers x T x norm x WPR x VEC) for no measured gain. */
+template <class RD, int NT, bool NORM>
+__global__ static void __launch_bounds__(32 * WARPS) gemv_k(float *out, int64_t ldo, const float *x, int64_t xs, RD rd,
+                                                            int64_t R, int64_t K, float beta, const float *nw, float eps,
+                                                            int WPR, bool VEC) {
+    constexpr int V = RD::V;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, slice = warp % WPR;
+    const int64_t r_want = (int64_t)blockIdx.x * (WARPS / WPR) + warp / WPR;
+    const int64_t r = r_want < R ? r_want : R - 1; /* a row past the end repeats the last (not stored) */
+    float acc[NT], ss[NT];
+    for (int t = 0; t < NT; t++) acc[t] = ss[t] = 0.0f;
     if (VEC) {
-        /* unrolled: several 16-byte loads of the row in flight per lane (the warps an SM
-         * holds are too few to cover the memory latency with one each) */
+        const int64_t chunks = K / V;
 #pragma unroll 4
-        for (int64_t k = (int64_t)lane * 8; k < K; k += 256) {
-            float wv[8];
-            load8(w + k, wv);
-            for (int t = 0; t < NT; t++) {
-                float xv[8];
-                load8(x + t * xs + k, xv);
-                for (int i = 0; i < 8; i++) acc[t] += wv[i] * xv[i];
+        for (int64_t c = (int64_t)slice * 32 + lane; c < chunks; c += 32 * WPR) {
+            const uint4 u = rd.load(r, c);
+            const float sc = rd.scale(r, c);
+            float sum[NT];
+            for (int t = 0; t < NT; t++) sum[t] = 0.0f;
+#pragma unroll
+            for (int j = 0; j < RD::Q; j++) {
+                float v[4];
+                RD::quad(u, j, v);
+                const int64_t k = c * V + RD::quad_off(j);
+                float4 n4;
+                if (NORM) n4 = __ldg((const float4 *)(nw + k));
+                for (int t = 0; t < NT; t++) {
+                    float4 xv = __ldg((const float4 *)(x + t * xs + k));
+                    if (NORM) {
+                        ss[t] += xv.x * xv.x + xv.y * xv.y + xv.z * xv.z + xv.w * xv.w;
+                        xv.x *= n4.x, xv.y *= n4.y, xv.z *= n4.z, xv.w *= n4.w;
+                    }
+                    sum[t] += v[0] * xv.x + v[1] * xv.y + v[2] * xv.z + v[3] * xv.w;
+                }
             }
+            for (int t = 0; t < NT; t++) acc[t] += sc * sum[t];
         }
     } else {
-        for (int64_t k = lane; k < K; k += 32) {
-            const float wv = load1(w + k);
-            for (int t = 0; t < NT; t++) acc[t] += wv * x[t * xs + k];
+        for (int64_t k = (int64_t)slice * 32 + lane; k < K; k += 32 * WPR) {
+            const float wv = rd.at(r, k), nk = NORM ? nw[k] : 1.0f;
+            for (int t = 0; t < NT; t++) {
+                const float xv = x[t * xs + k];
+                if (NORM) ss[t] += xv * xv;
+                acc[t] += wv * (xv * nk);
+            }
         }
     }
     for (int t = 0; t < NT; t++)
-        for (int o = 16; o > 0; o >>= 1) acc[t] += __shfl_xor_sync(0xffffffffu, acc[t], o);
-    if (lane < NT) {
-        float v = acc[0];
-        for (int t = 1; t < NT; t++) v = lane == t ? acc[t] : v;
+        for (int o = 16; o > 0; o >>= 1) {
+            acc[t] += __shfl_xor_sync(0xffffffffu, acc[t], o);
+            if (NORM) ss[t] += __shfl_xor_sync(0xffffffffu, ss[t], o);
+        }
+    if (WPR > 1) { /* the row's slices, summed in slice order by slice 0 */
+        __shared__ float part[WARPS][2 * NT];
+        if (lane == 0)
+            for (int t = 0; t < NT; t++) part[warp][t] = acc[t], part[warp][NT + t] = ss[t];
+        __syncthreads();
+        if (slice != 0) return;
+        for (int j = 1; j < WPR; j++)
+            for (int t = 0; t < NT; t++) acc[t] += part[warp + j][t], ss[t] += part[warp + j][NT + t];
+    }
+    if (lane < NT && r_want < R) {
+        float v = acc[0], q = ss[0];
+        for (int t = 1; t < NT; t++) v = lane == t ? acc[t] : v, q = lane == t ? ss[t] : q;
+        if (NORM) v *= rsqrtf(q / (float)K + eps);
         float *o = out + lane * ldo + r;
         *o = beta != 0.0f ? v + beta * *o : v;
     }
 }
 
-template <typename TW, int NT>
-static void launch(float *out, int64_t ldo, const float *x, int64_t xs, const TW *W, int64_t R, int64_t K, float beta,
-                   bool vec, mcu_stream s) {
-    const unsigned blocks = (unsigned)((R + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK);
-    if (vec) gemv_k<TW, NT, true><<<blocks, 32 * ROWS_PER_BLOCK, 0, s>>>(out, ldo, x, xs, W, R, K, beta);
-    else gemv_k<TW, NT, false><<<blocks, 32 * ROWS_PER_BLOCK, 0, s>>>(out, ldo, x, xs, W, R, K, beta);
+template <class RD, int NT>
+static void launch(float *out, int64_t ldo, const float *x, int64_t xs, const RD &rd, int64_t R, int64_t K, float beta,
+                   const float *nw, float eps, int wpr, bool vec, mcu_stream s) {
+    wpr = wpr >= 8 ? 8 : wpr >= 4 ? 4 : wpr >= 2 ? 2 : 1;
+    const unsigned blocks = (unsigned)((R + WARPS / wpr - 1) / (WARPS / wpr));
+    if (nw) gemv_k<RD, NT, true><<<blocks, 32 * WARPS, 0, s>>>(out, ldo, x, xs, rd, R, K, beta, nw, eps, wpr, vec);
+    else gemv_k<RD, NT, false><<<blocks, 32 * WARPS, 0, s>>>(out, ldo, x, xs, rd, R, K, beta, nw, eps, wpr, vec);
 }
 
-template <typename TW>
-static void dispatch(float *out, int64_t ldo, const float *x, int64_t xs, int64_t T, const TW *W, int64_t R, int64_t K,
-                     float beta, mcu_stream s) {
-    const bool vec = K % 8 == 0 && xs % 4 == 0 && ((uintptr_t)x % 16) == 0 && ((uintptr_t)W % 16) == 0;
+template <class RD>
+static void by_t(float *out, int64_t ldo, const float *x, int64_t xs, int64_t T, const RD &rd, int64_t R, int64_t K,
+                 float beta, const float *nw, float eps, int wpr, mcu_stream s) {
+    /* the chunk loop needs whole chunks and 16-byte aligned activation rows (and norm) */
+    const bool vec = rd.aligned() && xs % 4 == 0 && (uintptr_t)x % 16 == 0 && (uintptr_t)nw % 16 == 0;
     switch (T) {
-    case 1: launch<TW, 1>(out, ldo, x, xs, W, R, K, beta, vec, s); break;
-    case 2: launch<TW, 2>(out, ldo, x, xs, W, R, K, beta, vec, s); break;
-    case 3: launch<TW, 3>(out, ldo, x, xs, W, R, K, beta, vec, s); break;
-    case 4: launch<TW, 4>(out, ldo, x, xs, W, R, K, beta, vec, s); break;
-    case 5: launch<TW, 5>(out, ldo, x, xs, W, R, K, beta, vec, s); break;
-    case 6: launch<TW, 6>(out, ldo, x, xs, W, R, K, beta, vec, s); break;
-    case 7: launch<TW, 7>(out, ldo, x, xs, W, R, K, beta, vec, s); break;
-    default: launch<TW, 8>(out, ldo, x, xs, W, R, K, beta, vec, s); break;
+    case 1: launch<RD, 1>(out, ldo, x, xs, rd, R, K, beta, nw, eps, wpr, vec, s); break;
+    case 2: launch<RD, 2>(out, ldo, x, xs, rd, R, K, beta, nw, eps, wpr, vec, s); break;
+    case 3: launch<RD, 3>(out, ldo, x, xs, rd, R, K, beta, nw, eps, wpr, vec, s); break;
+    case 4: launch<RD, 4>(out, ldo, x, xs, rd, R, K, beta, nw, eps, wpr, vec, s); break;
+    case 5: launch<RD, 5>(out, ldo, x, xs, rd, R, K, beta, nw, eps, wpr, vec, s); break;
+    case 6: launch<RD, 6>(out, ldo, x, xs, rd, R, K, beta, nw, eps, wpr, vec, s); break;
+    case 7: launch<RD, 7>(out, ldo, x, xs, rd, R, K, beta, nw, eps, wpr, vec, s); break;
+    default: launch<RD, 8>(out, ldo, x, xs, rd, R, K, beta, nw, eps, wpr, vec, s); break;
     }
 }
 
-extern "C" void mcu_gemv(float *out, int64_t ldo, const float *x, int64_t xs, int64_t T, const void *W, int w_bf16,
-                         int64_t R, int64_t K, float beta, mcu_stream s) {
-    if (T <= 0 || T > MCU_GEMV_MAX_T || R <= 0) return;
-    if (w_bf16) dispatch(out, ldo, x, xs, T, (const __nv_bfloat16 *)W, R, K, beta, s);
-    else dispatch(out, ldo, x, xs, T, (const float *)W, R, K, beta, s);
+/* Warps per row: the fewest that give every SM ~32 warps, within the chunks a row has
+ * (each slice at least one full pass of 32 lanes). */
+static int pick_wpr(int64_t R, int64_t chunks) {
+    int dev = 0, sms = 132;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+        sms = 132;
+    int wpr = 1;
+    while (wpr < 8 && R * wpr < 32 * (int64_t)sms && chunks >= 64 * wpr) wpr *= 2;
+    return wpr;
+}
+
+extern "C" void mcu_gemv(float *out, int64_t ldo, const float *x, int64_t xs, int64_t T, const mcu_matrix *W, float beta,
+                         const float *norm_w, float eps, int wpr, mcu_stream s) {
+    const int64_t R = W->R, K = W->K;
+    if (T <= 0 || T > MCU_GEMV_MAX_T || R <= 0 || K <= 0) return;
+    switch (W->type) {
+    case MCU_W_F32: {
+        const ReadF32 rd{(const float *)W->w, K};
+        by_t(out, ldo, x, xs, T, rd, R, K, beta, norm_w, eps, wpr ? wpr : pick_wpr(R, K / ReadF32::V), s);
+        break;
+    }
+    case MCU_W_BF16: {
+        const ReadBF16 rd{(const __nv_bfloat16 *)W->w, K};
+        by_t(out, ldo, x, xs, T, rd, R, K, beta, norm_w, eps, wpr ? wpr : pick_wpr(R, K / ReadBF16::V), s);
+        break;
+    }
+    case MCU_W_Q8_0: {
+        if (K % 32) return;
+        const ReadQ8 rd{(const uint8_t *)W->w, (const __half *)W->d, K};
+        by_t(out, ldo, x, xs, T, rd, R, K, beta, norm_w, eps, wpr ? wpr : pick_wpr(R, K / ReadQ8::V), s);
+        break;
+    }
+    case MCU_W_Q4_0: {
+        if (K % 32) return;
+        const ReadQ4 rd{(const uint8_t *)W->w, (const __half *)W->d, K};
+        by_t(out, ldo, x, xs, T, rd, R, K, beta, norm_w, eps, wpr ? wpr : pick_wpr(R, K / ReadQ4::V), s);
+        break;
+    }
+    }
 }

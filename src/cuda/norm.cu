@@ -2,14 +2,15 @@
  * dt softplus and its gated RMSNorm (with the D skip). One block per row where a row
  * needs a reduction; float32 throughout, sums in the order of a block reduction. */
 #include <cuda_bf16.h>
+#include <cuda_runtime.h>
 #include <stdint.h>
 
 #include "cuda/cuda_ops.h"
+#include "cuda/fastmath.cuh"
 
 #define ROW_THREADS 256
 
 __device__ static inline float silu(float x) { return x / (1.0f + expf(-x)); }
-__device__ static inline float softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
 
 /* Sum over the block (blockDim.x a multiple of 32, at most 1024). */
 __device__ static float block_sum(float v) {
@@ -101,7 +102,7 @@ __global__ static void dt_softplus_k(float *dt, const float *raw, int64_t rs, co
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= T * H) return;
     const int64_t t = i / H, h = i % H;
-    float v = softplus(raw[t * rs + h] + bias[h]);
+    float v = mcu_softplus(raw[t * rs + h] + bias[h]);
     dt[i] = v < lo ? lo : v > hi ? hi : v;
 }
 
@@ -134,42 +135,47 @@ __global__ static void gate_k(float *y, const float *x, const float *z, int64_t 
 
 extern "C" void mcu_gate(float *y, const float *x, const float *z, int64_t xs, const float *D, const float *gnorm,
                          int64_t T, int64_t E, int64_t P, int64_t G, int norm_before_gate, float eps, mcu_stream s) {
-    if (T > 0) gate_k<<<dim3((unsigned)T, (unsigned)(gnorm ? G : 1)), ROW_THREADS, 0, s>>>(y, x, z, xs, D, gnorm, E, P,
-                                                                                        gnorm ? G : 1, norm_before_gate, eps);
+    const int64_t blocks = T * (gnorm ? G : 1);
+    const int threads = blocks < 256 ? 1024 : ROW_THREADS; /* a decode step's few rows: more threads each */
+    if (T > 0) gate_k<<<dim3((unsigned)T, (unsigned)(gnorm ? G : 1)), threads, 0, s>>>(y, x, z, xs, D, gnorm, E, P,
+                                                                                    gnorm ? G : 1, norm_before_gate, eps);
 }
 
-/* One block per row: each thread keeps its best (value, index), then the block combines
- * them; ties go to the lower index, so the result is the first maximum. */
-__global__ static void argmax_k(int32_t *tok, const float *logits, int64_t ld, int64_t n) {
-    const float *row = logits + (int64_t)blockIdx.x * ld;
-    float best = -INFINITY;
-    int32_t bi = INT32_MAX;
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+/* Blocks of ARGMAX_SPAN values of a row each: every thread keeps its best key (cuda_ops.h
+ * mcu_argmax_key: larger is a larger value, then a lower index), the block combines them
+ * and merges its best into the row's key with one 64-bit atomicMax. NaN is skipped. */
+#define ARGMAX_THREADS 256
+#define ARGMAX_SPAN (8 * ARGMAX_THREADS)
+__device__ static inline unsigned long long argmax_key(float v, int64_t i) {
+    const uint32_t u = __float_as_uint(v), ord = (u & 0x80000000u) ? ~u : u | 0x80000000u;
+    return ((unsigned long long)ord << 32) | (0xffffffffu - (uint32_t)i);
+}
+__global__ static void argmax_k(unsigned long long *keys, const float *logits, int64_t ld, int64_t n) {
+    const float *row = logits + (int64_t)blockIdx.y * ld;
+    const int64_t i0 = (int64_t)blockIdx.x * ARGMAX_SPAN, i1 = i0 + ARGMAX_SPAN < n ? i0 + ARGMAX_SPAN : n;
+    unsigned long long best = 0;
+    for (int64_t i = i0 + threadIdx.x; i < i1; i += ARGMAX_THREADS) {
         const float v = row[i];
-        if (v > best || (v == best && (int32_t)i < bi)) best = v, bi = (int32_t)i;
+        const unsigned long long k = v == v ? argmax_key(v, i) : 0ull;
+        best = k > best ? k : best;
     }
     for (int o = 16; o > 0; o >>= 1) {
-        const float v = __shfl_xor_sync(0xffffffffu, best, o);
-        const int32_t j = __shfl_xor_sync(0xffffffffu, bi, o);
-        if (v > best || (v == best && j < bi)) best = v, bi = j;
+        const unsigned long long k = __shfl_xor_sync(0xffffffffu, best, o);
+        best = k > best ? k : best;
     }
-    __shared__ float bv[32];
-    __shared__ int32_t bj[32];
+    __shared__ unsigned long long part[ARGMAX_THREADS / 32];
     const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
-    if (lane == 0) bv[w] = best, bj[w] = bi;
+    if (lane == 0) part[w] = best;
     __syncthreads();
-    if (w == 0) {
-        best = lane < (int)(blockDim.x / 32) ? bv[lane] : -INFINITY;
-        bi = lane < (int)(blockDim.x / 32) ? bj[lane] : INT32_MAX;
-        for (int o = 16; o > 0; o >>= 1) {
-            const float v = __shfl_xor_sync(0xffffffffu, best, o);
-            const int32_t j = __shfl_xor_sync(0xffffffffu, bi, o);
-            if (v > best || (v == best && j < bi)) best = v, bi = j;
-        }
-        if (lane == 0) tok[blockIdx.x] = bi == INT32_MAX ? 0 : bi;
+    if (threadIdx.x == 0) {
+        for (int j = 1; j < ARGMAX_THREADS / 32; j++) best = part[j] > best ? part[j] : best;
+        if (best) atomicMax(keys + blockIdx.y, best);
     }
 }
 
-extern "C" void mcu_argmax(int32_t *tok, const float *logits, int64_t ld, int64_t rows, int64_t n, mcu_stream s) {
-    if (rows > 0) argmax_k<<<(unsigned)rows, 1024, 0, s>>>(tok, logits, ld, n);
+extern "C" void mcu_argmax(uint64_t *keys, const float *logits, int64_t ld, int64_t rows, int64_t n, mcu_stream s) {
+    if (rows <= 0 || n <= 0) return;
+    cudaMemsetAsync(keys, 0, (size_t)rows * sizeof *keys, s);
+    const int64_t blocks = (n + ARGMAX_SPAN - 1) / ARGMAX_SPAN;
+    argmax_k<<<dim3((unsigned)blocks, (unsigned)rows), ARGMAX_THREADS, 0, s>>>((unsigned long long *)keys, logits, ld, n);
 }

@@ -9,12 +9,33 @@
  *
  * Where that gives enough threads (chunked segments, large decode batches) one thread
  * owns one channel with all its N <= 16 states in registers (the released checkpoints
- * have 16), so dt's softplus, x, z and the gate are computed once per channel and token,
+ * have 16), so dt's softplus, x, z and the gate are computed once per channel and token
+ * (pass 1 leaves the softplus in dt's place for pass 3),
  * and the B and C rows (the same for every channel) are read from shared memory. Otherwise (a few short segments, N > 16) a
  * group of LPC lanes (a power of two up to 32) per channel each hold SPL of the N states,
  * s . C summed across the group by shuffles: more threads for few tokens. */
+#include <cuda_bf16.h>
+
 #include "cuda/cuda_ops.h"
 #include "cuda/fastmath.cuh"
+
+/* dt before its softplus, of row r and channel c: given, or (dt_proj fused in) the dot of
+ * the row's dt_rank inputs with dt_proj's row c, split over the channel's lpc lanes. */
+__device__ static inline float dt_raw(const mcu_scan_args &a, int64_t r, int64_t c, int lane, int lpc) {
+    if (!a.dt_w) return __ldg(a.dt + r * a.dt_stride + c);
+    const int64_t Rk = a.dt_rank;
+    const float *in = a.dt_in + r * a.dt_in_stride;
+    float v = 0.0f;
+    if (a.dt_w_bf16) {
+        const __nv_bfloat16 *w = (const __nv_bfloat16 *)a.dt_w + c * Rk;
+        for (int64_t k = lane; k < Rk; k += lpc) v += __bfloat162float(w[k]) * __ldg(in + k);
+    } else {
+        const float *w = (const float *)a.dt_w + c * Rk;
+        for (int64_t k = lane; k < Rk; k += lpc) v += __ldg(w + k) * __ldg(in + k);
+    }
+    for (int o = lpc / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o, lpc);
+    return v;
+}
 
 /* Pass 1 (end_only) or the output pass of a piece of a segment: tokens [t0, t1) from state
  * s0 (NULL: zero), final state to s1 (may be NULL), dt sum to dtsum (may be NULL). */
@@ -29,14 +50,14 @@ __device__ static void scan_piece(const mcu_scan_args &a, int64_t c, bool live, 
     }
     const float Dc = a.D[c], bias = a.dt_bias[c];
     /* nothing the loop writes is read by it: the loads of later steps may run ahead */
-    const float *__restrict__ dtp = a.dt, *__restrict__ xp = a.x, *__restrict__ zp = a.z;
+    const float *__restrict__ xp = a.x, *__restrict__ zp = a.z;
     const float *__restrict__ Bp = a.B, *__restrict__ Cp = a.C;
     float *__restrict__ yp = a.y;
     float dsum = 0.0f;
 #pragma unroll 4
     for (int32_t t = t0; t < t1; t++) {
         const int64_t r = row0 + t;
-        const float dt = mcu_softplus(__ldg(dtp + r * a.dt_stride + c) + bias);
+        const float dt = mcu_softplus(dt_raw(a, r, c, lane, lpc) + bias);
         const float xv = __ldg(xp + r * a.x_stride + c);
         const float *B = Bp + r * a.bc_stride, *C = Cp + r * a.bc_stride;
         float acc = 0.0f;
@@ -145,12 +166,20 @@ __global__ static void __launch_bounds__(CHUNK_THREADS) scan_chunk_k(mcu_scan_ar
     float dsum = 0.0f;
     if (live) {
         const float Dc = a.D[c], bias = a.dt_bias[c];
-        const float *__restrict__ dtp = a.dt + r0 * a.dt_stride + c, *__restrict__ xp = a.x + r0 * a.x_stride + c;
-        const float *__restrict__ zp = a.z + r0 * a.z_stride + c;
+        /* pass 1 leaves dt's softplus in place for pass 3 (one softplus per token and channel) */
+        float *__restrict__ dtp = a.dt + r0 * a.dt_stride + c;
+        const float *__restrict__ xp = a.x + r0 * a.x_stride + c, *__restrict__ zp = a.z + r0 * a.z_stride + c;
         float *__restrict__ yp = a.y + r0 * a.y_stride + c;
 #pragma unroll 2
         for (int t = 0; t < l; t++) {
-            const float dt = mcu_softplus(__ldg(dtp + t * a.dt_stride) + bias), xv = __ldg(xp + t * a.x_stride);
+            float dt;
+            if (END_ONLY || whole) {
+                dt = mcu_softplus(dtp[t * a.dt_stride] + bias);
+                if (END_ONLY) dtp[t * a.dt_stride] = dt;
+            } else {
+                dt = dtp[t * a.dt_stride];
+            }
+            const float xv = __ldg(xp + t * a.x_stride);
             const float dx = dt * xv;
             dsum += dt;
             float acc = 0.0f;
@@ -234,13 +263,13 @@ static void run_per_channel(const mcu_scan_args *a, const mcu_seg *seg, int64_t 
 }
 
 /* One thread per channel wherever it gives enough threads to fill the GPU (long segments,
- * many sequences); lanes per channel for the few channels of a small decode batch, and for
- * N > 16. */
+ * many sequences); lanes per channel for the few channels of a small decode batch, for
+ * N > 16, and with dt_proj fused in. */
 #define PER_CHANNEL_MIN_THREADS 65536
 extern "C" void mcu_selective_scan(const mcu_scan_args *a, const mcu_seg *seg, int64_t n_seg, const mcu_chunks *ch,
                                    mcu_stream s) {
     if (n_seg <= 0) return;
-    if (a->N <= 16 && (ch->max_chunks_per_seg > 0 || n_seg * a->E >= PER_CHANNEL_MIN_THREADS)) {
+    if (a->N <= 16 && !a->dt_w && (ch->max_chunks_per_seg > 0 || n_seg * a->E >= PER_CHANNEL_MIN_THREADS)) {
         if (a->N <= 4) run_per_channel<4>(a, seg, n_seg, ch, s);
         else if (a->N <= 8) run_per_channel<8>(a, seg, n_seg, ch, s);
         else run_per_channel<16>(a, seg, n_seg, ch, s);

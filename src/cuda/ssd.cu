@@ -93,7 +93,14 @@ __global__ static void __launch_bounds__(256) ssd_short_k(mcu_ssd_args a, const 
     const float A2 = a.A[h] * MCU_LOG2E;
     for (int32_t t = 0; t < g.n; t++) {
         const int64_t rr = (int64_t)g.row0 + t;
-        const float dt = __ldg(a.dt + rr * a.dt_stride + h), dA = mcu_ex2(dt * A2);
+        float dt;
+        if (a.dt_raw) {
+            const float v = mcu_softplus(__ldg(a.dt_raw + rr * a.dt_raw_stride + h) + a.dt_bias[h]);
+            dt = v < a.dt_lo ? a.dt_lo : v > a.dt_hi ? a.dt_hi : v;
+        } else {
+            dt = __ldg(a.dt + rr * a.dt_stride + h);
+        }
+        const float dA = mcu_ex2(dt * A2);
         const float *B = a.B + rr * a.bc_stride + grp * N, *C = a.C + rr * a.bc_stride + grp * N;
         float Bv[SPL], Cv[SPL], dx[R], acc[R];
 #pragma unroll
