@@ -326,7 +326,7 @@ static void *dev_bytes(const void *h, size_t n) {
     return d;
 }
 
-/* The decode product out (T, R) = x (T, K) W^T in format f, wpr warps a row (0: the
+/* The decode product out (T, R) = x (T, K) W^T in format f, mcu_gemv variant `wpr` (0: the
  * library's choice), with the RMSNorm of x fused in when `norm`: GB/s of weights streamed.
  * Several weight copies in rotation so that each run reads from DRAM, not the L2. */
 static void bench_gemv(wfmt f, int wpr, int norm, int64_t T, int64_t R, int64_t K, double ceil_gbs) {
@@ -368,9 +368,8 @@ static void bench_gemv(wfmt f, int wpr, int norm, int64_t T, int64_t R, int64_t 
         }
     }
     const double ms = t[RUNS / 2], bytes = (double)(hw.n_bytes + hw.n_scales);
-    char name[48], w[16] = "auto";
-    if (wpr) snprintf(w, sizeof w, "%d", wpr);
-    snprintf(name, sizeof name, "%s%s, wpr %s", wfmt_name[f], norm ? " + norm" : "", w);
+    char name[48];
+    snprintf(name, sizeof name, "%s%s%s", wfmt_name[f], norm ? " + norm" : "", wpr ? ", x global" : "");
     printf("gemv %-22s R %5lld K %5lld T %lld  %8.3f ms  %7.1f GB/s (%4.1f%% of copy)  rel. L2 vs CPU %.1e\n", name,
            (long long)R, (long long)K, (long long)T, ms, bytes / (ms * 1e-3) / 1e9, 100 * bytes / (ms * 1e-3) / 1e9 / ceil_gbs,
            checked(rel_l2(got, want, (size_t)(T * R)), 1e-5));
@@ -490,13 +489,15 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n_lens; i++) bench_ssd(1, lens[i], 64, 1, ceil_gbs);
     bench_ssd(1, 1, 24, 0, ceil_gbs);
     bench_ssd(128, 1, 24, 0, ceil_gbs);
-    /* the decode products at mamba2-1.3b's in_proj and out_proj, each warps-per-row choice */
+    /* the decode products at mamba2-1.3b's in_proj and out_proj, activations staged in
+     * shared memory (the library's choice) and read from global memory */
     for (wfmt f = W_BF16; f <= W_Q4_0; f++) {
-        for (int wpr = 0; wpr <= 8; wpr = wpr ? 2 * wpr : 1) {
-            bench_gemv(f, wpr, 0, 1, 8512, 2048, ceil_gbs);
-            bench_gemv(f, wpr, 0, 1, 2048, 4096, ceil_gbs);
+        for (int v = 0; v <= MCU_GEMV_GLOBAL_X; v++) {
+            bench_gemv(f, v, 0, 1, 8512, 2048, ceil_gbs);
+            bench_gemv(f, v, 0, 1, 2048, 4096, ceil_gbs);
+            bench_gemv(f, v, 1, 1, 8512, 2048, ceil_gbs); /* the norm fused in */
+            bench_gemv(f, v, 0, 8, 8512, 2048, ceil_gbs); /* 8 rows: staged 64 KB, over the limit: x global */
         }
-        bench_gemv(f, 0, 1, 1, 8512, 2048, ceil_gbs);  /* the norm fused in */
         bench_gemv(f, 0, 0, 1, 160, 4096, ceil_gbs);   /* mamba-1.4b x_proj */
         bench_gemv(f, 0, 0, 3, 1536, 768, ceil_gbs);   /* mamba-130m out_proj, 3 rows */
         bench_gemv(f, 0, 1, 8, 3072, 768, ceil_gbs);   /* mamba-130m in_proj, 8 rows, norm */

@@ -75,11 +75,13 @@ typedef struct mcu_matrix {
 /* out (T, R) = x' (T rows of xs; K used) W^T (+ beta out) for T <= MCU_GEMV_MAX_T: the
  * decode product, reading W once as stored, float32 activations and sums. x' = x, or with
  * norm_w (K floats) the RMSNorm of each row of x times norm_w (the norm fused into the
- * product: mcu_rmsnorm's result without its own pass). wpr: warps per row (1, 2, 4 or 8;
- * 0: chosen from R so that the GPU is filled). */
+ * product: mcu_rmsnorm's result without its own pass). variant: 0 the library's choice
+ * (activations staged in shared memory where they fit), MCU_GEMV_GLOBAL_X read from global
+ * memory (the workbench's comparison). */
 #define MCU_GEMV_MAX_T 8
+#define MCU_GEMV_GLOBAL_X 1
 void mcu_gemv(float *out, int64_t ldo, const float *x, int64_t xs, int64_t T, const mcu_matrix *W, float beta,
-              const float *norm_w, float eps, int wpr, mcu_stream s);
+              const float *norm_w, float eps, int variant, mcu_stream s);
 /* Rows [r0, r0 + n) of a quantized W as float32 or bf16 (out_bf16), (n, K) packed: the
  * tiles of a longer product. */
 void mcu_dequant(void *out, int out_bf16, const mcu_matrix *W, int64_t r0, int64_t n, mcu_stream s);

@@ -16,7 +16,7 @@ __global__ static void dequant_k(void *out, RD rd, int64_t r0, int64_t n, int64_
     for (int j = 0; j < RD::Q; j++) {
         float v[4];
         RD::quad(u, j, v);
-        const int64_t k = i * K + c * V + RD::quad_off(j);
+        const int64_t k = i * K + c * V + 4 * j;
         if (BF16) {
             __nv_bfloat162 *o = (__nv_bfloat162 *)((__nv_bfloat16 *)out + k);
             o[0] = __floats2bfloat162_rn(sc * v[0], sc * v[1]), o[1] = __floats2bfloat162_rn(sc * v[2], sc * v[3]);

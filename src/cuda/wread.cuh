@@ -13,7 +13,7 @@
 
 /* Weight readers. A chunk (16 bytes: V values) is loaded as one uint4 (load) with its scale
  * (scale: 1 unless quantized), then decoded a quad of 4 values at a time (quad j: values
- * quad_off(j) .. + 3 of the chunk), so a product keeps 4 decoded values and 4 activations
+ * 4 j .. 4 j + 3 of the chunk), so a product keeps 4 decoded values and 4 activations
  * live, not V of each: few registers, many warps in flight. at() is one value, for the
  * scalar fallback. */
 __device__ static inline uint32_t word(const uint4 &u, int j) { return j == 0 ? u.x : j == 1 ? u.y : j == 2 ? u.z : u.w; }
@@ -24,7 +24,6 @@ struct ReadF32 {
     int64_t K;
     __device__ uint4 load(int64_t r, int64_t c) const { return __ldg((const uint4 *)(w + r * K) + c); }
     __device__ float scale(int64_t, int64_t) const { return 1.0f; }
-    __device__ static int quad_off(int) { return 0; }
     __device__ static void quad(const uint4 &u, int, float v[4]) {
         v[0] = __uint_as_float(u.x), v[1] = __uint_as_float(u.y), v[2] = __uint_as_float(u.z), v[3] = __uint_as_float(u.w);
     }
@@ -37,7 +36,6 @@ struct ReadBF16 {
     int64_t K;
     __device__ uint4 load(int64_t r, int64_t c) const { return __ldg((const uint4 *)(w + r * K) + c); }
     __device__ float scale(int64_t, int64_t) const { return 1.0f; }
-    __device__ static int quad_off(int j) { return 4 * j; }
     __device__ static void quad(const uint4 &u, int j, float v[4]) { /* bf16 -> f32 is a shift: exact */
         const uint32_t a = word(u, 2 * j), b = word(u, 2 * j + 1);
         v[0] = __uint_as_float(a << 16), v[1] = __uint_as_float(a & 0xffff0000u);
@@ -57,7 +55,6 @@ struct ReadQ8 { /* a chunk: 16 values, half a block */
     int64_t K;
     __device__ uint4 load(int64_t r, int64_t c) const { return __ldg((const uint4 *)(q + r * K) + c); }
     __device__ float scale(int64_t r, int64_t c) const { return __half2float(d[r * (K / 32) + c / 2]); }
-    __device__ static int quad_off(int j) { return 4 * j; }
     __device__ static void quad(const uint4 &u, int j, float v[4]) {
         const uint32_t m = word(u, j) ^ 0x80808080u; /* q + 128 */
         for (int i = 0; i < 4; i++) v[i] = magic(m, i) - 8388736.0f; /* 2^23 + 128 */
@@ -72,7 +69,6 @@ struct ReadQ4 { /* a chunk: one block of 32 values; quads 0-3 the low nibbles, 4
     int64_t K;
     __device__ uint4 load(int64_t r, int64_t c) const { return __ldg((const uint4 *)(q + r * (K / 2)) + c); }
     __device__ float scale(int64_t r, int64_t c) const { return __half2float(d[r * (K / 32) + c]); }
-    __device__ static int quad_off(int j) { return j < 4 ? 4 * j : 16 + 4 * (j - 4); }
     __device__ static void quad(const uint4 &u, int j, float v[4]) {
         const uint32_t m = (j < 4 ? word(u, j) : word(u, j - 4) >> 4) & 0x0f0f0f0fu;
         for (int i = 0; i < 4; i++) v[i] = magic(m, i) - 8388616.0f; /* 2^23 + 8 */
