@@ -266,6 +266,118 @@ static void test_bytelevel(const char *tmp) {
     free(p);
 }
 
+/* A byte-level tokenizer (id b is byte b) with `n` added tokens (ids 256 + i; normalized
+ * as flagged), written to tmp and loaded. */
+static mambac_tokenizer *with_added(const char *tmp, const char *const *contents, const int *normalized, int n) {
+    char *p = path_in(tmp, "added.json");
+    mambac_error err;
+    mambac_tokenizer *tok = NULL;
+    if (mambac_tokenizer_write_bytelevel(p, &err) == MAMBAC_OK) {
+        char *text = read_text(p);
+        cJSON *root = text ? cJSON_Parse(text) : NULL;
+        cJSON *added = root ? cJSON_GetObjectItem(root, "added_tokens") : NULL;
+        for (int i = 0; added && i < n; i++) {
+            cJSON *a = cJSON_CreateObject();
+            cJSON_AddNumberToObject(a, "id", 256 + i);
+            cJSON_AddStringToObject(a, "content", contents[i]);
+            cJSON_AddBoolToObject(a, "single_word", 0);
+            cJSON_AddBoolToObject(a, "lstrip", 0);
+            cJSON_AddBoolToObject(a, "rstrip", 0);
+            cJSON_AddBoolToObject(a, "normalized", normalized[i]);
+            cJSON_AddBoolToObject(a, "special", !normalized[i]);
+            cJSON_AddItemToArray(added, a);
+        }
+        char *out = root ? cJSON_PrintUnformatted(root) : NULL;
+        if (out) write_file(p, out, strlen(out));
+        if (!out || mambac_tokenizer_load(p, &tok, &err) != MAMBAC_OK) CHECK(0, "added-token tokenizer: %s", err.msg);
+        free(out), free(text);
+        cJSON_Delete(root);
+    }
+    free(p);
+    return tok;
+}
+
+/* Leftmost-longest splitting as the definition reads, for ASCII text: at each position the
+ * longest token of the wanted kind starting there, else the byte (a normalized-token pass
+ * over each stretch between raw tokens). Quadratic, for small cases. */
+static size_t naive_split(const char *s, size_t n, const char *const *contents, const int *normalized, int nt, int pass,
+                          int32_t *out) {
+    size_t k = 0, seg = 0;
+    for (size_t i = 0; i <= n;) {
+        int best = -1;
+        size_t blen = 0;
+        for (int t = 0; i < n && t < nt; t++) {
+            const size_t l = strlen(contents[t]);
+            if (normalized[t] == pass && l > blen && l <= n - i && memcmp(s + i, contents[t], l) == 0) best = t, blen = l;
+        }
+        if (best < 0 && i < n) {
+            i++;
+            continue;
+        }
+        if (pass == 0) k += naive_split(s + seg, i - seg, contents, normalized, nt, 1, out + k);
+        else
+            for (size_t j = seg; j < i; j++) out[k++] = (unsigned char)s[j];
+        if (best < 0) break;
+        out[k++] = 256 + best;
+        seg = i = i + blen;
+    }
+    return k;
+}
+
+/* Added tokens that overlap, nest and share prefixes and suffixes, raw and normalized,
+ * against the definition on random texts; then a 32 KB token against 128 KB of text that
+ * repeats its prefix (time linear in the text: the reversed automaton of tokenizer.h). */
+static void test_added_tokens(const char *tmp) {
+    static const char *const contents[] = {"a", "ab", "aab", "bab", "abab", "bb", "aaaa", "ba", "cab", "bca", "abc"};
+    static const int normalized[] = {0, 0, 1, 0, 0, 1, 0, 1, 0, 1, 0};
+    const int nt = (int)(sizeof contents / sizeof contents[0]);
+    mambac_tokenizer *tok = with_added(tmp, contents, normalized, nt);
+    if (!tok) return;
+    uint32_t x = 99;
+    int bad = 0;
+    for (int c = 0; c < 400; c++) {
+        char text[64];
+        x = x * 1664525u + 1013904223u;
+        const size_t n = 1 + (x >> 8) % 60;
+        for (size_t i = 0; i < n; i++) x = x * 1664525u + 1013904223u, text[i] = "abcd"[(x >> 13) % (c % 2 ? 3 : 4)];
+        int32_t want[128], *got;
+        const size_t nw = naive_split(text, n, contents, normalized, nt, 0, want);
+        size_t ng;
+        mambac_error err;
+        if (mambac_tokenize(tok, text, n, &got, &ng, &err) != MAMBAC_OK) {
+            CHECK(0, "tokenize: %s", err.msg);
+            break;
+        }
+        if (ng != nw || memcmp(got, want, ng * sizeof *got) != 0) {
+            if (bad++ < 3) CHECK(0, "added tokens: '%.*s' splits as %zu ids, the definition %zu", (int)n, text, ng, nw);
+        }
+        mambac_free(got);
+    }
+    CHECK(bad == 0, "added tokens: 400 random texts split as the definition (%d differ)", bad);
+    mambac_tokenizer_free(tok);
+
+    enum { LONG = 32768, TEXT = 131072 };
+    char *big = malloc(LONG + 2), *text = malloc(TEXT + 1);
+    memset(big, 'a', LONG), big[LONG] = 'b', big[LONG + 1] = 0;
+    memset(text, 'a', TEXT), text[TEXT] = 'b';
+    const char *const longc[] = {big};
+    const int raw[] = {0};
+    tok = with_added(tmp, longc, raw, 1);
+    int32_t *got;
+    size_t ng;
+    mambac_error err;
+    if (tok) {
+        int ok = mambac_tokenize(tok, text, TEXT, &got, &ng, &err) == MAMBAC_OK;
+        CHECK(ok && ng == TEXT, "128 KB of its prefix: bytes");
+        if (ok) mambac_free(got);
+        ok = mambac_tokenize(tok, text, TEXT + 1, &got, &ng, &err) == MAMBAC_OK;
+        CHECK(ok && ng == TEXT - LONG + 1 && got[ng - 1] == 256 && got[0] == 'a', "the 32 KB token at the end of 128 KB: found once");
+        if (ok) mambac_free(got);
+        mambac_tokenizer_free(tok);
+    }
+    free(big), free(text);
+}
+
 static void expect_bad(const char *tmp, const char *json, const char *substr, mambac_status want) {
     char *p = path_in(tmp, "bad.json");
     write_file(p, json, strlen(json));
@@ -419,6 +531,7 @@ int main(int argc, char **argv) {
     test_big_input();
     test_any_bytes();
     test_bytelevel(tmp);
+    test_added_tokens(tmp);
     test_malformed(tmp);
     for (int i = 0; toks[i].name; i++) {
         mambac_tokenizer_free(toks[i].tok);

@@ -20,34 +20,40 @@ static int is_word_byte(unsigned char c) {
 }
 static int is_space_byte(unsigned char c) { return c == ' ' || (c >= 9 && c <= 13); }
 
-/* Longest added token of the trie starting at s[i]; returns its index in t->added or -1. */
-static int32_t trie_match(const mc_trie_node *v, const unsigned char *s, size_t n, size_t i, size_t *end) {
-    int32_t node = 0, best = -1;
-    for (size_t k = i; k < n; k++) {
-        int32_t c = v[node].first_child;
-        while (c >= 0 && v[c].byte != s[k]) c = v[c].next_sibling;
-        if (c < 0) break;
-        node = c;
-        if (v[node].token >= 0) {
-            best = v[node].token;
-            *end = k + 1;
+/* longest[i] = the index in t->added of the longest added token that starts at s[i]
+ * (and ends within s), or -1: the reversed automaton (tokenizer.h) run from the end. */
+static void longest_from(const mc_trie_node *v, const unsigned char *s, size_t n, int32_t *longest) {
+    int32_t node = 0;
+    for (size_t i = n; i-- > 0;) {
+        int32_t c;
+        for (;;) {
+            c = v[node].first_child;
+            while (c >= 0 && v[c].byte != s[i]) c = v[c].next_sibling;
+            if (c >= 0 || node == 0) break;
+            node = v[node].fail;
         }
+        node = c >= 0 ? c : 0;
+        longest[i] = v[node].out >= 0 ? v[v[node].out].token : -1;
     }
-    return best;
 }
 
 typedef mambac_status (*segment_fn)(const mc_encoder *e, const unsigned char *s, size_t n, mc_ids *out);
 
-/* Splits s on the trie's tokens: ids for the tokens, `rest` for what lies between. */
+/* Splits s on the automaton's tokens: ids for the tokens, `rest` for what lies between.
+ * Leftmost-longest: at each position the longest token starting there (a single_word one
+ * that touches a word character is passed over, and the scan moves on by one byte). */
 static mambac_status split_added(const mc_encoder *e, const mc_trie_node *trie, const unsigned char *s, size_t n,
                                  segment_fn rest, mc_ids *out) {
     const struct mambac_tokenizer *t = e->t;
-    if (trie[0].first_child < 0) return rest(e, s, n, out);
+    if (trie[0].first_child < 0 || n == 0) return rest(e, s, n, out);
+    int32_t *longest = malloc(n * sizeof *longest);
+    if (!longest) return MAMBAC_ERR_NOMEM;
+    longest_from(trie, s, n, longest);
+    mambac_status st = MAMBAC_OK;
     size_t seg = 0; /* start of the text not yet handed on */
-    for (size_t i = 0; i < n;) {
-        size_t end = 0;
-        int32_t k = trie_match(trie, s, n, i, &end);
-        const mc_added_token *a = k >= 0 ? &t->added[k] : NULL;
+    for (size_t i = 0; i < n && st == MAMBAC_OK;) {
+        const mc_added_token *a = longest[i] >= 0 ? &t->added[longest[i]] : NULL;
+        const size_t end = a ? i + a->len : i;
         if (a && a->single_word && ((i > 0 && is_word_byte(s[i - 1])) || (end < n && is_word_byte(s[end])))) a = NULL;
         if (!a) {
             i++;
@@ -58,11 +64,12 @@ static mambac_status split_added(const mc_encoder *e, const mc_trie_node *trie, 
             while (from > seg && is_space_byte(s[from - 1])) from--;
         if (a->rstrip)
             while (to < n && is_space_byte(s[to])) to++;
-        mambac_status st = from > seg ? rest(e, s + seg, from - seg, out) : MAMBAC_OK;
-        if (st != MAMBAC_OK) return st;
-        if (!mc_ids_push(out, a->id)) return MAMBAC_ERR_NOMEM;
+        if (from > seg) st = rest(e, s + seg, from - seg, out);
+        if (st == MAMBAC_OK && !mc_ids_push(out, a->id)) st = MAMBAC_ERR_NOMEM;
         seg = i = to;
     }
+    free(longest);
+    if (st != MAMBAC_OK) return st;
     return seg < n ? rest(e, s + seg, n - seg, out) : MAMBAC_OK;
 }
 

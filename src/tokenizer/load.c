@@ -282,31 +282,54 @@ static mambac_status read_model(loader *L, const cJSON *model, const cJSON *adde
     return st;
 }
 
-/* Trie over the contents of the added tokens with normalized == want. */
+static int32_t trie_child(const mc_trie_node *v, int32_t node, unsigned char b) {
+    int32_t c = v[node].first_child;
+    while (c >= 0 && v[c].byte != b) c = v[c].next_sibling;
+    return c;
+}
+
+/* The automaton (tokenizer.h mc_trie_node) over the reversed contents of the added tokens
+ * with normalized == want: the trie, then fail and out links breadth first. */
 static mambac_status build_trie(loader *L, int want_normalized, mc_trie_node **out, size_t *nout) {
     struct mambac_tokenizer *t = L->t;
     size_t cap = 1, n = 1;
     for (size_t i = 0; i < t->n_added; i++) cap += t->added[i].len;
     mc_trie_node *v = malloc(cap * sizeof *v);
-    if (!v) return mc_fail(L->err, MAMBAC_ERR_NOMEM, "out of memory");
-    v[0] = (mc_trie_node){-1, -1, -1, 0};
+    int32_t *queue = malloc(cap * sizeof *queue);
+    if (!v || !queue) {
+        free(v), free(queue);
+        return mc_fail(L->err, MAMBAC_ERR_NOMEM, "out of memory");
+    }
+    v[0] = (mc_trie_node){-1, -1, -1, 0, -1, 0};
     for (size_t i = 0; i < t->n_added; i++) {
         const mc_added_token *a = &t->added[i];
         if (a->normalized != want_normalized || a->len == 0) continue;
         int32_t node = 0;
         for (uint32_t k = 0; k < a->len; k++) {
-            unsigned char b = t->bytes[a->off + k];
-            int32_t c = v[node].first_child;
-            while (c >= 0 && v[c].byte != b) c = v[c].next_sibling;
+            const unsigned char b = t->bytes[a->off + a->len - 1 - k];
+            int32_t c = trie_child(v, node, b);
             if (c < 0) {
                 c = (int32_t)n++;
-                v[c] = (mc_trie_node){-1, v[node].first_child, -1, b};
+                v[c] = (mc_trie_node){-1, v[node].first_child, -1, 0, -1, b};
                 v[node].first_child = c;
             }
             node = c;
         }
-        if (v[node].token < 0) v[node].token = (int32_t)i;
+        if (v[node].token < 0) v[node].token = (int32_t)i; /* the first of equal contents */
     }
+    size_t head = 0, tail = 0;
+    for (int32_t c = v[0].first_child; c >= 0; c = v[c].next_sibling) v[c].fail = 0, queue[tail++] = c;
+    while (head < tail) {
+        const int32_t u = queue[head++];
+        v[u].out = v[u].token >= 0 ? u : v[v[u].fail].out;
+        for (int32_t c = v[u].first_child; c >= 0; c = v[c].next_sibling) {
+            int32_t f = v[u].fail, g;
+            while ((g = trie_child(v, f, v[c].byte)) < 0 && f != 0) f = v[f].fail;
+            v[c].fail = g >= 0 ? g : 0;
+            queue[tail++] = c;
+        }
+    }
+    free(queue);
     *out = v;
     *nout = n;
     return MAMBAC_OK;

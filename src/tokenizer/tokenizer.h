@@ -19,10 +19,15 @@ typedef struct mc_added_token {
     uint8_t special, normalized, lstrip, rstrip, single_word;
 } mc_added_token;
 
-/* A trie over added-token contents for leftmost-longest matching. */
+/* An Aho-Corasick automaton over the added tokens' contents *reversed*: run over a text
+ * from its end, the state at byte i names, through `out`, the longest added token that
+ * starts at i (encode.c), so leftmost-longest splitting takes time linear in the text
+ * (a forward trie walked from every position takes text length x longest token). */
 typedef struct mc_trie_node {
     int32_t first_child, next_sibling;
-    int32_t token;     /* index into added[] ending here, or -1 */
+    int32_t token;     /* index into added[] whose reversed content ends here, or -1 */
+    int32_t fail;      /* the longest proper suffix of this node's string that is a node */
+    int32_t out;       /* the first node on the fail chain (this one first) with a token, or -1 */
     unsigned char byte;
 } mc_trie_node;
 
