@@ -339,7 +339,8 @@ typedef struct mambac_generate_result {
  * are empty; stop strings need it); with a tokenizer, ids it lacks are never sampled,
  * and its "<|endoftext|>" is the end token when the config names none. Padded rows are
  * never sampled. The state ends after the prompt and every generated token fed (the last
- * one only with feed_last). Same seed, same tokens. */
+ * one only with feed_last: then also when a stop string or the callback ended the run;
+ * never the end-of-sequence token). Same seed, same tokens. */
 MAMBAC_API mambac_status mambac_generate(mambac_context *ctx, mambac_state *state, const mambac_tokenizer *tok,
                                          const int32_t *prompt, size_t n_prompt, const mambac_generate_params *params,
                                          mambac_piece_fn on_piece, void *user, mambac_generate_result *result,

@@ -107,6 +107,26 @@ check "an end at once is said on stderr" grep -q "ended the text at once" "$TMP/
 check "--ignore-eos" test "$("$MAMBAC" generate -m "$TMP/eos" --prompt-ids "$prompt" -n 3 --temp 0 --print-ids --ignore-eos 2>/dev/null)" = \
                           "$("$TOOL" greedy "$ref" | cut -d, -f1-3)"
 check "default model generates text" "$MAMBAC" generate -p "ROMEO:" -n 8
+# -i: with no input it is the plain run; a turn continues the same state (as --state-out /
+# --state-in would); -r stops an answer where the text shows it; -cnv runs ChatML turns.
+"$MAMBAC" generate -p "ROMEO:" -n 8 --temp 0 >"$TMP/plain.txt" 2>/dev/null
+printf '' | "$MAMBAC" generate -i -p "ROMEO:" -n 8 --temp 0 >"$TMP/i0.txt" 2>/dev/null
+check "-i with no input = the plain run" cmp "$TMP/plain.txt" "$TMP/i0.txt"
+printf 'JULIET:\n' | "$MAMBAC" generate -i -p "ROMEO:" -n 8 --temp 0 --in-prefix '\n' >"$TMP/i1.txt" 2>"$TMP/i1.err"
+"$MAMBAC" generate -p "ROMEO:" -n 8 --temp 0 --state-out "$TMP/turn1.state" >"$TMP/t1.txt" 2>/dev/null
+"$MAMBAC" generate --state-in "$TMP/turn1.state" -p '\nJULIET:\n' -n 8 --temp 0 >"$TMP/t2.txt" 2>/dev/null
+cat "$TMP/t1.txt" "$TMP/t2.txt" >"$TMP/t12.txt"
+check "-i: a second turn continues the state" cmp "$TMP/t12.txt" "$TMP/i1.txt"
+check "-i: totals over the turns" grep -q '^prompt: .* | generated: 16 tokens' "$TMP/i1.err"
+full=$("$MAMBAC" generate -p "ROMEO:" -n 40 --temp 0 2>/dev/null)
+rp=${full:12:3} first=${full%%"${full:12:3}"*}${full:12:3}
+rev=$(printf '' | "$MAMBAC" generate -i -p "ROMEO:" -n 40 --temp 0 -r "$rp" 2>/dev/null)
+check "-r: the answer stops at the reverse prompt, printed" test -n "$rp" -a "${rev#"$first"}" != "$rev" -a "${full#"$rev"}" != "$full" -a ${#rev} -lt ${#full}
+cnv=$(printf 'Hello.\nAnd then?\n' | "$MAMBAC" generate -cnv -p "You are a poet." -n 6 --temp 0 2>"$TMP/cnv.err")
+check "-cnv: two answers" grep -q '^prompt: .* | generated: 12 tokens' "$TMP/cnv.err"
+expect_error "-r without -i" 2 "$MAMBAC" generate -p hi -r x
+expect_error "-i with --print-ids" 2 "$MAMBAC" generate -i --prompt-ids 1 --print-ids
+expect_error "-i with the prompt from stdin" 2 "$MAMBAC" generate -i -p -
 expect_error "no tokenizer in the folder" 1 "$MAMBAC" generate -m "$m1" -p "hi"
 expect_error "empty text prompt" 1 "$MAMBAC" generate -m "$m1" --tokenizer "$TOKJ" -p ""
 expect_error "two prompts" 2 "$MAMBAC" generate -m "$m1" -p "a" --prompt-ids 1

@@ -133,6 +133,8 @@ int main(void) {
     CHECK(mambac_generate(ctx, st, tok, prompt, 4, &gp, collect, &d, &r, &err) == MAMBAC_OK, "callback: %s", err.msg);
     CHECK(r.finish == MAMBAC_FINISH_CALLBACK && r.n_generated == 5 && memcmp(d.tokens, a.tokens, 5 * sizeof(int32_t)) == 0,
           "callback stop after 5");
+    CHECK(mambac_state_n_tokens(st) == 4 + 5, "feed_last after a stop: the state holds all %lld tokens",
+          (long long)mambac_state_n_tokens(st));
     gp.max_tokens = 6;
     mambac_state_reset(st);
     CHECK(mambac_generate(ctx, st, NULL, prompt, 4, &gp, NULL, NULL, &r, &err) == MAMBAC_OK &&

@@ -41,8 +41,15 @@ static const command_help helps[] = {
      "      --print-ids       print token ids instead of text\n"
      "      --echo            print the prompt's text before the continuation\n"
      "      --tokenizer PATH  tokenizer.json (default: the model's)\n"
-     "      --state-in FILE, --state-out FILE   continue from / save the sequence state\n\n"
-     "example: mambac generate -m mamba-130m-hf -p \"The meaning of life is\" -n 64 --temp 0.7\n"},
+     "      --state-in FILE, --state-out FILE   continue from / save the sequence state\n"
+     "  -i, --interactive     then read lines from stdin, each fed as the next turn (-n tokens an\n"
+     "                        answer; the conversation lives in the state: nothing is re-read)\n"
+     "  -r, --reverse-prompt S  with -i: an answer stops where S appears (printed; repeatable)\n"
+     "      --in-prefix S, --in-suffix S   with -i: text around each line read\n"
+     "  -cnv, --conversation  -i with ChatML turns (-p is the system message; answers end at\n"
+     "                        <|im_end|>)\n\n"
+     "example: mambac generate -m mamba-130m-hf -p \"The meaning of life is\" -n 64 --temp 0.7\n"
+     "         mambac generate -m mamba-130m-hf -i -p \"ROMEO:\" -r \"JULIET:\" --in-suffix \"\\nROMEO:\"\n"},
     {"logits",
      "usage: mambac logits [-m MODEL] --prompt-ids IDS -o OUT.npy [options]\n"
      "Writes the logits after every prompt position as a (T, V) float32 .npy file.\n\n" COMMON_MODEL COMMON_THREADS

@@ -92,7 +92,7 @@ mambac_status mambac_generate(mambac_context *ctx, mambac_state *state, const ma
         }
         if (emit(&ts, 0, next, on_piece, user)) done = 1, r.finish = MAMBAC_FINISH_CALLBACK;
         if (ts.stopped) done = 1, r.finish = MAMBAC_FINISH_STOP;
-        if (!done && (r.n_generated < p.max_tokens || p.feed_last)) {
+        if ((!done && r.n_generated < p.max_tokens) || p.feed_last) { /* feed_last: after a stop too */
             const double t1 = now();
             st = mambac_eval(ctx, state, &next, 1, MAMBAC_LOGITS_LAST, logits, err);
             r.decode_seconds += now() - t1;
