@@ -316,7 +316,12 @@ typedef struct mambac_generate_params {
     size_t n_stop;
     int32_t feed_last;         /* feed the last generated token too, so the state holds every
                                 * token produced (to save it, or continue later) */
+    /* Called while a long prompt is read (NULL: not called): the prompt is then fed in
+     * pieces of MAMBAC_PROGRESS_PIECE tokens, done / total after each. */
+    void (*on_prompt_progress)(void *user, int64_t done, int64_t total);
+    void *progress_user;
 } mambac_generate_params;
+#define MAMBAC_PROGRESS_PIECE 4096
 
 /* Defaults: the sampler's defaults, max_tokens 128, no stop strings, feed_last 0. */
 MAMBAC_API mambac_generate_params mambac_generate_default_params(void);

@@ -21,6 +21,17 @@ typedef struct sink {
     int n, stop_after, finals;
 } sink;
 
+/* Progress reports: how many, and whether done grew to total. */
+typedef struct progress {
+    int calls, ordered;
+    int64_t last, total;
+} progress;
+static void on_progress(void *user, int64_t done, int64_t total) {
+    progress *p = user;
+    if (done <= p->last || done > total || (p->total && total != p->total)) p->ordered = 0;
+    p->calls++, p->last = done, p->total = total;
+}
+
 static int collect(void *user, int32_t token, const char *text, size_t len) {
     sink *k = user;
     if (k->len + len < sizeof k->text) memcpy(k->text + k->len, text, len), k->len += len;
@@ -140,6 +151,27 @@ int main(void) {
     CHECK(mambac_generate(ctx, st, NULL, prompt, 4, &gp, NULL, NULL, &r, &err) == MAMBAC_OK &&
               mambac_state_n_tokens(st) == 4 + 6,
           "feed_last: the state holds all %lld tokens", (long long)mambac_state_n_tokens(st));
+
+    /* a prompt of 2.5 pieces read with progress reports: the same tokens as read whole */
+    {
+        enum { LONG = 2 * MAMBAC_PROGRESS_PIECE + MAMBAC_PROGRESS_PIECE / 2 };
+        int32_t *lp = malloc(LONG * sizeof *lp);
+        for (int i = 0; i < LONG; i++) lp[i] = (int32_t)((i * 7 + 3) % 200);
+        mambac_generate_params lgp = mambac_generate_default_params();
+        lgp.sampling.temp = 0, lgp.max_tokens = 6, lgp.ignore_eos = 1;
+        sink whole = {0}, pieces = {0};
+        progress pr = {.ordered = 1};
+        mambac_state_reset(st);
+        CHECK(mambac_generate(ctx, st, NULL, lp, LONG, &lgp, collect, &whole, &r, &err) == MAMBAC_OK, "long: %s", err.msg);
+        lgp.on_prompt_progress = on_progress, lgp.progress_user = &pr;
+        mambac_state_reset(st);
+        CHECK(mambac_generate(ctx, st, NULL, lp, LONG, &lgp, collect, &pieces, &r, &err) == MAMBAC_OK, "long: %s", err.msg);
+        CHECK(pr.calls == 3 && pr.ordered && pr.last == LONG && pr.total == LONG,
+              "progress: 3 reports growing to the prompt's length (%d, last %lld)", pr.calls, (long long)pr.last);
+        CHECK(pieces.n == 6 && memcmp(pieces.tokens, whole.tokens, 6 * sizeof(int32_t)) == 0,
+              "a prompt read in pieces for progress continues as read whole");
+        free(lp);
+    }
 
     /* refusals */
     const char *stops[1] = {"x"}, *empty[1] = {""};

@@ -243,6 +243,14 @@ static int print_piece(void *user, int32_t token, const char *text, size_t len) 
     return 0;
 }
 
+/* A long prompt's progress, on a terminal only (a log keeps its lines). */
+static void show_progress(void *user, int64_t done, int64_t total) {
+    (void)user;
+    fprintf(stderr, "\rprompt: %lld / %lld tokens (%.0f%%)%s", (long long)done, (long long)total, 100.0 * done / total,
+            done == total ? "\n" : "");
+    fflush(stderr);
+}
+
 typedef struct totals {
     int64_t prompt, generated, decoded;
     double prefill_s, decode_s;
@@ -353,6 +361,7 @@ int cmd_generate(cli_args *a) {
     if (!o.seed_given && gp.sampling.temp > 0) /* so that the run can be repeated */
         fprintf(stderr, "mambac: seed %llu\n", (unsigned long long)gp.sampling.seed);
     gp.feed_last = o.state_out != NULL; /* the saved state then holds every token */
+    if (isatty(STDERR_FILENO)) gp.on_prompt_progress = show_progress;
     printer pr = {.print_ids = o.print_ids, .reverse = o.reverse, .n_reverse = o.n_reverse};
     totals tot = {0};
     mambac_generate_result res = {0};

@@ -68,7 +68,14 @@ mambac_status mambac_generate(mambac_context *ctx, mambac_state *state, const ma
     mambac_status st = mambac_sampler_new(&p.sampling, n_vocab, &smp, err);
     for (size_t i = 0; st == MAMBAC_OK && i < n_prompt; i++) mambac_sampler_accept(smp, prompt[i]);
     double t0 = now();
-    if (st == MAMBAC_OK) st = mambac_eval(ctx, state, prompt, n_prompt, MAMBAC_LOGITS_LAST, logits, err);
+    size_t fed = 0; /* with a progress callback, pieces before the last */
+    while (st == MAMBAC_OK && p.on_prompt_progress && n_prompt - fed > MAMBAC_PROGRESS_PIECE) {
+        st = mambac_eval(ctx, state, prompt + fed, MAMBAC_PROGRESS_PIECE, MAMBAC_LOGITS_NONE, NULL, err);
+        fed += MAMBAC_PROGRESS_PIECE;
+        if (st == MAMBAC_OK) p.on_prompt_progress(p.progress_user, (int64_t)fed, (int64_t)n_prompt);
+    }
+    if (st == MAMBAC_OK) st = mambac_eval(ctx, state, prompt + fed, n_prompt - fed, MAMBAC_LOGITS_LAST, logits, err);
+    if (st == MAMBAC_OK && p.on_prompt_progress && fed) p.on_prompt_progress(p.progress_user, (int64_t)n_prompt, (int64_t)n_prompt);
     r.prefill_seconds = now() - t0;
     if (st == MAMBAC_OK) st = check_finite(logits, n_vocab, err);
     mc_text_stream ts;
