@@ -124,6 +124,20 @@ rev=$(printf '' | "$MAMBAC" generate -i -p "ROMEO:" -n 40 --temp 0 -r "$rp" 2>/d
 check "-r: the answer stops at the reverse prompt, printed" test -n "$rp" -a "${rev#"$first"}" != "$rev" -a "${full#"$rev"}" != "$full" -a ${#rev} -lt ${#full}
 cnv=$(printf 'Hello.\nAnd then?\n' | "$MAMBAC" generate -cnv -p "You are a poet." -n 6 --temp 0 2>"$TMP/cnv.err")
 check "-cnv: two answers" grep -q '^prompt: .* | generated: 12 tokens' "$TMP/cnv.err"
+# logits and grad from text: the same numbers as from the tokenizer's ids
+tids=$("$MAMBAC" tokenize -m "$DATA/../../models/default" -p 'ROMEO:\tO' 2>/dev/null)
+"$MAMBAC" logits -p 'ROMEO:\tO' -o "$TMP/lt.npy" 2>/dev/null; "$MAMBAC" logits --prompt-ids "$tids" -o "$TMP/li.npy" 2>/dev/null
+check "logits -p = logits of its ids" cmp "$TMP/lt.npy" "$TMP/li.npy"
+printf 'ROMEO:\tO' >"$TMP/prompt.txt"; printf 'a\tb' >"$TMP/tab.txt"
+"$MAMBAC" logits -f "$TMP/prompt.txt" -o "$TMP/lf.npy" 2>/dev/null
+check "logits -f = logits of its ids" cmp "$TMP/lf.npy" "$TMP/li.npy"
+"$MAMBAC" grad -p 'ROMEO:\tO' -o "$TMP/gt.safetensors" >/dev/null 2>&1; "$MAMBAC" grad --prompt-ids "$tids" -o "$TMP/gi.safetensors" >/dev/null 2>&1
+check "grad -p = grad of its ids" cmp "$TMP/gt.safetensors" "$TMP/gi.safetensors"
+check "tokenize -p processes escapes" test "$("$MAMBAC" tokenize -m "$DATA/../../models/default" -p 'a\tb')" = \
+    "$("$MAMBAC" tokenize -m "$DATA/../../models/default" -f "$TMP/tab.txt")"
+check "tokenize --no-escape keeps them" test "$("$MAMBAC" tokenize -m "$DATA/../../models/default" --no-escape -p 'a\tb')" = "97,92,116,98"
+expect_error "logits with ids and text" 2 "$MAMBAC" logits -p a --prompt-ids 1 -o "$TMP/x.npy"
+expect_error "grad of one token" 1 "$MAMBAC" grad -p a -o "$TMP/x.safetensors"
 expect_error "-r without -i" 2 "$MAMBAC" generate -p hi -r x
 expect_error "-i with --print-ids" 2 "$MAMBAC" generate -i --prompt-ids 1 --print-ids
 expect_error "-i with the prompt from stdin" 2 "$MAMBAC" generate -i -p -

@@ -286,6 +286,32 @@ int cli_load_tokenizer(const char *path, const mambac_model_info *info, mambac_t
     return CLI_OK;
 }
 
+int cli_prompt_ids(const char *ids, const char *text, const char *file, int escape, const char *tokenizer,
+                   const mambac_model_info *info, int32_t **out, size_t *n) {
+    char msg[160];
+    if (ids) return cli_parse_ids(ids, out, n, msg, sizeof msg) ? CLI_OK : cli_error("%s", msg);
+    char *buf;
+    size_t len;
+    if (text && strcmp(text, "-") != 0) {
+        buf = strdup(text);
+        if (!buf) return cli_error("out of memory");
+        len = escape ? cli_unescape(buf) : strlen(buf);
+    } else if (cli_read_input(text ? "-" : file, &buf, &len) != CLI_OK) {
+        return CLI_ERR;
+    }
+    mambac_tokenizer *tok = NULL;
+    mambac_error err;
+    int rc = cli_load_tokenizer(tokenizer, info, &tok);
+    if (rc == CLI_OK && mambac_tokenize(tok, buf, len, out, n, &err) != MAMBAC_OK) rc = cli_error("%s", err.msg);
+    if (rc == CLI_OK && *n == 0) {
+        mambac_free(*out);
+        rc = cli_error("empty prompt: the text gave no tokens");
+    }
+    mambac_tokenizer_free(tok);
+    free(buf);
+    return rc;
+}
+
 double cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -42,6 +42,12 @@ int cli_read_input(const char *path, char **buf, size_t *len);
 /* Loads --tokenizer PATH, or else the model's own: the one inside a GGUF file, or
  * tokenizer.json in the model folder. info may be NULL (then path is required). */
 int cli_load_tokenizer(const char *path, const mambac_model_info *info, mambac_tokenizer **tok);
+/* The tokens of a command's prompt: --prompt-ids IDS parsed, or the text of -p TEXT
+ * (escapes processed when `escape`; "-" reads stdin) or -f FILE through the tokenizer
+ * (--tokenizer PATH or the model's). Exactly one of ids / text / file is non-NULL; *out
+ * is malloc'd. */
+int cli_prompt_ids(const char *ids, const char *text, const char *file, int escape, const char *tokenizer,
+                   const mambac_model_info *info, int32_t **out, size_t *n);
 /* "f32", "bf16", "q8_0", ... → dtype; 0 when unknown. */
 int cli_parse_dtype(const char *s, mambac_dtype *out);
 

@@ -243,11 +243,14 @@ static int print_piece(void *user, int32_t token, const char *text, size_t len) 
     return 0;
 }
 
-/* A long prompt's progress, on a terminal only (a log keeps its lines). */
+/* A long prompt's progress, on a terminal only (a log keeps its lines): tokens, rate, and
+ * the time left at that rate. user: the double holding when the prompt began (cli_now),
+ * reset by each answer. */
 static void show_progress(void *user, int64_t done, int64_t total) {
-    (void)user;
-    fprintf(stderr, "\rprompt: %lld / %lld tokens (%.0f%%)%s", (long long)done, (long long)total, 100.0 * done / total,
-            done == total ? "\n" : "");
+    double *t0 = user;
+    const double el = cli_now() - *t0, rate = el > 0 ? done / el : 0;
+    fprintf(stderr, "\rprompt: %lld / %lld tokens (%.0f%%), %.0f tok/s, %.0f s left   %s", (long long)done, (long long)total,
+            100.0 * done / total, rate, rate > 0 ? (total - done) / rate : 0.0, done == total ? "\n" : "");
     fflush(stderr);
 }
 
@@ -260,6 +263,7 @@ static mambac_status answer(cli_session *s, mambac_tokenizer *tok, const int32_t
                             const mambac_generate_params *gp, printer *pr, totals *tot, mambac_generate_result *res,
                             mambac_error *err) {
     pr->tail_len = 0;
+    if (gp->progress_user) *(double *)gp->progress_user = cli_now();
     mambac_status st = mambac_generate(s->ctx, s->state, tok, ids, n, gp, print_piece, pr, res, err);
     tot->prompt += (int64_t)n, tot->generated += res->n_generated, tot->decoded += res->n_decoded;
     tot->prefill_s += res->prefill_seconds, tot->decode_s += res->decode_seconds;
@@ -361,7 +365,8 @@ int cmd_generate(cli_args *a) {
     if (!o.seed_given && gp.sampling.temp > 0) /* so that the run can be repeated */
         fprintf(stderr, "mambac: seed %llu\n", (unsigned long long)gp.sampling.seed);
     gp.feed_last = o.state_out != NULL; /* the saved state then holds every token */
-    if (isatty(STDERR_FILENO)) gp.on_prompt_progress = show_progress;
+    double prompt_t0 = 0;
+    if (isatty(STDERR_FILENO)) gp.on_prompt_progress = show_progress, gp.progress_user = &prompt_t0;
     printer pr = {.print_ids = o.print_ids, .reverse = o.reverse, .n_reverse = o.n_reverse};
     totals tot = {0};
     mambac_generate_result res = {0};

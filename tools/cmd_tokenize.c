@@ -1,6 +1,7 @@
 /* cmd_tokenize.c — `mambac tokenize` (text → ids, comma-separated on one line, or a line
  * per token with its bytes: --show-pieces; the tokenizer given or the model's) and
  * `mambac detokenize` (ids → exactly the bytes they stand for). */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,11 +23,13 @@ static void print_piece_escaped(const char *s, size_t n) {
 
 int cmd_tokenize(cli_args *a) {
     const char *tpath = NULL, *model = NULL, *text = NULL, *file = NULL;
-    int pieces = 0;
+    int pieces = 0, no_escape = 0;
     for (; a->i < a->argc; a->i++) {
         int bad = 0;
         if (cli_flag(a, "--show-pieces")) {
             pieces = 1;
+        } else if (cli_flag(a, "--no-escape")) {
+            no_escape = 1;
         } else if (cli_opt(a, "--tokenizer", NULL, &tpath, &bad) || cli_opt(a, "-m", "--model", &model, &bad) ||
                    cli_opt(a, "-p", "--prompt", &text, &bad) || cli_opt(a, "-f", "--file", &file, &bad)) {
             if (bad) return CLI_USAGE;
@@ -47,8 +50,13 @@ int cmd_tokenize(cli_args *a) {
     if (cli_load_tokenizer(tpath, NULL, &tok) != CLI_OK) return CLI_ERR;
     char *buf = NULL;
     size_t len;
-    if (text && strcmp(text, "-") != 0) {
-        len = strlen(text);
+    if (text && strcmp(text, "-") != 0) { /* escapes processed, as generate -p (and llama-tokenize) */
+        buf = strdup(text);
+        if (!buf) {
+            mambac_tokenizer_free(tok);
+            return cli_error("out of memory");
+        }
+        len = no_escape ? strlen(buf) : cli_unescape(buf);
     } else if (cli_read_input(text ? "-" : file, &buf, &len) != CLI_OK) {
         mambac_tokenizer_free(tok);
         return CLI_ERR;

@@ -51,11 +51,14 @@ static const command_help helps[] = {
      "example: mambac generate -m mamba-130m-hf -p \"The meaning of life is\" -n 64 --temp 0.7\n"
      "         mambac generate -m mamba-130m-hf -i -p \"ROMEO:\" -r \"JULIET:\" --in-suffix \"\\nROMEO:\"\n"},
     {"logits",
-     "usage: mambac logits [-m MODEL] --prompt-ids IDS -o OUT.npy [options]\n"
+     "usage: mambac logits [-m MODEL] (--prompt-ids IDS | -p TEXT | -f FILE) -o OUT.npy [options]\n"
      "Writes the logits after every prompt position as a (T, V) float32 .npy file.\n\n" COMMON_MODEL COMMON_THREADS
      "      --prompt-ids IDS  comma-separated token ids\n"
+     "  -p, --prompt TEXT     or a text (escapes processed unless --no-escape; - reads stdin), through the tokenizer\n"
+     "  -f, --file FILE       or a file's text\n"
+     "      --tokenizer PATH  tokenizer.json (default: the model's)\n"
      "  -o, --output FILE     the .npy file to write\n"
-     "      --ubatch N        tokens evaluated per piece (default 512)\n"
+     "      --ubatch N        tokens evaluated per piece (default: ids all at once, text 512)\n"
      "      --state-in FILE, --state-out FILE   continue from / save the sequence state\n\n"
      "example: mambac logits -m mamba-130m-hf --prompt-ids 510,4495,273 -o logits.npy\n"},
     {"info", "usage: mambac info [-m MODEL]\nDescribes a checkpoint: architecture, sizes, dtype, tokenizer.\n\n" COMMON_MODEL
@@ -65,8 +68,8 @@ static const command_help helps[] = {
      "Prints the token ids of a text, comma-separated (--show-pieces: a line per token, id and bytes).\n\n"
      "      --tokenizer PATH  tokenizer.json, or a .gguf file with a vocabulary\n"
      "  -m, --model MODEL     the model's tokenizer (its folder's tokenizer.json, or the GGUF's)\n"
-     "  -p, --prompt TEXT     the text (- reads stdin)\n"
-     "  -f, --file FILE       the text from a file\n\n"
+     "  -p, --prompt TEXT     the text (escapes such as \\n processed unless --no-escape; - reads stdin)\n"
+     "  -f, --file FILE       the text from a file (taken as it is)\n\n"
      "example: mambac tokenize --tokenizer tokenizer.json -p \"Hello world\"\n"},
     {"detokenize",
      "usage: mambac detokenize --tokenizer PATH --ids IDS\n"
@@ -114,9 +117,12 @@ static const command_help helps[] = {
      "      --tokenizer PATH  tokenizer.json (default: the model's)\n\n"
      "example: mambac perplexity -m mamba-130m-hf -f book.txt --ctx 1024\n"},
     {"grad",
-     "usage: mambac grad [-m MODEL] --prompt-ids IDS -o GRADS.safetensors [-t N]\n"
-     "The mean next-token loss of IDS and every parameter's gradient.\n\n" COMMON_MODEL COMMON_THREADS
+     "usage: mambac grad [-m MODEL] (--prompt-ids IDS | -p TEXT | -f FILE) -o GRADS.safetensors [-t N]\n"
+     "The mean next-token loss of the tokens and every parameter's gradient.\n\n" COMMON_MODEL COMMON_THREADS
      "      --prompt-ids IDS  comma-separated token ids (at least two)\n"
+     "  -p, --prompt TEXT     or a text (escapes processed unless --no-escape; - reads stdin), through the tokenizer\n"
+     "  -f, --file FILE       or a file's text\n"
+     "      --tokenizer PATH  tokenizer.json (default: the model's)\n"
      "  -o, --output FILE     the gradients, as safetensors\n\n"
      "example: mambac grad --prompt-ids 1,2,3,4 -o g.safetensors\n"},
     {"bench",
