@@ -351,6 +351,30 @@ MAMBAC_API mambac_status mambac_generate(mambac_context *ctx, mambac_state *stat
                                          mambac_piece_fn on_piece, void *user, mambac_generate_result *result,
                                          mambac_error *err);
 
+/* ---- chat templates ------------------------------------------------------------ */
+
+/* A conversation's messages as the text a chat model was trained on. Built-in templates:
+ * "chatml" (<|im_start|>role ... <|im_end|>), "zephyr" (<|user|> ... </s>) and "plain"
+ * ("User: ...", one line an answer). A longer conversation's text extends the shorter
+ * one's, so a state is fed only what new messages add. Thread safety: pure functions. */
+typedef struct mambac_chat_message {
+    const char *role;    /* "system", "user" or "assistant" */
+    const char *content;
+} mambac_chat_message;
+
+/* The built-in template of that name, or the one a model's Jinja chat_template
+ * (tokenizer_config.json) is recognised as by the markers it writes: its name (static
+ * storage), or NULL. */
+MAMBAC_API const char *mambac_chat_template_name(const char *name_or_jinja);
+/* The messages' text, then the assistant's header when add_assistant: a new string (free
+ * with mambac_free). */
+MAMBAC_API mambac_status mambac_chat_apply(const char *tmpl, const mambac_chat_message *msgs, size_t n, int add_assistant,
+                                           char **out, size_t *len, mambac_error *err);
+/* What ends an assistant's turn (a stop string for its answer), and what the template
+ * writes after it before the next message; NULL for an unknown template. */
+MAMBAC_API const char *mambac_chat_end_of_turn(const char *tmpl);
+MAMBAC_API const char *mambac_chat_after_turn(const char *tmpl);
+
 /* ---- tokenizer -------------------------------------------------------------- */
 
 /* A byte-level BPE tokenizer read from an HF tokenizer.json (GPT-2 / GPT-NeoX style:

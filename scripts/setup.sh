@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # scripts/setup.sh — installs what the build needs on Debian / Ubuntu (the README's first
-# command runs it): cmake, a C compiler, cJSON and utf8proc. apt-get runs only when a
-# package is missing (as root, or through sudo). --test adds what the test command needs
+# command runs it): cmake, a C compiler, cJSON, utf8proc and libedit (chat's line editing).
+# apt-get runs only when a package is missing (as root, or through sudo). --test adds what the test command needs
 # (clang and its libFuzzer / sanitizer runtime).
 set -euo pipefail
-pkgs=(cmake make gcc libc6-dev libcjson-dev libutf8proc-dev)
+pkgs=(cmake make gcc libc6-dev libcjson-dev libutf8proc-dev libedit-dev)
 if [ "${1:-}" = "--test" ]; then pkgs+=(clang libclang-rt-14-dev); fi
 missing=()
 for p in "${pkgs[@]}"; do

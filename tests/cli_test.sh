@@ -138,6 +138,25 @@ check "tokenize -p processes escapes" test "$("$MAMBAC" tokenize -m "$DATA/../..
 check "tokenize --no-escape keeps them" test "$("$MAMBAC" tokenize -m "$DATA/../../models/default" --no-escape -p 'a\tb')" = "97,92,116,98"
 expect_error "logits with ids and text" 2 "$MAMBAC" logits -p a --prompt-ids 1 -o "$TMP/x.npy"
 expect_error "grad of one token" 1 "$MAMBAC" grad -p a -o "$TMP/x.safetensors"
+# chat through a pseudo-terminal (script(1)): the template's text fed to the state (the
+# first answer = generate of that text), /save and /load, Ctrl-C stops an answer.
+if command -v script >/dev/null; then
+    chat() { script -q -e -c "$*" /dev/null; }
+    (printf 'Hello\n'; sleep 1; printf '/save %s\n/quit\n' "$TMP/chat.state") |
+        chat "$MAMBAC" chat --chat-template plain -n 10 --temp 0 >"$TMP/chat.out" 2>&1
+    check "chat: exit 0, the state saved" test $? -eq 0 -a -s "$TMP/chat.state"
+    want=$("$MAMBAC" generate -p 'User: Hello\nAssistant: ' -n 10 --temp 0 --stop '\n' 2>/dev/null)
+    check "chat: the answer = generate of the template's text" grep -qF -- "$want" "$TMP/chat.out"
+    (printf '/load %s\n' "$TMP/chat.state"; sleep 1; printf 'Again\n'; sleep 1; printf '/quit\n') |
+        chat "$MAMBAC" chat --chat-template plain -n 5 --temp 0 >"$TMP/chat2.out" 2>&1
+    check "chat: /load continues a saved conversation" grep -q "^loaded .* (3[0-9] tokens)" "$TMP/chat2.out"
+    (printf 'Hello\n'; sleep 1; printf '\003'; sleep 0.5; printf '/quit\n') |
+        chat "$MAMBAC" chat -n 100000 --temp 0 >"$TMP/chat3.out" 2>&1
+    check "chat: Ctrl-C stops the answer, the chat goes on" grep -q "stopped" "$TMP/chat3.out"
+else
+    bad "script(1) (bsdutils) is missing: chat is not tested"
+fi
+expect_error "chat: unknown template" 2 "$MAMBAC" chat --chat-template jinja-magic
 expect_error "-r without -i" 2 "$MAMBAC" generate -p hi -r x
 expect_error "-i with --print-ids" 2 "$MAMBAC" generate -i --prompt-ids 1 --print-ids
 expect_error "-i with the prompt from stdin" 2 "$MAMBAC" generate -i -p -
@@ -226,7 +245,7 @@ check "no partial file" test ! -e "$TMP/x.npy"
 check "no temp files" test -z "$(ls "$TMP" | grep '\.tmp\.')"
 expect_error "unknown command" 2 "$MAMBAC" frobnicate
 # help for every command (COMMAND --help, -h, help COMMAND): its usage line, options, an example; exit 0
-for c in generate logits info tokenize detokenize init quantize train perplexity grad bench; do
+for c in generate chat logits info tokenize detokenize init quantize train perplexity grad bench; do
     check "$c --help" grep -q "^usage: mambac $c" <("$MAMBAC" "$c" --help)
     check "$c -h lists options and an example" grep -q "^example: mambac $c" <("$MAMBAC" "$c" -m x -h)
     check "help $c" grep -q "^usage: mambac $c" <("$MAMBAC" help "$c")

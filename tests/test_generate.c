@@ -80,7 +80,55 @@ static void test_nan_model(const char *src_dir) {
     free(tmp);
 }
 
+/* Chat templates: the text of each built-in one, a conversation's text extending its
+ * prefix's, recognition of Jinja templates, refusals. */
+static void test_chat_templates(void) {
+    const mambac_chat_message m[] = {{"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Hello."}, {"user", "Bye"}};
+    char *t, *shorter;
+    size_t len, slen;
+    mambac_error err;
+    CHECK(mambac_chat_apply("chatml", m, 2, 1, &t, &len, &err) == MAMBAC_OK &&
+              strcmp(t, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n") == 0 &&
+              len == strlen(t),
+          "chatml text");
+    mambac_free(t);
+    CHECK(mambac_chat_apply("zephyr", m + 1, 1, 1, &t, &len, &err) == MAMBAC_OK && strcmp(t, "<|user|>\nHi</s>\n<|assistant|>\n") == 0,
+          "zephyr text");
+    mambac_free(t);
+    CHECK(mambac_chat_apply("plain", m + 1, 2, 0, &t, &len, &err) == MAMBAC_OK && strcmp(t, "User: Hi\nAssistant: Hello.\n") == 0,
+          "plain text");
+    mambac_free(t);
+    static const char *const names[] = {"chatml", "zephyr", "plain"};
+    for (int k = 0; k < 3; k++) {
+        int ok = 1;
+        for (size_t n = 1; n < 4 && ok; n++) {
+            t = shorter = NULL;
+            ok = mambac_chat_apply(names[k], m, n, 0, &shorter, &slen, &err) == MAMBAC_OK &&
+                 mambac_chat_apply(names[k], m, n + 1, 0, &t, &len, &err) == MAMBAC_OK && len > slen &&
+                 memcmp(t, shorter, slen) == 0;
+            mambac_free(t), mambac_free(shorter);
+        }
+        /* an answer's end of turn and separator are what the template writes after it */
+        const char *end = mambac_chat_end_of_turn(names[k]), *sep = mambac_chat_after_turn(names[k]);
+        t = NULL;
+        ok = ok && end && sep && mambac_chat_apply(names[k], m + 2, 1, 0, &t, &len, &err) == MAMBAC_OK &&
+             len >= strlen(end) + strlen(sep) && strncmp(t + len - strlen(end) - strlen(sep), end, strlen(end)) == 0 &&
+             strcmp(t + len - strlen(sep), sep) == 0;
+        mambac_free(t);
+        CHECK(ok, "%s: a conversation's text extends its prefix's; turns end with end-of-turn + separator", names[k]);
+    }
+    CHECK(mambac_chat_template_name("{% for m in messages %}<|im_start|>{{ m.role }}{% endfor %}") != NULL &&
+              strcmp(mambac_chat_template_name("{% for m in messages %}<|im_start|>{{ m.role }}{% endfor %}"), "chatml") == 0,
+          "a ChatML Jinja template is recognised");
+    CHECK(mambac_chat_template_name("{{ bos_token }}[INST] {{ m }} [/INST]") == NULL, "an unknown Jinja template is not guessed");
+    const mambac_chat_message bad[] = {{"tool", "x"}};
+    CHECK(mambac_chat_apply("chatml", bad, 1, 0, &t, &len, &err) == MAMBAC_ERR_INVALID_ARG && strstr(err.msg, "tool"),
+          "an unknown role refused: %s", err.msg);
+    CHECK(mambac_chat_apply("llama9", m, 1, 0, &t, &len, &err) == MAMBAC_ERR_INVALID_ARG, "an unknown template refused");
+}
+
 int main(void) {
+    test_chat_templates();
     char mpath[512], tpath[512];
     snprintf(mpath, sizeof mpath, "%s/models/mamba2-tiny/hf", MAMBAC_TEST_DATA);
     snprintf(tpath, sizeof tpath, "%s/tokenizer/gpt2-tokenizer.json", MAMBAC_TEST_DATA);

@@ -48,6 +48,20 @@ int cli_load_tokenizer(const char *path, const mambac_model_info *info, mambac_t
  * is malloc'd. */
 int cli_prompt_ids(const char *ids, const char *text, const char *file, int escape, const char *tokenizer,
                    const mambac_model_info *info, int32_t **out, size_t *n);
+/* sampling_opts.c: -n, the sampler's options and --seed, shared by generate and chat. */
+typedef struct cli_sampling {
+    mambac_sampler_params sp;
+    long long n;    /* -n: tokens to generate */
+    int seed_given; /* --seed S with S >= 0 */
+} cli_sampling;
+void cli_sampling_init(cli_sampling *o, long long n);
+/* One option at argv[a->i] if it is one of these (*matched); a usage error on a bad value. */
+int cli_sampling_opt(cli_args *a, cli_sampling *o, int *bad, int *matched);
+/* The values' ranges, before a model loads (exit 2 naming the flag). */
+int cli_sampling_check(const cli_args *a, const cli_sampling *o);
+/* Without --seed: a random seed into sp, printed on stderr when sampling. */
+void cli_sampling_seed(const cli_sampling *o, mambac_sampler_params *sp);
+
 /* "f32", "bf16", "q8_0", ... → dtype; 0 when unknown. */
 int cli_parse_dtype(const char *s, mambac_dtype *out);
 
@@ -82,6 +96,7 @@ double cli_now(void);
 int cli_help(const char *cmd);
 int cli_version(void);
 
+int cmd_chat(cli_args *a);
 int cmd_info(cli_args *a);
 int cmd_logits(cli_args *a);
 int cmd_generate(cli_args *a);

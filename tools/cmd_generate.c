@@ -33,71 +33,12 @@ typedef struct gen_opts {
     size_t n_stops, n_reverse;
     int turns; /* 0, or TURNS_PLAIN (-i) / TURNS_CHATML (-cnv) */
     const char *in_prefix, *in_suffix;
-    long long n;
-    int print_ids, ignore_eos, no_escape, seed_given, echo;
-    mambac_sampler_params sp;
+    cli_sampling smp; /* -n, the sampler's options, --seed */
+    int print_ids, ignore_eos, no_escape, echo;
 } gen_opts;
 
-/* A seed for a run without --seed (or with --seed -1): from the kernel's entropy, else
- * the clock and the process id. */
-static uint64_t random_seed(void) {
-    uint64_t v = 0;
-    FILE *f = fopen("/dev/urandom", "rb");
-    if (!f || fread(&v, sizeof v, 1, f) != 1) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        v = (uint64_t)ts.tv_sec * 1000000007u ^ (uint64_t)ts.tv_nsec ^ (uint64_t)getpid() << 32;
-    }
-    if (f) fclose(f);
-    return v >> 1; /* printable as a non-negative --seed */
-}
-
-static int parse_sampling(cli_args *a, gen_opts *o, int *bad, int *matched) {
-    const char *v = NULL;
-    double f = 0;
-    long long k = 0;
-    *matched = 1;
-    if (cli_opt(a, "-n", "--n-predict", &v, bad)) {
-        if (*bad) return CLI_USAGE;
-        if (!cli_parse_int(v, 0, 1LL << 40, &o->n)) return cli_usage_error(a->cmd, "-n must be >= 0");
-    } else if (cli_opt(a, "--temp", NULL, &v, bad)) {
-        if (*bad) return CLI_USAGE;
-        if ((!cli_parse_float(v, &f) || !(f >= 0))) return cli_usage_error(a->cmd, "--temp must be >= 0");
-        o->sp.temp = (float)f;
-    } else if (cli_opt(a, "--top-k", NULL, &v, bad)) {
-        if (*bad) return CLI_USAGE;
-        if (!cli_parse_int(v, 0, 1 << 30, &k)) return cli_usage_error(a->cmd, "--top-k must be >= 0");
-        o->sp.top_k = (int32_t)k;
-    } else if (cli_opt(a, "--top-p", NULL, &v, bad)) {
-        if (*bad) return CLI_USAGE;
-        if (!cli_parse_float(v, &f)) return cli_usage_error(a->cmd, "--top-p must be a number");
-        o->sp.top_p = (float)f;
-    } else if (cli_opt(a, "--min-p", NULL, &v, bad)) {
-        if (*bad) return CLI_USAGE;
-        if (!cli_parse_float(v, &f)) return cli_usage_error(a->cmd, "--min-p must be a number");
-        o->sp.min_p = (float)f;
-    } else if (cli_opt(a, "--repeat-penalty", NULL, &v, bad)) {
-        if (*bad) return CLI_USAGE;
-        if (!cli_parse_float(v, &f)) return cli_usage_error(a->cmd, "--repeat-penalty must be a number");
-        o->sp.repeat_penalty = (float)f;
-    } else if (cli_opt(a, "--repeat-last-n", NULL, &v, bad)) {
-        if (*bad) return CLI_USAGE;
-        if (!cli_parse_int(v, 0, 1 << 20, &k)) return cli_usage_error(a->cmd, "--repeat-last-n must be >= 0");
-        o->sp.repeat_last_n = (int32_t)k;
-    } else if (cli_opt(a, "--seed", NULL, &v, bad)) {
-        if (*bad) return CLI_USAGE;
-        if (!cli_parse_int(v, -1, INT64_MAX, &k)) return cli_usage_error(a->cmd, "--seed must be >= 0 (or -1: random)");
-        o->seed_given = k >= 0;
-        o->sp.seed = k >= 0 ? (uint64_t)k : 0;
-    } else {
-        *matched = 0;
-    }
-    return *bad ? CLI_USAGE : CLI_OK;
-}
-
 static int parse(cli_args *a, gen_opts *o) {
-    o->n = 128;
-    o->sp = mambac_sampler_default_params();
+    cli_sampling_init(&o->smp, 128);
     for (; a->i < a->argc; a->i++) {
         const char *stop = NULL;
         int bad = 0, matched;
@@ -133,7 +74,7 @@ static int parse(cli_args *a, gen_opts *o) {
             if (!*stop) return cli_usage_error(a->cmd, "--stop needs a non-empty string");
             o->stops[o->n_stops++] = stop;
         } else {
-            int rc = parse_sampling(a, o, &bad, &matched);
+            int rc = cli_sampling_opt(a, &o->smp, &bad, &matched);
             if (rc != CLI_OK) return rc;
             if (!matched) return cli_usage_error(a->cmd, "unknown option '%s'", a->argv[a->i]);
         }
@@ -160,13 +101,7 @@ static int parse(cli_args *a, gen_opts *o) {
     if (!o->no_escape && o->in_suffix) cli_unescape((char *)o->in_suffix);
     if (o->state_out && !cli_folder_writable(o->state_out)) /* found out now, not after generating */
         return cli_usage_error(a->cmd, "--state-out %s: its folder does not exist or is not writable", o->state_out);
-    /* the sampler's ranges, checked before the model loads */
-    const mambac_sampler_params *p = &o->sp;
-    if (!isfinite(p->temp)) return cli_usage_error(a->cmd, "--temp must be a finite number >= 0");
-    if (!(p->top_p > 0 && p->top_p <= 1)) return cli_usage_error(a->cmd, "--top-p must be in (0, 1]");
-    if (!(p->min_p >= 0 && p->min_p <= 1)) return cli_usage_error(a->cmd, "--min-p must be in [0, 1]");
-    if (!(p->repeat_penalty > 0 && isfinite(p->repeat_penalty))) return cli_usage_error(a->cmd, "--repeat-penalty must be > 0");
-    return CLI_OK;
+    return cli_sampling_check(a, &o->smp);
 }
 
 /* The prompt as ids: parsed, or the text (from -p, -f or stdin) through the tokenizer;
@@ -353,17 +288,15 @@ int cmd_generate(cli_args *a) {
         return CLI_ERR;
     }
     mambac_generate_params gp = mambac_generate_default_params();
-    gp.sampling = o.sp;
-    gp.max_tokens = o.n;
+    gp.sampling = o.smp.sp;
+    gp.max_tokens = o.smp.n;
     gp.ignore_eos = o.ignore_eos;
     const char *stops[2 * MAX_STOPS + 1];
     size_t n_stops = 0;
     for (size_t i = 0; i < o.n_stops; i++) stops[n_stops++] = o.stops[i];
     if (o.turns == TURNS_CHATML) stops[n_stops++] = "<|im_end|>";
     gp.stop = stops, gp.n_stop = n_stops;
-    if (!o.seed_given) gp.sampling.seed = random_seed();
-    if (!o.seed_given && gp.sampling.temp > 0) /* so that the run can be repeated */
-        fprintf(stderr, "mambac: seed %llu\n", (unsigned long long)gp.sampling.seed);
+    cli_sampling_seed(&o.smp, &gp.sampling);
     gp.feed_last = o.state_out != NULL; /* the saved state then holds every token */
     double prompt_t0 = 0;
     if (isatty(STDERR_FILENO)) gp.on_prompt_progress = show_progress, gp.progress_user = &prompt_t0;

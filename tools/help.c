@@ -50,6 +50,19 @@ static const command_help helps[] = {
      "                        <|im_end|>)\n\n"
      "example: mambac generate -m mamba-130m-hf -p \"The meaning of life is\" -n 64 --temp 0.7\n"
      "         mambac generate -m mamba-130m-hf -i -p \"ROMEO:\" -r \"JULIET:\" --in-suffix \"\\nROMEO:\"\n"},
+    {"chat",
+     "usage: mambac chat [-m MODEL] [options]\n"
+     "A conversation in the terminal. The whole conversation is one state: each message is read\n"
+     "once, nothing is re-read. Lines are edited with libedit (history of the session).\n\n" COMMON_MODEL COMMON_THREADS
+     "      --chat-template T chatml, zephyr or plain (default: the one the model's\n"
+     "                        tokenizer_config.json chat_template is recognised as, else chatml)\n"
+     "      --system TEXT     the system message\n"
+     "  -n, --n-predict N     tokens an answer at most (default 512)\n"
+     "      --temp, --top-k, --top-p, --min-p, --repeat-penalty, --repeat-last-n, --seed   as generate\n"
+     "      --tokenizer PATH  tokenizer.json (default: the model's)\n"
+     "In the chat: /reset starts over, /save FILE and /load FILE write and read the conversation's\n"
+     "state, /quit or Ctrl-D leaves, Ctrl-C stops an answer.\n\n"
+     "example: mambac chat -m mamba-chat --system \"You are helpful.\" --temp 0.7\n"},
     {"logits",
      "usage: mambac logits [-m MODEL] (--prompt-ids IDS | -p TEXT | -f FILE) -o OUT.npy [options]\n"
      "Writes the logits after every prompt position as a (T, V) float32 .npy file.\n\n" COMMON_MODEL COMMON_THREADS

@@ -14,10 +14,13 @@ static const char usage[] =
     "              --repeat-penalty R  --repeat-last-n N  --stop STRING (repeatable)\n"
     "              --ignore-eos  --tokenizer PATH  --state-in FILE  --state-out FILE\n"
     "              -t THREADS (default: all CPUs; also for logits and bench)\n"
-    "  logits    [-m MODEL] --prompt-ids IDS -o OUT.npy [--ubatch N] [--state-in F] [--state-out F]\n"
+    "              -i / -cnv: then a conversation, a turn per line of stdin\n"
+    "  chat      [-m MODEL] [--chat-template chatml|zephyr|plain] [--system TEXT] [-n N]\n"
+    "            a conversation in the terminal, kept in one state (/save, /load, /reset)\n"
+    "  logits    [-m MODEL] (--prompt-ids IDS | -p TEXT | -f FILE) -o OUT.npy [--ubatch N] [--state-in F] [--state-out F]\n"
     "            the logits after every prompt position as a (T, V) float32 .npy\n"
     "  info      [-m MODEL]                 describe a checkpoint\n"
-    "  tokenize  --tokenizer PATH (-p TEXT | -f FILE)   ids, comma-separated\n"
+    "  tokenize  (--tokenizer PATH | -m MODEL) (-p TEXT | -f FILE)   ids, comma-separated\n"
     "  detokenize --tokenizer PATH --ids IDS            the bytes the ids stand for\n"
     "  init      --preset NAME -o DIR [--dtype f32|bf16|f16] [--seed S] | --list\n"
     "            a random model with the shapes of a released checkpoint\n"
@@ -28,8 +31,8 @@ static const char usage[] =
     "            train a model (byte-level, or --tokenizer PATH); see docs/TRAINING.md\n"
     "  perplexity [-m MODEL] -f FILE [--ctx 256] [--from BYTE] [--to BYTE]\n"
     "            mean next-token loss of a text in windows of --ctx tokens\n"
-    "  grad      [-m MODEL] --prompt-ids IDS -o GRADS.safetensors [-t THREADS]\n"
-    "            the mean next-token loss of IDS and every parameter's gradient\n"
+    "  grad      [-m MODEL] (--prompt-ids IDS | -p TEXT | -f FILE) -o GRADS.safetensors [-t THREADS]\n"
+    "            the mean next-token loss of the tokens and every parameter's gradient\n"
     "  bench     [-m MODEL] [-p 512] [-n 128] [-b BATCH] [-u UBATCH] [-t THREADS] [-r REPEATS] [--json]\n"
     "            prefill and decode speed (of BATCH sequences together: aggregate tok/s)\n"
     "  help [COMMAND]                       this text, or COMMAND's options (also COMMAND --help)\n"
@@ -71,6 +74,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "info") == 0) return cmd_info(&a);
     if (strcmp(argv[1], "logits") == 0) return cmd_logits(&a);
     if (strcmp(argv[1], "generate") == 0) return cmd_generate(&a);
+    if (strcmp(argv[1], "chat") == 0) return cmd_chat(&a);
     if (strcmp(argv[1], "tokenize") == 0) return cmd_tokenize(&a);
     if (strcmp(argv[1], "init") == 0) return cmd_init(&a);
     if (strcmp(argv[1], "bench") == 0) return cmd_bench(&a);
