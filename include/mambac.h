@@ -167,6 +167,11 @@ MAMBAC_API const char *mambac_model_backend(const mambac_model *model);
  * to q8_0, else f16), small SSM parameters in f32, and the tokenizer.json of the
  * model's folder, when there is one, embedded. */
 MAMBAC_API mambac_status mambac_model_write_gguf(const mambac_model *model, const char *path, mambac_dtype type, mambac_error *err);
+/* The same, calling progress (when not NULL) after each tensor written: done of total,
+ * and the tensor's GGUF name. */
+MAMBAC_API mambac_status mambac_model_write_gguf_ex(const mambac_model *model, const char *path, mambac_dtype type,
+                                                    void (*progress)(void *user, size_t done, size_t total, const char *name),
+                                                    void *user, mambac_error *err);
 MAMBAC_API const mambac_model_info *mambac_model_get_info(const mambac_model *model);
 
 /* ---- random initialization (benchmarks, training) ----------------------------- */

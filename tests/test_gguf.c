@@ -22,6 +22,7 @@
 #include <cjson/cJSON.h>
 
 #include "check.h"
+#include "io/file.h"
 #include "mambac.h"
 #include "cpu/kernels.h"
 #include "model/model.h"
@@ -91,6 +92,42 @@ static void check_file(const char *path, const ref *r, double bound, const char 
         CHECK(e < bound, "%s (%s): relative L2 %.3g >= %.3g", label, piece == 1 ? "token by token" : "whole", e, bound);
         free(got);
     }
+    mambac_model_free(m);
+}
+
+typedef struct progress_log {
+    size_t calls, last, total;
+    int ordered;
+} progress_log;
+static void on_progress(void *user, size_t done, size_t total, const char *name) {
+    progress_log *p = user;
+    if (done != p->last + 1 || done > total || !name || !*name) p->ordered = 0;
+    p->calls++, p->last = done, p->total = total;
+}
+
+/* A file written with progress reports is the file written without; one report a tensor. */
+static void test_progress(const char *tmp) {
+    char src[512], a[600], b[600];
+    snprintf(src, sizeof src, "%s/models/mamba2-tiny/hf", MAMBAC_TEST_DATA);
+    snprintf(a, sizeof a, "%s/plain.gguf", tmp);
+    snprintf(b, sizeof b, "%s/progress.gguf", tmp);
+    mambac_model *m;
+    mambac_error err;
+    if (mambac_model_load(src, &m, &err) != MAMBAC_OK) {
+        CHECK(0, "%s: %s", src, err.msg);
+        return;
+    }
+    progress_log p = {.ordered = 1};
+    CHECK(mambac_model_write_gguf(m, a, MAMBAC_DTYPE_Q8_0, &err) == MAMBAC_OK &&
+              mambac_model_write_gguf_ex(m, b, MAMBAC_DTYPE_Q8_0, on_progress, &p, &err) == MAMBAC_OK,
+          "write: %s", err.msg);
+    size_t na = 0, nb = 0;
+    char *da = NULL, *db = NULL;
+    mc_file_read_all(a, 1u << 26, &da, &na, &err), mc_file_read_all(b, 1u << 26, &db, &nb, &err);
+    CHECK(da && db && na == nb && memcmp(da, db, na) == 0, "a file written with progress = without");
+    CHECK(p.ordered && p.calls > 0 && p.last == p.total && p.calls == p.total,
+          "progress: one report a tensor, 1 .. %zu (%zu calls)", p.total, p.calls);
+    free(da), free(db);
     mambac_model_free(m);
 }
 
@@ -444,6 +481,7 @@ int main(void) {
     char *tmp = make_temp_dir();
     CHECK(tmp != NULL, "temp dir");
     test_mambac_written(tmp);
+    test_progress(tmp);
     test_llamacpp_written();
     test_q4k(tmp);
     test_tokenizer(tmp);

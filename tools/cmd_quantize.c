@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -26,6 +27,13 @@ int cli_parse_dtype(const char *s, mambac_dtype *out) {
 static int quantized(mambac_dtype t) {
     return t == MAMBAC_DTYPE_Q8_0 || t == MAMBAC_DTYPE_Q4_0 || t == MAMBAC_DTYPE_Q4_K || t == MAMBAC_DTYPE_Q5_0 ||
            t == MAMBAC_DTYPE_Q6_K;
+}
+
+/* Per tensor, on a terminal only (a log keeps its lines). */
+static void show_progress(void *user, size_t done, size_t total, const char *name) {
+    (void)user;
+    fprintf(stderr, "\rquantize: %zu / %zu tensors (%s)\033[K%s", done, total, name, done == total ? "\n" : "");
+    fflush(stderr);
 }
 
 int cmd_quantize(cli_args *a) {
@@ -63,7 +71,7 @@ int cmd_quantize(cli_args *a) {
     }
     mambac_error err;
     double t0 = cli_now();
-    mambac_status st = mambac_model_write_gguf(m, out, t, &err);
+    mambac_status st = mambac_model_write_gguf_ex(m, out, t, isatty(STDERR_FILENO) ? show_progress : NULL, NULL, &err);
     const mambac_model_info *c = mambac_model_get_info(m);
     if (st == MAMBAC_OK)
         fprintf(stderr, "wrote %s: %s %s, %lld parameters, from %s, in %.1f s\n", out, mambac_arch_name(c->arch),

@@ -410,6 +410,12 @@ static void convert_rows(void *arg, int64_t a, int64_t b, int thread) {
 }
 
 mambac_status mambac_model_write_gguf(const mambac_model *m, const char *path, mambac_dtype type, mambac_error *err) {
+    return mambac_model_write_gguf_ex(m, path, type, NULL, NULL, err);
+}
+
+mambac_status mambac_model_write_gguf_ex(const mambac_model *m, const char *path, mambac_dtype type,
+                                         void (*progress)(void *user, size_t done, size_t total, const char *name), void *user,
+                                         mambac_error *err) {
     if (type != MAMBAC_DTYPE_F32 && type != MAMBAC_DTYPE_F16 && type != MAMBAC_DTYPE_BF16 && type != MAMBAC_DTYPE_Q8_0 &&
         type != MAMBAC_DTYPE_Q4_0 && type != MAMBAC_DTYPE_Q4_K)
         return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "cannot write type %s (choose f32, f16, bf16, q8_0, q4_0 or q4_K)",
@@ -463,6 +469,7 @@ mambac_status mambac_model_write_gguf(const mambac_model *m, const char *path, m
     j.out = malloc((size_t)(ROW_BLOCK * (max_cols * 4 + 64)));
     if (st == MAMBAC_OK && (!j.rows_f32 || !j.out)) st = mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < l.n && st == MAMBAC_OK; i++) {
+        if (progress && i) progress(user, i, l.n, l.v[i - 1].name);
         const out_tensor *o = &l.v[i];
         if (o->f) {
             int64_t n = o->shape[0] * (o->ndim > 1 ? o->shape[1] : 1);
@@ -496,6 +503,7 @@ mambac_status mambac_model_write_gguf(const mambac_model *m, const char *path, m
         }
     }
     mc_pool_free(pool);
+    if (progress && st == MAMBAC_OK && l.n) progress(user, l.n, l.n, l.v[l.n - 1].name);
     free(j.rows_f32);
     free(j.out);
     free(l.v);
