@@ -153,8 +153,16 @@ if command -v script >/dev/null; then
     (printf 'Hello\n'; sleep 1; printf '\003'; sleep 0.5; printf '/quit\n') |
         chat "$MAMBAC" chat -n 100000 --temp 0 >"$TMP/chat3.out" 2>&1
     check "chat: Ctrl-C stops the answer, the chat goes on" grep -q "stopped" "$TMP/chat3.out"
+    # progress on a terminal: a long prompt's tokens, rate and time left; quantize per tensor
+    head -c 10000 /dev/zero | tr '\0' 'a' >"$TMP/long.txt"
+    chat "$MAMBAC" generate -f "$TMP/long.txt" -n 1 --temp 0 >"$TMP/prog.out" 2>&1
+    check "a long prompt's progress on a terminal" grep -aq "prompt: 4096 / 10000 tokens (41%), .* tok/s, .* s left" "$TMP/prog.out"
+    chat "$MAMBAC" quantize -o "$TMP/prog.gguf" --type q8_0 >"$TMP/qprog.out" 2>&1
+    check "quantize's progress on a terminal" grep -aq "quantize: 1 / [0-9]* tensors (token_embd.weight)" "$TMP/qprog.out"
+    "$MAMBAC" generate -f "$TMP/long.txt" -n 1 --temp 0 >/dev/null 2>"$TMP/noprog.err"
+    check "no progress lines in a log" test "$(grep -c "tokens (" "$TMP/noprog.err")" = 0
 else
-    bad "script(1) (bsdutils) is missing: chat is not tested"
+    bad "script(1) (bsdutils) is missing: chat and progress are not tested"
 fi
 expect_error "chat: unknown template" 2 "$MAMBAC" chat --chat-template jinja-magic
 expect_error "-r without -i" 2 "$MAMBAC" generate -p hi -r x
