@@ -263,6 +263,19 @@ static void test_sharded(const char *tmp) {
     CHECK(mambac_model_load(dir2, &m, &err) == MAMBAC_ERR_FORMAT && strstr(err.msg, "as the index says"),
           "a tensor of xa.safetensors indexed under a.safetensors refused: %s", err.msg);
     mambac_model_free(m);
+    /* an index of 200 000 entries naming one shard, for tensors it lacks: read (each shard
+     * opened once) and refused at its first missing tensor */
+    enum { MANY = 200000 };
+    char *big = malloc((size_t)MANY * 48 + 64);
+    k = (size_t)sprintf(big, "{\"weight_map\": {");
+    for (int i = 0; i < MANY; i++) k += (size_t)sprintf(big + k, "%s\"t%d\": \"a.safetensors\"", i ? ", " : "", i);
+    sprintf(big + k, "}}");
+    CHECK(write_file(qi, big, strlen(big)), "write a big index");
+    m = NULL;
+    CHECK(mambac_model_load(dir2, &m, &err) == MAMBAC_ERR_FORMAT && strstr(err.msg, "'t0' is not in a.safetensors"),
+          "an index of 200 000 entries: refused by its first missing tensor: %s", err.msg);
+    mambac_model_free(m);
+    free(big);
     free(dir2), free(q1), free(q2), free(qi), free(qc);
     st_model_close(&sm);
     free(dir), free(p1), free(p2), free(idx), free(pi), free(pc), free(cfg);

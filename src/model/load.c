@@ -10,6 +10,7 @@
 
 #include "backend/backend.h"
 #include "core/error.h"
+#include "core/strset.h"
 #include "io/file.h"
 #include "io/json.h"
 #include "io/pickle.h"
@@ -62,16 +63,18 @@ static mambac_status add_sharded(struct mambac_model *m, const char *index_name,
     const cJSON *map = root ? cJSON_GetObjectItemCaseSensitive(root, "weight_map") : NULL;
     if (st == MAMBAC_OK && !cJSON_IsObject(map))
         st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: no 'weight_map' object", path);
+    mc_strset files = {0}; /* each shard loaded once (a set: linear in the entries whatever their order) */
+    if (st == MAMBAC_OK && !mc_strset_init(&files, (size_t)cJSON_GetArraySize(map)))
+        st = mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
     for (const cJSON *it = map ? map->child : NULL; st == MAMBAC_OK && it; it = it->next) {
         const char *file = cJSON_IsString(it) ? it->valuestring : NULL;
         if (!file || !*file || strchr(file, '/') || strcmp(file, "..") == 0) {
             st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: weight_map entry '%s' does not name a file in the folder", path, it->string);
             break;
         }
-        int seen = 0;
-        for (const cJSON *p = map->child; p != it && !seen; p = p->next) seen = strcmp(p->valuestring, file) == 0;
-        if (!seen) st = add_file(m, file, err);
+        if (mc_strset_add(&files, file, strlen(file))) st = add_file(m, file, err);
     }
+    mc_strset_free(&files);
     for (const cJSON *it = map ? map->child : NULL; st == MAMBAC_OK && it; it = it->next) {
         const mc_tensor_entry *e = mc_tensor_list_find(&m->tensors, it->string);
         char *want = mc_path_join(m->dir, it->valuestring); /* the exact file (a suffix match let xa.safetensors pass for a.safetensors) */
