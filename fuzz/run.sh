@@ -39,3 +39,5 @@ mkdir -p "$work/seeds-gguf"
 for f in "$root"/tests/data/gguf/*.gguf; do cp "$f" "$work/seeds-gguf/"; done
 run gguf 400000 "$work/seeds-gguf"
 run state 65536 "$root/fuzz/seeds/state"
+run train_state 8192 "$root/fuzz/seeds/train_state"
+run gguf_vocab 65536 "$root/fuzz/seeds/gguf_vocab"

@@ -120,7 +120,7 @@ static void config_from_json(mc_train_config *c, const cJSON *j) {
     c->tokenizer = t ? strdup(t) : NULL;
 }
 
-static mambac_status check_config(const mc_train_config *c, mambac_error *err) {
+mambac_status mc_train_check_config(const mc_train_config *c, mambac_error *err) {
     if (c->batch < 1 || c->seq < 2 || c->steps < 1 || c->accum < 1 || c->eval_every < 1 || c->warmup < 0 ||
         c->eval_windows < 0 || c->save_every < 0)
         return mc_fail(err, MAMBAC_ERR_INVALID_ARG,
@@ -131,6 +131,22 @@ static mambac_status check_config(const mc_train_config *c, mambac_error *err) {
     if (!(c->val_frac > 0 && c->val_frac < 1)) return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "validation fraction must be in (0, 1)");
     if (c->batch > (1 << 24) / c->seq) return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "batch * sequence length too large");
     if (c->steps > (INT64_C(1) << 40)) return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "steps out of range");
+    return MAMBAC_OK;
+}
+
+mambac_status mc_train_resume_from(const cJSON *state, const char *dir, mc_train_config *cfg, mc_train_resume_point *pg,
+                                   mambac_error *err) {
+    const cJSON *saved = cJSON_GetObjectItemCaseSensitive(state, "config");
+    const int64_t steps = cfg->steps;
+    config_from_json(cfg, saved);
+    cfg->steps = steps > 0 ? steps : count(saved, "steps", 1);
+    pg->step = count(state, "step", 0);
+    pg->tokens = count(state, "tokens", 0);
+    pg->elapsed_s = num(state, "elapsed_s", 0);
+    pg->rng = hex_u64(state, "rng");
+    if (!cfg->data) return mc_fail(err, MAMBAC_ERR_FORMAT, "%s: train_state.json names no data", dir);
+    if (pg->step < 0 || pg->step > (INT64_C(1) << 40) || pg->tokens < 0 || !(pg->elapsed_s >= 0 && pg->elapsed_s < 1e12))
+        return mc_fail(err, MAMBAC_ERR_FORMAT, "%s: train_state.json: step, tokens or elapsed_s out of range", dir);
     return MAMBAC_OK;
 }
 
@@ -246,24 +262,16 @@ mambac_status mc_train_run(const mc_train_config *cfg_in, mambac_error *err) {
             close(lock);
             return st;
         }
-        const cJSON *saved = cJSON_GetObjectItemCaseSensitive(state, "config");
-        const int64_t steps = cfg.steps;
-        config_from_json(&cfg, saved);
-        cfg.steps = steps > 0 ? steps : count(saved, "steps", 1);
-        step = count(state, "step", 0);
-        tokens = count(state, "tokens", 0);
-        elapsed0 = num(state, "elapsed_s", 0);
-        rng = hex_u64(state, "rng");
-        if (!cfg.data) st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: train_state.json names no data", cfg.resume);
-        else if (step < 0 || step > (INT64_C(1) << 40) || tokens < 0 || !(elapsed0 >= 0 && elapsed0 < 1e12))
-            st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: train_state.json: step, tokens or elapsed_s out of range", cfg.resume);
+        mc_train_resume_point pg;
+        st = mc_train_resume_from(state, cfg.resume, &cfg, &pg, err);
+        step = pg.step, tokens = pg.tokens, elapsed0 = pg.elapsed_s, rng = pg.rng;
     } else {
         struct stat sb;
         if (stat(out, &sb) == 0)
             return mc_fail(err, MAMBAC_ERR_IO, "%s already exists: choose a new output folder, or --resume it", out);
         rng = cfg.seed;
     }
-    if (st == MAMBAC_OK) st = check_config(&cfg, err);
+    if (st == MAMBAC_OK) st = mc_train_check_config(&cfg, err);
     mc_data data = {0};
     if (st == MAMBAC_OK) st = mc_data_load(&data, cfg.data, cfg.tokenizer, cfg.val_frac, cfg.seq, err);
     if (st == MAMBAC_OK && cfg.resume) {

@@ -57,4 +57,19 @@ typedef struct mc_train_config {
 mc_train_config mc_train_default_config(void);
 mambac_status mc_train_run(const mc_train_config *cfg, mambac_error *err);
 
+/* Where a resumed run stands (train_state.json). */
+typedef struct mc_train_resume_point {
+    int64_t step, tokens;
+    double elapsed_s;
+    uint64_t rng;
+} mc_train_resume_point;
+/* A checkpoint's train_state.json (parsed) into the run's settings (steps kept when
+ * cfg->steps > 0) and its progress; every count bounded, strings copied into cfg (the
+ * caller frees cfg->data and cfg->tokenizer). dir names the folder in messages. */
+struct cJSON;
+mambac_status mc_train_resume_from(const struct cJSON *state, const char *dir, mc_train_config *cfg, mc_train_resume_point *pg,
+                                   mambac_error *err);
+/* The settings' ranges (the run refuses what this refuses). */
+mambac_status mc_train_check_config(const mc_train_config *c, mambac_error *err);
+
 #endif
