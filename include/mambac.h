@@ -151,6 +151,10 @@ typedef struct mambac_model_params {
                           * q4_0 / q8_0 16 rows at a time */
     const char *precision; /* CUDA: "f32" (NULL: exact float32 products) or "bf16" (tensor-core
                             * products of bf16 operands, float32 accumulate); ignored on the CPU */
+    int32_t no_mmap;       /* 1: read weight files into memory instead of mapping them (a file
+                            * truncated or rewritten in place while mapped kills the process
+                            * with SIGBUS; read, it cannot), at the cost of loading time and
+                            * memory the page cache would share */
 } mambac_model_params;
 
 MAMBAC_API mambac_model_params mambac_model_default_params(void);

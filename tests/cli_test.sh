@@ -164,6 +164,8 @@ if command -v script >/dev/null; then
 else
     bad "script(1) (bsdutils) is missing: chat and progress are not tested"
 fi
+check "--no-mmap: the same text" test "$("$MAMBAC" generate --no-mmap -p "ROMEO:" -n 8 --temp 0 2>/dev/null)" = \
+    "$("$MAMBAC" generate -p "ROMEO:" -n 8 --temp 0 2>/dev/null)"
 expect_error "chat: unknown template" 2 "$MAMBAC" chat --chat-template jinja-magic
 expect_error "-r without -i" 2 "$MAMBAC" generate -p hi -r x
 expect_error "-i with --print-ids" 2 "$MAMBAC" generate -i --prompt-ids 1 --print-ids

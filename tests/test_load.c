@@ -3,13 +3,17 @@
  * time_step_rank "auto", time_step_limit with a bare Infinity / a finite limit,
  * lm_head present but tied, an untied lm_head, embedding rows padded beyond
  * vocab_size, sharded safetensors with an index, a path to config.json itself, the
- * large matrices used straight from the mmap, and the parameter count. */
+ * large matrices used straight from the mmap (or read into memory with no_mmap, which
+ * survives the file changing under it), and the parameter count. */
+#define _DEFAULT_SOURCE /* truncate */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "check.h"
+#include "io/file.h"
 #include "mambac.h"
 #include "model/model.h"
 #include "testutil.h"
@@ -298,6 +302,46 @@ static void test_mmap_and_counts(void) {
     mambac_model_free(m);
 }
 
+/* no_mmap: the weights read into memory give the fixture's logits, and still do after the
+ * files are truncated and rewritten in place (a mapped model would die of SIGBUS); a GGUF
+ * file the same. */
+static void test_no_mmap(const char *tmp) {
+    char src[512];
+    snprintf(src, sizeof src, "%s/models/mamba2-tiny/hf", data_dir);
+    char *dir = path_in(tmp, "no-mmap");
+    mkdir(dir, 0755);
+    CHECK(copy_dir_files(src, dir), "copy the fixture");
+    mambac_model_params p = mambac_model_default_params();
+    p.no_mmap = 1;
+    mambac_model *m = NULL;
+    mambac_error err;
+    CHECK(mambac_model_load_ex(dir, &p, &m, &err) == MAMBAC_OK, "load with no_mmap: %s", err.msg);
+    if (m) {
+        CHECK(m->nfiles >= 1 && m->files[0].in_memory, "the weights are in memory");
+        char *w = path_in(dir, "model.safetensors");
+        CHECK(truncate(w, 0) == 0 && write_file(w, "x", 1), "truncate and rewrite the weights in place");
+        free(w);
+        double e = logits_error(m, "mamba2-tiny", 1, 0);
+        CHECK(e < TOL, "no_mmap: the fixture's logits after the file changed under the model (error %.3g)", e);
+        mambac_model_free(m);
+    }
+    char gg[512];
+    snprintf(gg, sizeof gg, "%s/gguf/mamba1-tiny-f32.gguf", data_dir);
+    char *g = path_in(tmp, "no-mmap.gguf");
+    char *bytes = NULL;
+    size_t n = 0;
+    CHECK(mc_file_read_all(gg, 1u << 26, &bytes, &n, &err) == MAMBAC_OK && write_file(g, bytes, n), "copy a GGUF");
+    m = NULL;
+    CHECK(mambac_model_load_ex(g, &p, &m, &err) == MAMBAC_OK && m->files[0].in_memory, "GGUF with no_mmap: %s", err.msg);
+    if (m) {
+        CHECK(truncate(g, 100) == 0, "truncate the GGUF");
+        double e = logits_error(m, "mamba1-tiny", 1, 0);
+        CHECK(e < TOL, "GGUF no_mmap: the fixture's logits after truncation (error %.3g)", e);
+        mambac_model_free(m);
+    }
+    free(bytes), free(g), free(dir);
+}
+
 int main(void) {
     char *tmp = make_temp_dir();
     CHECK(tmp != NULL, "temp dir");
@@ -306,6 +350,7 @@ int main(void) {
     test_lm_head(tmp);
     test_padded_vocab(tmp);
     test_sharded(tmp);
+    test_no_mmap(tmp);
     test_mmap_and_counts();
     CHECK(remove_temp_dir(tmp), "cleanup");
     free(tmp);

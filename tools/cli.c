@@ -157,6 +157,7 @@ int cli_parse_ids(const char *s, int32_t **ids, size_t *n, char *msg, size_t msg
 }
 
 const char *cli_device = NULL;
+int cli_no_mmap = 0;
 
 /* The model used without -m: $MAMBAC_MODEL; else the one installed beside this binary
  * (PREFIX/share/mambac/models/default for PREFIX/bin/mambac); else the source tree's the
@@ -188,6 +189,7 @@ int cli_load_model(const char *path, mambac_model **model) {
     mambac_model_params mp = mambac_model_default_params();
     mp.backend = cli_device;
     mp.precision = getenv("MAMBAC_PRECISION");
+    mp.no_mmap = cli_no_mmap;
     if (mambac_model_load_ex(path ? path : default_model(), &mp, model, &err) != MAMBAC_OK)
         return cli_error("%s", err.msg);
     return CLI_OK;

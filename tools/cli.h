@@ -69,6 +69,8 @@ int cli_parse_dtype(const char *s, mambac_dtype *out);
  * NULL: where cli_load_model loads models. MAMBAC_PRECISION=f32|bf16 picks a GPU
  * backend's precision. */
 extern const char *cli_device;
+/* --no-mmap given anywhere on the command line: weight files read into memory. */
+extern int cli_no_mmap;
 /* Loads -m PATH, or the built-in default model when path is NULL, on cli_device. */
 int cli_load_model(const char *path, mambac_model **model);
 

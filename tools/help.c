@@ -18,7 +18,8 @@ typedef struct command_help {
 #define COMMON_MODEL                                                                                     \
     "  -m, --model MODEL     checkpoint folder (transformers or mamba_ssm) or .gguf file (default: the\n" \
     "                        built-in model)\n"                                                         \
-    "  -d, --device DEV      cpu (default), cuda, cuda:N; MAMBAC_PRECISION=bf16 for the GPU's bf16 products\n"
+    "  -d, --device DEV      cpu (default), cuda, cuda:N; MAMBAC_PRECISION=bf16 for the GPU's bf16 products\n" \
+    "      --no-mmap         read the weight files into memory instead of mapping them\n"
 #define COMMON_THREADS "  -t, --threads N       CPU threads (default: every CPU the process may use; never more)\n"
 
 static const command_help helps[] = {

@@ -40,6 +40,7 @@ static const char usage[] =
     "\n"
     "-d / --device BACKEND (every command that evaluates a model): cpu (default), cuda,\n"
     "cuda:N (builds with CUDA); MAMBAC_PRECISION=bf16 picks the GPU's bf16 products.\n"
+    "--no-mmap (the same commands): read weight files into memory instead of mapping them.\n"
     "\n"
     "MODEL is a checkpoint folder: transformers (config.json + model.safetensors or shards)\n"
     "or mamba_ssm (config.json + pytorch_model.bin or model.safetensors), with its\n"
@@ -65,6 +66,10 @@ int main(int argc, char **argv) {
                 return CLI_USAGE;
             }
             cli_device = argv[++i];
+            continue;
+        }
+        if (strcmp(argv[i], "--no-mmap") == 0 && strcmp(argv[1], "train") != 0) {
+            cli_no_mmap = 1;
             continue;
         }
         argv[n++] = argv[i];

@@ -33,9 +33,42 @@ mambac_status mc_open_regular(const char *path, int *fd, mambac_error *err) {
     return MAMBAC_OK;
 }
 
+mambac_status mc_file_load(const char *path, int in_memory, mc_file *f, mambac_error *err) {
+    if (!in_memory) return mc_file_map(path, f, err);
+    f->data = NULL, f->size = 0, f->in_memory = 1;
+    int fd;
+    mambac_status s = mc_open_regular(path, &fd, err);
+    if (s != MAMBAC_OK) return s;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return mc_fail(err, MAMBAC_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    }
+    const size_t n = (size_t)st.st_size, page = (size_t)sysconf(_SC_PAGESIZE);
+    unsigned char *p = n ? aligned_alloc(page, (n + page - 1) / page * page) : NULL;
+    if (n && !p) {
+        close(fd);
+        return mc_fail(err, MAMBAC_ERR_NOMEM, "%s: out of memory for %zu bytes (the file is read into memory)", path, n);
+    }
+    for (size_t done = 0; done < n;) {
+        const ssize_t r = read(fd, p + done, n - done > (1u << 30) ? (1u << 30) : n - done);
+        if (r <= 0) {
+            free(p);
+            close(fd);
+            return mc_fail(err, MAMBAC_ERR_IO, "%s: read failed%s%s", path, r < 0 ? ": " : " (the file shrank)",
+                           r < 0 ? strerror(errno) : "");
+        }
+        done += (size_t)r;
+    }
+    close(fd);
+    f->data = p, f->size = n;
+    return MAMBAC_OK;
+}
+
 mambac_status mc_file_map(const char *path, mc_file *f, mambac_error *err) {
     f->data = NULL;
     f->size = 0;
+    f->in_memory = 0;
     int fd;
     mambac_status s = mc_open_regular(path, &fd, err);
     if (s != MAMBAC_OK) return s;
@@ -58,14 +91,15 @@ mambac_status mc_file_map(const char *path, mc_file *f, mambac_error *err) {
 }
 
 void mc_file_unmap(mc_file *f) {
-    if (f->data) munmap((void *)f->data, f->size);
+    if (f->data && f->in_memory) free((void *)f->data);
+    else if (f->data) munmap((void *)f->data, f->size);
     f->data = NULL;
     f->size = 0;
 }
 
 void mc_file_forget(const mc_file *f, const void *p, size_t n) {
     const uintptr_t a = (uintptr_t)p, base = (uintptr_t)f->data;
-    if (!f->data || a < base || n > f->size || a - base > f->size - n) return;
+    if (!f->data || f->in_memory || a < base || n > f->size || a - base > f->size - n) return;
     const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     const uintptr_t lo = (a + page - 1) / page * page, hi = (a + n) / page * page;
     if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);

@@ -12,15 +12,22 @@
 typedef struct mc_file {
     const unsigned char *data; /* NULL for an empty file */
     size_t size;
+    int in_memory;             /* read into memory (page aligned), not mapped */
 } mc_file;
 
+/* The file's bytes: mapped read-only, or with in_memory read into memory — then a file
+ * truncated or rewritten in place later cannot fault its reader (a mapping would: SIGBUS
+ * on a page past the new end). */
+mambac_status mc_file_load(const char *path, int in_memory, mc_file *f, mambac_error *err);
 mambac_status mc_file_map(const char *path, mc_file *f, mambac_error *err);
 /* Opens a regular file for reading (*fd), never waiting on a FIFO or device: anything
  * else is refused with "not a regular file". */
 mambac_status mc_open_regular(const char *path, int *fd, mambac_error *err);
+/* Unmaps (or frees) what mc_file_map / mc_file_load gave. */
 void mc_file_unmap(mc_file *f);
 /* Gives back the resident pages wholly inside [p, p + n) of f's mapping (they are read
- * again from the file if touched later): for ranges copied elsewhere. No-op outside f. */
+ * again from the file if touched later): for ranges copied elsewhere. No-op outside f,
+ * and for a file read into memory (its pages have nowhere to be read back from). */
 void mc_file_forget(const mc_file *f, const void *p, size_t n);
 
 /* Reads a whole (small) file into a NUL-terminated malloc'd buffer. Files larger than

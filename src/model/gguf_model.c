@@ -182,7 +182,7 @@ mambac_status mc_gguf_model_load(struct mambac_model *m, mambac_error *err) {
     m->files = calloc(1, sizeof *m->files);
     m->paths = calloc(1, sizeof *m->paths);
     if (!m->files || !m->paths || !(m->paths[0] = strdup(m->path))) return mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
-    mambac_status st = mc_file_map(m->path, &m->files[0], err);
+    mambac_status st = mc_file_load(m->path, m->no_mmap, &m->files[0], err);
     if (st != MAMBAC_OK) {
         free(m->paths[0]);
         return st;

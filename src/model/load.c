@@ -38,7 +38,7 @@ static mambac_status add_file(struct mambac_model *m, const char *name, mambac_e
         return mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
     }
     mc_file *f = &m->files[m->nfiles];
-    mambac_status st = mc_file_map(path, f, err);
+    mambac_status st = mc_file_load(path, m->no_mmap, f, err);
     if (st != MAMBAC_OK) {
         free(path);
         return st;
@@ -113,7 +113,7 @@ static mambac_status load_weights(struct mambac_model *m, mambac_error *err) {
 }
 
 mambac_model_params mambac_model_default_params(void) {
-    return (mambac_model_params){.backend = NULL, .repack = -1, .precision = NULL};
+    return (mambac_model_params){.backend = NULL, .repack = -1, .precision = NULL, .no_mmap = 0};
 }
 
 mambac_status mambac_model_load(const char *path, mambac_model **out, mambac_error *err) {
@@ -158,6 +158,7 @@ mambac_status mambac_model_load_ex(const char *path, const mambac_model_params *
         m->dir = slash ? strndup(path, (size_t)(slash - path + (slash == path))) : strdup(".");
     }
     m->path = strdup(path);
+    m->no_mmap = p.no_mmap != 0;
     mambac_status st;
     if (!m->dir || !m->path) {
         st = mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");

@@ -40,6 +40,7 @@ struct mambac_model {
     char **paths;      /* mapped weight files */
     mc_file *files;
     size_t nfiles;
+    int no_mmap;       /* weight files read into memory (mambac_model_params.no_mmap) */
     mc_tensor_list tensors;
     mc_weight embed;   /* (V_rows, D) */
     mc_weight lm_head; /* (V_rows, D); the embedding itself when tied */
