@@ -33,18 +33,27 @@ mambac_status mc_open_regular(const char *path, int *fd, mambac_error *err) {
     return MAMBAC_OK;
 }
 
+/* A regular file opened for reading, and its size. */
+static mambac_status open_sized(const char *path, int *fd, size_t *size, mambac_error *err) {
+    mambac_status s = mc_open_regular(path, fd, err);
+    if (s != MAMBAC_OK) return s;
+    struct stat st;
+    if (fstat(*fd, &st) != 0) {
+        close(*fd);
+        return mc_fail(err, MAMBAC_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    }
+    *size = (size_t)st.st_size;
+    return MAMBAC_OK;
+}
+
 mambac_status mc_file_load(const char *path, int in_memory, mc_file *f, mambac_error *err) {
     if (!in_memory) return mc_file_map(path, f, err);
     f->data = NULL, f->size = 0, f->in_memory = 1;
     int fd;
-    mambac_status s = mc_open_regular(path, &fd, err);
+    size_t n = 0;
+    mambac_status s = open_sized(path, &fd, &n, err);
     if (s != MAMBAC_OK) return s;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        close(fd);
-        return mc_fail(err, MAMBAC_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
-    }
-    const size_t n = (size_t)st.st_size, page = (size_t)sysconf(_SC_PAGESIZE);
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
     unsigned char *p = n ? aligned_alloc(page, (n + page - 1) / page * page) : NULL;
     if (n && !p) {
         close(fd);
@@ -70,21 +79,17 @@ mambac_status mc_file_map(const char *path, mc_file *f, mambac_error *err) {
     f->size = 0;
     f->in_memory = 0;
     int fd;
-    mambac_status s = mc_open_regular(path, &fd, err);
+    size_t n = 0;
+    mambac_status s = open_sized(path, &fd, &n, err);
     if (s != MAMBAC_OK) return s;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        close(fd);
-        return mc_fail(err, MAMBAC_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
-    }
-    if (st.st_size > 0) {
-        void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (n > 0) {
+        void *p = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0);
         if (p == MAP_FAILED) {
             close(fd);
             return mc_fail(err, MAMBAC_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
         }
         f->data = p;
-        f->size = (size_t)st.st_size;
+        f->size = n;
     }
     close(fd);
     return MAMBAC_OK;
