@@ -366,16 +366,18 @@ static void expect_raw_pickle(const void *bytes, size_t n, const char *substr, c
 }
 
 /* MEMOIZE's key is the number of memo entries (Python's len(memo)), found in constant
- * time: after LONG_BINPUT to slot 2^24 - 1 the next MEMOIZE stores at 1 and BINGET 1 reads
- * it back. (The key had been found by scanning the memo from its top: an 8 KB pickle of
- * MEMOIZEs after one far BINPUT scanned 16M slots each, 40 s.) 200 000 MEMOIZEs follow, then
- * a STOP on a dict that holds no tensor. */
+ * time: after LONG_BINPUT to slot 2^20 - 1 (the last allowed) the next MEMOIZE stores at 1
+ * and BINGET 1 reads it back. (The key had been found by scanning the memo from its top: an
+ * 8 KB pickle of MEMOIZEs after one far BINPUT scanned millions of slots each, 40 s.)
+ * 200 000 MEMOIZEs follow, then a STOP on a dict that holds no tensor. Then the VM's bounds:
+ * a slot past the memo's limit, and more objects alive than the pool's (1.1M one-byte
+ * pushes: refused, where the VM once grew to 1.3 GB for a 16 MB pickle). */
 static void test_pickle_memo(void) {
     const size_t n_memoize = 200000;
     unsigned char *b = malloc(16 + n_memoize);
     size_t k = 0;
     b[k++] = 0x80, b[k++] = 2, b[k++] = '}';                    /* PROTO 2, EMPTY_DICT */
-    b[k++] = 'r', b[k++] = 0xff, b[k++] = 0xff, b[k++] = 0xff, b[k++] = 0; /* LONG_BINPUT 2^24 - 1 */
+    b[k++] = 'r', b[k++] = 0xff, b[k++] = 0xff, b[k++] = 0x0f, b[k++] = 0; /* LONG_BINPUT 2^20 - 1 */
     b[k++] = 0x94, b[k++] = 'h', b[k++] = 1;                     /* MEMOIZE (key 1), BINGET 1 */
     for (size_t i = 0; i < n_memoize; i++) b[k++] = 0x94;
     b[k++] = '.';
@@ -385,6 +387,16 @@ static void test_pickle_memo(void) {
     mambac_status s = mc_pickle_state_dict(b, k, "x.pkl", &t, &nt, &err);
     CHECK(s == MAMBAC_OK ? nt == 0 : strstr(err.msg, "memo") == NULL, "memo: MEMOIZE after a far BINPUT keys by count: %s", err.msg);
     if (s == MAMBAC_OK) mc_pickled_tensors_free(t, nt);
+    static const unsigned char far[] = {0x80, 2, '}', 'r', 0, 0, 0x10, 0, '.'}; /* LONG_BINPUT 2^20 */
+    expect_raw_pickle(far, sizeof far, "memo index too large", "a memo slot past the limit");
+    const size_t n_push = 1100000;
+    unsigned char *many = malloc(8 + n_push);
+    k = 0;
+    many[k++] = 0x80, many[k++] = 2;
+    for (size_t i = 0; i < n_push; i++) many[k++] = 0x88; /* NEWTRUE: one object a byte */
+    many[k++] = '.';
+    expect_raw_pickle(many, k, "too many objects", "1.1M objects alive at once");
+    free(many);
     free(b);
 }
 

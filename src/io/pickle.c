@@ -41,8 +41,11 @@ typedef struct vm {
     mc_pickled_tensor *tensors; size_t ntensors, captensors;
 } vm;
 
-#define MAX_POOL (1u << 24)
-#define MAX_MEMO (1u << 24)
+/* Objects alive at once, and memo slots. A state dict makes about ten objects a tensor
+ * (real checkpoints: tens of thousands in all); the limits keep a crafted pickle's VM under
+ * ~70 MB (a 16 MB pickle of small ops had reached 1.3 GB under 2^24). */
+#define MAX_POOL (1u << 20)
+#define MAX_MEMO (1u << 20)
 
 static const struct { const char *module, *name; global_id id; } allowed_globals[] = {
     {"collections", "OrderedDict", G_ORDERED_DICT},
