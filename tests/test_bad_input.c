@@ -714,6 +714,20 @@ static void test_stale_temps(void) {
     CHECK(access(stale, F_OK) != 0, "a dead writer's temporary file removed");
     CHECK(access(live, F_OK) == 0, "a live writer's temporary file kept");
     unlink(live), unlink(out);
+    /* a killed init's temporary folder (its files inside), beside a live one's */
+    char *dir = path_in(tmp, "fresh-model"), sdir[700], ldir[700], sfile[800];
+    snprintf(sdir, sizeof sdir, "%s.tmp.%ld", dir, (long)child);
+    snprintf(ldir, sizeof ldir, "%s.tmp.%ld", dir, (long)getppid());
+    snprintf(sfile, sizeof sfile, "%s/model.safetensors", sdir);
+    mkdir(sdir, 0755), mkdir(ldir, 0755);
+    write_file(sfile, "half a model", 12);
+    mambac_init_params ip = mambac_init_default_params(MAMBAC_ARCH_MAMBA1);
+    ip.n_layer = 1, ip.d_model = 16;
+    CHECK(mambac_model_write_init(&ip, dir, &err) == MAMBAC_OK, "init: %s", err.msg);
+    CHECK(access(sdir, F_OK) != 0, "a killed init's temporary folder removed");
+    CHECK(access(ldir, F_OK) == 0, "a live init's temporary folder kept");
+    rmdir(ldir);
+    free(dir);
     mambac_state_free(st);
     mambac_model_free(m);
     free(out);

@@ -176,9 +176,23 @@ char *mc_path_join(const char *dir, const char *name) {
     return p;
 }
 
-/* Removes PATH.tmp.PID files left by writers that were killed (PID no longer running):
- * every interrupted run would otherwise leave one more behind. */
-static void remove_stale_temps(const char *path) {
+/* A dead writer's temporary folder: the regular files in it, then the folder (one with
+ * anything else inside is left alone). */
+static void remove_stale_folder(const char *full) {
+    DIR *d = opendir(full);
+    if (!d) return;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        char f[8448];
+        snprintf(f, sizeof f, "%s/%s", full, e->d_name);
+        struct stat sb;
+        if (lstat(f, &sb) == 0 && S_ISREG(sb.st_mode)) unlink(f);
+    }
+    closedir(d);
+    rmdir(full);
+}
+
+void mc_remove_stale_temps(const char *path) {
     const char *slash = strrchr(path, '/');
     char dir[4096];
     if (!slash) {
@@ -204,14 +218,16 @@ static void remove_stale_temps(const char *path) {
         char full[8192];
         snprintf(full, sizeof full, "%s/%s", dir, n);
         struct stat sb;
-        if (lstat(full, &sb) == 0 && S_ISREG(sb.st_mode)) unlink(full);
+        if (lstat(full, &sb) != 0) continue;
+        if (S_ISREG(sb.st_mode)) unlink(full);
+        else if (S_ISDIR(sb.st_mode)) remove_stale_folder(full);
     }
     closedir(d);
 }
 
 mambac_status mc_atomic_open(mc_atomic_file *af, const char *path, mambac_error *err) {
     memset(af, 0, sizeof *af);
-    remove_stale_temps(path);
+    mc_remove_stale_temps(path);
     struct stat sb; /* a FIFO or device under the name would be replaced by a regular file */
     if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
         return mc_fail(err, MAMBAC_ERR_IO, "%s: exists and is not a regular file (not replaced)", path);

@@ -20,6 +20,10 @@ typedef struct mc_file {
  * on a page past the new end). */
 mambac_status mc_file_load(const char *path, int in_memory, mc_file *f, mambac_error *err);
 mambac_status mc_file_map(const char *path, mc_file *f, mambac_error *err);
+/* Removes PATH.tmp.PID files and folders left by writers that were killed (PID no longer
+ * running): every interrupted run would otherwise leave one more behind. A folder loses
+ * its regular files, then itself (anything else inside keeps it). */
+void mc_remove_stale_temps(const char *path);
 /* Opens a regular file for reading (*fd), never waiting on a FIFO or device: anything
  * else is refused with "not a regular file". */
 mambac_status mc_open_regular(const char *path, int *fd, mambac_error *err);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "io/file.h"
 #include "io/safetensors_write.h"
 #include "mambac.h"
 
@@ -253,6 +254,7 @@ mambac_status mambac_model_write_init(const mambac_init_params *p, const char *d
     struct stat sb;
     if (stat(dir, &sb) == 0 && !(S_ISDIR(sb.st_mode) && rmdir(dir) == 0)) /* an empty folder may be replaced */
         return mc_fail(err, MAMBAC_ERR_IO, "%s: already exists (not overwriting)", dir);
+    mc_remove_stale_temps(dir); /* a killed init's folder */
     size_t n = strlen(dir) + 32;
     char *tmp = malloc(n);
     if (!tmp) return mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
