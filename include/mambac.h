@@ -70,6 +70,13 @@ typedef enum mambac_status {
 MAMBAC_API const char *mambac_status_str(mambac_status s);
 /* "MAJOR.MINOR.PATCH" of the library. */
 MAMBAC_API const char *mambac_version(void);
+/* Whether this CPU can run the CPU kernel set of that name ("scalar", "avx2", "avx512",
+ * "amx"), and the set contexts use by default. */
+MAMBAC_API int mambac_kernel_set_usable(const char *name);
+MAMBAC_API const char *mambac_kernel_set_default(void);
+/* The threads a context given `requested` runs: at most the CPUs this process may use
+ * (MAMBAC_OVERSUBSCRIBE=1 in the environment lifts that). */
+MAMBAC_API int32_t mambac_threads_usable(int32_t requested);
 
 #define MAMBAC_ERROR_MAX 512
 typedef struct mambac_error {

@@ -10,7 +10,6 @@
 #include <unistd.h>
 #include <time.h>
 
-#include "core/threadpool.h"
 
 #ifndef MAMBAC_DEFAULT_MODEL
 #define MAMBAC_DEFAULT_MODEL "models/default"
@@ -199,7 +198,7 @@ int cli_parse_threads(const char *v, int32_t *out) {
     long long t;
     if (!v) return 1;
     if (!cli_parse_int(v, 1, 1024, &t)) return 0;
-    const int run = mc_threads_for((int)t);
+    const int run = (int)mambac_threads_usable((int32_t)t);
     if (run != t) {
         fprintf(stderr, "mambac: -t %lld: this process may use %d CPU%s; using %d\n", t, run, run == 1 ? "" : "s", run);
         t = run;

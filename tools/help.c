@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "cpu/kernels.h"
 #include "mambac.h"
 
 #ifndef MAMBAC_BUILD_TYPE
@@ -165,8 +164,8 @@ int cli_version(void) {
     static const char *sets[] = {"scalar", "avx2", "avx512", "amx"};
     printf("CPU kernel sets usable here:");
     for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
-        if (mc_kernels_named(sets[i])) printf(" %s", sets[i]);
-    printf(" (default %s)\n", mc_kernels_best()->name);
+        if (mambac_kernel_set_usable(sets[i])) printf(" %s", sets[i]);
+    printf(" (default %s)\n", mambac_kernel_set_default());
 #ifdef MAMBAC_HAVE_CUDA
     printf("CUDA backend: built in (-d cuda)\n");
 #else

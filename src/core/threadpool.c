@@ -1,6 +1,7 @@
 /* threadpool.c — see threadpool.h. */
 #define _GNU_SOURCE
 #include "core/threadpool.h"
+#include "mambac.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -166,3 +167,5 @@ int mc_threads_for(int requested) {
     const char *over = getenv("MAMBAC_OVERSUBSCRIBE");
     return requested > cpus && !(over && strcmp(over, "1") == 0) ? cpus : requested;
 }
+
+int32_t mambac_threads_usable(int32_t requested) { return (int32_t)mc_threads_for((int)requested); }

@@ -1,6 +1,7 @@
 /* kernels.c — kernel selection, and the portable scalar GEMM (the fallback on CPUs
  * without AVX2, and a second check of the SIMD ones). */
 #include "cpu/kernels.h"
+#include "mambac.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -119,3 +120,6 @@ const mc_kernels *mc_kernels_best(void) {
     if (!k) k = mc_kernels_named("avx2");
     return k ? k : &scalar;
 }
+
+int mambac_kernel_set_usable(const char *name) { return name && mc_kernels_named(name) != NULL; }
+const char *mambac_kernel_set_default(void) { return mc_kernels_best()->name; }
