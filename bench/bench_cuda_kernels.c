@@ -259,11 +259,11 @@ typedef struct gemv_case {
     float *out, *x, *nw;
     mcu_matrix W;
     int64_t T;
-    int wpr;
+    int variant;
 } gemv_case;
 static void run_gemv(void *p) {
     gemv_case *c = p;
-    mcu_gemv(c->out, c->W.R, c->x, c->W.K, c->T, &c->W, 0.0f, c->nw, 1e-5f, c->wpr, 0);
+    mcu_gemv(c->out, c->W.R, c->x, c->W.K, c->T, &c->W, 0.0f, c->nw, 1e-5f, c->variant, 0);
 }
 
 static float f16_value(uint16_t h) { /* scales are normal f16 here */
@@ -274,7 +274,7 @@ static float f16_value(uint16_t h) { /* scales are normal f16 here */
 }
 
 /* Random weights of format f, (R, K): the device bytes (one copy) and their float values
- * (w, as the kernels must read them). Quantized: the layout of cuda_ops.h mcu_qweight. */
+ * (w, as the kernels must read them). Quantized: the layout of cuda_ops.h mcu_matrix. */
 typedef struct host_weights {
     float *w;
     void *bytes, *scales;
@@ -326,10 +326,10 @@ static void *dev_bytes(const void *h, size_t n) {
     return d;
 }
 
-/* The decode product out (T, R) = x (T, K) W^T in format f, mcu_gemv variant `wpr` (0: the
+/* The decode product out (T, R) = x (T, K) W^T in format f, mcu_gemv variant (0: the
  * library's choice), with the RMSNorm of x fused in when `norm`: GB/s of weights streamed.
  * Several weight copies in rotation so that each run reads from DRAM, not the L2. */
-static void bench_gemv(wfmt f, int wpr, int norm, int64_t T, int64_t R, int64_t K, double ceil_gbs) {
+static void bench_gemv(wfmt f, int variant, int norm, int64_t T, int64_t R, int64_t K, double ceil_gbs) {
     enum { COPIES = 4 };
     static const mcu_wtype types[] = {MCU_W_BF16, MCU_W_Q8_0, MCU_W_Q4_0};
     host_weights hw = make_weights(f, R, K);
@@ -338,7 +338,7 @@ static void bench_gemv(wfmt f, int wpr, int norm, int64_t T, int64_t R, int64_t 
     for (int k = 0; k < COPIES; k++) {
         c[k] = (gemv_case){dev_copy(NULL, (size_t)(T * R)), dev_copy(x, (size_t)(T * K)), norm ? dev_copy(nw, (size_t)K) : NULL,
                            {dev_bytes(hw.bytes, hw.n_bytes), hw.scales ? dev_bytes(hw.scales, hw.n_scales) : NULL, types[f], R, K},
-                           T, wpr};
+                           T, variant};
         cudaMemset(c[k].out, 0xff, (size_t)(T * R) * sizeof(float));
     }
     float t[RUNS];
@@ -369,7 +369,7 @@ static void bench_gemv(wfmt f, int wpr, int norm, int64_t T, int64_t R, int64_t 
     }
     const double ms = t[RUNS / 2], bytes = (double)(hw.n_bytes + hw.n_scales);
     char name[48];
-    snprintf(name, sizeof name, "%s%s%s", wfmt_name[f], norm ? " + norm" : "", wpr ? ", x global" : "");
+    snprintf(name, sizeof name, "%s%s%s", wfmt_name[f], norm ? " + norm" : "", variant ? ", x global" : "");
     printf("gemv %-22s R %5lld K %5lld T %lld  %8.3f ms  %7.1f GB/s (%4.1f%% of copy)  rel. L2 vs CPU %.1e\n", name,
            (long long)R, (long long)K, (long long)T, ms, bytes / (ms * 1e-3) / 1e9, 100 * bytes / (ms * 1e-3) / 1e9 / ceil_gbs,
            checked(rel_l2(got, want, (size_t)(T * R)), 1e-5));

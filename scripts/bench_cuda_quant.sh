@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scripts/bench_cuda_quant.sh MAMBAC — batch-1 decode of q8_0 / q4_0 GGUF files kept quantized
-# on the GPU (src/cuda/quant.cu), beside the bf16 file of the same model, and long prompts of
+# on the GPU (src/cuda/gemv.cu, dequant.cu), beside the bf16 file of the same model, and long prompts of
 # the quantized files (dequantized tiles for the products). Random weights of the released
 # shapes; one JSON line per run (mambac bench --json) tagged with the case. The floor of a
 # decode step is weight_bytes over the copy rate (bench_cuda_kernels prints it).

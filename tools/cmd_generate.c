@@ -26,6 +26,7 @@
 #define MAX_STOPS 16
 #define TURNS_PLAIN 1
 #define TURNS_CHATML 2
+#define CNV_TEMPLATE "chatml" /* -cnv's turns (the library's template) */
 
 typedef struct gen_opts {
     const char *model, *tokenizer, *ids, *prompt, *prompt_file, *state_in, *state_out, *threads;
@@ -120,18 +121,14 @@ static int prompt_ids(const gen_opts *o, mambac_tokenizer *tok, int32_t **ids, s
     } else if (cli_read_input(o->prompt ? "-" : o->prompt_file, &text, &len) != CLI_OK) {
         return CLI_ERR;
     }
+    mambac_error err;
     if (text && o->turns == TURNS_CHATML) { /* the system turn */
-        static const char head[] = "<|im_start|>system\n", end[] = "<|im_end|>\n";
-        char *t = malloc(sizeof head + len + sizeof end);
-        if (t) {
-            memcpy(t, head, sizeof head - 1), memcpy(t + sizeof head - 1, text, len);
-            memcpy(t + sizeof head - 1 + len, end, sizeof end);
-            len += sizeof head - 1 + sizeof end - 1;
-        }
+        const mambac_chat_message m = {"system", text};
+        char *t = NULL;
+        mambac_chat_apply(CNV_TEMPLATE, &m, 1, 0, &t, &len, &err);
         free(text);
         text = t;
     }
-    mambac_error err;
     mambac_status st = text ? mambac_tokenize(tok, text, len, ids, n, &err) : MAMBAC_ERR_NOMEM;
     if (st == MAMBAC_OK && o->echo && !o->print_ids) fwrite(text, 1, len, stdout);
     free(text);
@@ -205,21 +202,36 @@ static mambac_status answer(cli_session *s, mambac_tokenizer *tok, const int32_t
     return st;
 }
 
-/* A user's line as the next turn's text: --in-prefix LINE --in-suffix, or a ChatML user
- * turn (closing the last answer when it did not end at "<|im_end|>"). */
-static char *turn_text(const gen_opts *o, const char *line, size_t len, int after_answer, int answer_open, size_t *out) {
-    const char *pre = o->in_prefix ? o->in_prefix : "", *suf = o->in_suffix ? o->in_suffix : "";
-    char *lead = "";
-    if (o->turns == TURNS_CHATML) {
-        if (len && line[len - 1] == '\n') len--;
-        lead = answer_open ? "<|im_end|>\n<|im_start|>user\n" : after_answer ? "\n<|im_start|>user\n" : "<|im_start|>user\n";
-        pre = lead, suf = "<|im_end|>\n<|im_start|>assistant\n";
-    }
-    const size_t pl = strlen(pre), sl = strlen(suf);
-    char *t = malloc(pl + len + sl + 1);
+/* a, b and c joined in a new string (c holds cl bytes). */
+static char *join3(const char *a, const char *b, const char *c, size_t cl, size_t *out) {
+    const size_t al = strlen(a), bl = strlen(b);
+    char *t = malloc(al + bl + cl + 1);
     if (!t) return NULL;
-    memcpy(t, pre, pl), memcpy(t + pl, line, len), memcpy(t + pl + len, suf, sl + 1);
-    *out = pl + len + sl;
+    memcpy(t, a, al), memcpy(t + al, b, bl), memcpy(t + al + bl, c, cl), t[al + bl + cl] = 0;
+    *out = al + bl + cl;
+    return t;
+}
+
+/* A user's line (NUL-terminated) as the next turn's text: --in-prefix LINE --in-suffix, or
+ * (-cnv) the template's user turn and assistant header, after what closes the last answer:
+ * its separator, and its end of turn too when the answer did not end there. */
+static char *turn_text(const gen_opts *o, char *line, size_t len, int after_answer, int answer_open, size_t *out) {
+    if (o->turns != TURNS_CHATML) {
+        const char *pre = o->in_prefix ? o->in_prefix : "", *suf = o->in_suffix ? o->in_suffix : "";
+        const size_t pl = strlen(pre), sl = strlen(suf);
+        char *t = malloc(pl + len + sl + 1);
+        if (t) memcpy(t, pre, pl), memcpy(t + pl, line, len), memcpy(t + pl + len, suf, sl + 1), *out = pl + len + sl;
+        return t;
+    }
+    if (len && line[len - 1] == '\n') line[len - 1] = 0;
+    const mambac_chat_message m = {"user", line};
+    char *turn = NULL;
+    size_t tl;
+    mambac_error err;
+    if (mambac_chat_apply(CNV_TEMPLATE, &m, 1, 1, &turn, &tl, &err) != MAMBAC_OK) return NULL;
+    char *t = join3(answer_open ? mambac_chat_end_of_turn(CNV_TEMPLATE) : "",
+                    after_answer ? mambac_chat_after_turn(CNV_TEMPLATE) : "", turn, tl, out);
+    mambac_free(turn);
     return t;
 }
 
@@ -294,7 +306,7 @@ int cmd_generate(cli_args *a) {
     const char *stops[2 * MAX_STOPS + 1];
     size_t n_stops = 0;
     for (size_t i = 0; i < o.n_stops; i++) stops[n_stops++] = o.stops[i];
-    if (o.turns == TURNS_CHATML) stops[n_stops++] = "<|im_end|>";
+    if (o.turns == TURNS_CHATML) stops[n_stops++] = mambac_chat_end_of_turn(CNV_TEMPLATE);
     gp.stop = stops, gp.n_stop = n_stops;
     cli_sampling_seed(&o.smp, &gp.sampling);
     gp.feed_last = o.state_out != NULL; /* the saved state then holds every token */

@@ -7,7 +7,7 @@
  * products by cuBLAS SGEMM, exact float32 like the CPU) or as bf16 (precision "bf16":
  * activations rounded to bf16 per product, tensor-core products with float32
  * accumulation). The embedding stays float32 for row lookups; small SSM parameters are
- * float32. q8_0 and q4_0 matrices stay quantized on the device (quant.cu): products of
+ * float32. q8_0 and q4_0 matrices stay quantized on the device (gemv.cu, dequant.cu): products of
  * a few rows read them as stored, longer ones dequantize tiles of rows (float32 or bf16
  * by the precision) into a scratch of the context for cuBLAS. Other quantized types
  * (q4_K, q5_0, q6_K) are dequantized at load. States are device memory, laid out as on the CPU, so
@@ -51,7 +51,7 @@ typedef struct cuda_model {
     void **allocs;     /* everything cudaMalloc'd for the weights */
     size_t n_allocs, cap_allocs;
     size_t bytes;
-    int64_t max_q_cols; /* the widest quantized matrix (0: none; contexts then need no tile) */
+    int has_quant; /* a matrix kept quantized: contexts then need a dequantization tile */
 } cuda_model;
 
 static mambac_status cuda_fail(mambac_error *err, cudaError_t e, const char *what) {
@@ -118,7 +118,7 @@ static int up_matrix(cuda_model *cm, dev_matrix *out, const mc_weight *W, int as
 }
 
 /* A q8_0 / q4_0 matrix to the device as it is stored, its blocks split into quants and
- * scales (cuda_ops.h mcu_qweight), a block of rows at a time. */
+ * scales (cuda_ops.h mcu_matrix), a block of rows at a time. */
 static int up_quant(cuda_model *cm, dev_matrix *out, const mc_weight *W, cudaError_t *e) {
     memset(out, 0, sizeof *out);
     const int q4 = W->dtype == MAMBAC_DTYPE_Q4_0;
@@ -143,7 +143,7 @@ static int up_quant(cuda_model *cm, dev_matrix *out, const mc_weight *W, cudaErr
     free(tmp), free(bq), free(bd);
     if (ok) {
         *out = (dev_matrix){.w = dq, .d = dd, .type = q4 ? MCU_W_Q4_0 : MCU_W_Q8_0, .R = R, .K = K};
-        if (K > cm->max_q_cols) cm->max_q_cols = K;
+        cm->has_quant = 1;
     }
     return ok;
 }
@@ -336,7 +336,7 @@ static mambac_status cuda_ctx_new(const struct mambac_model *m, const mambac_con
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 63) / 64 * 64;
     cudaError_t e = cudaMalloc(&x->mem, (size_t)total * 4);
     if (e == cudaSuccess) e = cudaMalloc(&x->blas_ws, BLAS_WORKSPACE);
-    if (e == cudaSuccess && cm->max_q_cols) e = cudaMalloc(&x->wtile, (size_t)WTILE_BYTES);
+    if (e == cudaSuccess && cm->has_quant) e = cudaMalloc(&x->wtile, (size_t)WTILE_BYTES);
     if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&x->stream, cudaStreamNonBlocking);
     if (e == cudaSuccess) e = cudaMallocHost((void **)&x->h_ids, (size_t)U * 4);
     if (e == cudaSuccess) e = cudaMallocHost((void **)&x->h_rows, (size_t)U * 4);

@@ -18,15 +18,6 @@
 
 #define WARPS 8
 
-/* V consecutive floats at p (16-byte aligned). */
-template <int V>
-__device__ static inline void load_x(const float *p, float v[V]) {
-    for (int i = 0; i < V / 4; i++) {
-        const float4 f = ((const float4 *)p)[i];
-        v[4 * i] = f.x, v[4 * i + 1] = f.y, v[4 * i + 2] = f.z, v[4 * i + 3] = f.w;
-    }
-}
-
 /* WPR (warps per row) and VEC (the chunk loop) are arguments, not template parameters: the
  * instances would multiply (readers x T x norm x WPR x VEC) for no measured gain. */
 template <class RD, int NT, bool NORM>
@@ -173,10 +164,6 @@ __global__ static void __launch_bounds__(32 * WARPS) gemv_staged_k(float *out, i
     }
 }
 
-/* Warps per row (activations from global memory): the fewest that give every SM ~32 warps,
- * within the chunks a row has (each slice at least one full pass of 32 lanes). */
-static int pick_wpr(int64_t R, int64_t chunks);
-
 #define STAGED_MAX_BYTES (48 << 10) /* the default dynamic shared memory limit */
 #define STAGED_BLOCKS_PER_SM 4
 
@@ -187,6 +174,8 @@ static int sm_count(void) {
     return sms;
 }
 
+/* Warps per row (activations from global memory): the fewest that give every SM ~32 warps,
+ * within the chunks a row has (each slice at least one full pass of 32 lanes). */
 static int pick_wpr(int64_t R, int64_t chunks) {
     int wpr = 1;
     while (wpr < 8 && R * wpr < 32 * (int64_t)sm_count() && chunks >= 64 * wpr) wpr *= 2;
