@@ -487,6 +487,7 @@ int main(int argc, char **argv) {
     bench_scan(128, 1, 1536, ceil_gbs);
     for (int i = 0; i < n_lens; i++) bench_ssd(1, lens[i], 64, 0, ceil_gbs);
     for (int i = 0; i < n_lens; i++) bench_ssd(1, lens[i], 64, 1, ceil_gbs);
+    bench_ssd(1, lens[n_lens - 1], 24, 1, ceil_gbs); /* mamba2-130m's heads */
     bench_ssd(1, 1, 24, 0, ceil_gbs);
     bench_ssd(128, 1, 24, 0, ceil_gbs);
     /* the decode products at mamba2-1.3b's in_proj and out_proj, activations staged in
