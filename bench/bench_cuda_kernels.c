@@ -14,7 +14,9 @@
  * check fails above its bound (float32 paths 1e-5, bf16 tensor-core SSD 1e-2), and the
  * "N passed, N failed" line and the exit status say so (scripts/test_cuda.sh runs it under
  * compute-sanitizer).
- *   bench_cuda_kernels [L...] */
+ *   bench_cuda_kernels [--only FAMILY] [L...]
+ * FAMILY (for profiling one family): scan, scan-step, ssd-f32, ssd-tc, ssd-step, gemv, dequant, argmax;
+ * a prefix selects several (ssd: every SSD case). */
 #include <cuda_runtime_api.h>
 #include <math.h>
 #include <stdio.h>
@@ -471,43 +473,51 @@ static void test_argmax(void) {
     free(lg);
 }
 
+static const char *only; /* --only: the families run */
+static int wanted(const char *family) { return !only || strncmp(family, only, strlen(only)) == 0; }
+
 int main(int argc, char **argv) {
     int64_t lens[8] = {2048, 8192, 32768};
-    int n_lens = 3;
-    if (argc > 1) {
-        n_lens = 0;
-        for (int i = 1; i < argc && n_lens < 8; i++) lens[n_lens++] = atoll(argv[i]);
+    int n_lens = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) only = argv[++i];
+        else if (n_lens < 8) lens[n_lens++] = atoll(argv[i]);
     }
+    if (n_lens == 0) n_lens = 3;
     struct cudaDeviceProp prop;
     die_on(cudaGetDeviceProperties(&prop, 0), "no usable GPU");
     const double ceil_gbs = copy_ceiling();
     printf("%s, %d SMs; device-to-device copy %.0f GB/s (read + write)\n", prop.name, prop.multiProcessorCount, ceil_gbs);
-    for (int i = 0; i < n_lens; i++) bench_scan(1, lens[i], 4096, ceil_gbs);
-    bench_scan(1, 1, 1536, ceil_gbs);
-    bench_scan(128, 1, 1536, ceil_gbs);
-    for (int i = 0; i < n_lens; i++) bench_ssd(1, lens[i], 64, 0, ceil_gbs);
-    for (int i = 0; i < n_lens; i++) bench_ssd(1, lens[i], 64, 1, ceil_gbs);
-    bench_ssd(1, lens[n_lens - 1], 24, 1, ceil_gbs); /* mamba2-130m's heads */
-    bench_ssd(1, 1, 24, 0, ceil_gbs);
-    bench_ssd(128, 1, 24, 0, ceil_gbs);
+    if (wanted("scan"))
+        for (int i = 0; i < n_lens; i++) bench_scan(1, lens[i], 4096, ceil_gbs);
+    if (wanted("scan-step")) bench_scan(1, 1, 1536, ceil_gbs), bench_scan(128, 1, 1536, ceil_gbs);
+    if (wanted("ssd-f32"))
+        for (int i = 0; i < n_lens; i++) bench_ssd(1, lens[i], 64, 0, ceil_gbs);
+    if (wanted("ssd-tc")) {
+        for (int i = 0; i < n_lens; i++) bench_ssd(1, lens[i], 64, 1, ceil_gbs);
+        bench_ssd(1, lens[n_lens - 1], 24, 1, ceil_gbs); /* mamba2-130m's heads */
+    }
+    if (wanted("ssd-step")) bench_ssd(1, 1, 24, 0, ceil_gbs), bench_ssd(128, 1, 24, 0, ceil_gbs);
     /* the decode products at mamba2-1.3b's in_proj and out_proj, activations staged in
      * shared memory (the library's choice) and read from global memory */
     for (wfmt f = W_BF16; f <= W_Q4_0; f++) {
-        for (int v = 0; v <= MCU_GEMV_GLOBAL_X; v++) {
-            bench_gemv(f, v, 0, 1, 8512, 2048, ceil_gbs);
-            bench_gemv(f, v, 0, 1, 2048, 4096, ceil_gbs);
-            bench_gemv(f, v, 1, 1, 8512, 2048, ceil_gbs); /* the norm fused in */
-            bench_gemv(f, v, 0, 8, 8512, 2048, ceil_gbs); /* 8 rows: staged 64 KB, over the limit: x global */
+        if (wanted("gemv")) {
+            for (int v = 0; v <= MCU_GEMV_GLOBAL_X; v++) {
+                bench_gemv(f, v, 0, 1, 8512, 2048, ceil_gbs);
+                bench_gemv(f, v, 0, 1, 2048, 4096, ceil_gbs);
+                bench_gemv(f, v, 1, 1, 8512, 2048, ceil_gbs); /* the norm fused in */
+                bench_gemv(f, v, 0, 8, 8512, 2048, ceil_gbs); /* 8 rows: staged 64 KB, over the limit: x global */
+            }
+            bench_gemv(f, 0, 0, 1, 160, 4096, ceil_gbs); /* mamba-1.4b x_proj */
+            bench_gemv(f, 0, 0, 3, 1536, 768, ceil_gbs); /* mamba-130m out_proj, 3 rows */
+            bench_gemv(f, 0, 1, 8, 3072, 768, ceil_gbs); /* mamba-130m in_proj, 8 rows, norm */
         }
-        bench_gemv(f, 0, 0, 1, 160, 4096, ceil_gbs);   /* mamba-1.4b x_proj */
-        bench_gemv(f, 0, 0, 3, 1536, 768, ceil_gbs);   /* mamba-130m out_proj, 3 rows */
-        bench_gemv(f, 0, 1, 8, 3072, 768, ceil_gbs);   /* mamba-130m in_proj, 8 rows, norm */
-        if (f != W_BF16) {
+        if (f != W_BF16 && wanted("dequant")) {
             bench_dequant(f, 1, 8512, 2048, ceil_gbs);
             bench_dequant(f, 0, 8512, 2048, ceil_gbs);
         }
     }
-    test_argmax();
+    if (wanted("argmax")) test_argmax();
     printf("%d passed, %d failed\n", n_passed, n_failed);
     return n_failed ? 1 : 0;
 }

@@ -134,38 +134,68 @@ __global__ static void __launch_bounds__(256) ssd_short_k(mcu_ssd_args a, const 
             if (lane + 32 * i < N) S[r * N + lane + 32 * i] = s[r][i];
 }
 
-/* Pass 2: one thread per state element (h, p, n) of a chunked segment walks its chunks,
- * loading 8 chunks' end states and dt sums before using any (as in scan.cu). */
+/* Pass 2: each thread walks the chunks of W consecutive state elements (h, p, n) of a
+ * chunked segment (W = 4 where a head's P N floats are a multiple of 4: one 16-byte load
+ * each, or four loads where a pointer is not 16-byte aligned), AHEAD chunks' end states
+ * and dt sums loaded before any is used: the pass reads and writes every chunk's state
+ * once and is bound by how much of that is in flight. */
 #define COMBINE_AHEAD 8
+template <int W>
 __global__ static void ssd_combine_k(mcu_ssd_args a, const mcu_seg *seg, mcu_chunks ch, int32_t clen) {
     const int64_t HPN = a.H * a.P * a.N;
-    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const int64_t i = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) * W;
     const mcu_seg g = seg[blockIdx.y];
     if (i >= HPN || g.chunk0 < 0) return;
     const int64_t h = i / (a.P * a.N);
     const float A = a.A[h] * MCU_LOG2E;
-    float s = g.ssm[i];
-    const int32_t nch = (g.n + clen - 1) / clen;
     float *cs = ch.state + (int64_t)g.chunk0 * HPN + i;
+    const bool vec = W == 4 && (uintptr_t)cs % 16 == 0 && (uintptr_t)(g.ssm + i) % 16 == 0 && HPN % 4 == 0;
+    float s[W];
+#pragma unroll
+    for (int w = 0; w < W; w++) s[w] = g.ssm[i + w];
+    const int32_t nch = (g.n + clen - 1) / clen;
     const float *ds = ch.dtsum + (int64_t)g.chunk0 * a.H + h;
     for (int32_t j0 = 0; j0 < nch; j0 += COMBINE_AHEAD) {
-        float end[COMBINE_AHEAD], dsum[COMBINE_AHEAD];
-#pragma unroll
-        for (int k = 0; k < COMBINE_AHEAD; k++)
-            if (j0 + k < nch) end[k] = cs[(int64_t)(j0 + k) * HPN], dsum[k] = ds[(int64_t)(j0 + k) * a.H];
+        float end[COMBINE_AHEAD][W], dsum[COMBINE_AHEAD];
 #pragma unroll
         for (int k = 0; k < COMBINE_AHEAD; k++)
             if (j0 + k < nch) {
-                cs[(int64_t)(j0 + k) * HPN] = s;
-                s = mcu_ex2(A * dsum[k]) * s + end[k];
+                const float *p = cs + (int64_t)(j0 + k) * HPN;
+                if (vec) {
+                    const float4 v = *(const float4 *)p;
+                    end[k][0] = v.x, end[k][1 % W] = v.y, end[k][2 % W] = v.z, end[k][3 % W] = v.w;
+                } else {
+#pragma unroll
+                    for (int w = 0; w < W; w++) end[k][w] = p[w];
+                }
+                dsum[k] = ds[(int64_t)(j0 + k) * a.H];
+            }
+#pragma unroll
+        for (int k = 0; k < COMBINE_AHEAD; k++)
+            if (j0 + k < nch) {
+                float *p = cs + (int64_t)(j0 + k) * HPN;
+                if (vec) {
+                    *(float4 *)p = make_float4(s[0], s[1 % W], s[2 % W], s[3 % W]);
+                } else {
+#pragma unroll
+                    for (int w = 0; w < W; w++) p[w] = s[w];
+                }
+                const float d = mcu_ex2(A * dsum[k]);
+#pragma unroll
+                for (int w = 0; w < W; w++) s[w] = d * s[w] + end[k][w];
             }
     }
-    g.ssm[i] = s;
+#pragma unroll
+    for (int w = 0; w < W; w++) g.ssm[i + w] = s[w];
 }
 
 extern "C" void mcu_ssd_combine(const mcu_ssd_args *a, const mcu_seg *seg, int64_t n_seg, const mcu_chunks *ch,
                                 int32_t clen, mcu_stream s) {
-    ssd_combine_k<<<dim3((unsigned)((a->H * a->P * a->N + 255) / 256), (unsigned)n_seg), 256, 0, s>>>(*a, seg, *ch, clen);
+    const int64_t HPN = a->H * a->P * a->N;
+    if ((a->P * a->N) % 4 == 0)
+        ssd_combine_k<4><<<dim3((unsigned)((HPN / 4 + 255) / 256), (unsigned)n_seg), 256, 0, s>>>(*a, seg, *ch, clen);
+    else
+        ssd_combine_k<1><<<dim3((unsigned)((HPN + 255) / 256), (unsigned)n_seg), 256, 0, s>>>(*a, seg, *ch, clen);
 }
 
 /* ---- the chunked SSD as matrix products (P a multiple of 16, at most 128) ------------
