@@ -693,6 +693,23 @@ static void test_state_bound(void) {
     free(dir);
 }
 
+/* A config whose widths are out of proportion to the file (d_model 2, d_inner 32 768: 2M
+ * parameters, 131k floats of scratch a token, so 268 MB a context of 512-token pieces;
+ * its state alone would pass) is refused at load, naming the fields. */
+static void test_width_bound(void) {
+    mambac_init_params p = mambac_init_default_params(MAMBAC_ARCH_MAMBA1);
+    p.d_model = 2, p.expand = 16384, p.n_layer = 1, p.vocab_size = 300;
+    char *dir = path_in(tmp, "huge-width");
+    mambac_error err;
+    mambac_model *m = NULL;
+    CHECK(mambac_model_write_init(&p, dir, &err) == MAMBAC_OK, "init: %s", err.msg);
+    CHECK(mambac_model_load(dir, &m, &err) == MAMBAC_ERR_FORMAT && strstr(err.msg, "floats of scratch") &&
+              strstr(err.msg, "d_inner 32768"),
+          "widths 1/16 of the weights refused: %s", err.msg);
+    mambac_model_free(m);
+    free(dir);
+}
+
 /* A writer's temporary file left by a killed process (its PID gone) is removed by the next
  * write of the same target; one of a live process stays. */
 static void test_stale_temps(void) {
@@ -775,6 +792,7 @@ int main(void) {
     test_state_fingerprint();
     test_stale_temps();
     test_state_bound();
+    test_width_bound();
     test_thread_clamp();
     test_fifo();
     CHECK(tmp != NULL, "temp dir");

@@ -247,6 +247,21 @@ mambac_status mc_model_bind(struct mambac_model *m, mambac_error *err) {
                      m->path, (long long)state, c->d_inner, c->d_state, c->n_layer, (long long)n_params);
         goto done;
     }
+    /* So does the scratch of a micro-batch: max_ubatch floats for every row a token passes
+     * through (the products' outputs, the residual stream). A released checkpoint's
+     * widths are about 1 / 20 000 of its parameters; refuse widths beyond 1 / 64 (a file
+     * of d_model 2 and d_inner 32 768 would ask 33x its size for each context). */
+    const int m1_arch = c->arch == MAMBAC_ARCH_MAMBA1;
+    const int64_t width = 3 * (int64_t)c->d_model + m->layers[0].in_proj.rows + 2 * (int64_t)c->d_inner +
+                          (m1_arch ? c->dt_rank + 2 * (int64_t)c->d_state : c->n_heads);
+    if (width > (1 << 14) && width > n_params / 64) {
+        st = mc_fail(err, MAMBAC_ERR_FORMAT,
+                     "%s: the config's widths (d_model %d, d_inner %d, in_proj rows %lld) ask for %lld floats of "
+                     "scratch a token but the file holds %lld parameters: refused",
+                     m->path, c->d_model, c->d_inner, (long long)m->layers[0].in_proj.rows, (long long)width,
+                     (long long)n_params);
+        goto done;
+    }
     c->n_params = n_params;
     c->weight_bytes = bytes;
     /* The fingerprint states are saved with: FNV-1a over the float32 norms, D and dt_bias
