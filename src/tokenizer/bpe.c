@@ -106,16 +106,20 @@ static void merge_scan(const struct mambac_tokenizer *t, syms *s) {
     }
 }
 
+/* A candidate merge: its rank and the position of its left symbol. Ranks are unique per
+ * merge rule, so an entry is current exactly when the pair at pos still has that rank (a
+ * side merged away since leaves another pair, or none, there). 8 bytes: a huge word's
+ * heap is the largest allocation of an encode. */
 typedef struct hitem {
     uint32_t rank;
-    int32_t pos, left, right;
+    int32_t pos;
 } hitem;
 
-static int hless(const hitem *a, const hitem *b) { return a->rank < b->rank || (a->rank == b->rank && a->pos < b->pos); }
+static int hless(hitem a, hitem b) { return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos); }
 
 static void hpush(hitem *h, size_t *n, hitem x) {
     size_t i = (*n)++;
-    while (i > 0 && hless(&x, &h[(i - 1) / 2])) {
+    while (i > 0 && hless(x, h[(i - 1) / 2])) {
         h[i] = h[(i - 1) / 2];
         i = (i - 1) / 2;
     }
@@ -128,8 +132,8 @@ static hitem hpop(hitem *h, size_t *n) {
     for (;;) {
         size_t c = 2 * i + 1;
         if (c >= *n) break;
-        if (c + 1 < *n && hless(&h[c + 1], &h[c])) c++;
-        if (!hless(&h[c], &x)) break;
+        if (c + 1 < *n && hless(h[c + 1], h[c])) c++;
+        if (!hless(h[c], x)) break;
         h[i] = h[c];
         i = c;
     }
@@ -137,25 +141,28 @@ static hitem hpop(hitem *h, size_t *n) {
     return top;
 }
 
+/* The merge of the pair starting at pos, if there is one. */
+static int pair_at(const struct mambac_tokenizer *t, const syms *s, int32_t pos, uint32_t *rank, int32_t *merged) {
+    return pos >= 0 && s->next[pos] >= 0 && mc_merge_lookup(&t->merges, s->id[pos], s->id[s->next[pos]], rank, merged);
+}
+
 static void push_pair(const struct mambac_tokenizer *t, const syms *s, hitem *h, size_t *n, int32_t pos) {
     uint32_t rank;
     int32_t merged;
-    if (pos >= 0 && s->next[pos] >= 0 && mc_merge_lookup(&t->merges, s->id[pos], s->id[s->next[pos]], &rank, &merged))
-        hpush(h, n, (hitem){rank, pos, s->id[pos], s->id[s->next[pos]]});
+    if (pair_at(t, s, pos, &rank, &merged)) hpush(h, n, (hitem){rank, pos});
 }
 
-/* Heap of candidate pairs; stale entries (a side already merged away) are skipped. */
+/* Heap of candidate pairs; stale entries are skipped when they surface. */
 static int merge_heap(const struct mambac_tokenizer *t, syms *s, size_t n) {
-    hitem *h = malloc(2 * n * sizeof *h + sizeof *h); /* each merge adds at most 2 */
+    hitem *h = malloc(2 * n * sizeof *h + sizeof *h); /* n - 1 pairs, then each merge adds at most 2 and removes 1 */
     if (!h) return 0;
     size_t hn = 0;
     for (int32_t i = 0; i >= 0; i = s->next[i]) push_pair(t, s, h, &hn, i);
     while (hn) {
-        hitem x = hpop(h, &hn);
-        if (s->id[x.pos] != x.left || s->next[x.pos] < 0 || s->id[s->next[x.pos]] != x.right) continue;
+        const hitem x = hpop(h, &hn);
         uint32_t rank;
         int32_t merged;
-        mc_merge_lookup(&t->merges, x.left, x.right, &rank, &merged);
+        if (!pair_at(t, s, x.pos, &rank, &merged) || rank != x.rank) continue;
         merge_at(s, x.pos, merged);
         push_pair(t, s, h, &hn, s->prev[x.pos]);
         push_pair(t, s, h, &hn, x.pos);
