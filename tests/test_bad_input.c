@@ -2,8 +2,11 @@
  * a crash (run under ASan/UBSan in CI, which also catches leaks). Each case builds a
  * broken file in a temporary folder and checks the status and that the message names
  * the file, tensor or field at fault. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -678,6 +681,54 @@ static void test_thread_clamp(void) {
     mambac_model_free(m);
 }
 
+/* A worker descheduled in the middle of a dynamic loop (here: it sleeps 20 ms in its first
+ * chunk, the caller holding its own first chunk until the worker has one) makes the
+ * following dynamic loops run on the caller alone for the back-off (threadpool.c), every
+ * item still done once; once the back-off is over a clean loop ends it. */
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+typedef struct straggle_job {
+    atomic_int items[64];
+    atomic_int worker_started, by_worker;
+    int stall;
+} straggle_job;
+static void straggle_range(void *arg, int64_t b, int64_t e, int thread) {
+    straggle_job *j = arg;
+    if (thread == 0 && j->stall)
+        for (int spins = 0; !atomic_load(&j->worker_started) && spins < 5000; spins++) sleep_ms(1);
+    if (thread != 0) {
+        atomic_fetch_add(&j->by_worker, 1);
+        if (j->stall && !atomic_exchange(&j->worker_started, 1)) sleep_ms(20);
+    }
+    for (int64_t i = b; i < e; i++) atomic_fetch_add(&j->items[i], 1);
+}
+static int straggle_loop(mc_pool *p, int stall, int *by_worker) {
+    static straggle_job j;
+    memset(&j, 0, sizeof j);
+    j.stall = stall;
+    mc_pool_for_dynamic(p, 64, 1, straggle_range, &j);
+    int once = 1;
+    for (int i = 0; i < 64; i++) once &= atomic_load(&j.items[i]) == 1;
+    *by_worker = atomic_load(&j.by_worker);
+    return once;
+}
+static void test_pool_straggler(void) {
+    mc_pool *p = mc_pool_new(2);
+    CHECK(p != NULL, "a pool of two");
+    if (!p) return;
+    int by_worker;
+    CHECK(straggle_loop(p, 1, &by_worker) && by_worker >= 1, "the stalled loop: every item once, the worker took part");
+    CHECK(mc_pool_solo_loops(p) == 0, "no loop run alone before the stall was seen");
+    CHECK(straggle_loop(p, 0, &by_worker) && by_worker == 0, "the next loop on the caller alone (worker chunks: %d)", by_worker);
+    CHECK(mc_pool_solo_loops(p) == 1, "one loop run alone: %lld", (long long)mc_pool_solo_loops(p));
+    sleep_ms(60); /* past the first back-off (5 ms) */
+    CHECK(straggle_loop(p, 0, &by_worker), "after the back-off: every item once");
+    CHECK(mc_pool_solo_loops(p) == 1, "the back-off over: the next loop offered to the worker again");
+    mc_pool_free(p);
+}
+
 /* A config asking for far more state than the file has weights (d_inner 2048 x d_state
  * 4096 from a 2 MB file: 32 MB a sequence) is refused at load, naming the fields. */
 static void test_state_bound(void) {
@@ -793,6 +844,7 @@ int main(void) {
     test_stale_temps();
     test_state_bound();
     test_width_bound();
+    test_pool_straggler();
     test_thread_clamp();
     test_fifo();
     CHECK(tmp != NULL, "temp dir");

@@ -8,10 +8,29 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Spin (with pause) about a millisecond before sleeping: decode runs a loop every few
  * tens of microseconds, and a sleeping worker costs a futex wake-up per loop. */
 #define SPIN_ROUNDS 30000
+
+/* A dynamic loop whose caller, its own chunks done, waited more than STRAGGLE_NS and more
+ * than 4x its own time for a worker's chunk had that worker descheduled (its core taken by
+ * another process): the pool then runs its dynamic loops on the caller alone for a
+ * back-off, doubled at each straggle (up to BACKOFF_MAX_NS) and halved after every
+ * CLEAN_LOOPS loops without one. Waiting on a preempted thread costs a scheduler slice
+ * (milliseconds), and decode runs hundreds of loops a token: under lasting contention the
+ * pool probes with its workers once per back-off, and otherwise runs alone. */
+#define STRAGGLE_NS 1000000
+#define BACKOFF_MIN_NS 5000000
+#define BACKOFF_MAX_NS 100000000
+#define CLEAN_LOOPS 1000
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -24,15 +43,23 @@ struct mc_pool {
     pthread_t *threads;
     pthread_mutex_t mu;
     pthread_cond_t wake;
-    atomic_uint_fast64_t generation; /* bumped once per loop */
-    atomic_int pending;              /* workers still running the current loop */
+    atomic_uint_fast64_t generation; /* bumped once per loop: (count << 1) | dynamic */
+    atomic_int pending;              /* workers still running the current static loop */
     atomic_int sleepers;             /* workers waiting on the condition variable */
     int stop;
     mc_range_fn fn;
     void *arg;
     int64_t n_items, grain;
-    int dynamic;                  /* chunks from `next` instead of fixed shares */
-    atomic_int_fast64_t next;     /* the next chunk of a dynamic loop */
+    /* A dynamic loop's chunks are claimed from `ticket` = (loop tag << 32) | next chunk;
+     * a worker that woke for an earlier loop fails its compare-and-swap, so the loop's
+     * fields are read only by threads holding one of its chunks, and the caller waits for
+     * the chunks (`done`), not for the workers: one that never woke costs nothing. */
+    atomic_uint_fast64_t ticket;
+    atomic_int_fast64_t done;
+    atomic_int_fast64_t n_chunks; /* atomic: a late worker may read it while the next loop sets it */
+    int64_t solo_until, backoff;  /* straggler back-off (above), in now_ns time */
+    int64_t clean;                /* dynamic loops since the last straggle or halving */
+    int64_t solo_loops;           /* dynamic loops run on the caller alone (mc_pool_solo_loops) */
 };
 
 typedef struct worker_arg {
@@ -40,15 +67,27 @@ typedef struct worker_arg {
     int index;
 } worker_arg;
 
-static void run_share(mc_pool *p, int t) {
-    if (p->dynamic) {
-        for (;;) {
-            const int64_t b = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed) * p->grain;
-            if (b >= p->n_items) return;
-            p->fn(p->arg, b, b + p->grain < p->n_items ? b + p->grain : p->n_items, t);
-        }
+#define TICKET_CLOSED 0xffffffffu
+
+/* The chunks of dynamic loop `tag` this thread can claim; false once none is left. */
+static void run_chunks(mc_pool *p, uint32_t tag, int t) {
+    uint64_t cur = atomic_load_explicit(&p->ticket, memory_order_acquire);
+    for (;;) {
+        const uint32_t k = (uint32_t)cur;
+        /* n_chunks may belong to a later loop here; the CAS below fails then (the tag moved
+         * on, or the caller closed this loop before writing the next one's fields) */
+        if ((uint32_t)(cur >> 32) != tag || k == TICKET_CLOSED || (int64_t)k >= atomic_load_explicit(&p->n_chunks, memory_order_relaxed)) return;
+        if (!atomic_compare_exchange_weak_explicit(&p->ticket, &cur, cur + 1, memory_order_acq_rel, memory_order_acquire))
+            continue;
+        const int64_t b = (int64_t)k * p->grain;
+        p->fn(p->arg, b, b + p->grain < p->n_items ? b + p->grain : p->n_items, t);
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_acq_rel);
+        cur = atomic_load_explicit(&p->ticket, memory_order_acquire);
     }
-    /* Contiguous ranges of whole grains, as even as possible. */
+}
+
+/* A static loop's share of thread t: contiguous ranges of whole grains, as even as possible. */
+static void run_share(mc_pool *p, int t) {
     int64_t grains = (p->n_items + p->grain - 1) / p->grain;
     int64_t g0 = grains * t / p->n, g1 = grains * (t + 1) / p->n;
     int64_t b = g0 * p->grain, e = g1 * p->grain < p->n_items ? g1 * p->grain : p->n_items;
@@ -79,8 +118,12 @@ static void *worker(void *varg) {
         }
         if (p->stop) return NULL;
         seen = g;
-        run_share(p, t);
-        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel);
+        if (g & 1) {
+            run_chunks(p, (uint32_t)(g >> 1), t);
+        } else {
+            run_share(p, t);
+            atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel);
+        }
     }
 }
 
@@ -112,7 +155,7 @@ void mc_pool_free(mc_pool *p) {
     if (!p) return;
     pthread_mutex_lock(&p->mu);
     p->stop = 1;
-    atomic_fetch_add(&p->generation, 1);
+    atomic_fetch_add(&p->generation, 2);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
     for (int i = 1; i < p->n; i++) pthread_join(p->threads[i], NULL);
@@ -127,27 +170,56 @@ int mc_pool_threads(const mc_pool *p) { return p ? p->n : 1; }
 static void pool_run(mc_pool *p, int64_t n, int64_t grain, int dynamic, mc_range_fn fn, void *arg) {
     if (n <= 0) return;
     if (grain < 1) grain = 1;
-    if (!p || p->n == 1 || n <= grain) {
+    const int solo = p && dynamic && p->solo_until && now_ns() < p->solo_until;
+    if (solo) p->solo_loops++;
+    if (!p || p->n == 1 || n <= grain || solo) {
         if (!dynamic) fn(arg, 0, n, 0);
         else
             for (int64_t b = 0; b < n; b += grain) fn(arg, b, b + grain < n ? b + grain : n, 0);
         return;
     }
-    p->fn = fn, p->arg = arg, p->n_items = n, p->grain = grain, p->dynamic = dynamic;
-    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
-    atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
-    atomic_fetch_add(&p->generation, 1); /* seq_cst: ordered before reading sleepers */
+    p->fn = fn, p->arg = arg, p->n_items = n, p->grain = grain;
+    const uint64_t g = (atomic_load_explicit(&p->generation, memory_order_relaxed) | 1) + 1 + (dynamic ? 1 : 0);
+    const uint32_t tag = (uint32_t)(g >> 1);
+    if (dynamic) {
+        atomic_store_explicit(&p->n_chunks, (n + grain - 1) / grain, memory_order_relaxed);
+        atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+        atomic_store_explicit(&p->ticket, (uint64_t)tag << 32, memory_order_release);
+    } else {
+        atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
+    }
+    atomic_store(&p->generation, g); /* seq_cst: ordered before reading sleepers */
     if (atomic_load(&p->sleepers) > 0) {
         pthread_mutex_lock(&p->mu);
         pthread_cond_broadcast(&p->wake);
         pthread_mutex_unlock(&p->mu);
     }
-    run_share(p, 0);
-    for (int spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; spins++) {
+    const int64_t t0 = dynamic ? now_ns() : 0;
+    if (dynamic) run_chunks(p, tag, 0);
+    else run_share(p, 0);
+    const int64_t t1 = dynamic ? now_ns() : 0;
+    for (int spins = 0; dynamic ? atomic_load_explicit(&p->done, memory_order_acquire) < atomic_load_explicit(&p->n_chunks, memory_order_relaxed)
+                                : atomic_load_explicit(&p->pending, memory_order_acquire) > 0;
+         spins++) {
         if (spins < SPIN_ROUNDS) cpu_relax();
         else sched_yield();
     }
+    if (dynamic) {
+        /* no claim of this loop after this: its fields are rewritten by the next */
+        atomic_store_explicit(&p->ticket, ((uint64_t)tag << 32) | TICKET_CLOSED, memory_order_release);
+        const int64_t t2 = now_ns(), wait = t2 - t1;
+        if (wait > STRAGGLE_NS && wait > 4 * (t1 - t0)) {
+            p->backoff = p->backoff ? (2 * p->backoff < BACKOFF_MAX_NS ? 2 * p->backoff : BACKOFF_MAX_NS) : BACKOFF_MIN_NS;
+            p->solo_until = t2 + p->backoff;
+            p->clean = 0;
+        } else if (++p->clean >= CLEAN_LOOPS) {
+            p->backoff = p->backoff / 2 < BACKOFF_MIN_NS ? 0 : p->backoff / 2;
+            p->clean = 0;
+        }
+    }
 }
+
+int64_t mc_pool_solo_loops(const mc_pool *p) { return p ? p->solo_loops : 0; }
 
 void mc_pool_for(mc_pool *p, int64_t n, int64_t grain, mc_range_fn fn, void *arg) { pool_run(p, n, grain, 0, fn, arg); }
 

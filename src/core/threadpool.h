@@ -5,9 +5,10 @@
  * depend on -t. Workers spin briefly after a loop (decode runs hundreds of short loops
  * per token) and then sleep. One loop at a time per pool: a context owns its pool.
  * mc_pool_for_dynamic hands out chunks from a shared counter instead: threads that run
- * faster (the other core busy with someone else's work) take more chunks. Each chunk is
- * still computed whole by one thread, so results stay independent of -t where a
- * chunk's result does not depend on which thread computes it. */
+ * faster (the other core busy with someone else's work) take more chunks, and the caller
+ * waits for the chunks, not for the workers (one that has not woken yet costs nothing).
+ * Each chunk is still computed whole by one thread, so results stay independent of -t
+ * where a chunk's result does not depend on which thread computes it. */
 #ifndef MC_THREADPOOL_H
 #define MC_THREADPOOL_H
 
@@ -26,8 +27,14 @@ int mc_pool_threads(const mc_pool *p);
  * returns when all are done. A NULL pool runs fn(arg, 0, n, 0) inline. */
 void mc_pool_for(mc_pool *p, int64_t n, int64_t grain, mc_range_fn fn, void *arg);
 /* Runs fn over [0, n) in chunks [i * grain, min((i + 1) * grain, n)), each taken by
- * whichever thread asks next; returns when all are done. */
+ * whichever thread asks next; returns when all are done. After a loop in which the
+ * caller waited long on a worker (descheduled: another process took its core), the
+ * following dynamic loops run on the caller alone for a few milliseconds (longer while
+ * it persists; threadpool.c), so a busy machine costs a thread's share, not a scheduler
+ * slice per loop. */
 void mc_pool_for_dynamic(mc_pool *p, int64_t n, int64_t grain, mc_range_fn fn, void *arg);
+/* Dynamic loops this pool has run on the caller alone (the back-off above). */
+int64_t mc_pool_solo_loops(const mc_pool *p);
 
 /* Number of CPUs this process may use. */
 int mc_cpu_count(void);
