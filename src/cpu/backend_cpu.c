@@ -248,11 +248,11 @@ static int rows_dynamic(const cpu_ctx *ctx, const mc_weight *W, int64_t T) {
     return T < 4 && !(ctx->amx && mc_amx_split_bytes(W, T) > 0);
 }
 
-/* out (T, W.rows) = x (T rows of x_stride) @ W^T + bias, split over rows; then, unless
- * conv is NULL, the causal conv over output columns [conv0, conv0 + conv->C) — in decode
- * inside the row ranges (no serial pass, no extra barrier). On AMX the activations are
- * split into bf16 parts once (over 16-token groups), then items of 32 rows are handed
- * out as threads ask for them (a core slowed by other work takes fewer). */
+/* out (T, W.rows) = x (T rows of x_stride) @ W^T + bias, split over rows handed out as
+ * threads ask for them (a core slowed by other work takes fewer); then, unless conv is
+ * NULL, the causal conv over output columns [conv0, conv0 + conv->C) — in decode inside
+ * the row ranges (no serial pass, no extra barrier). On AMX the activations are split
+ * into bf16 parts once (over 16-token groups), then items of 32 rows are handed out. */
 static void matmul_conv(cpu_ctx *ctx, float *out, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
                         const float *bias, const conv_job *conv, int64_t conv0) {
     gemm_job j = job(ctx, out, x, x_stride, T, W, bias);
@@ -265,7 +265,7 @@ static void matmul_conv(cpu_ctx *ctx, float *out, const float *x, int64_t x_stri
         mc_pool_for(ctx->pool, (T + 31) / 32 * 2, 2, amx_split_range, &j);
         mc_pool_for_dynamic(ctx->pool, mc_amx_items(W, T), 1, amx_item_range, &j);
     } else {
-        mc_pool_for(ctx->pool, W->rows, MC_GEMM_PANEL, gemm_range, &j);
+        mc_pool_for_dynamic(ctx->pool, W->rows, share(ctx, W->rows, MC_GEMM_PANEL), gemm_range, &j);
     }
     if (conv) mc_pool_for_dynamic(ctx->pool, conv->C, share(ctx, conv->C, 64), conv_range, (void *)conv);
 }
