@@ -287,6 +287,25 @@ typedef struct mambac_seq {
  * once per call. mambac_eval is this with one sequence. */
 MAMBAC_API mambac_status mambac_eval_batch(mambac_context *ctx, const mambac_seq *seqs, size_t n_seqs, mambac_error *err);
 
+/* One continuation's score: the sum of its tokens' log-probabilities (natural log) after
+ * the context, how many tokens it has, and whether each was the most likely token. */
+typedef struct mambac_loglik {
+    double logprob;
+    int32_t n_tokens;
+    int32_t greedy;
+} mambac_loglik;
+
+/* lm-evaluation-harness's `loglikelihood` of each of n_conts continuations after one
+ * context, tokenized and scored as its transformers backend does (trailing whitespace of
+ * the context moves to the continuations; a continuation's tokens are those of
+ * context + continuation past the context's; an empty context is the end-of-text token;
+ * log-softmax over the config's vocabulary). The context is evaluated once and each
+ * continuation from a copy of its state. Uses ctx (not thread-safe with other calls on
+ * it) and tok; out[i] for continuation i. */
+MAMBAC_API mambac_status mambac_loglikelihood(mambac_context *ctx, mambac_tokenizer *tok, const char *context,
+                                              size_t context_len, const char *const *conts, const size_t *cont_lens,
+                                              size_t n_conts, mambac_loglik *out, mambac_error *err);
+
 /* Index of the largest of logits[0..n) (first one on ties). */
 MAMBAC_API int32_t mambac_argmax(const float *logits, int32_t n);
 

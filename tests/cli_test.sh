@@ -231,6 +231,26 @@ head -c 100 "$TMP/text.txt" >"$TMP/p100.txt"
 check "perplexity" grep -q '^tokens scored: 93 (windows of 16)$' <("$MAMBAC" perplexity -f "$TMP/p100.txt" --ctx 16 2>/dev/null)
 check "perplexity byte range" grep -q '^tokens scored: 19 ' <("$MAMBAC" perplexity -f "$TMP/text.txt" --from 10 --to 30 --ctx 64 2>/dev/null)
 expect_error "perplexity of one byte" 1 "$MAMBAC" perplexity -f "$TMP/text.txt" --to 1
+# eval: every built-in task over the test subset (tests/data/eval), a task file of each kind,
+# results and samples written whole; bad tasks refused before the model loads
+tasks=lambada_openai,piqa,arc_easy,arc_challenge,openbookqa,winogrande,wsc273
+check "eval built-in tasks" "$MAMBAC" eval --task "$tasks" --data "$DATA/eval" -o "$TMP/res.json" --samples "$TMP/samples.jsonl"
+for t in ${tasks//,/ }; do check "eval results for $t" grep -q "\"$t\":" "$TMP/res.json"; done
+check "eval results: a count, acc and its stderr each" test "$(grep -c '"n":' "$TMP/res.json")" -eq 7 -a "$(grep -c '"acc_stderr":' "$TMP/res.json")" -eq 7
+check "eval results: acc_norm for the four choice tasks" test "$(grep -c '"acc_norm":' "$TMP/res.json")" -eq 4
+check "eval samples: 8 lines a task" test "$(wc -l <"$TMP/samples.jsonl")" -eq 56
+printf '%s\n' '{"query": "Q: 2 + 2 =", "choices": ["4", "5", "22"], "gold": 0}' '{"query": "Q: red or", "choices": ["blue", "green"], "gold": 1}' >"$TMP/mc.jsonl"
+printf '%s\n' '{"context_options": ["The cup is full", "The cup is empty"], "continuation": "so pour it out.", "gold": 0}' >"$TMP/partial.jsonl"
+printf '%s\n' '{"context": "First Citizen: Before we", "continuation": " proceed"}' >"$TMP/ll.jsonl"
+check "eval task files of each kind" "$MAMBAC" eval --task "jsonl:$TMP/mc.jsonl,jsonl:$TMP/partial.jsonl,jsonl:$TMP/ll.jsonl" --limit 5
+check "eval --limit" grep -q '^| piqa | 3 | acc |' <("$MAMBAC" eval --task piqa --data "$DATA/eval" --limit 3)
+expect_error "eval unknown task" 2 "$MAMBAC" eval --task frobnicate
+expect_error "eval built-in task without --data" 2 "$MAMBAC" eval --task piqa
+printf '%s\n' '{"query": "Q", "choices": ["a"], "gold": 0}' 'not json' >"$TMP/badtask.jsonl"
+expect_error "eval malformed task line" 1 "$MAMBAC" eval --task "jsonl:$TMP/badtask.jsonl" -o "$TMP/never.json"
+check "eval wrote no results on failure" test ! -e "$TMP/never.json"
+printf '%s\n' '{"query": "Q", "choices": ["a", "b"], "gold": 2}' >"$TMP/badgold.jsonl"
+expect_error "eval gold out of range" 1 "$MAMBAC" eval --task "jsonl:$TMP/badgold.jsonl"
 expect_error "train without data" 2 "$MAMBAC" train -o "$TMP/x"
 expect_error "train into an existing folder" 1 "$MAMBAC" train --data "$TMP/text.txt" -o "$TMP/run" --steps 1
 expect_error "resume with other data" 2 "$MAMBAC" train --resume "$TMP/run" --data "$TMP/text.txt"
@@ -255,7 +275,7 @@ check "no partial file" test ! -e "$TMP/x.npy"
 check "no temp files" test -z "$(ls "$TMP" | grep '\.tmp\.')"
 expect_error "unknown command" 2 "$MAMBAC" frobnicate
 # help for every command (COMMAND --help, -h, help COMMAND): its usage line, options, an example; exit 0
-for c in generate chat logits info tokenize detokenize init quantize train perplexity grad bench; do
+for c in generate chat logits info tokenize detokenize init quantize train perplexity eval grad bench; do
     check "$c --help" grep -q "^usage: mambac $c" <("$MAMBAC" "$c" --help)
     check "$c -h lists options and an example" grep -q "^example: mambac $c" <("$MAMBAC" "$c" -m x -h)
     check "help $c" grep -q "^usage: mambac $c" <("$MAMBAC" help "$c")

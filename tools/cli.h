@@ -110,5 +110,6 @@ int cmd_quantize(cli_args *a);
 int cmd_grad(cli_args *a);
 int cmd_train(cli_args *a);
 int cmd_perplexity(cli_args *a);
+int cmd_eval(cli_args *a);
 
 #endif

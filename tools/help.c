@@ -129,6 +129,20 @@ static const command_help helps[] = {
      "      --from B, --to B  a byte range of the file (default: all of it)\n"
      "      --tokenizer PATH  tokenizer.json (default: the model's)\n\n"
      "example: mambac perplexity -m mamba-130m-hf -f book.txt --ctx 1024\n"},
+    {"eval",
+     "usage: mambac eval [-m MODEL] --task NAME[,NAME...] [--data DIR] [--limit N] [-o results.json]\n"
+     "Zero-shot tasks scored as lm-evaluation-harness scores them (its prompts, tokenization and\n"
+     "metrics: acc, acc_norm, perplexity, with standard errors); each item's context is evaluated\n"
+     "once and its choices continue from copies of the state.\n\n" COMMON_MODEL COMMON_THREADS
+     "      --task NAMES      lambada_openai, piqa, arc_easy, arc_challenge, openbookqa, winogrande,\n"
+     "                        wsc273, or jsonl:FILE (a task file: docs/EVAL.md); comma-separated\n"
+     "      --data DIR        the built-in tasks' files (the layout of shared/data/eval: lambada/,\n"
+     "                        piqa/, mosaic_icl/)\n"
+     "      --limit N         the first N items of each task\n"
+     "  -o, --output FILE     the results as JSON as well\n"
+     "      --samples FILE    every item's log-likelihoods (and gold, hits) as JSON lines\n"
+     "      --tokenizer PATH  tokenizer.json (default: the model's)\n\n"
+     "example: mambac eval -m mamba-130m-hf --task lambada_openai,piqa --data eval-data\n"},
     {"grad",
      "usage: mambac grad [-m MODEL] (--prompt-ids IDS | -p TEXT | -f FILE) -o GRADS.safetensors [-t N]\n"
      "The mean next-token loss of the tokens and every parameter's gradient.\n\n" COMMON_MODEL COMMON_THREADS

@@ -31,6 +31,9 @@ static const char usage[] =
     "            train a model (byte-level, or --tokenizer PATH); see docs/TRAINING.md\n"
     "  perplexity [-m MODEL] -f FILE [--ctx 256] [--from BYTE] [--to BYTE]\n"
     "            mean next-token loss of a text in windows of --ctx tokens\n"
+    "  eval      [-m MODEL] --task NAME[,NAME...] [--data DIR] [--limit N] [-o results.json]\n"
+    "            zero-shot tasks (LAMBADA, PIQA, ARC, OpenBookQA, WinoGrande, WSC273, jsonl:FILE)\n"
+    "            scored as lm-evaluation-harness scores them\n"
     "  grad      [-m MODEL] (--prompt-ids IDS | -p TEXT | -f FILE) -o GRADS.safetensors [-t THREADS]\n"
     "            the mean next-token loss of the tokens and every parameter's gradient\n"
     "  bench     [-m MODEL] [-p 512] [-n 128] [-b BATCH] [-u UBATCH] [-t THREADS] [-r REPEATS] [--json]\n"
@@ -87,6 +90,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "grad") == 0) return cmd_grad(&a);
     if (strcmp(argv[1], "train") == 0) return cmd_train(&a);
     if (strcmp(argv[1], "perplexity") == 0) return cmd_perplexity(&a);
+    if (strcmp(argv[1], "eval") == 0) return cmd_eval(&a);
     if (strcmp(argv[1], "detokenize") == 0) return cmd_detokenize(&a);
     fprintf(stderr, "mambac: unknown command '%s' (see 'mambac help')\n", argv[1]);
     return CLI_USAGE;
