@@ -10,7 +10,9 @@ sqrt(n)).
 Tokens come from Hugging Face `tokenizers` (not mambac's tokenizer), and every request is
 scored from one fresh evaluation of context + continuation (`mambac logits`, whose logits the
 parity tests hold to transformers in float64) instead of mambac eval's copies of a context
-state. Compares every item's log-likelihoods and every metric.
+state. Compares every item's log-likelihoods and every metric, and the perplexity task (lm-eval's
+rolling windows, get_rolling_token_windows + make_disjoint_window, written out here) on a
+document of the LAMBADA texts, in windows of 256 and whole.
 
   python3 scripts/check_eval_reference.py MAMBAC MODEL_DIR DATA_DIR [LIMIT]
 needs: pip install tokenizers numpy
@@ -130,6 +132,49 @@ for name, kind, items in tasks():
         g = got[name][k]
         ok = abs(g - v) <= 1e-9 * max(1.0, abs(v)) if k != "perplexity" else abs(g - v) <= 1e-4 * abs(v)
         print(f"{name:15s} {k:16s} reference {v:.6g}  mambac {g:.6g}  {'ok' if ok else 'DIFFERENT'}")
+        failures += not ok
+
+
+def rolling_windows(tokens, prefix, max_len):
+    """lm-eval's get_rolling_token_windows(context_len=1), then make_disjoint_window."""
+    pred_len, predicted = max_len, 0
+    first = min(max_len, len(tokens))
+    windows = [([prefix] + tokens[:first - 1], tokens[:first])]
+    predicted += first
+    while predicted < len(tokens):
+        n = min(len(tokens) - predicted, pred_len)
+        end = predicted + n
+        windows.append((tokens[end - max_len - 1:end - 1], tokens[end - n:end]))
+        predicted += n
+    return [(a[:len(a) - (len(b) - 1)], b) for a, b in windows]
+
+
+doc_path = os.path.join(work, "doc.txt")
+with open(doc_path, "w") as f:  # a document of a few windows, lambada's text
+    f.write("\n\n".join(d["text"] for d in lines(os.path.join(data, "lambada/lambada_test.jsonl"))))
+doc = open(doc_path).read()
+for ctx_len in (256, 0):
+    ll = 0.0
+    tokens = encode(doc)
+    for a, b in rolling_windows(tokens, eos, ctx_len if ctx_len else len(tokens)):
+        ids = (a + b)[:-1]
+        out = os.path.join(work, "w.npy")
+        subprocess.run([mambac, "logits", "-m", model, "--prompt-ids", ",".join(map(str, ids)), "-o", out],
+                       check=True, stdout=subprocess.DEVNULL)
+        logits = np.load(out).astype(np.float64)[:, :vocab]
+        for k, t in enumerate(b):
+            row = logits[len(a) - 1 + k]
+            m = row.max()
+            ll += row[t] - m - math.log(np.exp(row - m).sum())
+    words, nbytes = len(__import__("re").split(r"\s+", doc)), len(doc.encode("utf-8"))
+    want = {"word_perplexity": math.exp(-ll / words), "byte_perplexity": math.exp(-ll / nbytes),
+            "bits_per_byte": -ll / nbytes / math.log(2), "token_perplexity": math.exp(-ll / len(tokens))}
+    subprocess.run([mambac, "eval", "-m", model, "--task", "perplexity", "--data", doc_path, "--ctx", str(ctx_len),
+                    "-o", res_path], check=True, stdout=subprocess.DEVNULL)
+    got = json.load(open(res_path))["results"]["perplexity"]
+    for k, v in want.items():
+        ok = abs(got[k] - v) <= 1e-5 * abs(v)
+        print(f"perplexity ctx {ctx_len:<5d} {k:16s} reference {v:.6g}  mambac {got[k]:.6g}  {'ok' if ok else 'DIFFERENT'}")
         failures += not ok
 print(f"largest relative log-likelihood difference: {worst:.2e}")
 print("check: passed" if failures == 0 else f"check: {failures} differences")

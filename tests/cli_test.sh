@@ -249,6 +249,16 @@ expect_error "eval built-in task without --data" 2 "$MAMBAC" eval --task piqa
 printf '%s\n' '{"query": "Q", "choices": ["a"], "gold": 0}' 'not json' >"$TMP/badtask.jsonl"
 expect_error "eval malformed task line" 1 "$MAMBAC" eval --task "jsonl:$TMP/badtask.jsonl" -o "$TMP/never.json"
 check "eval wrote no results on failure" test ! -e "$TMP/never.json"
+# perplexity: the default model is byte-level, so every byte is a token scored (windows of 64
+# and whole: lm-eval's rolling windows each score the bytes of their own stretch); a folder
+# is its .txt files; the curve's buckets count every scored token
+head -c 300 "$TMP/text.txt" >"$TMP/ppl.txt"
+check "eval perplexity, windows of 64" "$MAMBAC" eval --task perplexity --data "$TMP/ppl.txt" --ctx 64 -o "$TMP/ppl.json" --curve "$TMP/curve.csv"
+check "eval perplexity scores every token" grep -Eq '"tokens":[[:space:]]+300,' "$TMP/ppl.json"
+check "eval perplexity curve counts them" test "$(awk -F, 'NR > 1 { n += $3 } END { print n }' "$TMP/curve.csv")" -eq 300
+mkdir -p "$TMP/books" && cp "$TMP/ppl.txt" "$TMP/books/a.txt" && head -c 100 "$TMP/text.txt" >"$TMP/books/b.txt" && echo skip >"$TMP/books/c.md"
+check "eval perplexity of a folder" grep -q '^| perplexity | 2 | bits_per_byte |' <("$MAMBAC" eval --task perplexity --data "$TMP/books" --ctx 0)
+expect_error "eval perplexity without --data" 2 "$MAMBAC" eval --task perplexity
 printf '%s\n' '{"query": "Q", "choices": ["a", "b"], "gold": 2}' >"$TMP/badgold.jsonl"
 expect_error "eval gold out of range" 1 "$MAMBAC" eval --task "jsonl:$TMP/badgold.jsonl"
 expect_error "train without data" 2 "$MAMBAC" train -o "$TMP/x"

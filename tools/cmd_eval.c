@@ -21,8 +21,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "eval_rolling.h"
 
-typedef enum { K_CHOICE, K_PARTIAL, K_LOGLIK } task_kind;
+typedef enum { K_CHOICE, K_PARTIAL, K_LOGLIK, K_ROLLING } task_kind;
 
 typedef struct task_def {
     const char *name, *file;
@@ -211,6 +212,7 @@ static int load_task(const char *path, const task_def *def, long long limit, tas
 typedef struct metrics {
     double acc, acc_se, acc_norm, acc_norm_se, ppl;
     int n;
+    rolling_result roll; /* the perplexity task */
 } metrics;
 
 /* mean and lm-eval's standard error (sample standard deviation / sqrt(n)) of 0/1 values */
@@ -300,6 +302,16 @@ static int write_results(const char *path, const char *model, const task *tasks,
     cJSON_AddStringToObject(root, "model", model ? model : "(default)");
     for (int i = 0; i < n; i++) {
         cJSON *o = cJSON_AddObjectToObject(res, tasks[i].name);
+        if (tasks[i].kind == K_ROLLING) {
+            const rolling_result *r = &m[i].roll;
+            cJSON_AddNumberToObject(o, "word_perplexity", exp(-r->ll / r->words));
+            cJSON_AddNumberToObject(o, "byte_perplexity", exp(-r->ll / r->bytes));
+            cJSON_AddNumberToObject(o, "bits_per_byte", -r->ll / r->bytes / log(2.0));
+            cJSON_AddNumberToObject(o, "token_perplexity", exp(-r->ll / r->tokens));
+            cJSON_AddNumberToObject(o, "tokens", r->tokens);
+            cJSON_AddNumberToObject(o, "n", r->docs);
+            continue;
+        }
         cJSON_AddNumberToObject(o, "acc", m[i].acc);
         cJSON_AddNumberToObject(o, "acc_stderr", m[i].acc_se);
         if (tasks[i].kind == K_CHOICE) {
@@ -328,20 +340,22 @@ static int write_results(const char *path, const char *model, const task *tasks,
 
 int cmd_eval(cli_args *a) {
     const char *model = NULL, *task_s = NULL, *data = NULL, *tok_path = NULL, *threads_s = NULL, *limit_s = NULL, *out_s = NULL,
-               *samples_s = NULL;
+               *samples_s = NULL, *ctx_s = NULL, *curve_s = NULL;
     for (; a->i < a->argc; a->i++) {
         int bad = 0;
         if (cli_opt(a, "-m", "--model", &model, &bad) || cli_opt(a, "--task", NULL, &task_s, &bad) ||
             cli_opt(a, "--data", NULL, &data, &bad) || cli_opt(a, "--tokenizer", NULL, &tok_path, &bad) ||
             cli_opt(a, "-t", "--threads", &threads_s, &bad) || cli_opt(a, "--limit", NULL, &limit_s, &bad) ||
-            cli_opt(a, "-o", "--output", &out_s, &bad) || cli_opt(a, "--samples", NULL, &samples_s, &bad)) {
+            cli_opt(a, "-o", "--output", &out_s, &bad) || cli_opt(a, "--samples", NULL, &samples_s, &bad) ||
+            cli_opt(a, "--ctx", NULL, &ctx_s, &bad) || cli_opt(a, "--curve", NULL, &curve_s, &bad)) {
             if (bad) return CLI_USAGE;
         } else {
             return cli_usage_error(a->cmd, "unknown option '%s'", a->argv[a->i]);
         }
     }
     if (!task_s) return cli_usage_error(a->cmd, "--task NAME[,NAME...] is required");
-    long long limit = 0;
+    long long limit = 0, ctx = 2048; /* lm-eval's max_length for its HF backend */
+    if (ctx_s && !cli_parse_int(ctx_s, 0, 1LL << 40, &ctx)) return cli_usage_error(a->cmd, "--ctx must be >= 0");
     int32_t threads = 0;
     if (limit_s && !cli_parse_int(limit_s, 1, 1 << 30, &limit)) return cli_usage_error(a->cmd, "--limit must be >= 1");
     if (threads_s && !cli_parse_threads(threads_s, &threads)) return cli_usage_error(a->cmd, "-t must be >= 1");
@@ -363,6 +377,15 @@ int cmd_eval(cli_args *a) {
         for (size_t k = 0; k < N_TASKS; k++)
             if (strcmp(TASKS[k].name, name) == 0) def = &TASKS[k];
         char path[4096];
+        if (strcmp(name, "perplexity") == 0) {
+            if (!data) {
+                rc = cli_usage_error(a->cmd, "task 'perplexity' scores the text file or folder of .txt files given as --data");
+                break;
+            }
+            t->kind = K_ROLLING;
+            n_tasks++;
+            continue;
+        }
         if (strncmp(name, "jsonl:", 6) == 0) {
             snprintf(path, sizeof path, "%s", name + 6);
         } else if (!def) {
@@ -390,7 +413,9 @@ int cmd_eval(cli_args *a) {
         snprintf(samples_tmp, sizeof samples_tmp, "%s.tmp.%ld", samples_s, (long)getpid());
         if (!(samples = fopen(samples_tmp, "wb"))) rc = cli_error("%s: cannot write: %s", samples_tmp, strerror(errno));
     }
-    for (int i = 0; rc == CLI_OK && i < n_tasks; i++) rc = run_task(&s, tok, &tasks[i], &m[i], samples);
+    for (int i = 0; rc == CLI_OK && i < n_tasks; i++)
+        rc = tasks[i].kind == K_ROLLING ? eval_rolling(&s, tok, data, ctx, limit, curve_s, &m[i].roll)
+                                        : run_task(&s, tok, &tasks[i], &m[i], samples);
     if (samples) { /* complete, or not at all */
         const int ok = fclose(samples) == 0 && rc == CLI_OK && rename(samples_tmp, samples_s) == 0;
         if (!ok) unlink(samples_tmp);
@@ -399,6 +424,14 @@ int cmd_eval(cli_args *a) {
     if (rc == CLI_OK) {
         printf("| task | n | metric | value | stderr |\n|---|---|---|---|---|\n");
         for (int i = 0; i < n_tasks; i++) {
+            if (tasks[i].kind == K_ROLLING) {
+                const rolling_result *r = &m[i].roll;
+                printf("| perplexity | %d | word_perplexity | %.4f | |\n", r->docs, exp(-r->ll / r->words));
+                printf("| perplexity | %d | byte_perplexity | %.4f | |\n", r->docs, exp(-r->ll / r->bytes));
+                printf("| perplexity | %d | bits_per_byte | %.4f | |\n", r->docs, -r->ll / r->bytes / log(2.0));
+                printf("| perplexity | %d | token_perplexity | %.4f | |\n", r->docs, exp(-r->ll / r->tokens));
+                continue;
+            }
             printf("| %s | %d | acc | %.4f | %.4f |\n", tasks[i].name, m[i].n, m[i].acc, m[i].acc_se);
             if (tasks[i].kind == K_CHOICE)
                 printf("| %s | %d | acc_norm | %.4f | %.4f |\n", tasks[i].name, m[i].n, m[i].acc_norm, m[i].acc_norm_se);

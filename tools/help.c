@@ -135,7 +135,11 @@ static const command_help helps[] = {
      "metrics: acc, acc_norm, perplexity, with standard errors); each item's context is evaluated\n"
      "once and its choices continue from copies of the state.\n\n" COMMON_MODEL COMMON_THREADS
      "      --task NAMES      lambada_openai, piqa, arc_easy, arc_challenge, openbookqa, winogrande,\n"
-     "                        wsc273, or jsonl:FILE (a task file: docs/EVAL.md); comma-separated\n"
+     "                        wsc273, jsonl:FILE (a task file: docs/EVAL.md), or perplexity (of the\n"
+     "                        text file or folder of .txt files given as --data); comma-separated\n"
+     "      --ctx N           perplexity: lm-eval's windows of N tokens (default 2048); 0: each\n"
+     "                        document whole through the state\n"
+     "      --curve FILE      perplexity: mean loss by position in the document, as CSV\n"
      "      --data DIR        the built-in tasks' files (the layout of shared/data/eval: lambada/,\n"
      "                        piqa/, mosaic_icl/)\n"
      "      --limit N         the first N items of each task\n"
