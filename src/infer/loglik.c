@@ -6,7 +6,9 @@
  * moves to the front of each continuation; the context is encoded alone; a continuation's
  * tokens are those of encode(context + continuation) past the context's token count; an
  * empty context is the end-of-text token alone. The model is fed the context's tokens,
- * then the continuation's: exactly what lm-eval feeds. Log-probabilities are log-softmax
+ * then the continuation's: exactly what lm-eval feeds. The continuations run together
+ * (mambac_eval_batch: each from its own copy of the context's state, the products reading
+ * each weight once for all of them). Log-probabilities are log-softmax
  * over the config's vocabulary (the logits transformers returns), in double. */
 #include <math.h>
 #include <stdlib.h>
@@ -49,11 +51,14 @@ mambac_status mambac_loglikelihood(mambac_context *ctx, mambac_tokenizer *tok, c
     const int32_t V = info->vocab_size, R = info->n_vocab_rows;
     size_t keep = context_len;
     while (keep > 0 && is_space((unsigned char)context[keep - 1])) keep--;
-    int32_t *cids = NULL, *w = NULL, eos = info->eos_token_id;
-    size_t nc = 0, nw = 0;
-    mambac_state *s0 = NULL, *s1 = NULL;
+    int32_t *cids = NULL, eos = info->eos_token_id;
+    size_t nc = 0;
+    mambac_state *s0 = NULL, **sts = calloc(n_conts ? n_conts : 1, sizeof *sts);
+    int32_t **toks = calloc(n_conts ? n_conts : 1, sizeof *toks); /* each continuation's encoding of context + it */
+    size_t *skip = calloc(n_conts ? n_conts : 1, sizeof *skip), *len = calloc(n_conts ? n_conts : 1, sizeof *len);
+    mambac_seq *seqs = calloc(n_conts ? n_conts : 1, sizeof *seqs);
     float *last = malloc((size_t)R * sizeof *last), *rows = NULL;
-    mambac_status st = last ? MAMBAC_OK : mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
+    mambac_status st = last && sts && toks && skip && len && seqs ? MAMBAC_OK : mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
     if (st == MAMBAC_OK && context_len == 0) {
         if (eos < 0 || eos >= R)
             st = mc_fail(err, MAMBAC_ERR_INVALID_ARG, "an empty context needs the model's end-of-text token (the config has none)");
@@ -64,45 +69,51 @@ mambac_status mambac_loglikelihood(mambac_context *ctx, mambac_tokenizer *tok, c
         if (st == MAMBAC_OK && nc == 0) /* only whitespace: lm-eval encodes it as the continuation's start */
             st = mc_fail(err, MAMBAC_ERR_INVALID_ARG, "a context of only whitespace has no tokens to condition on");
     }
-    if (st == MAMBAC_OK) st = mambac_state_new(model, &s0, err);
-    if (st == MAMBAC_OK) st = mambac_state_new(model, &s1, err);
-    if (st == MAMBAC_OK) st = mambac_eval(ctx, s0, cids, nc, MAMBAC_LOGITS_LAST, last, err);
+    /* every continuation's tokens: those past the context's in the encoding of both */
+    size_t total_rows = 0, n_seq = 0;
     for (size_t i = 0; st == MAMBAC_OK && i < n_conts; i++) {
-        free(w), w = NULL;
-        /* this continuation's tokens: those past the context's in the encoding of both */
-        const char *pre = context_len ? context : "";
-        st = context_len ? encode(tok, pre, context_len, conts[i], cont_lens[i], &w, &nw, err)
-                         : encode(tok, conts[i], cont_lens[i], "", 0, &w, &nw, err);
+        size_t nw = 0;
+        st = context_len ? encode(tok, context, context_len, conts[i], cont_lens[i], &toks[i], &nw, err)
+                         : encode(tok, conts[i], cont_lens[i], "", 0, &toks[i], &nw, err);
         if (st != MAMBAC_OK) break;
-        const size_t skip = context_len ? (nc < nw ? nc : nw) : 0, m = nw - skip;
-        const int32_t *c = w + skip;
-        out[i] = (mambac_loglik){0.0, (int32_t)m, 1};
-        if (m == 0) continue;
-        for (size_t k = 0; k < m; k++)
-            if (c[k] < 0 || c[k] >= V) {
-                st = mc_fail(err, MAMBAC_ERR_INVALID_ARG, "token %d of continuation %zu is outside the model's vocabulary", c[k], i);
+        skip[i] = context_len ? (nc < nw ? nc : nw) : 0, len[i] = nw - skip[i];
+        for (size_t k = 0; k < len[i]; k++)
+            if (toks[i][skip[i] + k] < 0 || toks[i][skip[i] + k] >= V) {
+                st = mc_fail(err, MAMBAC_ERR_INVALID_ARG, "token %d of continuation %zu is outside the model's vocabulary",
+                             toks[i][skip[i] + k], i);
                 break;
             }
-        if (st != MAMBAC_OK) break;
+        if (len[i] > 1) total_rows += len[i] - 1;
+    }
+    if (st == MAMBAC_OK) st = mambac_state_new(model, &s0, err);
+    if (st == MAMBAC_OK) st = mambac_eval(ctx, s0, cids, nc, MAMBAC_LOGITS_LAST, last, err);
+    if (st == MAMBAC_OK && total_rows && !(rows = malloc(total_rows * (size_t)R * sizeof *rows)))
+        st = mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
+    /* the continuations of more than one token, together from copies of the context's state */
+    for (size_t i = 0, row = 0; st == MAMBAC_OK && i < n_conts; i++) {
+        if (len[i] < 2) continue;
+        st = mambac_state_new(model, &sts[i], err);
+        if (st == MAMBAC_OK) st = mambac_state_copy(sts[i], s0, err);
+        seqs[n_seq++] = (mambac_seq){sts[i], toks[i] + skip[i], len[i] - 1, MAMBAC_LOGITS_ALL, rows + row * (size_t)R, NULL};
+        row += len[i] - 1;
+    }
+    if (st == MAMBAC_OK && n_seq) st = mambac_eval_batch(ctx, seqs, n_seq, err);
+    for (size_t i = 0, row = 0; st == MAMBAC_OK && i < n_conts; i++) {
+        const int32_t *c = toks[i] + skip[i];
+        out[i] = (mambac_loglik){0.0, (int32_t)len[i], 1};
+        if (len[i] == 0) continue;
         int is_max;
         out[i].logprob = logprob_of(last, V, c[0], &is_max);
         out[i].greedy = is_max;
-        if (m == 1) continue;
-        float *r = realloc(rows, (m - 1) * (size_t)R * sizeof *rows);
-        if (!r) {
-            st = mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
-            break;
-        }
-        rows = r;
-        st = mambac_state_copy(s1, s0, err);
-        if (st == MAMBAC_OK) st = mambac_eval(ctx, s1, c, m - 1, MAMBAC_LOGITS_ALL, rows, err);
-        for (size_t k = 1; st == MAMBAC_OK && k < m; k++) {
-            out[i].logprob += logprob_of(rows + (k - 1) * (size_t)R, V, c[k], &is_max);
+        for (size_t k = 1; k < len[i]; k++, row++) {
+            out[i].logprob += logprob_of(rows + row * (size_t)R, V, c[k], &is_max);
             out[i].greedy &= is_max;
         }
     }
+    for (size_t i = 0; i < n_conts && sts; i++) mambac_state_free(sts[i]);
+    for (size_t i = 0; i < n_conts && toks; i++) free(toks[i]);
+    free(sts), free(toks), free(skip), free(len), free(seqs);
     mambac_state_free(s0);
-    mambac_state_free(s1);
-    free(cids), free(w), free(last), free(rows);
+    free(cids), free(last), free(rows);
     return st;
 }
