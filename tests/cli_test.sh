@@ -261,6 +261,8 @@ check "eval perplexity of a folder" grep -q '^| perplexity | 2 | bits_per_byte |
 expect_error "eval perplexity without --data" 2 "$MAMBAC" eval --task perplexity
 printf '%s\n' '{"query": "Q", "choices": ["a", "b"], "gold": 2}' >"$TMP/badgold.jsonl"
 expect_error "eval gold out of range" 1 "$MAMBAC" eval --task "jsonl:$TMP/badgold.jsonl"
+printf '%s\n' '{"query": "Q", "choices": ["a", "b"], "gold": 1e300}' >"$TMP/hugegold.jsonl"
+expect_error "eval gold far out of range" 1 "$MAMBAC" eval --task "jsonl:$TMP/hugegold.jsonl"
 expect_error "train without data" 2 "$MAMBAC" train -o "$TMP/x"
 expect_error "train into an existing folder" 1 "$MAMBAC" train --data "$TMP/text.txt" -o "$TMP/run" --steps 1
 expect_error "resume with other data" 2 "$MAMBAC" train --resume "$TMP/run" --data "$TMP/text.txt"

@@ -91,6 +91,8 @@ static const char *str_field(const cJSON *o, const char *k) {
 static int parse_item(const cJSON *o, const task_def *def, int piqa_label, item *it, task_kind *kind, const char **why) {
     memset(it, 0, sizeof *it);
     const cJSON *gold = cJSON_GetObjectItemCaseSensitive(o, "gold");
+    if (cJSON_IsNumber(gold) && !(gold->valuedouble >= 0 && gold->valuedouble < 64)) /* before any int conversion */
+        return *why = "'gold' is not the index of a choice", 0;
     const char *q = str_field(o, "query"), *goal = str_field(o, "goal"), *text = str_field(o, "text");
     const char *cont = str_field(o, "continuation"), *context = str_field(o, "context");
     const cJSON *choices = cJSON_GetObjectItemCaseSensitive(o, "choices");
@@ -169,7 +171,8 @@ static int load_task(const char *path, const task_def *def, long long limit, tas
     if (cli_read_input(path, &text, &len) != CLI_OK) return CLI_ERR;
     if (def && strcmp(def->name, "piqa") == 0) {
         char lp[4096];
-        snprintf(lp, sizeof lp, "%.*s/valid-labels.lst", (int)(strrchr(path, '/') - path), path);
+        const char *slash = strrchr(path, '/');
+        snprintf(lp, sizeof lp, "%.*s/valid-labels.lst", slash ? (int)(slash - path) : 1, slash ? path : ".");
         if (cli_read_input(lp, &labels, &llen) != CLI_OK) return free(text), CLI_ERR;
     }
     int rc = CLI_OK, cap = 0, line_no = 0;
