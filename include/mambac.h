@@ -305,6 +305,20 @@ typedef struct mambac_loglik {
 MAMBAC_API mambac_status mambac_loglikelihood(mambac_context *ctx, mambac_tokenizer *tok, const char *context,
                                               size_t context_len, const char *const *conts, const size_t *cont_lens,
                                               size_t n_conts, mambac_loglik *out, mambac_error *err);
+/* Many such requests at once: the contexts evaluated together, then every continuation of
+ * every request together (mambac_eval_batch twice). Each sequence needs a state while the
+ * call runs: 1 + n_conts states a request (mambac_state_size_bytes each). Results equal
+ * mambac_loglikelihood's request by request up to rounding. */
+typedef struct mambac_ll_request {
+    const char *context;
+    size_t context_len;
+    const char *const *conts;
+    const size_t *cont_lens;
+    size_t n_conts;
+    mambac_loglik *out; /* n_conts results */
+} mambac_ll_request;
+MAMBAC_API mambac_status mambac_loglikelihood_batch(mambac_context *ctx, mambac_tokenizer *tok,
+                                                    const mambac_ll_request *reqs, size_t n_reqs, mambac_error *err);
 
 /* Index of the largest of logits[0..n) (first one on ties). */
 MAMBAC_API int32_t mambac_argmax(const float *logits, int32_t n);

@@ -161,6 +161,24 @@ int main(void) {
     /* an empty context is the end-of-text token */
     const char *e[] = {" an", " cat"};
     check_request(ctx, m, tok, "", e, 2, NULL);
+    /* a batch of requests (contexts of different lengths, an empty one, a moved space, one
+     * continuation merging away) gives what each request gives alone */
+    const char *b0[] = {" sat", " ran on the mat"}, *b1[] = {"an"}, *b2[] = {" an", " cat"}, *b3[] = {"n"};
+    const size_t l0[] = {4, 15}, l1[] = {2}, l2[] = {3, 4}, l3[] = {1};
+    mambac_loglik g0[2], g1[1], g2[2], g3[1], w;
+    const mambac_ll_request reqs[] = {{"The cat", 7, b0, l0, 2, g0}, {"x ", 2, b1, l1, 1, g1}, {"", 0, b2, l2, 2, g2},
+                                      {"x a", 3, b3, l3, 1, g3}};
+    CHECK(mambac_loglikelihood_batch(ctx, tok, reqs, 4, &err) == MAMBAC_OK, "a batch of four requests: %s", err.msg);
+    for (int j = 0; j < 4; j++)
+        for (size_t i = 0; i < reqs[j].n_conts; i++) {
+            CHECK(mambac_loglikelihood(ctx, tok, reqs[j].context, reqs[j].context_len, reqs[j].conts + i, reqs[j].cont_lens + i,
+                                       1, &w, &err) == MAMBAC_OK,
+                  "alone: %s", err.msg);
+            const mambac_loglik *gb = &reqs[j].out[i];
+            CHECK(gb->n_tokens == w.n_tokens && gb->greedy == w.greedy && fabs(gb->logprob - w.logprob) <= 1e-5 * (1 + fabs(w.logprob)),
+                  "request %d continuation %zu: batched %.9f (%d tokens), alone %.9f (%d)", j, i, gb->logprob, gb->n_tokens,
+                  w.logprob, w.n_tokens);
+        }
     /* errors: NULL arguments */
     CHECK(mambac_loglikelihood(ctx, tok, "x", 1, NULL, NULL, 1, &z, &err) == MAMBAC_ERR_INVALID_ARG, "NULL continuations refused");
     mambac_tokenizer_free(tok);

@@ -238,53 +238,85 @@ static void write_sample(FILE *f, const task *t, int i, const double *score, int
     else fprintf(f, "], \"gold\": %d, \"acc\": %d}\n", t->items[i].gold, hit);
 }
 
+/* Items scored per batch call: as many as fit STATE_BUDGET of sequence states (a context's
+ * and a copy per choice each), at most GROUP_MAX. */
+#define STATE_BUDGET ((size_t)512 << 20)
+#define GROUP_MAX 64
+
+/* The log-likelihoods of items [i0, i1) in one mambac_loglikelihood_batch call (a partial
+ * item: one request per context): ll[(i - i0) * 64 + k]. */
+static int score_group(cli_session *s, mambac_tokenizer *tok, const task *t, int i0, int i1, mambac_loglik *ll) {
+    size_t n_req = 0, n_len = 0;
+    for (int i = i0; i < i1; i++) {
+        n_req += t->kind == K_PARTIAL ? (size_t)t->items[i].n_ctx : 1;
+        n_len += t->kind == K_PARTIAL ? (size_t)t->items[i].n_ctx : (size_t)t->items[i].n_cont;
+    }
+    mambac_ll_request *reqs = calloc(n_req, sizeof *reqs);
+    size_t *lens = calloc(n_len, sizeof *lens), r = 0, l = 0;
+    if (!reqs || !lens) return free(reqs), free(lens), cli_error("out of memory");
+    for (int i = i0; i < i1; i++) {
+        const item *it = &t->items[i];
+        mambac_loglik *o = ll + (size_t)(i - i0) * 64;
+        if (t->kind == K_PARTIAL) {
+            for (int k = 0; k < it->n_ctx; k++, r++, l++) {
+                lens[l] = strlen(it->cont[0]);
+                reqs[r] = (mambac_ll_request){it->ctx[k], strlen(it->ctx[k]), (const char *const *)it->cont, &lens[l], 1, o + k};
+            }
+        } else {
+            for (int k = 0; k < it->n_cont; k++) lens[l + k] = strlen(it->cont[k]);
+            reqs[r++] = (mambac_ll_request){it->ctx[0], strlen(it->ctx[0]), (const char *const *)it->cont, &lens[l],
+                                            (size_t)it->n_cont, o};
+            l += (size_t)it->n_cont;
+        }
+    }
+    mambac_error err;
+    const int rc = mambac_loglikelihood_batch(s->ctx, tok, reqs, n_req, &err) == MAMBAC_OK
+                       ? CLI_OK
+                       : cli_error("%s items %d-%d: %s", t->name, i0 + 1, i1, err.msg);
+    free(reqs), free(lens);
+    return rc;
+}
+
 static int run_task(cli_session *s, mambac_tokenizer *tok, const task *t, metrics *out, FILE *samples) {
     unsigned char *hit = calloc((size_t)t->n, 1), *hit_norm = calloc((size_t)t->n, 1);
-    mambac_loglik *ll = malloc(64 * sizeof *ll);
+    mambac_loglik *lls = malloc((size_t)GROUP_MAX * 64 * sizeof *lls);
     double sum_ll = 0;
-    int rc = hit && hit_norm && ll ? CLI_OK : cli_error("out of memory");
+    int rc = hit && hit_norm && lls ? CLI_OK : cli_error("out of memory");
     const double t0 = cli_now();
     const int tty = isatty(2);
-    mambac_error err;
-    for (int i = 0; rc == CLI_OK && i < t->n; i++) {
-        const item *it = &t->items[i];
-        double score[64], norm[64];
-        if (t->kind == K_PARTIAL) {
-            for (int k = 0; rc == CLI_OK && k < it->n_ctx; k++) {
-                const size_t cl = strlen(it->cont[0]);
-                if (mambac_loglikelihood(s->ctx, tok, it->ctx[k], strlen(it->ctx[k]), (const char *const *)it->cont, &cl, 1, ll,
-                                         &err) != MAMBAC_OK)
-                    rc = cli_error("%s item %d: %s", t->name, i + 1, err.msg);
-                score[k] = ll[0].logprob;
-            }
-        } else {
-            size_t lens[64];
-            for (int k = 0; k < it->n_cont; k++) lens[k] = strlen(it->cont[k]);
-            if (mambac_loglikelihood(s->ctx, tok, it->ctx[0], strlen(it->ctx[0]), (const char *const *)it->cont, lens,
-                                     (size_t)it->n_cont, ll, &err) != MAMBAC_OK)
-                rc = cli_error("%s item %d: %s", t->name, i + 1, err.msg);
-            for (int k = 0; k < it->n_cont; k++) score[k] = ll[k].logprob, norm[k] = it->chars ? ll[k].logprob / it->chars[k] : 0;
-        }
-        if (rc != CLI_OK) break;
-        if (t->kind == K_LOGLIK) {
-            hit[i] = ll[0].greedy != 0;
-            sum_ll += ll[0].logprob;
-            score[0] = ll[0].logprob;
-        } else {
+    int widest = 1; /* states an item needs at once */
+    for (int i = 0; i < t->n; i++) {
+        const int w = t->items[i].n_ctx * (t->items[i].n_cont + 1);
+        widest = w > widest ? w : widest;
+    }
+    const size_t per_item = mambac_state_size_bytes(s->model) * (size_t)widest;
+    const int group = per_item * GROUP_MAX <= STATE_BUDGET ? GROUP_MAX : per_item >= STATE_BUDGET ? 1 : (int)(STATE_BUDGET / per_item);
+    for (int g0 = 0; rc == CLI_OK && g0 < t->n; g0 += group) {
+        const int g1 = g0 + group < t->n ? g0 + group : t->n;
+        if ((rc = score_group(s, tok, t, g0, g1, lls)) != CLI_OK) break;
+        for (int i = g0; i < g1; i++) {
+            const item *it = &t->items[i];
+            const mambac_loglik *ll = lls + (size_t)(i - g0) * 64;
             const int n = t->kind == K_PARTIAL ? it->n_ctx : it->n_cont;
+            double score[64];
             int best = 0, best_norm = 0;
+            for (int k = 0; k < n; k++) score[k] = ll[k].logprob;
             for (int k = 1; k < n; k++) { /* the first of equal scores, as numpy's argmax */
                 if (score[k] > score[best]) best = k;
-                if (t->kind == K_CHOICE && norm[k] > norm[best_norm]) best_norm = k;
+                if (t->kind == K_CHOICE && score[k] / it->chars[k] > score[best_norm] / it->chars[best_norm]) best_norm = k;
             }
-            hit[i] = best == it->gold;
-            hit_norm[i] = best_norm == it->gold;
+            if (t->kind == K_LOGLIK) {
+                hit[i] = ll[0].greedy != 0;
+                sum_ll += ll[0].logprob;
+            } else {
+                hit[i] = best == it->gold;
+                hit_norm[i] = best_norm == it->gold;
+            }
+            if (samples) write_sample(samples, t, i, score, n, hit[i], hit[i], hit_norm[i]);
         }
-        if (samples)
-            write_sample(samples, t, i, score, t->kind == K_PARTIAL ? it->n_ctx : it->n_cont, hit[i], hit[i], hit_norm[i]);
-        if (tty && (i % 8 == 7 || i + 1 == t->n)) {
-            const double dt = cli_now() - t0, rate = (i + 1) / (dt > 0 ? dt : 1e-9);
-            fprintf(stderr, "\r%s: %d/%d items, %.1f items/s, %.0f s left   ", t->name, i + 1, t->n, rate, (t->n - i - 1) / rate);
+        if (tty) {
+            const double dt = cli_now() - t0, rate = g1 / (dt > 0 ? dt : 1e-9);
+            fprintf(stderr, "\r%s: %d/%d items, %.1f items/s, %.0f s left   ", t->name, g1, t->n, rate, (t->n - g1) / rate);
         }
     }
     if (tty) fprintf(stderr, "\n");
@@ -295,7 +327,7 @@ static int run_task(cli_session *s, mambac_tokenizer *tok, const task *t, metric
         if (t->kind == K_CHOICE) mean_se(hit_norm, t->n, &out->acc_norm, &out->acc_norm_se);
         if (t->kind == K_LOGLIK) out->ppl = exp(-sum_ll / t->n);
     }
-    free(hit), free(hit_norm), free(ll);
+    free(hit), free(hit_norm), free(lls);
     return rc;
 }
 
