@@ -245,6 +245,7 @@ printf '%s\n' '{"context": "First Citizen: Before we", "continuation": " proceed
 check "eval task files of each kind" "$MAMBAC" eval --task "jsonl:$TMP/mc.jsonl,jsonl:$TMP/partial.jsonl,jsonl:$TMP/ll.jsonl" --limit 5
 check "eval --limit" grep -q '^| piqa | 3 | acc |' <("$MAMBAC" eval --task piqa --data "$DATA/eval" --limit 3)
 expect_error "eval unknown task" 2 "$MAMBAC" eval --task frobnicate
+expect_error "eval task named twice" 2 "$MAMBAC" eval --task piqa,piqa --data "$DATA/eval"
 expect_error "eval built-in task without --data" 2 "$MAMBAC" eval --task piqa
 printf '%s\n' '{"query": "Q", "choices": ["a"], "gold": 0}' 'not json' >"$TMP/badtask.jsonl"
 expect_error "eval malformed task line" 1 "$MAMBAC" eval --task "jsonl:$TMP/badtask.jsonl" -o "$TMP/never.json"

@@ -405,6 +405,12 @@ int cmd_eval(cli_args *a) {
             rc = cli_usage_error(a->cmd, "at most 32 tasks at once");
             break;
         }
+        int twice = 0;
+        for (int k = 0; k < n_tasks; k++) twice |= strcmp(tasks[k].name, name) == 0;
+        if (twice) { /* results are keyed by task */
+            rc = cli_usage_error(a->cmd, "task '%s' named twice", name);
+            break;
+        }
         task *t = &tasks[n_tasks];
         memset(t, 0, sizeof *t);
         snprintf(t->name, sizeof t->name, "%s", name);
