@@ -69,14 +69,15 @@ typedef struct worker_arg {
 
 #define TICKET_CLOSED 0xffffffffu
 
-/* The chunks of dynamic loop `tag` this thread can claim; false once none is left. */
+/* Runs the chunks of dynamic loop `tag` this thread can claim, until none is left. */
 static void run_chunks(mc_pool *p, uint32_t tag, int t) {
     uint64_t cur = atomic_load_explicit(&p->ticket, memory_order_acquire);
     for (;;) {
         const uint32_t k = (uint32_t)cur;
         /* n_chunks may belong to a later loop here; the CAS below fails then (the tag moved
          * on, or the caller closed this loop before writing the next one's fields) */
-        if ((uint32_t)(cur >> 32) != tag || k == TICKET_CLOSED || (int64_t)k >= atomic_load_explicit(&p->n_chunks, memory_order_relaxed)) return;
+        const int64_t n_chunks = atomic_load_explicit(&p->n_chunks, memory_order_relaxed);
+        if ((uint32_t)(cur >> 32) != tag || k == TICKET_CLOSED || (int64_t)k >= n_chunks) return;
         if (!atomic_compare_exchange_weak_explicit(&p->ticket, &cur, cur + 1, memory_order_acq_rel, memory_order_acquire))
             continue;
         const int64_t b = (int64_t)k * p->grain;
@@ -198,7 +199,8 @@ static void pool_run(mc_pool *p, int64_t n, int64_t grain, int dynamic, mc_range
     if (dynamic) run_chunks(p, tag, 0);
     else run_share(p, 0);
     const int64_t t1 = dynamic ? now_ns() : 0;
-    for (int spins = 0; dynamic ? atomic_load_explicit(&p->done, memory_order_acquire) < atomic_load_explicit(&p->n_chunks, memory_order_relaxed)
+    const int64_t n_chunks = dynamic ? atomic_load_explicit(&p->n_chunks, memory_order_relaxed) : 0;
+    for (int spins = 0; dynamic ? atomic_load_explicit(&p->done, memory_order_acquire) < n_chunks
                                 : atomic_load_explicit(&p->pending, memory_order_acquire) > 0;
          spins++) {
         if (spins < SPIN_ROUNDS) cpu_relax();

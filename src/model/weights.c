@@ -251,9 +251,9 @@ mambac_status mc_model_bind(struct mambac_model *m, mambac_error *err) {
      * through (the products' outputs, the residual stream). A released checkpoint's
      * widths are about 1 / 20 000 of its parameters; refuse widths beyond 1 / 64 (a file
      * of d_model 2 and d_inner 32 768 would ask 33x its size for each context). */
-    const int m1_arch = c->arch == MAMBAC_ARCH_MAMBA1;
+    const int m1 = c->arch == MAMBAC_ARCH_MAMBA1;
     const int64_t width = 3 * (int64_t)c->d_model + m->layers[0].in_proj.rows + 2 * (int64_t)c->d_inner +
-                          (m1_arch ? c->dt_rank + 2 * (int64_t)c->d_state : c->n_heads);
+                          (m1 ? c->dt_rank + 2 * (int64_t)c->d_state : c->n_heads);
     if (width > (1 << 14) && width > n_params / 64) {
         st = mc_fail(err, MAMBAC_ERR_FORMAT,
                      "%s: the config's widths (d_model %d, d_inner %d, in_proj rows %lld) ask for %lld floats of "
@@ -268,7 +268,6 @@ mambac_status mc_model_bind(struct mambac_model *m, mambac_error *err) {
      * (kept float32 by every format mambac reads or writes, so a model's safetensors and
      * GGUF copies agree; A is left out: GGUF stores -exp(A_log) rounded by its writer). */
     uint64_t h = 0xcbf29ce484222325ull;
-    const int m1 = c->arch == MAMBAC_ARCH_MAMBA1;
     const int64_t per = m1 ? c->d_inner : c->n_heads;
     for (int l = 0; l <= c->n_layer; l++) {
         const float *v[3] = {l < c->n_layer ? m->layers[l].norm : m->norm_f, l < c->n_layer ? m->layers[l].D : NULL,
