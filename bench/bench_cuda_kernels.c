@@ -158,8 +158,9 @@ static void reset_scan(void *p) {
     cudaMemcpy(c->a.dt, c->dt0, c->dt_floats * sizeof(float), cudaMemcpyDeviceToDevice);
 }
 
-/* B segments of n tokens, channels E, N 16. */
-static void bench_scan(int64_t B, int64_t n, int64_t E, double ceil_gbs) {
+/* B segments of n tokens, channels E, N 16; step: one-token segments by the step kernel
+ * (mcu_scan_args.step). */
+static void bench_scan(int64_t B, int64_t n, int64_t E, int step, double ceil_gbs) {
     const int64_t N = 16, T = B * n, EN = E * N;
     float *x = host_rand((size_t)(T * E), 1.0f, 0.0f), *z = host_rand((size_t)(T * E), 1.0f, 0.0f);
     float *dt = host_rand((size_t)(T * E), 1.0f, -2.0f), *BC = host_rand((size_t)(T * 2 * N), 1.0f, 0.0f);
@@ -171,7 +172,7 @@ static void bench_scan(int64_t B, int64_t n, int64_t E, double ceil_gbs) {
                           .z = dev_copy(z, (size_t)(T * E)), .z_stride = E, .dt = dev_copy(dt, (size_t)(T * E)),
                           .dt_stride = E, .B = NULL, .C = NULL, .bc_stride = 2 * N, .A = dev_copy(A, (size_t)EN),
                           .D = dev_copy(D, (size_t)E), .dt_bias = dev_copy(bias, (size_t)E),
-                          .y = dev_copy(NULL, (size_t)(T * E)), .y_stride = E};
+                          .y = dev_copy(NULL, (size_t)(T * E)), .y_stride = E, .step = step};
     float *d_bc = dev_copy(BC, (size_t)(T * 2 * N));
     c.a.B = d_bc, c.a.C = d_bc + N;
     cudaMemset(c.a.y, 0xff, (size_t)(T * E) * sizeof(float)); /* NaN: an output left unwritten fails the check */
@@ -194,7 +195,7 @@ static void bench_scan(int64_t B, int64_t n, int64_t E, double ceil_gbs) {
     }
     const double bytes = 4.0 * (4.0 * T * E + 2.0 * T * N + 2.0 * B * EN);
     printf("scan %-22s D %4lld N %lld B %3lld L %6lld  %8.3f ms  %7.1f GB/s (%4.1f%% of copy)  rel. L2 vs CPU %s%.1e\n",
-           n > 1 ? "(prefill)" : "(decode step)", (long long)E, (long long)N, (long long)B, (long long)n, ms,
+           n > 1 ? "(prefill)" : step ? "(decode, step kernel)" : "(decode, scan kernel)", (long long)E, (long long)N, (long long)B, (long long)n, ms,
            bytes / (ms * 1e-3) / 1e9, 100 * bytes / (ms * 1e-3) / 1e9 / ceil_gbs, err < 0 ? "(not checked) " : "",
            err < 0 ? 0.0 : err);
     cudaFree((void *)c.a.x), cudaFree((void *)c.a.z), cudaFree(c.a.dt), cudaFree((void *)c.dt0), cudaFree(d_bc), cudaFree((void *)c.a.A);
@@ -489,8 +490,11 @@ int main(int argc, char **argv) {
     const double ceil_gbs = copy_ceiling();
     printf("%s, %d SMs; device-to-device copy %.0f GB/s (read + write)\n", prop.name, prop.multiProcessorCount, ceil_gbs);
     if (wanted("scan"))
-        for (int i = 0; i < n_lens; i++) bench_scan(1, lens[i], 4096, ceil_gbs);
-    if (wanted("scan-step")) bench_scan(1, 1, 1536, ceil_gbs), bench_scan(128, 1, 1536, ceil_gbs);
+        for (int i = 0; i < n_lens; i++) bench_scan(1, lens[i], 4096, 0, ceil_gbs);
+    if (wanted("scan-step"))
+        for (int step = 0; step <= 1; step++)
+            bench_scan(1, 1, 1536, step, ceil_gbs), bench_scan(128, 1, 1536, step, ceil_gbs),
+                bench_scan(128, 1, 4096, step, ceil_gbs);
     if (wanted("ssd-f32"))
         for (int i = 0; i < n_lens; i++) bench_ssd(1, lens[i], 64, 0, ceil_gbs);
     if (wanted("ssd-tc")) {

@@ -10,6 +10,7 @@
 # untimed round and a few steps, 2000) skipped, then LAUNCHES kernels (default 400: about
 # one step of a 48-layer model) one by one (ncu serialises them: graphs are not replayed),
 # so the sum is the kernels' own time of a step, to set against bench's time per token.
+# BATCH=B (decode): B sequences decoded together (`bench -b B`).
 set -euo pipefail
 bin=${1:?usage: profile_cuda.sh MAMBAC [PRESET...]}
 shift
@@ -21,10 +22,10 @@ for p in ${*:-mamba-1.4b mamba2-1.3b}; do
     [ -e "$models/$p" ] || "$bin" init --preset "$p" --dtype bf16 -o "$models/$p" >/dev/null
     csv=$(mktemp)
     if [ "${DECODE:-0}" = 1 ]; then
-        echo "== $p decode ($MAMBAC_PRECISION), kernels ${SKIP:-2000} .. +${LAUNCHES:-400}"
+        echo "== $p decode, batch ${BATCH:-1} ($MAMBAC_PRECISION), kernels ${SKIP:-2000} .. +${LAUNCHES:-400}"
         ncu --clock-control none --metrics gpu__time_duration.sum --csv --print-units base \
             --launch-skip "${SKIP:-2000}" --launch-count "${LAUNCHES:-400}" \
-            "$bin" bench -d cuda -m "$models/$p" -p 1 -n 64 -r 1 >"$csv" 2>/dev/null || true
+            "$bin" bench -d cuda -m "$models/$p" -p 1 -n 64 -b "${BATCH:-1}" -r 1 >"$csv" 2>/dev/null || true
     else
         echo "== $p prefill $prompt ($MAMBAC_PRECISION), first ${LAUNCHES:-60} kernels"
         ncu --clock-control none --metrics gpu__time_duration.sum --csv --print-units base \

@@ -519,7 +519,8 @@ static void cuda_mamba1_ssm(void *p, const mc_ubatch *ub, int l) {
         .A = L->A, .D = L->D, .dt_bias = L->dt_bias,
         .y = x->y, .y_stride = E,
         .dt_w = dt_fused ? L->dt_proj.w : NULL, .dt_w_bf16 = L->dt_proj.type == MCU_W_BF16, .dt_rank = R,
-        .dt_in = x->xdbl, .dt_in_stride = X,
+        .dt_in = x->xdbl, .dt_in_stride = X, .step = ub->decode,
+        .y16 = bf16_input(x, T) ? x->act16 : NULL, /* out_proj's input */
     };
     mcu_selective_scan(&a, layer_segs(x, ub, l), ub->n_seg, &x->chunks, x->stream);
     check_launch(x);
@@ -542,7 +543,8 @@ static void cuda_mamba2_ssm(void *p, const mc_ubatch *ub, int l) {
                             .dt_raw = dt_fused ? x->proj + E + Cch : NULL, .dt_raw_stride = W, .dt_bias = L->dt_bias,
                             .dt_lo = c->dt_min_limit, .dt_hi = c->dt_max_limit};
     mcu_ssd(&a, layer_segs(x, ub, l), ub->n_seg, &x->chunks, x->stream);
-    mcu_gate(x->y, xbc, x->proj, W, L->D, L->gnorm, T, E, P, G, c->norm_before_gate, c->norm_eps, x->stream);
+    mcu_gate(x->y, bf16_input(x, T) ? x->act16 : NULL, xbc, x->proj, W, L->D, L->gnorm, T, E, P, G,
+             c->norm_before_gate, c->norm_eps, x->stream);
     check_launch(x);
 }
 
@@ -551,7 +553,9 @@ static void cuda_out_proj_residual(void *p, const mc_ubatch *ub, int l) {
     if (x->replaying) return;
     const mambac_model_info *c = &x->model->info;
     const dev_layer *L = &x->cm->layers[l];
-    gemm(x, x->h, c->d_model, x->y, c->d_inner, ub->n_rows, &L->out_proj, 1.0f); /* h += y out_proj^T */
+    /* h += y out_proj^T; the SSM op left y in bf16 too where the product takes it */
+    gemm_ex(x, x->h, c->d_model, x->y, c->d_inner, bf16_input(x, ub->n_rows) ? x->act16 : NULL, ub->n_rows, &L->out_proj,
+            1.0f);
     if (L->out_b) mcu_add_bias(x->h, c->d_model, L->out_b, ub->n_rows, c->d_model, x->stream);
     check_launch(x);
 }

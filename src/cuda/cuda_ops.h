@@ -114,6 +114,8 @@ typedef struct mcu_scan_args {
      * (E, dt_rank) float32, or bf16 when dt_w_bf16; dt unused. NULL: dt as given. */
     const void *dt_w; int dt_w_bf16; int64_t dt_rank;
     const float *dt_in; int64_t dt_in_stride;
+    int step; /* every segment is one token (decode): the step kernel */
+    void *y16; /* (T, E) bf16, or NULL: a copy of y rounded to bf16 (out_proj's input) */
 } mcu_scan_args;
 void mcu_selective_scan(const mcu_scan_args *a, const mcu_seg *seg, int64_t n_seg, const mcu_chunks *ch, mcu_stream s);
 
@@ -145,9 +147,10 @@ int mcu_ssd_tc(const mcu_ssd_args *a, const mcu_seg *seg, int64_t n_seg, const m
 void mcu_ssd_combine(const mcu_ssd_args *a, const mcu_seg *seg, int64_t n_seg, const mcu_chunks *ch, int32_t clen,
                      mcu_stream s);
 /* Mamba-2 after the SSD, per row: y += D[h] x; then the gated norm with z (ops.h
- * mc_gated_rmsnorm; gnorm NULL: y *= silu(z)). y (T, E); x, z rows of stride xs. */
-void mcu_gate(float *y, const float *x, const float *z, int64_t xs, const float *D, const float *gnorm, int64_t T,
-              int64_t E, int64_t P, int64_t G, int norm_before_gate, float eps, mcu_stream s);
+ * mc_gated_rmsnorm; gnorm NULL: y *= silu(z)). y (T, E); x, z rows of stride xs. y16
+ * (T, E) bf16, or NULL: a copy of the result rounded to bf16 (out_proj's input). */
+void mcu_gate(float *y, void *y16, const float *x, const float *z, int64_t xs, const float *D, const float *gnorm,
+              int64_t T, int64_t E, int64_t P, int64_t G, int norm_before_gate, float eps, mcu_stream s);
 
 #ifdef __cplusplus
 }

@@ -38,22 +38,50 @@ extern "C" void mcu_embed(float *h, const float *embed, const int32_t *ids, int6
 __device__ static inline void put(float *o, float v) { *o = v; }
 __device__ static inline void put(__nv_bfloat16 *o, float v) { *o = __float2bfloat16_rn(v); }
 
-template <typename O>
+__device__ static inline void put4(float *o, float4 v) { *(float4 *)o = v; }
+__device__ static inline void put4(__nv_bfloat16 *o, float4 v) {
+    *(__nv_bfloat162 *)o = __floats2bfloat162_rn(v.x, v.y);
+    *(__nv_bfloat162 *)(o + 2) = __floats2bfloat162_rn(v.z, v.w);
+}
+
+/* VEC: four values a thread at a time (n a multiple of 4, rows aligned): the loads of a
+ * row in flight at once, not one 4-byte load each. */
+template <typename O, bool VEC>
 __global__ static void rmsnorm_k(O *out, const float *x, const int32_t *rows, const float *w, int64_t n, float eps) {
     const int64_t r = rows ? rows[blockIdx.x] : blockIdx.x;
     const float *xr = x + r * n;
     O *o = out + (int64_t)blockIdx.x * n;
     float ss = 0.0f;
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
+    if (VEC) {
+        for (int64_t i = 4 * threadIdx.x; i < n; i += 4 * blockDim.x) {
+            const float4 v = *(const float4 *)(xr + i);
+            ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+        }
+    } else {
+        for (int64_t i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
+    }
     const float inv = rsqrtf(block_sum(ss) / (float)n + eps);
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) put(o + i, xr[i] * inv * w[i]);
+    if (VEC) {
+        for (int64_t i = 4 * threadIdx.x; i < n; i += 4 * blockDim.x) {
+            const float4 v = *(const float4 *)(xr + i), g = *(const float4 *)(w + i);
+            put4(o + i, make_float4(v.x * inv * g.x, v.y * inv * g.y, v.z * inv * g.z, v.w * inv * g.w));
+        }
+    } else {
+        for (int64_t i = threadIdx.x; i < n; i += blockDim.x) put(o + i, xr[i] * inv * w[i]);
+    }
 }
 
 extern "C" void mcu_rmsnorm(void *out, int out_bf16, const float *x, const int32_t *rows, const float *w, int64_t T,
                             int64_t n, float eps, mcu_stream s) {
     if (T <= 0) return;
-    if (out_bf16) rmsnorm_k<<<(unsigned)T, ROW_THREADS, 0, s>>>((__nv_bfloat16 *)out, x, rows, w, n, eps);
-    else rmsnorm_k<<<(unsigned)T, ROW_THREADS, 0, s>>>((float *)out, x, rows, w, n, eps);
+    const bool vec = n % 4 == 0 && (uintptr_t)x % 16 == 0 && (uintptr_t)w % 16 == 0 && (uintptr_t)out % 16 == 0;
+    if (out_bf16) {
+        if (vec) rmsnorm_k<__nv_bfloat16, true><<<(unsigned)T, ROW_THREADS, 0, s>>>((__nv_bfloat16 *)out, x, rows, w, n, eps);
+        else rmsnorm_k<__nv_bfloat16, false><<<(unsigned)T, ROW_THREADS, 0, s>>>((__nv_bfloat16 *)out, x, rows, w, n, eps);
+    } else {
+        if (vec) rmsnorm_k<float, true><<<(unsigned)T, ROW_THREADS, 0, s>>>((float *)out, x, rows, w, n, eps);
+        else rmsnorm_k<float, false><<<(unsigned)T, ROW_THREADS, 0, s>>>((float *)out, x, rows, w, n, eps);
+    }
 }
 
 __global__ static void add_bias_k(float *y, int64_t ys, const float *bias, int64_t cols) {
@@ -112,33 +140,45 @@ extern "C" void mcu_dt_softplus(float *dt, const float *raw, int64_t rs, const f
     if (n > 0) dt_softplus_k<<<(unsigned)((n + 255) / 256), 256, 0, s>>>(dt, raw, rs, dt_bias, T, H, lo, hi);
 }
 
-/* One block per (row, group): y += D x over the group's channels, then its gated norm. */
-__global__ static void gate_k(float *y, const float *x, const float *z, int64_t xs, const float *D, const float *w,
-                              int64_t E, int64_t P, int64_t G, int nbg, float eps) {
+/* One block per (row, group): y += D x over the group's channels, then its gated norm;
+ * y16 (or NULL) the result rounded to bf16 too. */
+template <bool Y16>
+__global__ static void gate_k(float *y, __nv_bfloat16 *y16, const float *x, const float *z, int64_t xs, const float *D,
+                              const float *w, int64_t E, int64_t P, int64_t G, int nbg, float eps) {
     const int64_t t = blockIdx.x, g = blockIdx.y, gs = E / G;
     float *yr = y + t * E + g * gs;
+    __nv_bfloat16 *y16r = Y16 ? y16 + t * E + g * gs : nullptr;
     const float *xr = x + t * xs + g * gs, *zr = z + t * xs + g * gs;
     float ss = 0.0f;
     for (int64_t i = threadIdx.x; i < gs; i += blockDim.x) {
         float v = yr[i] + D[(g * gs + i) / P] * xr[i];
         if (!w || !nbg) v *= silu(zr[i]);
         yr[i] = v;
+        if (Y16 && !w) y16r[i] = __float2bfloat16_rn(v);
         ss += v * v;
     }
     if (!w) return;
     const float inv = rsqrtf(block_sum(ss) / (float)gs + eps);
     for (int64_t i = threadIdx.x; i < gs; i += blockDim.x) {
         float v = yr[i] * inv * w[g * gs + i];
-        yr[i] = nbg ? v * silu(zr[i]) : v;
+        if (nbg) v *= silu(zr[i]);
+        yr[i] = v;
+        if (Y16) y16r[i] = __float2bfloat16_rn(v);
     }
 }
 
-extern "C" void mcu_gate(float *y, const float *x, const float *z, int64_t xs, const float *D, const float *gnorm,
-                         int64_t T, int64_t E, int64_t P, int64_t G, int norm_before_gate, float eps, mcu_stream s) {
+extern "C" void mcu_gate(float *y, void *y16, const float *x, const float *z, int64_t xs, const float *D,
+                         const float *gnorm, int64_t T, int64_t E, int64_t P, int64_t G, int norm_before_gate, float eps,
+                         mcu_stream s) {
     const int64_t blocks = T * (gnorm ? G : 1);
     const int threads = blocks < 256 ? 1024 : ROW_THREADS; /* a decode step's few rows: more threads each */
-    if (T > 0) gate_k<<<dim3((unsigned)T, (unsigned)(gnorm ? G : 1)), threads, 0, s>>>(y, x, z, xs, D, gnorm, E, P,
-                                                                                    gnorm ? G : 1, norm_before_gate, eps);
+    if (T <= 0) return;
+    const dim3 grid((unsigned)T, (unsigned)(gnorm ? G : 1));
+    if (y16)
+        gate_k<true><<<grid, threads, 0, s>>>(y, (__nv_bfloat16 *)y16, x, z, xs, D, gnorm, E, P, gnorm ? G : 1,
+                                              norm_before_gate, eps);
+    else
+        gate_k<false><<<grid, threads, 0, s>>>(y, nullptr, x, z, xs, D, gnorm, E, P, gnorm ? G : 1, norm_before_gate, eps);
 }
 
 /* Blocks of ARGMAX_SPAN values of a row each: every thread keeps its best key (cuda_ops.h

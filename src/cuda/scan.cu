@@ -7,13 +7,16 @@
  * (exp(A sum dt) is the decay across a chunk); pass 3 scans every chunk again from its
  * entering state, writing y. Twice the exponentials, T / MCU_CHUNK times the parallelism.
  *
- * Where that gives enough threads (chunked segments, large decode batches) one thread
+ * Where that gives enough threads (chunked segments, many short segments) one thread
  * owns one channel with all its N <= 16 states in registers (the released checkpoints
  * have 16), so dt's softplus, x, z and the gate are computed once per channel and token
  * (pass 1 leaves the softplus in dt's place for pass 3),
  * and the B and C rows (the same for every channel) are read from shared memory. Otherwise (a few short segments, N > 16) a
  * group of LPC lanes (a power of two up to 32) per channel each hold SPL of the N states,
- * s . C summed across the group by shuffles: more threads for few tokens. */
+ * s . C summed across the group by shuffles: more threads for few tokens.
+ *
+ * A decode micro-batch (every segment one token; mcu_scan_args.step) runs the step kernel
+ * instead: it only reads and writes each state once, so it is shaped for that traffic. */
 #include <cuda_bf16.h>
 
 #include "cuda/cuda_ops.h"
@@ -37,6 +40,12 @@ __device__ static inline float dt_raw(const mcu_scan_args &a, int64_t r, int64_t
     return v;
 }
 
+/* y of row r and channel c (and its bf16 copy when asked). */
+__device__ static inline void put_y(const mcu_scan_args &a, int64_t r, int64_t c, float v) {
+    a.y[r * a.y_stride + c] = v;
+    if (a.y16) ((__nv_bfloat16 *)a.y16)[r * a.E + c] = __float2bfloat16_rn(v);
+}
+
 /* Pass 1 (end_only) or the output pass of a piece of a segment: tokens [t0, t1) from state
  * s0 (NULL: zero), final state to s1 (may be NULL), dt sum to dtsum (may be NULL). */
 template <int SPL, bool END_ONLY>
@@ -52,7 +61,6 @@ __device__ static void scan_piece(const mcu_scan_args &a, int64_t c, bool live, 
     /* nothing the loop writes is read by it: the loads of later steps may run ahead */
     const float *__restrict__ xp = a.x, *__restrict__ zp = a.z;
     const float *__restrict__ Bp = a.B, *__restrict__ Cp = a.C;
-    float *__restrict__ yp = a.y;
     float dsum = 0.0f;
 #pragma unroll 4
     for (int32_t t = t0; t < t1; t++) {
@@ -71,7 +79,7 @@ __device__ static void scan_piece(const mcu_scan_args &a, int64_t c, bool live, 
         }
         if (!END_ONLY) {
             for (int o = lpc / 2; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o, lpc);
-            if (live && lane == 0) yp[r * a.y_stride + c] = (acc + Dc * xv) * mcu_silu(__ldg(zp + r * a.z_stride + c));
+            if (live && lane == 0) put_y(a, r, c, (acc + Dc * xv) * mcu_silu(__ldg(zp + r * a.z_stride + c)));
         }
     }
     if (!live) return;
@@ -169,7 +177,6 @@ __global__ static void __launch_bounds__(CHUNK_THREADS) scan_chunk_k(mcu_scan_ar
         /* pass 1 leaves dt's softplus in place for pass 3 (one softplus per token and channel) */
         float *__restrict__ dtp = a.dt + r0 * a.dt_stride + c;
         const float *__restrict__ xp = a.x + r0 * a.x_stride + c, *__restrict__ zp = a.z + r0 * a.z_stride + c;
-        float *__restrict__ yp = a.y + r0 * a.y_stride + c;
 #pragma unroll 2
         for (int t = 0; t < l; t++) {
             float dt;
@@ -188,7 +195,7 @@ __global__ static void __launch_bounds__(CHUNK_THREADS) scan_chunk_k(mcu_scan_ar
                 s[n] = mcu_ex2(dt * A2[n]) * s[n] + dx * Bs[t][n];
                 if (!END_ONLY) acc += s[n] * Cs[t][n];
             }
-            if (!END_ONLY) yp[t * a.y_stride] = (acc + Dc * xv) * mcu_silu(__ldg(zp + t * a.z_stride));
+            if (!END_ONLY) put_y(a, r0 + t, c, (acc + Dc * xv) * mcu_silu(__ldg(zp + t * a.z_stride)));
         }
     }
     if (END_ONLY || whole) {
@@ -232,6 +239,64 @@ __global__ static void scan_combine_k(mcu_scan_args a, const mcu_seg *seg, mcu_c
     g.ssm[i] = s;
 }
 
+/* The decode step (every segment one token): LPC lanes per (segment, channel), each
+ * holding 4 consecutive states, so that a warp's state loads and stores are whole 16-byte
+ * pieces of consecutive memory (the state is read and written once: this kernel is bound
+ * by that traffic). Lanes past N / 4 hold zeros. VEC: 16-byte loads (N a multiple of 4 and
+ * the pointers aligned, checked per thread; else 4 scalar loads). */
+__device__ static inline void load4(float v[4], const float *p, int n, int N, bool vec) {
+    if (vec && n + 4 <= N) {
+        const float4 q = *(const float4 *)p;
+        v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
+        return;
+    }
+    for (int i = 0; i < 4; i++) v[i] = n + i < N ? p[i] : 0.0f;
+}
+__device__ static inline bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
+
+#define STEP_THREADS 256
+template <int LPC>
+__global__ static void __launch_bounds__(STEP_THREADS) scan_step_k(mcu_scan_args a, const mcu_seg *seg, int64_t n_seg) {
+    const int64_t tid = (int64_t)blockIdx.x * blockDim.x + threadIdx.x, per_seg = a.E * LPC;
+    const int64_t si0 = tid / per_seg;
+    const bool live = si0 < n_seg; /* every lane takes part in the shuffles */
+    const int64_t si = live ? si0 : n_seg - 1, rest = tid % per_seg, c = rest / LPC;
+    const int lane = (int)(rest % LPC), n0 = 4 * lane, N = (int)a.N;
+    const mcu_seg g = seg[si];
+    const int64_t r = g.row0;
+    float *st = g.ssm + c * a.N + n0;
+    const float *Ap = a.A + c * a.N + n0, *Bp = a.B + r * a.bc_stride + n0, *Cp = a.C + r * a.bc_stride + n0;
+    const bool vec = aligned16(st) && aligned16(Ap) && aligned16(Bp) && aligned16(Cp);
+    float s[4], A[4], B[4], C[4];
+    load4(s, st, n0, N, vec);
+    load4(A, Ap, n0, N, vec);
+    load4(B, Bp, n0, N, vec);
+    load4(C, Cp, n0, N, vec);
+    const float xv = __ldg(a.x + r * a.x_stride + c), zv = __ldg(a.z + r * a.z_stride + c);
+    const float dt = mcu_softplus(dt_raw(a, r, c, lane, LPC) + a.dt_bias[c]), dx = dt * xv;
+    float acc = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        s[i] = mcu_ex2(dt * A[i] * MCU_LOG2E) * s[i] + dx * B[i];
+        acc += s[i] * C[i];
+    }
+    for (int o = LPC / 2; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o, LPC);
+    if (!live || n0 >= N) return;
+    if (vec && n0 + 4 <= N) {
+        *(float4 *)st = make_float4(s[0], s[1], s[2], s[3]);
+    } else {
+        for (int i = 0; i < 4; i++)
+            if (n0 + i < N) st[i] = s[i];
+    }
+    if (lane == 0) put_y(a, r, c, (acc + a.D[c] * xv) * mcu_silu(zv));
+}
+
+template <int LPC>
+static void run_step(const mcu_scan_args *a, const mcu_seg *seg, int64_t n_seg, mcu_stream s) {
+    const int64_t threads = n_seg * a->E * LPC;
+    scan_step_k<LPC><<<(unsigned)((threads + STEP_THREADS - 1) / STEP_THREADS), STEP_THREADS, 0, s>>>(*a, seg, n_seg);
+}
+
 /* Lanes per channel (N > 32, or few channels): chunked segments' passes 1 and 2 when
  * present, then one launch for the short segments whole and the chunks' outputs. */
 template <int SPL>
@@ -269,6 +334,15 @@ static void run_per_channel(const mcu_scan_args *a, const mcu_seg *seg, int64_t 
 extern "C" void mcu_selective_scan(const mcu_scan_args *a, const mcu_seg *seg, int64_t n_seg, const mcu_chunks *ch,
                                    mcu_stream s) {
     if (n_seg <= 0) return;
+    if (a->step && ch->max_chunks_per_seg == 0 && a->N <= 4 * 32) {
+        if (a->N <= 4) run_step<1>(a, seg, n_seg, s);
+        else if (a->N <= 8) run_step<2>(a, seg, n_seg, s);
+        else if (a->N <= 16) run_step<4>(a, seg, n_seg, s);
+        else if (a->N <= 32) run_step<8>(a, seg, n_seg, s);
+        else if (a->N <= 64) run_step<16>(a, seg, n_seg, s);
+        else run_step<32>(a, seg, n_seg, s);
+        return;
+    }
     if (a->N <= 16 && !a->dt_w && (ch->max_chunks_per_seg > 0 || n_seg * a->E >= PER_CHANNEL_MIN_THREADS)) {
         if (a->N <= 4) run_per_channel<4>(a, seg, n_seg, ch, s);
         else if (a->N <= 8) run_per_channel<8>(a, seg, n_seg, ch, s);
