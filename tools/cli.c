@@ -2,6 +2,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 
+#include <cjson/cJSON.h>
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -317,4 +319,23 @@ double cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+const char *cli_model_chat_template(const mambac_model_info *info) {
+    char path[4200];
+    char *jinja = NULL;
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", info->dir);
+    char *text;
+    size_t len;
+    if (info->dir && info->dir[0] && access(path, R_OK) == 0 && cli_read_input(path, &text, &len) == CLI_OK) {
+        cJSON *root = cJSON_ParseWithLength(text, len);
+        const cJSON *t = root ? cJSON_GetObjectItemCaseSensitive(root, "chat_template") : NULL;
+        if (cJSON_IsString(t)) jinja = strdup(t->valuestring);
+        cJSON_Delete(root);
+        free(text);
+    }
+    const char *tmpl = mambac_chat_template_name(jinja);
+    if (jinja && !tmpl) fprintf(stderr, "mambac: the model's chat template is not one of chatml, zephyr, plain: chatml used\n");
+    free(jinja);
+    return tmpl ? tmpl : "chatml";
 }

@@ -48,6 +48,10 @@ int cli_load_tokenizer(const char *path, const mambac_model_info *info, mambac_t
  * is malloc'd. */
 int cli_prompt_ids(const char *ids, const char *text, const char *file, int escape, const char *tokenizer,
                    const mambac_model_info *info, int32_t **out, size_t *n);
+/* The built-in template the model's tokenizer_config.json chat_template is recognised
+ * as (beside a model folder), else "chatml" (saying so on stderr when the model has one
+ * that is not recognised). */
+const char *cli_model_chat_template(const mambac_model_info *info);
 /* sampling_opts.c: -n, the sampler's options and --seed, shared by generate and chat. */
 typedef struct cli_sampling {
     mambac_sampler_params sp;
@@ -111,5 +115,6 @@ int cmd_grad(cli_args *a);
 int cmd_train(cli_args *a);
 int cmd_perplexity(cli_args *a);
 int cmd_eval(cli_args *a);
+int cmd_serve(cli_args *a);
 
 #endif

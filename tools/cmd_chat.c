@@ -8,7 +8,6 @@
  * The template: --chat-template NAME, else the one the model's tokenizer_config.json
  * chat_template is recognised as, else chatml. */
 #define _POSIX_C_SOURCE 200809L
-#include <cjson/cJSON.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,22 +93,6 @@ static int start(chat *c) {
     return c->system ? feed_message(c, "system", c->system) : CLI_OK;
 }
 
-/* tokenizer_config.json's chat_template beside the model (a folder), or NULL. */
-static char *model_chat_template(const mambac_model_info *info) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/tokenizer_config.json", info->dir);
-    if (access(path, R_OK) != 0) return NULL;
-    char *text;
-    size_t len;
-    if (cli_read_input(path, &text, &len) != CLI_OK) return NULL;
-    cJSON *root = cJSON_ParseWithLength(text, len);
-    const cJSON *t = root ? cJSON_GetObjectItemCaseSensitive(root, "chat_template") : NULL;
-    char *out = cJSON_IsString(t) ? strdup(t->valuestring) : NULL;
-    cJSON_Delete(root);
-    free(text);
-    return out;
-}
-
 static char *read_line(int tty) {
 #ifdef MAMBAC_HAVE_LIBEDIT
     if (tty) {
@@ -179,14 +162,7 @@ int cmd_chat(cli_args *a) {
         cli_session_close(&c.s);
         return CLI_ERR;
     }
-    if (!tmpl) {
-        char *jinja = model_chat_template(c.s.info);
-        tmpl = mambac_chat_template_name(jinja);
-        if (jinja && !tmpl) fprintf(stderr, "mambac: the model's chat template is not one of chatml, zephyr, plain: chatml used\n");
-        free(jinja);
-        if (!tmpl) tmpl = "chatml";
-    }
-    c.tmpl = tmpl;
+    c.tmpl = tmpl ? tmpl : cli_model_chat_template(c.s.info);
     c.gp = mambac_generate_default_params();
     c.gp.sampling = smp.sp, c.gp.max_tokens = smp.n;
     cli_sampling_seed(&smp, &c.gp.sampling);

@@ -147,6 +147,29 @@ static const command_help helps[] = {
      "      --samples FILE    every item's log-likelihoods (and gold, hits) as JSON lines\n"
      "      --tokenizer PATH  tokenizer.json (default: the model's)\n\n"
      "example: mambac eval -m mamba-130m-hf --task lambada_openai,piqa --data eval-data\n"},
+    {"serve",
+     "usage: mambac serve [-m MODEL] [--host 127.0.0.1] [--port 8080] [--parallel N] [options]\n"
+     "An OpenAI-compatible HTTP server: /v1/completions, /v1/chat/completions (streaming with\n"
+     "stream: true), /v1/models, /tokenize, /detokenize, /health, /metrics, and a chat page at /.\n"
+     "Running requests are evaluated together each step; the state after every prompt and every\n"
+     "answer is cached, so a request that extends a cached prefix evaluates only its new tokens.\n\n"
+     COMMON_MODEL COMMON_THREADS
+     "      --host ADDR       IPv4 or IPv6 address to listen on (default 127.0.0.1)\n"
+     "      --port N          port (default 8080; 0: any free one, printed)\n"
+     "  -np, --parallel N     sequences evaluated together at most (default 8)\n"
+     "      --queue N         requests waiting beyond those at most (default 64; then 503)\n"
+     "      --ctx-cache-mb M  the state cache's memory (default 256; 0: off)\n"
+     "      --api-key KEY     require Authorization: Bearer KEY (default: $MAMBAC_API_KEY, or none)\n"
+     "      --chat-template T chatml, zephyr or plain (default: the model's, else chatml)\n"
+     "      --model-name NAME the model's id in responses (default: the model's file or folder name)\n"
+     "      --max-tokens N    tokens a request may generate at most, and the default (4096)\n"
+     "      --max-prompt N    prompt tokens a request may have (default 65536)\n"
+     "      --max-body-mb M   request body size limit (default 8)\n"
+     "      --timeout S       a request's time limit in seconds (default 600)\n"
+     "      --prefill-piece N prompt tokens fed a step while others decode (default 512)\n"
+     "      --tokenizer PATH  tokenizer.json (default: the model's)\n\n"
+     "example: mambac serve -m mamba-130m-hf --port 8080 --parallel 16\n"
+     "         curl http://127.0.0.1:8080/v1/completions -d '{\"prompt\": \"Once\", \"max_tokens\": 16}'\n"},
     {"grad",
      "usage: mambac grad [-m MODEL] (--prompt-ids IDS | -p TEXT | -f FILE) -o GRADS.safetensors [-t N]\n"
      "The mean next-token loss of the tokens and every parameter's gradient.\n\n" COMMON_MODEL COMMON_THREADS

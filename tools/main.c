@@ -34,6 +34,8 @@ static const char usage[] =
     "  eval      [-m MODEL] --task NAME[,NAME...] [--data DIR] [--limit N] [-o results.json]\n"
     "            zero-shot tasks (LAMBADA, PIQA, ARC, OpenBookQA, WinoGrande, WSC273, jsonl:FILE)\n"
     "            scored as lm-evaluation-harness scores them\n"
+    "  serve     [-m MODEL] [--host H] [--port P] [--parallel N]\n"
+    "            an OpenAI-compatible HTTP server with continuous batching and a state cache\n"
     "  grad      [-m MODEL] (--prompt-ids IDS | -p TEXT | -f FILE) -o GRADS.safetensors [-t THREADS]\n"
     "            the mean next-token loss of the tokens and every parameter's gradient\n"
     "  bench     [-m MODEL] [-p 512] [-n 128] [-b BATCH] [-u UBATCH] [-t THREADS] [-r REPEATS] [--json]\n"
@@ -92,6 +94,14 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "perplexity") == 0) return cmd_perplexity(&a);
     if (strcmp(argv[1], "eval") == 0) return cmd_eval(&a);
     if (strcmp(argv[1], "detokenize") == 0) return cmd_detokenize(&a);
+    if (strcmp(argv[1], "serve") == 0) {
+#ifdef MAMBAC_HAVE_SERVE
+        return cmd_serve(&a);
+#else
+        fprintf(stderr, "mambac: serve is not built in (libmicrohttpd was not found: run scripts/setup.sh, then rebuild)\n");
+        return CLI_ERR;
+#endif
+    }
     fprintf(stderr, "mambac: unknown command '%s' (see 'mambac help')\n", argv[1]);
     return CLI_USAGE;
 }
