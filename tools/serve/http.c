@@ -133,7 +133,7 @@ static const char *model_name(const srv_http *h) { return h->cfg.model_name ? h-
 /* Appends "data: JSON\n\n" to the stream's pending bytes. */
 static int pend(gen *g, const char *json) {
     if (!json) return 0;
-    const size_t n = strlen(json), need = g->pending_len + n + 8;
+    const size_t n = strlen(json), need = g->pending_len + n + sizeof "data: \n\n";
     char *p = realloc(g->pending, need);
     if (!p) return 0;
     g->pending = p;
@@ -528,7 +528,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         *con_cls = cn;
         atomic_fetch_add(&h->in_flight, 1);
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > h->cfg.max_body) cn->too_big = 1;
+        if (cl && strtoull(cl, NULL, 10) > h->cfg.max_body) { /* answered at once; the body is never read */
+            char msg[96];
+            snprintf(msg, sizeof msg, "the body is larger than the server's limit of %zu bytes", h->cfg.max_body);
+            return send_error(h, c, 413, msg, NULL);
+        }
         return MHD_YES;
     }
     if (*upload_size) {
