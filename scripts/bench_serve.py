@@ -2,7 +2,7 @@
 """bench_serve.py URL [--clients 1,8,32] [--tokens 128] [--prompt-tokens 64] [--rounds 2]
 
 Load on an OpenAI-compatible server (mambac serve, or llama.cpp's llama-server: same
-requests): C concurrent streaming clients, each sending one completion of --tokens tokens
+requests): C concurrent streaming clients (a process each), each sending one completion of --tokens tokens
 (ignore_eos) after a prompt of about --prompt-tokens tokens, all released at once. Prints, per
 client count, the aggregate generated tokens/s (all tokens over the wall time from the first
 request to the last token, prompts included), the decode rate (the sum of each client's rate
@@ -11,8 +11,7 @@ p99), one JSON line each. Standard library only."""
 import argparse
 import http.client
 import json
-import statistics
-import threading
+import multiprocessing as mp
 import time
 import urllib.parse
 
@@ -20,7 +19,8 @@ WORDS = ("the of and to in that it is was he for on are as with his they at be t
          "what all were when we there can an your which their said if do will each about how up out them then she").split()
 
 
-def one(url, body, out, key):
+def one(url, body, out, key, go):
+    go.wait()  # every client released at once
     u = urllib.parse.urlparse(url)
     c = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
     t0 = time.perf_counter()
@@ -43,7 +43,7 @@ def one(url, body, out, key):
             if j.get("choices") and j["choices"][0].get("text"):
                 stamps.append(time.perf_counter())
     c.close()
-    out.append((t0, stamps))
+    out.put((t0, stamps))
 
 
 def pct(xs, q):
@@ -66,17 +66,19 @@ def main():
     for C in [int(x) for x in a.clients.split(",")]:
         best = None
         for rnd in range(a.rounds):
-            out = []
-            threads = []
-            for i in range(C):
+            q, go, procs = mp.Queue(), mp.Event(), []
+            for i in range(C):  # one process a client: a Python client must not be the limit
                 prompt = " ".join(WORDS[(i * 7 + k + rnd * 13) % len(WORDS)] for k in range(a.prompt_tokens))
                 body = {"prompt": prompt, "max_tokens": a.tokens, "temperature": 0, "ignore_eos": True, "stream": True,
                         "cache_prompt": False, "n_predict": a.tokens}
-                threads.append(threading.Thread(target=one, args=(a.url, body, out, a.key)))
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+                procs.append(mp.Process(target=one, args=(a.url, body, q, a.key, go)))
+            for p in procs:
+                p.start()
+            time.sleep(0.5)
+            go.set()
+            out = [q.get() for _ in procs]
+            for p in procs:
+                p.join()
             start = min(t0 for t0, _ in out)
             end = max(s[-1] for _, s in out if s)
             n = sum(len(s) for _, s in out)

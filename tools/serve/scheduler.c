@@ -76,6 +76,9 @@ typedef struct slot {
     size_t pos;   /* prompt tokens in the state */
     int32_t next; /* DECODE: the sampled token to feed */
     float *logits;
+    int have_logits; /* logits hold the row after the last fed token (else only gtok) */
+    int greedy;      /* decode steps ask the backend for the argmax alone (MAMBAC_LOGITS_GREEDY) */
+    int32_t gtok;
     size_t k;     /* tokens fed in the current step */
 } slot;
 
@@ -156,7 +159,8 @@ static void finish(srv_sched *s, slot *sl, const char *reason, int status, const
     if (!error && !cancelled) { /* what the text stream held back (nothing after a stop string) */
         const size_t k = sl->ts.buf ? mc_text_stream_ready(&sl->ts, 1) : 0;
         if (k) emit(j, sl->ts.buf, k, NULL);
-        if (j->cache_prompt && s->cache && sl->n_fed) srv_cache_store(s->cache, sl->fed, sl->n_fed, sl->state, sl->logits);
+        if (j->cache_prompt && s->cache && sl->n_fed)
+            srv_cache_store(s->cache, sl->fed, sl->n_fed, sl->state, sl->have_logits ? sl->logits : NULL);
     }
     pthread_mutex_lock(&j->mu);
     j->phase = SRV_JOB_DONE;
@@ -222,7 +226,11 @@ static void start(srv_sched *s, slot *sl, srv_job *j) {
     memcpy(sl->fed, j->ids, hit * sizeof *j->ids);
     sl->n_fed = sl->pos = hit;
     j->n_cached = (int64_t)hit;
-    if (hit == j->n_ids) sl->phase = SLOT_READY;
+    if (hit == j->n_ids) sl->phase = SLOT_READY, sl->have_logits = 1;
+    /* greedy with nothing that needs the whole row: the backend's argmax (on a GPU one id
+     * comes back instead of a row of logits); the same choice as the sampler's when the
+     * sampled vocabulary is the model's */
+    sl->greedy = sp.temp == 0.0f && !j->want_lp && sp.repeat_penalty == 1.0f && s->n_vocab == s->info->vocab_size;
     pthread_mutex_lock(&s->mu);
     s->st.prompt_tokens += j->n_ids, s->st.cached_tokens += hit;
     pthread_mutex_unlock(&s->mu);
@@ -255,12 +263,12 @@ static void sample(srv_sched *s, slot *sl) {
         finish(s, sl, "length", 0, NULL);
         return;
     }
-    for (int32_t i = 0; i < s->n_vocab; i++)
+    for (int32_t i = 0; sl->have_logits && i < s->n_vocab; i++)
         if (!isfinite(sl->logits[i])) {
             finish(s, sl, NULL, 500, "the model gave non-finite logits: its weights or state are corrupt");
             return;
         }
-    const int32_t next = mambac_sampler_sample(sl->smp, sl->logits);
+    const int32_t next = sl->have_logits ? mambac_sampler_sample(sl->smp, sl->logits) : sl->gtok;
     if (next == s->eos && !j->ignore_eos) {
         finish(s, sl, "stop", 0, NULL);
         return;
@@ -312,6 +320,7 @@ static void step(srv_sched *s) {
         } else if (sl->phase == SLOT_DECODE) {
             sl->k = 1;
             q.ids = &sl->next, q.n_tokens = 1;
+            if (sl->greedy) q.mode = MAMBAC_LOGITS_GREEDY, q.logits = NULL, q.token = &sl->gtok;
         } else {
             continue;
         }
@@ -336,6 +345,7 @@ static void step(srv_sched *s) {
             }
             memcpy(sl->fed + sl->n_fed, s->seqs[q].ids, sl->k * sizeof(int32_t));
             sl->n_fed += sl->k;
+            sl->have_logits = s->seqs[q].mode == MAMBAC_LOGITS_LAST;
             if (sl->phase == SLOT_DECODE) {
                 sl->phase = SLOT_READY;
             } else {
