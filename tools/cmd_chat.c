@@ -162,7 +162,8 @@ int cmd_chat(cli_args *a) {
         cli_session_close(&c.s);
         return CLI_ERR;
     }
-    c.tmpl = tmpl ? tmpl : cli_model_chat_template(c.s.info);
+    if (!tmpl) tmpl = cli_model_chat_template(c.s.info);
+    c.tmpl = tmpl;
     c.gp = mambac_generate_default_params();
     c.gp.sampling = smp.sp, c.gp.max_tokens = smp.n;
     cli_sampling_seed(&smp, &c.gp.sampling);
