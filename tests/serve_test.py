@@ -11,7 +11,8 @@ bad access at any point fails its exit status):
     every good one its exact answer, the server's memory stays bounded;
   - the state cache: a chat's second turn takes its history from the cache (usage and
     /metrics say so) and answers what the same request without the cache answers;
-  - a full queue answers 503 with Retry-After; the API key; /tokenize, /detokenize, /models,
+  - a full queue answers 503 with Retry-After; --state-dir keeps the cache across a restart;
+    the API key; /tokenize, /detokenize, /models,
     /health, /metrics; SIGTERM lets a running stream finish, then the server exits 0.
 Prints "N passed, M failed"; exit status 1 on any failure."""
 import http.client
@@ -59,7 +60,7 @@ def start_server(*extra):
         print("".join(lines))
         raise SystemExit("the server did not start")
     # keep reading its stderr so that it never blocks on a full pipe
-    log = []
+    log = list(lines)
     threading.Thread(target=lambda: log.extend(iter(p.stderr.readline, "")), daemon=True).start()
     return p, port, log
 
@@ -204,9 +205,34 @@ def full_queue():
     check(srv.wait(timeout=60) == 0, "the second server exits 0")
 
 
+def state_dir():
+    """--state-dir: the cache written at exit and read back at the next start (a stray file
+    there skipped); the restarted server answers from the saved state what it answered."""
+    import tempfile
+    d = tempfile.mkdtemp(prefix="mambac-serve-")
+    req = {"prompt": "ROMEO: what light", "max_tokens": 8, "temperature": 0}
+    srv, port, log = start_server("--state-dir", d)
+    st, a, _ = request(port, "POST", "/v1/completions", req)
+    srv.send_signal(signal.SIGTERM)
+    check(srv.wait(timeout=60) == 0 and any(f.endswith(".mcsc") for f in os.listdir(d)), "the cache is written at exit")
+    with open(os.path.join(d, "stray.mcsc"), "wb") as f:
+        f.write(b"MCSC" + os.urandom(100))
+    srv, port, log = start_server("--state-dir", d)
+    st2, b, _ = request(port, "POST", "/v1/completions", req)
+    check(st == 200 and st2 == 200 and b["usage"]["prompt_tokens_details"]["cached_tokens"] == b["usage"]["prompt_tokens"]
+          and b["choices"][0]["text"] == a["choices"][0]["text"], f"a restarted server answers from the saved state ({b})")
+    srv.send_signal(signal.SIGTERM)
+    check(srv.wait(timeout=60) == 0, "the restarted server exits 0")
+    check(any("stray.mcsc is not a cached state" in l for l in log), "a stray file in the state folder is skipped")
+    for f in os.listdir(d):
+        os.remove(os.path.join(d, f))
+    os.rmdir(d)
+
+
 def main():
     expected = {p: cli_greedy(p, N_GEN) for p in PROMPTS}
     full_queue()
+    state_dir()
     srv, port, log = start_server("--parallel", "4", "--queue", "64", "--max-body-mb", "1", "--max-tokens", "4096",
                                   "--timeout", "120")
     try:

@@ -159,6 +159,7 @@ static const command_help helps[] = {
      "  -np, --parallel N     sequences evaluated together at most (default 8)\n"
      "      --queue N         requests waiting beyond those at most (default 64; then 503)\n"
      "      --ctx-cache-mb M  the state cache's memory (default 256; 0: off)\n"
+     "      --state-dir DIR   keep the state cache across restarts: read from DIR at the start, written at the end\n"
      "      --api-key KEY     require Authorization: Bearer KEY (default: $MAMBAC_API_KEY, or none)\n"
      "      --chat-template T chatml, zephyr or plain (default: the model's, else chatml)\n"
      "      --model-name NAME the model's id in responses (default: the model's file or folder name)\n"

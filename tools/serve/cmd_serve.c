@@ -25,6 +25,7 @@ static const char *base_name(const char *path) {
 int cmd_serve(cli_args *a) {
     const char *model = NULL, *threads_s = NULL, *host = "127.0.0.1", *port_s = "8080", *parallel_s = "8", *queue_s = "64";
     const char *cache_s = "256", *key = getenv("MAMBAC_API_KEY"), *tmpl_s = NULL, *tokenizer = NULL, *name = NULL;
+    const char *state_dir = NULL;
     const char *max_tokens_s = "4096", *max_prompt_s = "65536", *max_body_s = "8", *timeout_s = "600", *ubatch_s = "512";
     for (; a->i < a->argc; a->i++) {
         int bad = 0;
@@ -35,7 +36,8 @@ int cmd_serve(cli_args *a) {
             cli_opt(a, "--chat-template", NULL, &tmpl_s, &bad) || cli_opt(a, "--tokenizer", NULL, &tokenizer, &bad) ||
             cli_opt(a, "--model-name", NULL, &name, &bad) || cli_opt(a, "--max-tokens", NULL, &max_tokens_s, &bad) ||
             cli_opt(a, "--max-prompt", NULL, &max_prompt_s, &bad) || cli_opt(a, "--max-body-mb", NULL, &max_body_s, &bad) ||
-            cli_opt(a, "--timeout", NULL, &timeout_s, &bad) || cli_opt(a, "--prefill-piece", NULL, &ubatch_s, &bad)) {
+            cli_opt(a, "--timeout", NULL, &timeout_s, &bad) || cli_opt(a, "--prefill-piece", NULL, &ubatch_s, &bad) ||
+            cli_opt(a, "--state-dir", NULL, &state_dir, &bad)) {
             if (bad) return CLI_USAGE;
         } else {
             return cli_usage_error(a->cmd, "unknown option '%s'", a->argv[a->i]);
@@ -52,6 +54,12 @@ int cmd_serve(cli_args *a) {
     if (!cli_parse_int(timeout_s, 1, 86400, &timeout)) return cli_usage_error(a->cmd, "--timeout must be in [1, 86400] seconds");
     if (!cli_parse_int(ubatch_s, 1, 1 << 20, &piece)) return cli_usage_error(a->cmd, "--prefill-piece must be in [1, 2^20]");
     if (key && !*key) key = NULL;
+    if (state_dir) {
+        char probe[4200];
+        snprintf(probe, sizeof probe, "%s/x", state_dir);
+        if (!cli_folder_writable(probe)) return cli_usage_error(a->cmd, "--state-dir '%s': not a writable folder", state_dir);
+        if (!cache_mb) return cli_usage_error(a->cmd, "--state-dir needs the state cache (--ctx-cache-mb > 0)");
+    }
     const char *tmpl = tmpl_s ? mambac_chat_template_name(tmpl_s) : NULL;
     if (tmpl_s && !tmpl) return cli_usage_error(a->cmd, "--chat-template '%s': not one of chatml, zephyr, plain", tmpl_s);
     int32_t threads = 0;
@@ -74,7 +82,8 @@ int cmd_serve(cli_args *a) {
     if (!tmpl) tmpl = cli_model_chat_template(s.info);
     mambac_error err = {0};
     const srv_sched_params sp = {.parallel = (int32_t)parallel, .queue = (int32_t)queue,
-                                 .cache_bytes = (size_t)cache_mb << 20, .prefill_piece = (int32_t)piece};
+                                 .cache_bytes = (size_t)cache_mb << 20, .prefill_piece = (int32_t)piece,
+                                 .state_dir = state_dir};
     srv_sched *sched = srv_sched_new(s.model, s.ctx, tok, &sp, &err);
     if (!sched) {
         mambac_tokenizer_free(tok);

@@ -440,6 +440,9 @@ srv_sched *srv_sched_new(const mambac_model *model, mambac_context *ctx, const m
     static const double lat_le[SRV_HIST_BUCKETS] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
     static const double batch_le[SRV_HIST_BUCKETS] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096};
     hist_init(&s->st.ttft, ttft_le), hist_init(&s->st.latency, lat_le), hist_init(&s->st.batch, batch_le);
+    if (ok && s->cache && p->state_dir)
+        fprintf(stderr, "mambac serve: %zu cached states read from %s\n", srv_cache_load_dir(s->cache, p->state_dir),
+                p->state_dir);
     s->st.parallel = s->p.parallel;
     if (!ok || pthread_create(&s->thread, NULL, run, s) != 0) {
         if (err && ok) snprintf(err->msg, sizeof err->msg, "cannot start the scheduler thread");
@@ -474,6 +477,9 @@ void srv_sched_drain_free(srv_sched *s) {
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->thread, NULL);
+    if (s->cache && s->p.state_dir)
+        fprintf(stderr, "mambac serve: %zu cached states written to %s\n", srv_cache_save_dir(s->cache, s->p.state_dir),
+                s->p.state_dir);
     sched_free(s);
 }
 

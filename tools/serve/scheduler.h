@@ -62,6 +62,7 @@ typedef struct srv_sched_params {
     int32_t queue;         /* jobs waiting at most beyond those */
     size_t cache_bytes;    /* the prefix cache's budget (0: off) */
     int32_t prefill_piece; /* prompt tokens fed a step, over all prefilling jobs */
+    const char *state_dir; /* the cache read from here at the start and written at the end, or NULL */
 } srv_sched_params;
 
 typedef struct srv_sched srv_sched;

@@ -28,6 +28,13 @@ size_t srv_cache_lookup(srv_cache *c, const int32_t *ids, size_t n, mambac_state
  * larger than the budget is not kept. */
 void srv_cache_store(srv_cache *c, const int32_t *ids, size_t n, const mambac_state *src, const float *logits);
 
+/* Persistence (`--state-dir`): every entry written to dir as its own file (NAME.mcsc, the
+ * name a hash of its tokens; each written to a temporary name, then renamed), files of
+ * entries no longer cached removed; and read back, oldest first, skipping (with a line on
+ * stderr) any file that is not an entry of this model. Returns the entries written / read. */
+size_t srv_cache_save_dir(srv_cache *c, const char *dir);
+size_t srv_cache_load_dir(srv_cache *c, const char *dir);
+
 typedef struct srv_cache_stats {
     size_t entries, bytes, budget;
     uint64_t hits, misses, evictions;
