@@ -26,7 +26,7 @@ int cmd_serve(cli_args *a) {
     const char *model = NULL, *threads_s = NULL, *host = "127.0.0.1", *port_s = "8080", *parallel_s = "8", *queue_s = "64";
     const char *cache_s = "256", *key = getenv("MAMBAC_API_KEY"), *tmpl_s = NULL, *tokenizer = NULL, *name = NULL;
     const char *state_dir = NULL;
-    const char *max_tokens_s = "4096", *max_prompt_s = "65536", *max_body_s = "8", *timeout_s = "600", *ubatch_s = "512";
+    const char *max_tokens_s = "4096", *max_prompt_s = "65536", *max_body_s = "8", *timeout_s = "600", *piece_s = "512";
     for (; a->i < a->argc; a->i++) {
         int bad = 0;
         if (cli_opt(a, "-m", "--model", &model, &bad) || cli_opt(a, "-t", "--threads", &threads_s, &bad) ||
@@ -36,7 +36,7 @@ int cmd_serve(cli_args *a) {
             cli_opt(a, "--chat-template", NULL, &tmpl_s, &bad) || cli_opt(a, "--tokenizer", NULL, &tokenizer, &bad) ||
             cli_opt(a, "--model-name", NULL, &name, &bad) || cli_opt(a, "--max-tokens", NULL, &max_tokens_s, &bad) ||
             cli_opt(a, "--max-prompt", NULL, &max_prompt_s, &bad) || cli_opt(a, "--max-body-mb", NULL, &max_body_s, &bad) ||
-            cli_opt(a, "--timeout", NULL, &timeout_s, &bad) || cli_opt(a, "--prefill-piece", NULL, &ubatch_s, &bad) ||
+            cli_opt(a, "--timeout", NULL, &timeout_s, &bad) || cli_opt(a, "--prefill-piece", NULL, &piece_s, &bad) ||
             cli_opt(a, "--state-dir", NULL, &state_dir, &bad)) {
             if (bad) return CLI_USAGE;
         } else {
@@ -52,7 +52,7 @@ int cmd_serve(cli_args *a) {
     if (!cli_parse_int(max_prompt_s, 1, 1 << 26, &max_prompt)) return cli_usage_error(a->cmd, "--max-prompt must be in [1, 2^26]");
     if (!cli_parse_int(max_body_s, 1, 1024, &max_body)) return cli_usage_error(a->cmd, "--max-body-mb must be in [1, 1024]");
     if (!cli_parse_int(timeout_s, 1, 86400, &timeout)) return cli_usage_error(a->cmd, "--timeout must be in [1, 86400] seconds");
-    if (!cli_parse_int(ubatch_s, 1, 1 << 20, &piece)) return cli_usage_error(a->cmd, "--prefill-piece must be in [1, 2^20]");
+    if (!cli_parse_int(piece_s, 1, 1 << 20, &piece)) return cli_usage_error(a->cmd, "--prefill-piece must be in [1, 2^20]");
     if (key && !*key) key = NULL;
     if (state_dir) {
         char probe[4200];

@@ -441,19 +441,28 @@ static enum MHD_Result handle_models(srv_http *h, struct MHD_Connection *c) {
     return send_json(h, c, 200, json_text(out));
 }
 
-/* Prometheus text format. */
+/* Prometheus text format, appended at *p within *left bytes (what does not fit is cut). */
+static void advance(char **p, size_t *left, int n) {
+    const size_t k = n < 0 ? 0 : (size_t)n < *left ? (size_t)n : *left ? *left - 1 : 0;
+    *p += k, *left -= k;
+}
+
+static void metric(char **p, size_t *left, const char *type, const char *name, const char *help, uint64_t v) {
+    advance(p, left, snprintf(*p, *left, "# HELP mambac_%s %s\n# TYPE mambac_%s %s\nmambac_%s %llu\n", name, help, name,
+                              type, name, (unsigned long long)v));
+}
+
 static void hist_text(char **p, size_t *left, const char *name, const char *help, const srv_histogram *hg) {
-    int n = snprintf(*p, *left, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
-    *p += n, *left -= (size_t)n;
+    advance(p, left, snprintf(*p, *left, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name));
     uint64_t cum = 0;
     for (int b = 0; b <= SRV_HIST_BUCKETS; b++) {
         cum += hg->count[b];
-        if (b < SRV_HIST_BUCKETS) n = snprintf(*p, *left, "%s_bucket{le=\"%g\"} %llu\n", name, hg->le[b], (unsigned long long)cum);
-        else n = snprintf(*p, *left, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
-        *p += n, *left -= (size_t)n;
+        if (b < SRV_HIST_BUCKETS)
+            advance(p, left, snprintf(*p, *left, "%s_bucket{le=\"%g\"} %llu\n", name, hg->le[b], (unsigned long long)cum));
+        else
+            advance(p, left, snprintf(*p, *left, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum));
     }
-    n = snprintf(*p, *left, "%s_sum %g\n%s_count %llu\n", name, hg->sum, name, (unsigned long long)hg->n);
-    *p += n, *left -= (size_t)n;
+    advance(p, left, snprintf(*p, *left, "%s_sum %g\n%s_count %llu\n", name, hg->sum, name, (unsigned long long)hg->n));
 }
 
 static enum MHD_Result handle_metrics(srv_http *h, struct MHD_Connection *c) {
@@ -463,18 +472,8 @@ static enum MHD_Result handle_metrics(srv_http *h, struct MHD_Connection *c) {
     char *buf = malloc(cap), *p = buf;
     size_t left = cap;
     if (!buf) return send_error(h, c, 500, "out of memory", NULL);
-#define COUNTER(name, help, v)                                                                                        \
-    do {                                                                                                              \
-        int n_ = snprintf(p, left, "# HELP mambac_" name " " help "\n# TYPE mambac_" name " counter\nmambac_" name " %llu\n", \
-                          (unsigned long long)(v));                                                                   \
-        p += n_, left -= (size_t)n_;                                                                                  \
-    } while (0)
-#define GAUGE(name, help, v)                                                                                          \
-    do {                                                                                                              \
-        int n_ = snprintf(p, left, "# HELP mambac_" name " " help "\n# TYPE mambac_" name " gauge\nmambac_" name " %llu\n", \
-                          (unsigned long long)(v));                                                                   \
-        p += n_, left -= (size_t)n_;                                                                                  \
-    } while (0)
+#define COUNTER(name, help, v) metric(&p, &left, "counter", name, help, (uint64_t)(v))
+#define GAUGE(name, help, v) metric(&p, &left, "gauge", name, help, (uint64_t)(v))
     COUNTER("requests_done_total", "generation requests finished", s.jobs_done);
     COUNTER("requests_failed_total", "generation requests that failed", s.jobs_failed);
     COUNTER("requests_cancelled_total", "generation requests whose client went away", s.jobs_cancelled);
@@ -487,9 +486,8 @@ static enum MHD_Result handle_metrics(srv_http *h, struct MHD_Connection *c) {
     COUNTER("cache_misses_total", "prompts that found no cached prefix", s.cache_misses);
     COUNTER("cache_evictions_total", "cached states evicted", s.cache_evictions);
     for (int k = 2; k <= 5; k++) {
-        int n = snprintf(p, left, "mambac_http_responses_total{class=\"%dxx\"} %llu\n", k,
-                         (unsigned long long)atomic_load(&h->responses[k]));
-        p += n, left -= (size_t)n;
+        advance(&p, &left, snprintf(p, left, "mambac_http_responses_total{class=\"%dxx\"} %llu\n", k,
+                                    (unsigned long long)atomic_load(&h->responses[k])));
     }
     GAUGE("requests_running", "sequences in the running batch", s.running > 0 ? s.running : 0);
     GAUGE("requests_queued", "requests waiting for a slot", s.queued > 0 ? s.queued : 0);

@@ -73,14 +73,12 @@ size_t srv_cache_lookup(srv_cache *c, const int32_t *ids, size_t n, mambac_state
 void srv_cache_store(srv_cache *c, const int32_t *ids, size_t n, const mambac_state *src, const float *logits) {
     const size_t bytes = c->state_bytes + n * sizeof *ids + (logits ? c->logit_bytes : 0);
     if (!n || bytes > c->budget) return;
-    for (size_t i = 0; i < c->n; i++) /* the same prefix again: refreshed */
+    for (size_t i = 0; i < c->n; i++) /* the same prefix again: refreshed, or replaced by one with logits */
         if (c->e[i].n == n && memcmp(c->e[i].ids, ids, n * sizeof *ids) == 0) {
-            if (logits && !c->e[i].logits) break; /* replaced by the one with logits */
-            c->e[i].used = ++c->tick;
-            return;
-        }
-    for (size_t i = 0; i < c->n; i++)
-        if (c->e[i].n == n && memcmp(c->e[i].ids, ids, n * sizeof *ids) == 0) {
+            if (!logits || c->e[i].logits) {
+                c->e[i].used = ++c->tick;
+                return;
+            }
             drop(c, i);
             break;
         }
