@@ -206,6 +206,46 @@ MAMBAC_API const char *mambac_preset_name(int i);
  * (config.json + model.safetensors, transformers layout), atomically. */
 MAMBAC_API mambac_status mambac_model_write_init(const mambac_init_params *p, const char *dir, mambac_error *err);
 
+/* ---- training (CPU) ---------------------------------------------------------- */
+
+/* What `mambac train` takes: a new model (init, from the architecture's small defaults), an
+ * existing folder to fine-tune (init_from), or a checkpoint folder to resume (resume: then
+ * data, out and init_from stay NULL and the run continues with the checkpoint's settings). */
+typedef struct mambac_train_params {
+    mambac_init_params init;  /* a new model's shapes */
+    int32_t init_set;         /* 1: init was chosen by the caller (checked against a resumed checkpoint) */
+    const char *init_from, *resume;
+    const char *data;         /* a text file */
+    const char *tokenizer;    /* a tokenizer.json (NULL: bytes are tokens) */
+    const char *out;          /* the checkpoint folder written */
+    int64_t batch, seq, steps, warmup, accum, eval_every, eval_windows, save_every;
+    int64_t stop_at;          /* > 0: save and stop at this step (the schedule still runs to steps) */
+    float lr, min_lr, weight_decay, clip, beta1, beta2;
+    double val_frac, time_limit; /* time_limit > 0: seconds, then save and stop */
+    uint64_t seed;
+    int32_t threads;          /* 0: every CPU this process may use */
+} mambac_train_params;
+
+/* After every optimizer step: val_loss is NaN on steps without an evaluation. */
+typedef struct mambac_train_progress {
+    int64_t step, steps, tokens;
+    double train_loss, val_loss;
+    double lr, grad_norm, tok_s, elapsed, eta;
+} mambac_train_progress;
+
+/* Return nonzero to stop: the run saves a checkpoint after this step and returns MAMBAC_OK
+ * (continue it later with resume). */
+typedef int (*mambac_train_progress_fn)(void *user, const mambac_train_progress *p);
+
+/* The defaults of `mambac train`: a small model of that architecture for a CPU (d_model
+ * 128, 4 layers), batch 16 x 256 tokens, steps 0 (2000 for a new run, the checkpoint's on
+ * resume), AdamW 3e-3 with warmup and cosine. */
+MAMBAC_API mambac_train_params mambac_train_default_params(mambac_arch arch);
+/* Runs the training described by p (progress may be NULL); checkpoints and log.csv go to
+ * the out (or resume) folder. */
+MAMBAC_API mambac_status mambac_train(const mambac_train_params *p, mambac_train_progress_fn progress, void *user,
+                                      mambac_error *err);
+
 /* ---- state ---------------------------------------------------------------- */
 
 MAMBAC_API mambac_status mambac_state_new(const mambac_model *model, mambac_state **out, mambac_error *err);
@@ -456,6 +496,11 @@ MAMBAC_API mambac_status mambac_tokenizer_write_bytelevel(const char *path, mamb
 /* Length of the longest prefix of s[0..n) that does not end inside an incomplete UTF-8
  * character (invalid bytes are not held back): what a stream can print now. */
 MAMBAC_API size_t mambac_utf8_complete_prefix(const char *s, size_t n);
+
+/* sizeof the public struct of that name ("mambac_model_info", "mambac_seq", ...), 0 for
+ * a name it does not know: lets bindings that mirror these structs (the Python package)
+ * refuse a library they do not match. */
+MAMBAC_API size_t mambac_sizeof(const char *type_name);
 
 /* Frees memory returned by mambac_tokenize / mambac_detokenize. */
 MAMBAC_API void mambac_free(void *p);

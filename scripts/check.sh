@@ -19,11 +19,14 @@ run_ctest() {
     rm -f "$log"
 }
 
-# the test-only Python packages (the official openai client, for the server's test), in a
-# virtual environment of the build's own
-step "test environment (build-venv: openai)"
+# the test-only Python packages, in a virtual environment of the build's own: the official
+# openai client (the server's test); numpy, pytest and lm-eval (the Python package's tests;
+# lm-eval without its dataset and metric dependencies, which scoring does not import)
+step "test environment (build-venv: openai, numpy, pytest, lm-eval)"
 [ -x build-venv/bin/python ] || python3 -m venv build-venv
-build-venv/bin/python -c "import openai" 2>/dev/null || build-venv/bin/pip install -q "openai==3.57.0"
+build-venv/bin/python -c "import openai, numpy, pytest, yaml, jinja2, requests, tqdm" 2>/dev/null ||
+    build-venv/bin/pip install -q "openai==3.57.0" "numpy>=1.21" pytest pyyaml jinja2 requests tqdm
+build-venv/bin/python -c "import lm_eval" 2>/dev/null || build-venv/bin/pip install -q --no-deps "lm_eval==0.4.13"
 venv_py=$PWD/build-venv/bin/python
 
 step "release build + tests"
@@ -31,6 +34,12 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMAMBAC_WERROR=ON -DMAMBAC_TEST_
 cmake --build build -j "$jobs"
 run_ctest build
 if [ "${1:-}" = "--quick" ]; then echo "check: $passed passed, 0 failed"; exit 0; fi
+
+# what a newcomer does: `pip install .` of a clean copy into a new virtual environment, then
+# the README's Python example, from outside the source tree
+step "python package: pip install . (clean copy, new venv) + the README example"
+bash scripts/check_python_install.sh
+passed=$((passed + 1))
 
 step "sanitizer build (ASan + UBSan with float-cast-overflow) + tests"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMAMBAC_SANITIZE=ON -DMAMBAC_WERROR=ON -DMAMBAC_CUDA=OFF \

@@ -104,10 +104,7 @@ int cmd_train(cli_args *a) {
         c.have_arch_flags = 1;
     }
     /* small defaults for a model trained from scratch on a CPU */
-    if (!c.resume && !c.init_from) {
-        c.init.d_model = 128, c.init.n_layer = 4;
-        if (c.init.arch == MAMBAC_ARCH_MAMBA2) c.init.d_state = 32, c.init.head_dim = 32, c.init.chunk_size = 64;
-    }
+    if (!c.resume && !c.init_from) mc_train_small_init(&c.init);
     for (size_t k = 0; k < sizeof num / sizeof num[0]; k++) {
         if (!vals[k]) continue;
         long long iv;

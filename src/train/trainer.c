@@ -33,6 +33,11 @@ mc_train_config mc_train_default_config(void) {
     return c;
 }
 
+void mc_train_small_init(mambac_init_params *init) {
+    init->d_model = 128, init->n_layer = 4;
+    if (init->arch == MAMBAC_ARCH_MAMBA2) init->d_state = 32, init->head_dim = 32, init->chunk_size = 64;
+}
+
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

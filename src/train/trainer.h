@@ -26,11 +26,7 @@ void mc_data_train_batch(const mc_data *d, uint64_t *rng, int64_t B, int64_t L, 
 int64_t mc_data_val_windows(const mc_data *d, int64_t L);
 void mc_data_val_window(const mc_data *d, int64_t i, int64_t L, int32_t *out);
 
-typedef struct mc_train_progress {
-    int64_t step, steps, tokens;
-    double train_loss, val_loss; /* val_loss is NaN on steps without an evaluation */
-    double lr, grad_norm, tok_s, elapsed, eta;
-} mc_train_progress;
+typedef mambac_train_progress mc_train_progress; /* val_loss is NaN on steps without an evaluation */
 
 typedef struct mc_train_config {
     /* the model: a new one (init), an existing folder to fine-tune, or a checkpoint to
@@ -55,6 +51,9 @@ typedef struct mc_train_config {
 
 /* Defaults (nanoGPT-like for small character models). */
 mc_train_config mc_train_default_config(void);
+/* A new model's small CPU-sized shapes (d_model 128, 4 layers; Mamba-2: d_state 32, head
+ * dimension 32, chunks of 64) over init's architecture defaults. */
+void mc_train_small_init(mambac_init_params *init);
 mambac_status mc_train_run(const mc_train_config *cfg, mambac_error *err);
 
 /* Where a resumed run stands (train_state.json). */
