@@ -27,6 +27,9 @@ Prompt = Union[str, bytes, Sequence[int], np.ndarray]
 
 _LOGITS_MODES = {"none": 0, "last": 1, "all": 2, "greedy": 3}
 _FINISH = {0: "length", 1: "eos", 2: "stop", 3: "callback"}
+# generate's and stream's sampling and stopping options (Context._generate_params' arguments)
+_GENERATE_OPTIONS = ("max_tokens", "temperature", "top_k", "top_p", "min_p", "repeat_penalty", "repeat_last_n", "seed",
+                     "stop", "ignore_eos", "feed_last")
 
 
 def default_model_path() -> str:
@@ -565,9 +568,7 @@ class Context(_ModelObject):
         state: continue from it and advance it (feed_last: it then holds every generated
         token too). details: return a GenerateResult with tokens and finish reason.
         """
-        params = dict(max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
-                      repeat_penalty=repeat_penalty, repeat_last_n=repeat_last_n, seed=seed, stop=stop,
-                      ignore_eos=ignore_eos, feed_last=feed_last)
+        params = {k: v for k, v in locals().items() if k in _GENERATE_OPTIONS}
         res, _ = self._run_generate(prompt, state, None, params)
         return res if details else res.text
 
@@ -577,9 +578,7 @@ class Context(_ModelObject):
                ignore_eos: bool = False, state: State | None = None, feed_last: bool = False) -> Iterator[str]:
         """Like generate, yielding the text as it becomes printable (whole UTF-8 characters,
         never part of a stop string). Closing the generator early stops the generation."""
-        params = dict(max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
-                      repeat_penalty=repeat_penalty, repeat_last_n=repeat_last_n, seed=seed, stop=stop,
-                      ignore_eos=ignore_eos, feed_last=feed_last)
+        params = {k: v for k, v in locals().items() if k in _GENERATE_OPTIONS}
         q: "queue.Queue[tuple[str, Any]]" = queue.Queue()
         cancel = threading.Event()
 
