@@ -8,8 +8,12 @@ cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/copy"
-git ls-files -z --cached --others --exclude-standard | tar --null -T - --ignore-failed-read -cf - 2>/dev/null |
-    tar -xf - -C "$work/copy"
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    git ls-files -z --cached --others --exclude-standard | tar --null -T - --ignore-failed-read -cf - 2>/dev/null |
+        tar -xf - -C "$work/copy"
+else # a tree without git: everything but build outputs
+    tar --exclude='./build*' --exclude='./.dev*' --exclude='./.peers' -cf - . | tar -xf - -C "$work/copy"
+fi
 python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install -q -C cmake.define.MAMBAC_CUDA="${MAMBAC_PIP_CUDA:-OFF}" "$work/copy"
 # the README's first ```python block after its "## Python" heading
