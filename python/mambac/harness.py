@@ -13,6 +13,7 @@ mambac_generate.
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 
 import numpy as np
@@ -21,24 +22,38 @@ from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 from tqdm import tqdm
 
+from .errors import MambacIOError, MambacUnsupportedError
 from .model import Model
+
+eval_logger = logging.getLogger("mambac.harness")
 
 _PIECE = 256  # tokens scored at once (their logits: piece x vocabulary floats)
 
 
 @register_model("mambac")
 class MambacLM(LM):
-    """model_args: path (or pretrained), threads, device ("cpu", "cuda:N"), precision,
+    """model_args: path (or pretrained), threads, backend ("cpu", "cuda", "cuda:N"), precision,
     batch_size (requests scored together), max_length (rolling window; 0 = whole documents),
     max_gen_toks."""
 
-    def __init__(self, path: str | None = None, pretrained: str | None = None, threads: int = 0, device: str = "cpu",
-                 precision: str | None = None, batch_size: int | str = 16, max_length: int = 2048,
-                 max_gen_toks: int = 256, **kwargs):
+    def __init__(self, path: str | None = None, pretrained: str | None = None, threads: int = 0,
+                 backend: str | None = None, device: str | None = None, precision: str | None = None,
+                 batch_size: int | str = 16, max_length: int = 2048, max_gen_toks: int = 256, **kwargs):
         super().__init__()
-        if not str(device).startswith("cuda"):
-            device = "cpu"  # lm-eval passes its own device names ("cuda", "cpu", "mps")
-        self.model = Model(path or pretrained, threads=int(threads), device=str(device), precision=precision)
+        path = path or pretrained
+        if backend:  # model_args' backend=cpu|cuda|cuda:N: the user's choice, used as given
+            self.model = Model(path, threads=int(threads), device=str(backend), precision=precision)
+        elif device and str(device).startswith("cuda"):
+            # the harness passes its --device, which defaults to cuda:0 on every machine: try
+            # the GPU, and run on the CPU where there is none (or no CUDA build)
+            try:
+                self.model = Model(path, threads=int(threads), device=str(device), precision=precision)
+            except (MambacIOError, MambacUnsupportedError) as e:
+                eval_logger.warning("mambac: %s; running on the CPU (model_args backend=cuda insists)", e)
+                self.model = Model(path, threads=int(threads), device="cpu")
+        else:
+            self.model = Model(path, threads=int(threads), device="cpu")
+        self._device = self.model.info.backend
         if self.model.tokenizer is None:
             raise ValueError(f"{self.model.path} has no tokenizer: lm-eval scores text")
         bs = str(batch_size)
