@@ -91,12 +91,12 @@ def stderr(x):
 names = "piqa,arc_easy,openbookqa,winogrande,lambada_openai"
 res_path, samples_path = os.path.join(work, "res.json"), os.path.join(work, "samples.jsonl")
 subprocess.run([mambac, "eval", "-m", model, "--task", names, "--data", data, "--limit", str(limit), "-o", res_path,
-                "--samples", samples_path], check=True, stdout=subprocess.DEVNULL)
+                "--log-samples", samples_path], check=True, stdout=subprocess.DEVNULL)
 got = json.load(open(res_path))["results"]
 samples = {}
 for l in open(samples_path):
     s = json.loads(l)
-    samples[(s["task"], s["item"])] = s
+    samples[(s["task"], s["doc_id"])] = s
 worst, failures = 0.0, 0
 for name, kind, items in tasks():
     acc, acc_norm, lls = [], [], []
@@ -116,7 +116,7 @@ for name, kind, items in tasks():
             scores = [ll]
             lls.append(ll)
             acc.append(greedy)
-        mine = samples[(name, i)]["logprobs"]
+        mine = [float(r[0]) for r in samples[(name, i)]["filtered_resps"]]
         for a, b in zip(scores, mine):
             err = abs(a - b) / (1 + abs(a))
             worst = max(worst, err)
@@ -129,7 +129,7 @@ for name, kind, items in tasks():
     if kind == "loglik":
         want["perplexity"] = math.exp(-float(np.mean(lls)))
     for k, v in want.items():
-        g = got[name][k]
+        g = got[name][k + ",none"]  # lm-eval's "metric,filter" keys
         ok = abs(g - v) <= 1e-9 * max(1.0, abs(v)) if k != "perplexity" else abs(g - v) <= 1e-4 * abs(v)
         print(f"{name:15s} {k:16s} reference {v:.6g}  mambac {g:.6g}  {'ok' if ok else 'DIFFERENT'}")
         failures += not ok

@@ -22,195 +22,7 @@
 
 #include "cli.h"
 #include "eval_rolling.h"
-
-typedef enum { K_CHOICE, K_PARTIAL, K_LOGLIK, K_ROLLING } task_kind;
-
-typedef struct task_def {
-    const char *name, *file;
-    task_kind kind;
-    const char *suffix; /* appended to a choice task's query (lm-eval's doc_to_text) */
-} task_def;
-
-/* lm-eval's prompts for these (its task YAMLs, v0.4); the data are ../shared/data/eval's
- * files, whose layout --data follows. */
-static const task_def TASKS[] = {
-    {"lambada_openai", "lambada/lambada_test.jsonl", K_LOGLIK, NULL},
-    {"piqa", "piqa/valid.jsonl", K_CHOICE, NULL},
-    {"arc_easy", "mosaic_icl/arc_easy.jsonl", K_CHOICE, "\nAnswer:"},
-    {"arc_challenge", "mosaic_icl/arc_challenge.jsonl", K_CHOICE, "\nAnswer:"},
-    {"openbookqa", "mosaic_icl/openbook_qa.jsonl", K_CHOICE, ""},
-    {"winogrande", "mosaic_icl/winogrande.jsonl", K_PARTIAL, NULL},
-    {"wsc273", "mosaic_icl/winograd_wsc.jsonl", K_PARTIAL, NULL},
-};
-#define N_TASKS (sizeof TASKS / sizeof TASKS[0])
-
-/* One item: n_ctx contexts and n_cont continuations (choice: 1 x n; partial: n x 1;
- * loglik: 1 x 1), the gold index, and each choice's length in characters. */
-typedef struct item {
-    char **ctx, **cont;
-    int n_ctx, n_cont, gold;
-    double *chars;
-} item;
-
-typedef struct task {
-    char name[256];
-    task_kind kind;
-    item *items;
-    int n;
-} task;
-
-static void free_task(task *t) {
-    for (int i = 0; i < t->n; i++) {
-        item *it = &t->items[i];
-        for (int k = 0; k < it->n_ctx; k++) free(it->ctx[k]);
-        for (int k = 0; k < it->n_cont; k++) free(it->cont[k]);
-        free(it->ctx), free(it->cont), free(it->chars);
-    }
-    free(t->items);
-}
-
-static char *join(const char *a, const char *b) {
-    size_t na = strlen(a), nb = strlen(b);
-    char *s = malloc(na + nb + 1);
-    if (s) memcpy(s, a, na), memcpy(s + na, b, nb + 1);
-    return s;
-}
-
-static double utf8_chars(const char *s) {
-    double n = 0;
-    for (; *s; s++) n += ((unsigned char)*s & 0xc0) != 0x80;
-    return n;
-}
-
-static const char *str_field(const cJSON *o, const char *k) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-/* The item of one JSON line, by the fields it has; piqa's gold comes from its label file. */
-static int parse_item(const cJSON *o, const task_def *def, int piqa_label, item *it, task_kind *kind, const char **why) {
-    memset(it, 0, sizeof *it);
-    const cJSON *gold = cJSON_GetObjectItemCaseSensitive(o, "gold");
-    if (cJSON_IsNumber(gold) && !(gold->valuedouble >= 0 && gold->valuedouble < 64)) /* before any int conversion */
-        return *why = "'gold' is not the index of a choice", 0;
-    const char *q = str_field(o, "query"), *goal = str_field(o, "goal"), *text = str_field(o, "text");
-    const char *cont = str_field(o, "continuation"), *context = str_field(o, "context");
-    const cJSON *choices = cJSON_GetObjectItemCaseSensitive(o, "choices");
-    const cJSON *ctxs = cJSON_GetObjectItemCaseSensitive(o, "context_options");
-    const char *sol[2] = {str_field(o, "sol1"), str_field(o, "sol2")};
-    int ok = 1;
-    if (goal && sol[0] && sol[1]) { /* PIQA: "Question: {goal}\nAnswer:" */
-        *kind = K_CHOICE;
-        it->n_ctx = 1, it->n_cont = 2, it->gold = piqa_label;
-        it->ctx = calloc(1, sizeof *it->ctx), it->cont = calloc(2, sizeof *it->cont), it->chars = calloc(2, sizeof *it->chars);
-        if (!it->ctx || !it->cont || !it->chars) return *why = "out of memory", 0;
-        char *a = join("Question: ", goal);
-        it->ctx[0] = a ? join(a, "\nAnswer:") : NULL;
-        free(a);
-        for (int k = 0; k < 2; k++) it->cont[k] = join(" ", sol[k]), it->chars[k] = utf8_chars(sol[k]), ok &= it->cont[k] != NULL;
-        ok &= it->ctx[0] != NULL;
-    } else if (q && cJSON_IsArray(choices) && cJSON_IsNumber(gold)) {
-        *kind = K_CHOICE;
-        const int n = cJSON_GetArraySize(choices);
-        if (n < 1 || n > 64) return *why = "'choices' must hold 1 to 64 strings", 0;
-        it->n_ctx = 1, it->n_cont = n, it->gold = (int)gold->valuedouble;
-        const char *delim = str_field(o, "delimiter") ? str_field(o, "delimiter") : " ";
-        it->ctx = calloc(1, sizeof *it->ctx), it->cont = calloc((size_t)n, sizeof *it->cont);
-        it->chars = calloc((size_t)n, sizeof *it->chars);
-        if (!it->ctx || !it->cont || !it->chars) return *why = "out of memory", 0;
-        it->ctx[0] = join(q, def && def->suffix ? def->suffix : "");
-        ok &= it->ctx[0] != NULL;
-        for (int k = 0; k < n; k++) {
-            const cJSON *c = cJSON_GetArrayItem(choices, k);
-            if (!cJSON_IsString(c)) return *why = "'choices' must hold strings", 0;
-            it->cont[k] = join(delim, c->valuestring), it->chars[k] = utf8_chars(c->valuestring);
-            ok &= it->cont[k] != NULL;
-        }
-    } else if (cJSON_IsArray(ctxs) && cont && cJSON_IsNumber(gold)) { /* partial scoring */
-        *kind = K_PARTIAL;
-        const int n = cJSON_GetArraySize(ctxs);
-        if (n < 1 || n > 64) return *why = "'context_options' must hold 1 to 64 strings", 0;
-        it->n_ctx = n, it->n_cont = 1, it->gold = (int)gold->valuedouble;
-        it->ctx = calloc((size_t)n, sizeof *it->ctx), it->cont = calloc(1, sizeof *it->cont);
-        if (!it->ctx || !it->cont) return *why = "out of memory", 0;
-        for (int k = 0; k < n; k++) {
-            const cJSON *c = cJSON_GetArrayItem(ctxs, k);
-            if (!cJSON_IsString(c)) return *why = "'context_options' must hold strings", 0;
-            ok &= (it->ctx[k] = strdup(c->valuestring)) != NULL;
-        }
-        ok &= (it->cont[0] = join(" ", cont)) != NULL;
-    } else if (text || (context && cont)) { /* LAMBADA: the last word after the rest */
-        *kind = K_LOGLIK;
-        it->n_ctx = it->n_cont = 1;
-        it->ctx = calloc(1, sizeof *it->ctx), it->cont = calloc(1, sizeof *it->cont);
-        if (!it->ctx || !it->cont) return *why = "out of memory", 0;
-        if (text) {
-            const char *sp = strrchr(text, ' ');
-            const size_t cut = sp ? (size_t)(sp - text) : 0;
-            it->ctx[0] = strndup(text, cut);
-            it->cont[0] = sp ? strdup(sp) : join(" ", text);
-        } else {
-            it->ctx[0] = strdup(context), it->cont[0] = strdup(cont);
-        }
-        ok &= it->ctx[0] && it->cont[0];
-    } else {
-        return *why = "neither a choice item (query, choices, gold), a partial one (context_options, continuation, gold), "
-                      "nor a loglikelihood one (text, or context and continuation)",
-               0;
-    }
-    if (!ok) return *why = "out of memory", 0;
-    if (*kind != K_LOGLIK && (it->gold < 0 || it->gold >= (it->n_ctx > it->n_cont ? it->n_ctx : it->n_cont)))
-        return *why = "'gold' is not the index of a choice", 0;
-    return 1;
-}
-
-/* Reads a task's items (at most limit; 0: all). Every line must parse and agree on the kind. */
-static int load_task(const char *path, const task_def *def, long long limit, task *t) {
-    char *text = NULL, *labels = NULL;
-    size_t len, llen = 0;
-    if (cli_read_input(path, &text, &len) != CLI_OK) return CLI_ERR;
-    if (def && strcmp(def->name, "piqa") == 0) {
-        char lp[4096];
-        const char *slash = strrchr(path, '/');
-        snprintf(lp, sizeof lp, "%.*s/valid-labels.lst", slash ? (int)(slash - path) : 1, slash ? path : ".");
-        if (cli_read_input(lp, &labels, &llen) != CLI_OK) return free(text), CLI_ERR;
-    }
-    int rc = CLI_OK, cap = 0, line_no = 0;
-    char *lab = labels;
-    for (char *line = text; rc == CLI_OK && line && *line && (limit <= 0 || t->n < limit); line_no++) {
-        char *nl = strchr(line, '\n');
-        if (nl) *nl = 0;
-        const char *why = NULL;
-        cJSON *o = *line ? cJSON_Parse(line) : NULL;
-        if (*line && !cJSON_IsObject(o)) why = "not a JSON object";
-        int label = 0;
-        if (!why && *line && labels) {
-            if (!lab || !*lab || (*lab != '0' && *lab != '1')) why = "no label in valid-labels.lst";
-            else label = *lab - '0', lab = strchr(lab, '\n'), lab = lab ? lab + 1 : NULL;
-        }
-        if (!why && *line) {
-            if (t->n == cap) {
-                item *ni = realloc(t->items, (size_t)(cap = cap ? 2 * cap : 256) * sizeof *ni);
-                if (!ni) why = "out of memory";
-                else t->items = ni;
-            }
-            task_kind k = K_CHOICE;
-            if (!why) {
-                const int ok = parse_item(o, def, label, &t->items[t->n], &k, &why);
-                t->n++; /* freed with the task, built or half-built */
-                if (ok && t->n > 1 && k != t->kind) why = "items of different kinds in one task";
-                else if (ok) t->kind = k;
-                else if (!why) why = "bad item";
-            }
-        }
-        cJSON_Delete(o);
-        if (why) rc = cli_error("%s: line %d: %s", path, line_no + 1, why);
-        line = nl ? nl + 1 : NULL;
-    }
-    if (rc == CLI_OK && t->n == 0) rc = cli_error("%s: no items", path);
-    free(text), free(labels);
-    return rc;
-}
+#include "eval_tasks.h"
 
 typedef struct metrics {
     double acc, acc_se, acc_norm, acc_norm_se, ppl;
@@ -229,13 +41,63 @@ static void mean_se(const unsigned char *x, int n, double *mean, double *se) {
     *se = n > 1 ? sqrt(v / (n - 1)) / sqrt((double)n) : 0.0;
 }
 
-/* One item's scores as a JSON line (--samples). */
-static void write_sample(FILE *f, const task *t, int i, const double *score, int n, int greedy, int hit, int hit_norm) {
-    fprintf(f, "{\"task\": \"%s\", \"item\": %d, \"logprobs\": [", t->name, i);
-    for (int k = 0; k < n; k++) fprintf(f, "%s%.17g", k ? ", " : "", score[k]);
-    if (t->kind == K_LOGLIK) fprintf(f, "], \"greedy\": %d}\n", greedy);
-    else if (t->kind == K_CHOICE) fprintf(f, "], \"gold\": %d, \"acc\": %d, \"acc_norm\": %d}\n", t->items[i].gold, hit, hit_norm);
-    else fprintf(f, "], \"gold\": %d, \"acc\": %d}\n", t->items[i].gold, hit);
+/* A double as Python's repr writes it (the shortest digits that read back the same): lm-eval
+ * logs its log-likelihoods as str(float). */
+static void py_repr(double v, char *buf, size_t n) {
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, n, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    if (!strpbrk(buf, ".eEn")) strncat(buf, ".0", n - strlen(buf) - 1); /* a float, not an int */
+}
+
+/* One item as lm-eval's --log_samples writes it (doc_id, doc, target, arguments, resps,
+ * filtered_resps, filter, metrics and the per-item values; its hashes are left out), plus
+ * the task's name: one file holds every task's items. */
+static void write_sample(FILE *f, const task *t, int i, const mambac_loglik *ll, int n, int hit, int hit_norm) {
+    const item *it = &t->items[i];
+    cJSON *o = cJSON_CreateObject(), *args = cJSON_CreateObject(), *resps = cJSON_CreateArray(), *fr = cJSON_CreateArray();
+    cJSON_AddStringToObject(o, "task", t->name);
+    cJSON_AddNumberToObject(o, "doc_id", i);
+    cJSON *doc = cJSON_Parse(it->doc);
+    cJSON_AddItemToObject(o, "doc", doc ? doc : cJSON_CreateNull());
+    char buf[64];
+    if (t->kind == K_LOGLIK) cJSON_AddStringToObject(o, "target", it->cont[0]);
+    else snprintf(buf, sizeof buf, "%d", it->gold), cJSON_AddStringToObject(o, "target", buf);
+    for (int k = 0; k < n; k++) {
+        cJSON *g = cJSON_CreateObject(), *pair = cJSON_CreateArray();
+        cJSON_AddStringToObject(g, "arg_0", it->ctx[t->kind == K_PARTIAL ? k : 0]);
+        cJSON_AddStringToObject(g, "arg_1", it->cont[t->kind == K_PARTIAL ? 0 : k]);
+        snprintf(buf, sizeof buf, "gen_args_%d", k);
+        cJSON_AddItemToObject(args, buf, g);
+        py_repr(ll[k].logprob, buf, sizeof buf);
+        cJSON_AddItemToArray(pair, cJSON_CreateString(buf));
+        cJSON_AddItemToArray(pair, cJSON_CreateString(ll[k].greedy ? "True" : "False"));
+        cJSON *wrapped = cJSON_CreateArray();
+        cJSON_AddItemToArray(wrapped, cJSON_Duplicate(pair, 1));
+        cJSON_AddItemToArray(resps, wrapped);
+        cJSON_AddItemToArray(fr, pair);
+    }
+    cJSON_AddItemToObject(o, "arguments", args);
+    cJSON_AddItemToObject(o, "resps", resps);
+    cJSON_AddItemToObject(o, "filtered_resps", fr);
+    cJSON_AddStringToObject(o, "filter", "none");
+    cJSON *names = cJSON_AddArrayToObject(o, "metrics");
+    if (t->kind == K_LOGLIK) {
+        cJSON_AddItemToArray(names, cJSON_CreateString("perplexity"));
+        cJSON_AddItemToArray(names, cJSON_CreateString("acc"));
+        cJSON_AddNumberToObject(o, "perplexity", ll[0].logprob);
+        cJSON_AddNumberToObject(o, "acc", ll[0].greedy ? 1.0 : 0.0);
+    } else {
+        cJSON_AddItemToArray(names, cJSON_CreateString("acc"));
+        if (t->norm) cJSON_AddItemToArray(names, cJSON_CreateString("acc_norm"));
+        cJSON_AddNumberToObject(o, "acc", hit ? 1.0 : 0.0);
+        if (t->norm) cJSON_AddNumberToObject(o, "acc_norm", hit_norm ? 1.0 : 0.0);
+    }
+    char *line = cJSON_PrintUnformatted(o);
+    if (line) fprintf(f, "%s\n", line);
+    free(line);
+    cJSON_Delete(o);
 }
 
 /* Items scored per batch call: as many as fit STATE_BUDGET of sequence states (a context's
@@ -312,7 +174,7 @@ static int run_task(cli_session *s, mambac_tokenizer *tok, const task *t, metric
                 hit[i] = best == it->gold;
                 hit_norm[i] = best_norm == it->gold;
             }
-            if (samples) write_sample(samples, t, i, score, n, hit[i], hit[i], hit_norm[i]);
+            if (samples) write_sample(samples, t, i, ll, n, hit[i], hit_norm[i]);
         }
         if (tty) {
             const double dt = cli_now() - t0, rate = g1 / (dt > 0 ? dt : 1e-9);
@@ -331,31 +193,58 @@ static int run_task(cli_session *s, mambac_tokenizer *tok, const task *t, metric
     return rc;
 }
 
-/* results.json, written to a temporary name and renamed (no partial file under the name) */
-static int write_results(const char *path, const char *model, const task *tasks, const metrics *m, int n) {
+static void add_metric(cJSON *o, const char *name, double v, const char *se_kind, double se) {
+    char k[96];
+    snprintf(k, sizeof k, "%s,none", name);
+    cJSON_AddNumberToObject(o, k, v);
+    snprintf(k, sizeof k, "%s_stderr,none", name);
+    if (se_kind) cJSON_AddStringToObject(o, k, se_kind); /* lm-eval's "N/A" (or a bootstrap it runs) */
+    else cJSON_AddNumberToObject(o, k, se);
+}
+
+/* results.json in lm-eval's shape (results with "metric,filter" keys, n-shot, n-samples,
+ * higher_is_better, config), written to a temporary name and renamed (no partial file) */
+static int write_results(const char *path, const cli_session *s, const char *model, const task *tasks, const metrics *m,
+                         int n, long long limit, double seconds) {
     cJSON *root = cJSON_CreateObject(), *res = cJSON_AddObjectToObject(root, "results");
-    cJSON_AddStringToObject(root, "model", model ? model : "(default)");
+    cJSON *shots = cJSON_AddObjectToObject(root, "n-shot"), *hib = cJSON_AddObjectToObject(root, "higher_is_better");
+    cJSON *ns = cJSON_AddObjectToObject(root, "n-samples");
     for (int i = 0; i < n; i++) {
-        cJSON *o = cJSON_AddObjectToObject(res, tasks[i].name);
-        if (tasks[i].kind == K_ROLLING) {
+        const task *t = &tasks[i];
+        cJSON *o = cJSON_AddObjectToObject(res, t->name), *h = cJSON_AddObjectToObject(hib, t->name);
+        cJSON *c = cJSON_AddObjectToObject(ns, t->name);
+        cJSON_AddStringToObject(o, "alias", t->name);
+        cJSON_AddNumberToObject(shots, t->name, 0);
+        if (t->kind == K_ROLLING) {
             const rolling_result *r = &m[i].roll;
-            cJSON_AddNumberToObject(o, "word_perplexity", exp(-r->ll / r->words));
-            cJSON_AddNumberToObject(o, "byte_perplexity", exp(-r->ll / r->bytes));
-            cJSON_AddNumberToObject(o, "bits_per_byte", -r->ll / r->bytes / log(2.0));
-            cJSON_AddNumberToObject(o, "token_perplexity", exp(-r->ll / r->tokens));
+            add_metric(o, "word_perplexity", exp(-r->ll / r->words), "N/A", 0);
+            add_metric(o, "byte_perplexity", exp(-r->ll / r->bytes), "N/A", 0);
+            add_metric(o, "bits_per_byte", -r->ll / r->bytes / log(2.0), "N/A", 0);
+            add_metric(o, "token_perplexity", exp(-r->ll / r->tokens), "N/A", 0);
             cJSON_AddNumberToObject(o, "tokens", r->tokens);
-            cJSON_AddNumberToObject(o, "n", r->docs);
+            cJSON_AddFalseToObject(h, "word_perplexity"), cJSON_AddFalseToObject(h, "byte_perplexity");
+            cJSON_AddFalseToObject(h, "bits_per_byte"), cJSON_AddFalseToObject(h, "token_perplexity");
+            cJSON_AddNumberToObject(c, "original", r->docs), cJSON_AddNumberToObject(c, "effective", r->docs);
             continue;
         }
-        cJSON_AddNumberToObject(o, "acc", m[i].acc);
-        cJSON_AddNumberToObject(o, "acc_stderr", m[i].acc_se);
-        if (tasks[i].kind == K_CHOICE) {
-            cJSON_AddNumberToObject(o, "acc_norm", m[i].acc_norm);
-            cJSON_AddNumberToObject(o, "acc_norm_stderr", m[i].acc_norm_se);
-        }
-        if (tasks[i].kind == K_LOGLIK) cJSON_AddNumberToObject(o, "perplexity", m[i].ppl);
-        cJSON_AddNumberToObject(o, "n", m[i].n);
+        if (t->kind == K_LOGLIK) add_metric(o, "perplexity", m[i].ppl, "N/A", 0), cJSON_AddFalseToObject(h, "perplexity");
+        add_metric(o, "acc", m[i].acc, NULL, m[i].acc_se);
+        cJSON_AddTrueToObject(h, "acc");
+        if (t->kind == K_CHOICE && t->norm) add_metric(o, "acc_norm", m[i].acc_norm, NULL, m[i].acc_norm_se), cJSON_AddTrueToObject(h, "acc_norm");
+        cJSON_AddNumberToObject(c, "original", t->n_file), cJSON_AddNumberToObject(c, "effective", t->n);
     }
+    cJSON *cfg = cJSON_AddObjectToObject(root, "config");
+    cJSON_AddStringToObject(cfg, "model", "mambac");
+    cJSON_AddStringToObject(cfg, "model_args", s->info->path);
+    cJSON_AddStringToObject(cfg, "device", mambac_model_backend(s->model));
+    cJSON_AddNumberToObject(cfg, "threads", mambac_context_threads(s->ctx));
+    if (limit > 0) cJSON_AddNumberToObject(cfg, "limit", (double)limit);
+    else cJSON_AddNullToObject(cfg, "limit");
+    cJSON_AddStringToObject(root, "model_name", model ? model : s->info->path);
+    cJSON_AddStringToObject(root, "mambac_version", mambac_version());
+    char secs[32];
+    snprintf(secs, sizeof secs, "%.3f", seconds);
+    cJSON_AddStringToObject(root, "total_evaluation_time_seconds", secs);
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     if (!text) return cli_error("out of memory");
@@ -381,7 +270,7 @@ int cmd_eval(cli_args *a) {
         if (cli_opt(a, "-m", "--model", &model, &bad) || cli_opt(a, "--task", NULL, &task_s, &bad) ||
             cli_opt(a, "--data", NULL, &data, &bad) || cli_opt(a, "--tokenizer", NULL, &tok_path, &bad) ||
             cli_opt(a, "-t", "--threads", &threads_s, &bad) || cli_opt(a, "--limit", NULL, &limit_s, &bad) ||
-            cli_opt(a, "-o", "--output", &out_s, &bad) || cli_opt(a, "--samples", NULL, &samples_s, &bad) ||
+            cli_opt(a, "-o", "--output", &out_s, &bad) || cli_opt(a, "--log-samples", "--samples", &samples_s, &bad) ||
             cli_opt(a, "--ctx", NULL, &ctx_s, &bad) || cli_opt(a, "--curve", NULL, &curve_s, &bad)) {
             if (bad) return CLI_USAGE;
         } else {
@@ -414,9 +303,7 @@ int cmd_eval(cli_args *a) {
         task *t = &tasks[n_tasks];
         memset(t, 0, sizeof *t);
         snprintf(t->name, sizeof t->name, "%s", name);
-        const task_def *def = NULL;
-        for (size_t k = 0; k < N_TASKS; k++)
-            if (strcmp(TASKS[k].name, name) == 0) def = &TASKS[k];
+        const task_def *def = eval_task_find(name);
         char path[4096];
         if (strcmp(name, "perplexity") == 0) {
             if (!data) {
@@ -430,8 +317,7 @@ int cmd_eval(cli_args *a) {
         if (strncmp(name, "jsonl:", 6) == 0) {
             snprintf(path, sizeof path, "%s", name + 6);
         } else if (!def) {
-            rc = cli_usage_error(a->cmd, "unknown task '%s' (built in: lambada_openai, piqa, arc_easy, arc_challenge, "
-                                         "openbookqa, winogrande, wsc273; or jsonl:FILE)", name);
+            rc = cli_usage_error(a->cmd, "unknown task '%s' (built in: %s; or jsonl:FILE)", name, eval_task_names());
             break;
         } else if (!data) {
             rc = cli_usage_error(a->cmd, "task '%s' reads %s under --data DIR", name, def->file);
@@ -440,7 +326,7 @@ int cmd_eval(cli_args *a) {
             snprintf(path, sizeof path, "%s/%s", data, def->file);
         }
         n_tasks++;
-        if (load_task(path, def, limit, t) != CLI_OK) rc = CLI_ERR;
+        if (eval_task_load(path, def, limit, t) != CLI_OK) rc = CLI_ERR;
         else if (def && def->kind != t->kind) rc = cli_error("%s: its items are not of the task's kind", path);
     }
     free(names);
@@ -454,6 +340,7 @@ int cmd_eval(cli_args *a) {
         snprintf(samples_tmp, sizeof samples_tmp, "%s.tmp.%ld", samples_s, (long)getpid());
         if (!(samples = fopen(samples_tmp, "wb"))) rc = cli_error("%s: cannot write: %s", samples_tmp, strerror(errno));
     }
+    const double t_start = cli_now();
     for (int i = 0; rc == CLI_OK && i < n_tasks; i++)
         rc = tasks[i].kind == K_ROLLING ? eval_rolling(&s, tok, data, ctx, limit, curve_s, &m[i].roll)
                                         : run_task(&s, tok, &tasks[i], &m[i], samples);
@@ -474,13 +361,13 @@ int cmd_eval(cli_args *a) {
                 continue;
             }
             printf("| %s | %d | acc | %.4f | %.4f |\n", tasks[i].name, m[i].n, m[i].acc, m[i].acc_se);
-            if (tasks[i].kind == K_CHOICE)
+            if (tasks[i].kind == K_CHOICE && tasks[i].norm)
                 printf("| %s | %d | acc_norm | %.4f | %.4f |\n", tasks[i].name, m[i].n, m[i].acc_norm, m[i].acc_norm_se);
             if (tasks[i].kind == K_LOGLIK) printf("| %s | %d | perplexity | %.4f | |\n", tasks[i].name, m[i].n, m[i].ppl);
         }
-        if (out_s) rc = write_results(out_s, model, tasks, m, n_tasks);
+        if (out_s) rc = write_results(out_s, &s, model, tasks, m, n_tasks, limit, cli_now() - t_start);
     }
-    for (int i = 0; i < n_tasks; i++) free_task(&tasks[i]);
+    for (int i = 0; i < n_tasks; i++) eval_task_free(&tasks[i]);
     mambac_tokenizer_free(tok);
     cli_session_close(&s);
     return rc;

@@ -135,16 +135,19 @@ static const command_help helps[] = {
      "metrics: acc, acc_norm, perplexity, with standard errors); each item's context is evaluated\n"
      "once and its choices continue from copies of the state.\n\n" COMMON_MODEL COMMON_THREADS
      "      --task NAMES      lambada_openai, piqa, arc_easy, arc_challenge, openbookqa, winogrande,\n"
-     "                        wsc273, jsonl:FILE (a task file: docs/EVAL.md), or perplexity (of the\n"
+     "                        wsc273, copa, boolq, siqa, commonsense_qa, hellaswag (its file given:\n"
+     "                        hellaswag/hellaswag_val.jsonl under --data), jsonl:FILE (a task\n"
+     "                        file: docs/EVAL.md), or perplexity (of the\n"
      "                        text file or folder of .txt files given as --data); comma-separated\n"
      "      --ctx N           perplexity: lm-eval's windows of N tokens (default 2048); 0: each\n"
      "                        document whole through the state\n"
      "      --curve FILE      perplexity: mean loss by position in the document, as CSV\n"
      "      --data DIR        the built-in tasks' files (the layout of shared/data/eval: lambada/,\n"
-     "                        piqa/, mosaic_icl/)\n"
+     "                        piqa/, mosaic_icl/, and hellaswag/)\n"
      "      --limit N         the first N items of each task\n"
      "  -o, --output FILE     the results as JSON as well\n"
-     "      --samples FILE    every item's log-likelihoods (and gold, hits) as JSON lines\n"
+     "      --log-samples FILE  every item as lm-eval's --log_samples writes it (JSON lines: the\n"
+     "                        context and continuation strings, log-likelihoods, greedy flags, hits)\n"
      "      --tokenizer PATH  tokenizer.json (default: the model's)\n\n"
      "example: mambac eval -m mamba-130m-hf --task lambada_openai,piqa --data eval-data\n"},
     {"serve",

@@ -352,7 +352,7 @@ def test_lm_eval_backend_equals_mambac_eval(tmp_path):
     samples = tmp_path / "s.jsonl"
     cli("eval", "-m", DEFAULT, "-t", "2", "--task", "piqa", "--data", str(DATA / "eval"), "--limit", "4",
         "--samples", str(samples))
-    want = [json.loads(line)["logprobs"] for line in samples.read_text().splitlines()]
+    want = [[float(r[0]) for r in json.loads(line)["filtered_resps"]] for line in samples.read_text().splitlines()]
     items = [json.loads(line) for line in (DATA / "eval" / "piqa" / "valid.jsonl").read_text().splitlines()[:4]]
     lm = harness.MambacLM(path=DEFAULT, threads=2, batch_size=3)
     reqs = []
