@@ -105,3 +105,33 @@ for path in models:
     print(f"| {name} | {best['c']:.1f} | {best['g']:.1f} | {best['l']:.1f} | {best['gen']:.1f} | {lt} | {cost:.1f} us |",
           flush=True)
     m.close()
+
+# Per-step cost of the Python layer, measured where the C work is smallest: the mamba1-tiny
+# fixture (d_model 64, 2 layers), best of 20 repeats of 500 steps, one thread: a Python loop
+# of Context.eval against Model.generate's C loop over the same steps.
+tiny = mambac.Model(str(__import__("pathlib").Path(__file__).resolve().parents[1] / "tests/data/models/mamba1-tiny/hf"),
+                    threads=1)
+ctx, steps = tiny.default_context, 500
+
+
+def loop(mode):
+    s = tiny.state()
+    ctx.eval([1, 2, 3], s, "none")
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        ctx.eval([5], s, mode)
+    return (time.perf_counter() - t0) / steps
+
+
+def c_loop():
+    r = tiny.generate([1, 2, 3], max_tokens=steps, temperature=0, ignore_eos=True, details=True)
+    return r.decode_seconds / (r.n_generated - 1)  # the last token is not fed
+
+
+best = {"greedy": 1.0, "last": 1.0, "c": 1.0}
+for _ in range(20):
+    best["greedy"] = min(best["greedy"], loop("greedy"))
+    best["last"] = min(best["last"], loop("last"))
+    best["c"] = min(best["c"], c_loop())
+print(f"mamba1-tiny step: C loop {best['c'] * 1e6:.1f} us; from Python eval(greedy) {best['greedy'] * 1e6:.1f} us "
+      f"(+{(best['greedy'] - best['c']) * 1e6:.1f}), eval(last) {best['last'] * 1e6:.1f} us (+{(best['last'] - best['c']) * 1e6:.1f})")

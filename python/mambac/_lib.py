@@ -181,7 +181,8 @@ _SIGNATURES = {
     "mambac_context_free": (None, [_p]),
     "mambac_context_isa": (C.c_char_p, [_p]),
     "mambac_context_threads": (C.c_int32, [_p]),
-    "mambac_eval": (_st, [_p, _p, C.POINTER(C.c_int32), C.c_size_t, C.c_int, C.POINTER(C.c_float), _err]),
+    # ids and logits as plain addresses: the decode loop's path, where each pointer object costs
+    "mambac_eval": (_st, [_p, _p, _p, C.c_size_t, C.c_int, _p, _err]),
     "mambac_eval_batch": (_st, [_p, C.POINTER(Seq), C.c_size_t, _err]),
     "mambac_loglikelihood_batch": (_st, [_p, _p, C.POINTER(LLRequest), C.c_size_t, _err]),
     "mambac_sampler_default_params": (SamplerParams, []),

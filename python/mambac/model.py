@@ -402,6 +402,12 @@ class Context(_ModelObject):
         check(lib.mambac_context_new(model._handle(), C.byref(p), C.byref(h), C.byref(err)), err)
         self._lock = threading.Lock()
         self._rows = model.info.n_vocab_rows
+        # eval's reusable pieces (used under the lock): an error buffer, a one-token input,
+        # and a one-sequence batch whose greedy id lands in _tok1
+        self._err = _lib.Error()
+        self._one = (C.c_int32 * 1)()
+        self._tok1 = C.c_int32()
+        self._seq1 = _lib.Seq(mode=3, logits=None, token=C.pointer(self._tok1))
         self._own(model, h)
 
     @property
@@ -432,24 +438,35 @@ class Context(_ModelObject):
         out = np.empty(self._rows if last_only else (len(a), self._rows), dtype=np.float32)
         err = _lib.Error()
         with self._lock:
-            check(lib.mambac_eval(self._h, st._h, _i32p(a), len(a), 1 if last_only else 2, _f32p(out), C.byref(err)), err)
+            check(lib.mambac_eval(self._h, st._h, a.ctypes.data, len(a), 1 if last_only else 2, out.ctypes.data, C.byref(err)),
+                  err)
         return out
 
     def eval(self, ids: Prompt, state: State, logits: str = "last"):
         """Feeds ids to state, continuing from it. Returns "last": the last token's logits
         (n_vocab_rows float32), "all": every token's (n_tokens x n_vocab_rows), "greedy": the
         last token's argmax id (computed where the model runs), "none": None."""
-        if logits == "greedy":
-            return self.eval_batch([(state, ids)], logits)[0]
         mode = _LOGITS_MODES.get(logits)
         if mode is None:
             raise MambacInvalidArgument(f"logits must be one of {', '.join(_LOGITS_MODES)}, not {logits!r}")
         self._check_state(state)
-        a = self._prompt(ids)
-        out = None if mode == 0 else np.empty(self._rows if mode == 1 else (len(a), self._rows), dtype=np.float32)
-        err = _lib.Error()
+        one = type(ids) is list and len(ids) == 1 and type(ids[0]) is int
+        if one:  # a decode step: the context's one-token buffer, no array made
+            self._one[0] = ids[0]
+            a, n, addr = None, 1, C.addressof(self._one)
+        else:
+            a = self._prompt(ids)
+            n, addr = len(a), a.ctypes.data
+        err = self._err
         with self._lock:
-            check(lib.mambac_eval(self._h, state._h, _i32p(a), len(a), mode, _f32p(out), C.byref(err)), err)
+            if mode == 3:  # the argmax where the model runs: one id back
+                seq = self._seq1
+                seq.state, seq.ids, seq.n_tokens = state._h, C.cast(addr, C.POINTER(C.c_int32)), n
+                check(lib.mambac_eval_batch(self._h, C.byref(seq), 1, C.byref(err)), err)
+                return self._tok1.value
+            out = None if mode == 0 else np.empty(self._rows if mode == 1 else (n, self._rows), dtype=np.float32)
+            check(lib.mambac_eval(self._h, state._h, addr, n, mode, out.ctypes.data if out is not None else None,
+                                  C.byref(err)), err)
         return out
 
     def eval_batch(self, seqs: Sequence[tuple[State, Prompt]], logits: str = "last") -> list:
