@@ -103,3 +103,28 @@ def test_bad_task_files_name_the_line(tmp_path, task, line, message):
                        capture_output=True, text=True)
     assert r.returncode == 1 and message in r.stderr and str(dst) in r.stderr
     assert not (tmp_path / "r.json").exists()
+
+
+def test_equal_to_lm_eval_itself(tmp_path):
+    """lm-eval 0.4.13's own numbers (its hf backend: transformers in float32 on the CPU, its
+    tokenizer, its scoring) for the embedded default model on every test item of all twelve
+    tasks, stored by `scripts/check_eval_lm_eval.py --store`: each item's log-likelihoods
+    within 1e-4 (relative), every metric equal (perplexity within 1e-4)."""
+    ref = json.loads((DATA / "lm_eval_reference.json").read_text())
+    tasks = list(ref["loglikelihoods"])
+    assert len(tasks) == 12
+    got, res = run_eval(tmp_path, ",".join(tasks))
+    mine = {}
+    for g in got:
+        mine.setdefault(g["task"], {})[str(g["doc_id"])] = [float(r[0]) for r in g["filtered_resps"]]
+    for t in tasks:
+        assert mine[t].keys() == ref["loglikelihoods"][t].keys()
+        for i, want in ref["loglikelihoods"][t].items():
+            assert len(mine[t][i]) == len(want)
+            for a, b in zip(want, mine[t][i]):
+                assert abs(a - b) <= 1e-4 * max(1.0, abs(a)), (t, i, a, b)
+        for k, v in ref["results"][t].items():
+            if "," not in k or isinstance(v, str) or isinstance(res["results"][t].get(k), str):
+                continue
+            tol = 1e-4 * abs(v) if k.startswith("perplexity") else 1e-12
+            assert abs(res["results"][t][k] - v) <= tol, (t, k, v, res["results"][t][k])
