@@ -6,7 +6,7 @@
  * merges ("Ġ a", "a n", "Ġa n") so that a boundary between context and continuation can
  * merge away (ids < 512: the mamba1-tiny fixture's vocabulary).
  * (scripts/check_eval_reference.py checks `mambac eval` against an independent Python
- * implementation with Hugging Face's tokenizer; docs/EVAL.md has its last result.) */
+ * implementation with Hugging Face's tokenizer; docs/EVALUATION.md has its last result.) */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>

@@ -10,7 +10,7 @@
  *            it greedy) and perplexity (exp of minus the mean log-likelihood).
  * Standard errors as lm-eval computes them for means: the sample standard deviation over
  * sqrt(n). The built-in tasks read the files of a data folder (--data); any JSONL file in
- * the documented format is a task too (--task jsonl:PATH; docs/EVAL.md). */
+ * the documented format is a task too (--task jsonl:PATH; docs/EVALUATION.md). */
 #define _POSIX_C_SOURCE 200809L
 #include <cjson/cJSON.h>
 #include <errno.h>

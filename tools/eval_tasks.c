@@ -1,6 +1,6 @@
 /* eval_tasks.c — `mambac eval`'s tasks: lm-evaluation-harness's prompts (its task YAMLs and
  * utils.py, v0.4) rebuilt from the fields of the staged files (../shared/data/eval), and the
- * JSONL item format of a task file (docs/EVAL.md). */
+ * JSONL item format of a task file (docs/EVALUATION.md). */
 #define _POSIX_C_SOURCE 200809L
 #include "eval_tasks.h"
 

@@ -137,7 +137,7 @@ static const command_help helps[] = {
      "      --task NAMES      lambada_openai, piqa, arc_easy, arc_challenge, openbookqa, winogrande,\n"
      "                        wsc273, copa, boolq, siqa, commonsense_qa, hellaswag (its file given:\n"
      "                        hellaswag/hellaswag_val.jsonl under --data), jsonl:FILE (a task\n"
-     "                        file: docs/EVAL.md), or perplexity (of the\n"
+     "                        file: docs/EVALUATION.md), or perplexity (of the\n"
      "                        text file or folder of .txt files given as --data); comma-separated\n"
      "      --ctx N           perplexity: lm-eval's windows of N tokens (default 2048); 0: each\n"
      "                        document whole through the state\n"
