@@ -50,7 +50,7 @@ ASAN_OPTIONS=detect_leaks=1 run_ctest build-asan
 step "fuzz (libFuzzer + ASan + UBSan), ${FUZZ_SECONDS:-60}s per target"
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMAMBAC_FUZZ=ON -DMAMBAC_CUDA=OFF >/dev/null
 cmake --build build-fuzz -j "$jobs" --target fuzz_safetensors fuzz_pickle fuzz_torch fuzz_config fuzz_tokenizer_json fuzz_tokenize fuzz_gguf fuzz_state \
-    fuzz_train_state fuzz_gguf_vocab fuzz_shard_index fuzz_serve_request fuzz_eval_task
+    fuzz_train_state fuzz_gguf_vocab fuzz_shard_index fuzz_serve_request fuzz_eval_task fuzz_token_file
 bash fuzz/run.sh build-fuzz "${FUZZ_SECONDS:-60}"
-passed=$((passed + 13)) # the thirteen fuzz targets ran without a crash
+passed=$((passed + 14)) # the fourteen fuzz targets ran without a crash
 echo "check: $passed passed, 0 failed"

@@ -226,6 +226,41 @@ check "train mamba2" trn -o "$TMP/run2" --arch mamba2 --headdim 8 --d-state 8 --
 check "train on tokens (tokenizer.json)" trn -o "$TMP/run3" --tokenizer "$TOKJ" --steps 2
 check "token model keeps its tokenizer" cmp "$TMP/run3/tokenizer.json" "$TOKJ"
 check "token model generates" "$MAMBAC" generate -m "$TMP/run3" -p "First Citizen" -n 3
+# prepare-data: a folder of documents, a JSON-lines file and one text, tokenized once; the
+# trainer maps the token file; documents held out whole by a seeded shuffle; bad files refused
+mkdir -p "$TMP/docs"
+for i in 1 2 3 4 5; do for k in $(seq 8); do echo "Document $i, line $k: the quick brown fox."; done >"$TMP/docs/d$i.txt"; done
+pd() { "$MAMBAC" prepare-data "$@" 2>"$TMP/pd.err"; }
+check "prepare-data a folder" pd --data "$TMP/docs" --tokenizer "$TOKJ" --val-docs 2 -o "$TMP/docs.tok"
+check "prepare-data counts documents" grep -q '(3 documents), [0-9]* held out (2 documents), 2-byte tokens, vocabulary 50277$' "$TMP/pd.err"
+check "prepare-data again: the same file" pd --data "$TMP/docs" --tokenizer "$TOKJ" --val-docs 2 -o "$TMP/docs2.tok"
+check "prepare-data is deterministic" cmp "$TMP/docs.tok" "$TMP/docs2.tok"
+check "prepare-data: another seed, another split" pd --data "$TMP/docs" --tokenizer "$TOKJ" --val-docs 2 --seed 7 -o "$TMP/docs3.tok"
+check "prepare-data: the split differs" test "$(cmp -s "$TMP/docs.tok" "$TMP/docs3.tok"; echo $?)" -ne 0
+check "train on a token file" "$MAMBAC" train --data "$TMP/docs.tok" --tokenizer "$TOKJ" --d-model 16 --layers 1 --batch 2 --seq 16 --steps 2 -t 2 -o "$TMP/tokrun"
+check "its model generates" "$MAMBAC" generate -m "$TMP/tokrun" -p "Document" -n 3
+check "resume on a token file" "$MAMBAC" train --resume "$TMP/tokrun" --steps 3
+expect_error "a token file needs its tokenizer" 1 "$MAMBAC" train --data "$TMP/docs.tok" -o "$TMP/tokrun2"
+expect_error "a token file refuses another tokenizer" 1 "$MAMBAC" train --data "$TMP/docs.tok" --tokenizer "$DATA/tokenizer/gpt2-tokenizer.json" -o "$TMP/tokrun2"
+printf '%s\n' '{"text": "alpha beta gamma delta"}' '{"text": "epsilon zeta eta theta"}' '{"text": "iota kappa"}' >"$TMP/docs.jsonl"
+check "prepare-data a JSON-lines file (bytes)" pd --data "$TMP/docs.jsonl" --val-docs 1 -o "$TMP/jl.tok"
+check "its three documents" grep -q '(2 documents), [0-9]* held out (1 documents), 2-byte tokens, vocabulary 256$' "$TMP/pd.err"
+check "prepare-data one text: its tail held out" pd --data "$TMP/text.txt" --val-frac 0.25 -o "$TMP/one.tok"
+check "train on bytes from a token file" "$MAMBAC" train --data "$TMP/one.tok" --d-model 16 --layers 1 --batch 2 --seq 16 --steps 2 -o "$TMP/tokrun3"
+expect_error "prepare-data: an existing output" 1 "$MAMBAC" prepare-data --data "$TMP/docs" -o "$TMP/docs.tok"
+expect_error "prepare-data: every document held out" 1 "$MAMBAC" prepare-data --data "$TMP/docs" --val-docs 5 -o "$TMP/x.tok"
+check "prepare-data left no file on failure" test ! -e "$TMP/x.tok"
+printf '%s\n' '{"text": "ok"}' 'not json' >"$TMP/bad.jsonl"
+expect_error "prepare-data: a bad JSON line" 1 "$MAMBAC" prepare-data --data "$TMP/bad.jsonl" -o "$TMP/x.tok"
+check "prepare-data names the line" grep -q 'line 2' "$TMP/err"
+head -c 100 "$TMP/docs.tok" >"$TMP/trunc.tok"
+expect_error "a truncated token file" 1 "$MAMBAC" train --data "$TMP/trunc.tok" --tokenizer "$TOKJ" -o "$TMP/tokrun4"
+check "says the sizes disagree" grep -q 'do not match the file' "$TMP/err"
+{ head -c 64 "$TMP/jl.tok"; printf '\377\377'; tail -c +67 "$TMP/jl.tok"; } >"$TMP/badid.tok"
+expect_error "a token id beyond the vocabulary" 1 "$MAMBAC" train --data "$TMP/badid.tok" -o "$TMP/tokrun4"
+check "names the token" grep -q 'token 0 is id 65535, beyond the vocabulary of 256' "$TMP/err"
+{ printf 'MCTOKENS\002\000\000\000'; tail -c +13 "$TMP/jl.tok"; } >"$TMP/v2.tok"
+expect_error "a token file of another version" 1 "$MAMBAC" train --data "$TMP/v2.tok" -o "$TMP/tokrun4"
 # perplexity: windows of 16 over 100 bytes score 100 - 7 bytes (one per window is only context)
 head -c 100 "$TMP/text.txt" >"$TMP/p100.txt"
 check "perplexity" grep -q '^tokens scored: 93 (windows of 16)$' <("$MAMBAC" perplexity -f "$TMP/p100.txt" --ctx 16 2>/dev/null)

@@ -113,6 +113,7 @@ int cmd_detokenize(cli_args *a);
 int cmd_quantize(cli_args *a);
 int cmd_grad(cli_args *a);
 int cmd_train(cli_args *a);
+int cmd_prepare_data(cli_args *a);
 int cmd_perplexity(cli_args *a);
 int cmd_eval(cli_args *a);
 int cmd_serve(cli_args *a);

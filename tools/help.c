@@ -111,7 +111,8 @@ static const command_help helps[] = {
      "usage: mambac train --data FILE -o DIR [options] | --resume DIR [--steps N]\n"
      "Trains a model (new, --init-from a folder, or resumed). Ctrl-C saves and stops.\n"
      "All options, defaults and results: docs/TRAINING.md.\n\n"
-     "      --data FILE       training text; --tokenizer PATH to train on its tokens (default: bytes)\n"
+     "      --data FILE       training text, or a token file (mambac prepare-data); --tokenizer PATH\n"
+     "                        to train on its tokens (default: bytes; a token file's own tokenizer)\n"
      "  -o, --output DIR      the checkpoint folder (must not exist)\n"
      "      --resume DIR      continue a checkpoint with its data and settings\n"
      "      --init-from DIR   fine-tune a model folder\n"
@@ -121,6 +122,20 @@ static const command_help helps[] = {
      "      --wd 0.1, --beta1 0.9, --beta2 0.95, --clip 1.0, --eval-every 100, --eval-windows,\n"
      "      --save-every, --time-limit S, --stop-at N, --val-frac 0.1, --seed 1337\n" COMMON_THREADS
      "\nexample: mambac train --data input.txt -o ts --steps 2000\n"},
+    {"prepare-data",
+     "usage: mambac prepare-data --data DIR|FILE -o OUT.tok [--tokenizer PATH | -m MODEL] [options]\n"
+     "Tokenizes a corpus once into a token file that `mambac train --data OUT.tok` maps instead of\n"
+     "tokenizing on every run: the .txt files of a folder (each a document), a .jsonl file of\n"
+     "{\"text\": ...} documents, or one text file. Held-out documents are chosen by a seeded shuffle\n"
+     "and kept whole; each document follows <|endoftext|> when the tokenizer has it. Format:\n"
+     "docs/TRAINING.md.\n\n"
+     "      --data PATH       the corpus\n"
+     "  -o, --output FILE     the token file (must not exist; written atomically)\n"
+     "      --tokenizer PATH  tokenizer.json (default: bytes are tokens); -m MODEL: the model's\n"
+     "      --val-frac F      documents held out (default 0.05; one text file: its last F of tokens)\n"
+     "      --val-docs N      or exactly N documents\n"
+     "      --seed S          the shuffle choosing them (default 1337)\n" COMMON_THREADS
+     "\nexample: mambac prepare-data --data books/ --tokenizer tokenizer.json -o books.tok\n"},
     {"perplexity",
      "usage: mambac perplexity [-m MODEL] -f FILE [--ctx 256] [--from BYTE] [--to BYTE]\n"
      "Mean next-token loss and perplexity of a text in windows of --ctx tokens.\n\n" COMMON_MODEL COMMON_THREADS

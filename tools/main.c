@@ -29,10 +29,13 @@ static const char usage[] =
     "  train     --data FILE -o DIR [--arch mamba|mamba2] [--d-model 128] [--layers 4]\n"
     "            [--batch 16] [--seq 256] [--steps 2000] [--lr 3e-3] [options] | --resume DIR\n"
     "            train a model (byte-level, or --tokenizer PATH); see docs/TRAINING.md\n"
+    "  prepare-data --data DIR|FILE -o OUT.tok [--tokenizer PATH | -m MODEL] [--val-frac 0.05]\n"
+    "            tokenize a corpus once into a token file train maps (documents held out whole)\n"
     "  perplexity [-m MODEL] -f FILE [--ctx 256] [--from BYTE] [--to BYTE]\n"
     "            mean next-token loss of a text in windows of --ctx tokens\n"
     "  eval      [-m MODEL] --task NAME[,NAME...] [--data DIR] [--limit N] [-o results.json]\n"
-    "            zero-shot tasks (LAMBADA, PIQA, ARC, OpenBookQA, WinoGrande, WSC273, jsonl:FILE)\n"
+    "            zero-shot tasks (LAMBADA, PIQA, ARC, OpenBookQA, WinoGrande, WSC273, COPA, BoolQ,\n"
+    "            SIQA, CommonsenseQA, HellaSwag, jsonl:FILE, perplexity)\n"
     "            scored as lm-evaluation-harness scores them\n"
     "  serve     [-m MODEL] [--host H] [--port P] [--parallel N]\n"
     "            an OpenAI-compatible HTTP server with continuous batching and a state cache\n"
@@ -91,6 +94,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "quantize") == 0) return cmd_quantize(&a);
     if (strcmp(argv[1], "grad") == 0) return cmd_grad(&a);
     if (strcmp(argv[1], "train") == 0) return cmd_train(&a);
+    if (strcmp(argv[1], "prepare-data") == 0) return cmd_prepare_data(&a);
     if (strcmp(argv[1], "perplexity") == 0) return cmd_perplexity(&a);
     if (strcmp(argv[1], "eval") == 0) return cmd_eval(&a);
     if (strcmp(argv[1], "detokenize") == 0) return cmd_detokenize(&a);

@@ -44,13 +44,6 @@ static double now(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static uint64_t fnv_ids(const int32_t *ids, int64_t n) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    const unsigned char *p = (const unsigned char *)ids;
-    for (int64_t i = 0; i < n * 4; i++) h = (h ^ p[i]) * 0x100000001b3ull;
-    return h;
-}
-
 /* The hyperparameters that must stay fixed across a resume, as JSON. */
 static cJSON *config_json(const mc_train_config *c, const mc_data *d) {
     cJSON *j = cJSON_CreateObject();
@@ -75,7 +68,7 @@ static cJSON *config_json(const mc_train_config *c, const mc_data *d) {
     cJSON_AddStringToObject(j, "data", c->data);
     if (c->tokenizer) cJSON_AddStringToObject(j, "tokenizer", c->tokenizer);
     cJSON_AddNumberToObject(j, "data_tokens", (double)d->n);
-    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)fnv_ids(d->ids, d->n));
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)mc_data_fnv(d));
     cJSON_AddStringToObject(j, "data_fnv", hex);
     return j;
 }
@@ -282,7 +275,7 @@ mambac_status mc_train_run(const mc_train_config *cfg_in, mambac_error *err) {
     if (st == MAMBAC_OK && cfg.resume) {
         const cJSON *saved = cJSON_GetObjectItemCaseSensitive(state, "config");
         char hex[24];
-        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)fnv_ids(data.ids, data.n));
+        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)mc_data_fnv(&data));
         const char *want = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(saved, "data_fnv"));
         if (!want || strcmp(want, hex) != 0)
             st = mc_fail(err, MAMBAC_ERR_INVALID_ARG, "%s: the data (%s) differs from the data this checkpoint was trained on",
@@ -314,7 +307,8 @@ mambac_status mc_train_run(const mc_train_config *cfg_in, mambac_error *err) {
         st = mc_fail(err, MAMBAC_ERR_INVALID_ARG, "the data's vocabulary (%d) is larger than the model's (%d rows)", data.vocab,
                      info->n_vocab_rows);
     for (int64_t i = 0; st == MAMBAC_OK && i < data.n; i++)
-        if (data.ids[i] >= info->n_vocab_rows) st = mc_fail(err, MAMBAC_ERR_INVALID_ARG, "token id %d beyond the model's vocabulary", data.ids[i]);
+        if (mc_data_id(&data, i) >= info->n_vocab_rows)
+            st = mc_fail(err, MAMBAC_ERR_INVALID_ARG, "token id %d beyond the model's vocabulary", mc_data_id(&data, i));
     /* tokenizer.json beside the weights, so generate finds it */
     if (st == MAMBAC_OK && !cfg.resume) {
         char *tp = mc_path_join(out, "tokenizer.json");

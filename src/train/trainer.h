@@ -8,18 +8,25 @@
 #include <stdint.h>
 
 #include "mambac.h"
+#include "train/token_file.h"
 
 typedef struct mc_data {
-    int32_t *ids;
+    int32_t *ids;       /* a text file's ids; NULL for a token file (read through tf) */
+    mc_token_file tf;   /* a token file (`mambac prepare-data`), mapped */
     int64_t n, n_train;
     int32_t vocab;
 } mc_data;
 
 /* Loads a text file as bytes (tokenizer NULL) or through a tokenizer.json, split
- * train / validation; refuses data too short for windows of L tokens. */
+ * train / validation (val_frac of the ids at the end); or a token file, split by document
+ * as it was written (val_frac unused; the tokenizer, when the file was made with one, must
+ * be that one). Refuses data too short for windows of L tokens. */
 mambac_status mc_data_load(mc_data *d, const char *path, const char *tokenizer, double val_frac, int64_t L,
                            mambac_error *err);
 void mc_data_free(mc_data *d);
+static inline int32_t mc_data_id(const mc_data *d, int64_t i) { return d->ids ? d->ids[i] : mc_token_at(&d->tf, i); }
+/* FNV-1a of the data (a checkpoint remembers it: a resumed run refuses other data). */
+uint64_t mc_data_fnv(const mc_data *d);
 uint64_t mc_rng_next(uint64_t *state);
 /* B windows of L ids at random training offsets (advances *rng). */
 void mc_data_train_batch(const mc_data *d, uint64_t *rng, int64_t B, int64_t L, int32_t *out);
