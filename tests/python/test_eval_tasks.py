@@ -128,3 +128,46 @@ def test_equal_to_lm_eval_itself(tmp_path):
                 continue
             tol = 1e-4 * abs(v) if k.startswith("perplexity") else 1e-12
             assert abs(res["results"][t][k] - v) <= tol, (t, k, v, res["results"][t][k])
+
+
+def test_scoring_rules_on_hand_made_items(tmp_path):
+    """acc: the first of equal best log-likelihoods (numpy's argmax); acc_norm: the best
+    log-likelihood per character of the choice; an empty choice (the continuation is the
+    delimiter alone), a very long one, identical choices (a tie), a context whose last
+    space moves into the continuation."""
+    long_choice = "and then " * 600
+    items = [
+        {"query": "Q: the sky is", "choices": ["blue", "blue"], "gold": 1},               # a tie: the first wins
+        {"query": "Q: pick one", "choices": ["", "x", "yy"], "gold": 0},                  # an empty choice
+        {"query": "Once upon a time", "choices": [long_choice, "there"], "gold": 1},      # 5400 characters
+        {"query": "Trailing space ", "choices": ["a", "bb"], "gold": 0},
+        {"query": "Norm:", "choices": ["a", "a much longer choice than the first"], "gold": 1},
+    ]
+    task = tmp_path / "hand.jsonl"
+    task.write_text("".join(json.dumps(i) + "\n" for i in items))
+    samples, results = tmp_path / "s.jsonl", tmp_path / "r.json"
+    subprocess.run([CLI, "eval", "--task", f"jsonl:{task}", "--log-samples", str(samples), "-o", str(results)],
+                   check=True, capture_output=True)
+    got = [json.loads(l) for l in samples.read_text().splitlines()]
+    assert len(got) == len(items)
+    hits, norm_hits = [], []
+    for it, g in zip(items, got):
+        lls = [float(r[0]) for r in g["filtered_resps"]]
+        assert all(v <= 0 for v in lls)
+        best = max(range(len(lls)), key=lambda k: (lls[k], -k))  # first of equal maxima
+        norm = [v / len(c) if c else float("-inf") if v < 0 else 0.0 for v, c in zip(lls, it["choices"])]
+        best_norm = max(range(len(norm)), key=lambda k: (norm[k], -k))
+        assert g["acc"] == float(best == it["gold"])
+        if it["choices"][0]:  # lm-eval divides by the length: an empty choice's division is not defined
+            assert g["acc_norm"] == float(best_norm == it["gold"])
+        hits.append(g["acc"])
+        norm_hits.append(g["acc_norm"])
+    tie = got[0]
+    assert tie["filtered_resps"][0][0] == tie["filtered_resps"][1][0] and tie["acc"] == 0.0  # gold 1 loses the tie
+    ctx, cont = tie["arguments"]["gen_args_0"]["arg_0"], tie["arguments"]["gen_args_0"]["arg_1"]
+    assert (ctx, cont) == ("Q: the sky is", " blue")
+    assert got[1]["arguments"]["gen_args_0"]["arg_1"] == " "  # the delimiter alone
+    assert got[3]["arguments"]["gen_args_0"]["arg_0"] == "Trailing space "  # logged as given; scored with the space moved
+    r = json.loads(results.read_text())["results"][f"jsonl:{task}"]
+    assert abs(r["acc,none"] - sum(hits) / len(hits)) < 1e-12
+    assert abs(r["acc_norm,none"] - sum(norm_hits) / len(norm_hits)) < 1e-12
