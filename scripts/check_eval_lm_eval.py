@@ -31,6 +31,7 @@ ap.add_argument("--limit", type=int, default=0)
 ap.add_argument("--tasks", default="piqa,arc_easy,arc_challenge,openbookqa,winogrande,wsc273,lambada_openai,copa,boolq,"
                                     "siqa,commonsense_qa,hellaswag")
 ap.add_argument("--store")
+ap.add_argument("--threads", type=int, default=0, help="CPU threads of both tools (0: their defaults, every CPU)")
 ap.add_argument("--hf-dtype", default="float32", help="the dtype transformers computes in (float32: exact and, on a CPU, fastest)")
 args = ap.parse_args()
 work = tempfile.mkdtemp()
@@ -153,6 +154,9 @@ for t in tasks:
 
 lim = ["--limit", str(args.limit)] if args.limit else []
 env = dict(os.environ, HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+thr = ["-t", str(args.threads)] if args.threads else []
+if args.threads:  # torch's intra-op threads
+    env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(args.threads)
 t0 = time.perf_counter()
 subprocess.run([sys.executable, "-m", "lm_eval", "run", "--model", "hf", "--model_args",
                 f"pretrained={args.model},dtype={args.hf_dtype}", "--device", "cpu", "--batch_size", "8", "--tasks",
@@ -170,7 +174,7 @@ for t in tasks:
 mine_res, mine_samples = os.path.join(work, "m.json"), os.path.join(work, "m.jsonl")
 t0 = time.perf_counter()
 subprocess.run([args.mambac, "eval", "-m", args.model, "--task", ",".join(tasks), "--data", args.data, "-o", mine_res,
-                "--log-samples", mine_samples, *lim], check=True, stdout=subprocess.DEVNULL)
+                "--log-samples", mine_samples, *lim, *thr], check=True, stdout=subprocess.DEVNULL)
 wall_mine = time.perf_counter() - t0
 mine_all = json.load(open(mine_res))
 mine = mine_all["results"]
