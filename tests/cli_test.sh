@@ -259,6 +259,12 @@ check "says the sizes disagree" grep -q 'do not match the file' "$TMP/err"
 { head -c 64 "$TMP/jl.tok"; printf '\377\377'; tail -c +67 "$TMP/jl.tok"; } >"$TMP/badid.tok"
 expect_error "a token id beyond the vocabulary" 1 "$MAMBAC" train --data "$TMP/badid.tok" -o "$TMP/tokrun4"
 check "names the token" grep -q 'token 0 is id 65535, beyond the vocabulary of 256' "$TMP/err"
+# 4-byte tokens (vocabulary 70000), the second id 0xffffffff: a negative int32 if read signed
+{ printf 'MCTOKENS\001\000\000\000\004\000\000\000\160\021\001\000\377\377\377\377'
+  printf '\002\000\000\000\000\000\000\000''\000\000\000\000\000\000\000\000''\001\000\000\000\000\000\000\000'
+  printf '\000\000\000\000\000\000\000\000''\000\000\000\000\000\000\000\000''\001\000\000\000\377\377\377\377'; } >"$TMP/neg.tok"
+expect_error "a 4-byte id of 2^31 or more" 1 "$MAMBAC" train --data "$TMP/neg.tok" -o "$TMP/tokrun4"
+check "names it unsigned" grep -q 'token 1 is id 4294967295, beyond the vocabulary of 70000' "$TMP/err"
 { printf 'MCTOKENS\002\000\000\000'; tail -c +13 "$TMP/jl.tok"; } >"$TMP/v2.tok"
 expect_error "a token file of another version" 1 "$MAMBAC" train --data "$TMP/v2.tok" -o "$TMP/tokrun4"
 # perplexity: windows of 16 over 100 bytes score 100 - 7 bytes (one per window is only context)

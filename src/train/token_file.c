@@ -48,10 +48,10 @@ mambac_status mc_token_file_open(const char *path, mc_token_file *t, mambac_erro
     t->tokenizer_fnv = get_u64(h + 56);
     t->tokens = h + MC_TOKENS_HEADER;
     const int64_t n = t->n_train + t->n_val;
-    for (int64_t i = 0; i < n; i++)
-        if (mc_token_at(t, i) >= t->vocab) {
-            st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: token %lld is id %d, beyond the vocabulary of %d", path, (long long)i,
-                         mc_token_at(t, i), t->vocab);
+    for (int64_t i = 0; i < n; i++) /* unsigned: a 4-byte id of 2^31 or more reads as a negative int32 */
+        if ((uint32_t)mc_token_at(t, i) >= (uint32_t)t->vocab) {
+            st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: token %lld is id %u, beyond the vocabulary of %d", path, (long long)i,
+                         (uint32_t)mc_token_at(t, i), t->vocab);
             mc_token_file_close(t);
             return st;
         }
