@@ -4,11 +4,13 @@
 
 #include <cjson/cJSON.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <time.h>
 
@@ -338,4 +340,37 @@ const char *cli_model_chat_template(const mambac_model_info *info) {
     if (jinja && !tmpl) fprintf(stderr, "mambac: the model's chat template is not one of chatml, zephyr, plain: chatml used\n");
     free(jinja);
     return tmpl ? tmpl : "chatml";
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int cli_list_documents(const char *path, char ***out, int *n, int *is_dir) {
+    struct stat st;
+    if (stat(path, &st) != 0) return cli_error("%s: %s", path, strerror(errno));
+    *n = 0, *out = NULL;
+    if (is_dir) *is_dir = S_ISDIR(st.st_mode);
+    if (!S_ISDIR(st.st_mode)) {
+        if (!(*out = malloc(sizeof **out)) || !((*out)[0] = strdup(path))) return cli_error("out of memory");
+        *n = 1;
+        return CLI_OK;
+    }
+    DIR *d = opendir(path);
+    if (!d) return cli_error("%s: %s", path, strerror(errno));
+    int cap = 0, rc = CLI_OK;
+    for (struct dirent *e; rc == CLI_OK && (e = readdir(d));) {
+        const size_t l = strlen(e->d_name);
+        if (l < 5 || strcmp(e->d_name + l - 4, ".txt") != 0) continue;
+        if (*n == cap) {
+            char **nl = realloc(*out, (size_t)(cap = cap ? 2 * cap : 64) * sizeof *nl);
+            if (!nl) rc = cli_error("out of memory");
+            else *out = nl;
+        }
+        char *p = rc == CLI_OK ? malloc(strlen(path) + l + 2) : NULL;
+        if (rc == CLI_OK && !p) rc = cli_error("out of memory");
+        if (p) sprintf(p, "%s/%s", path, e->d_name), (*out)[(*n)++] = p;
+    }
+    closedir(d);
+    if (rc == CLI_OK && *n == 0) rc = cli_error("%s: no .txt files", path);
+    if (rc == CLI_OK) qsort(*out, (size_t)*n, sizeof **out, cmp_str);
+    return rc;
 }

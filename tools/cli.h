@@ -39,6 +39,9 @@ int cli_parse_ids(const char *s, int32_t **ids, size_t *n, char *msg, size_t msg
 
 /* Reads a whole file, or stdin for "-", into a malloc'd NUL-terminated buffer. */
 int cli_read_input(const char *path, char **buf, size_t *len);
+/* The documents at path: the .txt files of a folder in name order, or the file itself
+ * (*is_dir, when not NULL, says which); *out holds n malloc'd paths (free each, then it). */
+int cli_list_documents(const char *path, char ***out, int *n, int *is_dir);
 /* Loads --tokenizer PATH, or else the model's own: the one inside a GGUF file, or
  * tokenizer.json in the model folder. info may be NULL (then path is required). */
 int cli_load_tokenizer(const char *path, const mambac_model_info *info, mambac_tokenizer **tok);

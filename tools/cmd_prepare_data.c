@@ -59,39 +59,6 @@ static void *tokenize_worker(void *arg) {
     return NULL;
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-/* The documents' sources: the .txt files of a folder in name order, or the one file. */
-static int list_inputs(const char *path, char ***out, int *n, int *is_dir) {
-    struct stat st;
-    if (stat(path, &st) != 0) return cli_error("%s: %s", path, strerror(errno));
-    *n = 0, *out = NULL, *is_dir = S_ISDIR(st.st_mode);
-    if (!*is_dir) {
-        if (!(*out = malloc(sizeof **out)) || !((*out)[0] = strdup(path))) return cli_error("out of memory");
-        *n = 1;
-        return CLI_OK;
-    }
-    DIR *d = opendir(path);
-    if (!d) return cli_error("%s: %s", path, strerror(errno));
-    int cap = 0, rc = CLI_OK;
-    for (struct dirent *e; rc == CLI_OK && (e = readdir(d));) {
-        const size_t l = strlen(e->d_name);
-        if (l < 5 || strcmp(e->d_name + l - 4, ".txt") != 0) continue;
-        if (*n == cap) {
-            char **nl = realloc(*out, (size_t)(cap = cap ? 2 * cap : 64) * sizeof *nl);
-            if (!nl) rc = cli_error("out of memory");
-            else *out = nl;
-        }
-        char *p = rc == CLI_OK ? mc_path_join(path, e->d_name) : NULL;
-        if (rc == CLI_OK && !p) rc = cli_error("out of memory");
-        if (p) (*out)[(*n)++] = p;
-    }
-    closedir(d);
-    if (rc == CLI_OK && *n == 0) rc = cli_error("%s: no .txt files", path);
-    if (rc == CLI_OK) qsort(*out, (size_t)*n, sizeof **out, cmp_str);
-    return rc;
-}
-
 /* The documents of a JSON-lines file: each line's "text" (line numbers in errors). */
 static int jsonl_docs(const char *path, char *buf, char ***texts, size_t **lens, int *n) {
     int cap = 0, line_no = 0;
@@ -172,7 +139,7 @@ int cmd_prepare_data(cli_args *a) {
     char **inputs = NULL, **texts = NULL, *jsonl = NULL;
     size_t *lens = NULL, jlen = 0;
     int n_inputs = 0, is_dir = 0, n_docs = 0;
-    int rc = list_inputs(data, &inputs, &n_inputs, &is_dir);
+    int rc = cli_list_documents(data, &inputs, &n_inputs, &is_dir);
     const size_t dl = strlen(data);
     const int is_jsonl = rc == CLI_OK && !is_dir && dl > 6 && strcmp(data + dl - 6, ".jsonl") == 0;
     if (rc == CLI_OK && is_jsonl) {

@@ -26,42 +26,6 @@
 #define PIECE 256 /* tokens evaluated at once (their logits: PIECE x vocabulary floats) */
 #define BUCKETS 40
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-/* The documents: PATH itself, or the .txt files of the folder PATH in name order. */
-static int list_docs(const char *path, char ***out, int *n) {
-    struct stat st;
-    if (stat(path, &st) != 0) return cli_error("%s: %s", path, strerror(errno));
-    *n = 0;
-    *out = NULL;
-    if (!S_ISDIR(st.st_mode)) {
-        *out = malloc(sizeof **out);
-        if (!*out || !((*out)[0] = strdup(path))) return cli_error("out of memory");
-        *n = 1;
-        return CLI_OK;
-    }
-    DIR *d = opendir(path);
-    if (!d) return cli_error("%s: %s", path, strerror(errno));
-    int cap = 0;
-    for (struct dirent *e; (e = readdir(d));) {
-        const size_t l = strlen(e->d_name);
-        if (l < 5 || strcmp(e->d_name + l - 4, ".txt") != 0) continue;
-        if (*n == cap) {
-            char **nl = realloc(*out, (size_t)(cap = cap ? 2 * cap : 64) * sizeof *nl);
-            if (!nl) break;
-            *out = nl;
-        }
-        char *p = malloc(strlen(path) + l + 2);
-        if (!p) break;
-        sprintf(p, "%s/%s", path, e->d_name);
-        (*out)[(*n)++] = p;
-    }
-    closedir(d);
-    if (*n == 0) return cli_error("%s: no .txt files", path);
-    qsort(*out, (size_t)*n, sizeof **out, cmp_str);
-    return CLI_OK;
-}
-
 static double words_of(const char *s, size_t n) {
     /* len(re.split(r"\s+", doc)): the whitespace runs plus one */
     double w = 1;
@@ -109,7 +73,7 @@ int eval_rolling(cli_session *s, mambac_tokenizer *tok, const char *path, long l
                  const char *curve, rolling_result *out) {
     char **docs = NULL;
     int n_docs = 0;
-    if (list_docs(path, &docs, &n_docs) != CLI_OK) return CLI_ERR;
+    if (cli_list_documents(path, &docs, &n_docs, NULL) != CLI_OK) return CLI_ERR;
     if (limit > 0 && n_docs > limit) n_docs = (int)limit;
     const int32_t eos = s->info->eos_token_id;
     float *lg = malloc((size_t)PIECE * (size_t)s->info->n_vocab_rows * sizeof *lg);
