@@ -91,7 +91,8 @@ int cmd_train(cli_args *a) {
         if (hit || cli_opt(a, "--data", NULL, &c.data, &bad) || cli_opt(a, "--tokenizer", NULL, &c.tokenizer, &bad) ||
             cli_opt(a, "-o", "--output", &c.out, &bad) || cli_opt(a, "--resume", NULL, &c.resume, &bad) ||
             cli_opt(a, "--init-from", NULL, &c.init_from, &bad) || cli_opt(a, "--arch", NULL, &arch, &bad) ||
-            cli_opt(a, "--seed", NULL, &seed, &bad) || cli_opt(a, "-t", "--threads", &threads, &bad)) {
+            cli_opt(a, "--seed", NULL, &seed, &bad) || cli_opt(a, "-t", "--threads", &threads, &bad) ||
+            cli_opt(a, "-d", "--device", &c.device, &bad) || cli_opt(a, "--precision", NULL, &c.precision, &bad)) {
             if (bad) return CLI_USAGE;
         } else {
             return cli_usage_error(a->cmd, "unknown option '%s'", a->argv[a->i]);
@@ -131,6 +132,12 @@ int cmd_train(cli_args *a) {
         if (!cli_parse_threads(threads, &t)) return cli_usage_error(a->cmd, "-t must be >= 1");
         c.threads = t;
     }
+    if (c.device && strcmp(c.device, "cpu") != 0 && strncmp(c.device, "cuda", 4) != 0)
+        return cli_usage_error(a->cmd, "--device must be cpu, cuda or cuda:N");
+    if (c.precision && strcmp(c.precision, "f32") != 0 && strcmp(c.precision, "tf32") != 0)
+        return cli_usage_error(a->cmd, "--precision must be f32 or tf32");
+    if (c.precision && strcmp(c.precision, "f32") != 0 && (!c.device || strcmp(c.device, "cpu") == 0))
+        return cli_usage_error(a->cmd, "--precision tf32 is for --device cuda (the CPU trains in float32)");
     if (c.resume && (c.out || c.init_from || c.data))
         return cli_usage_error(a->cmd, "--resume DIR continues in DIR with its data: no -o, --init-from or --data");
     if (!c.resume && (!c.data || !c.out)) return cli_usage_error(a->cmd, "--data FILE and -o DIR are required (or --resume DIR)");

@@ -120,7 +120,11 @@ static const command_help helps[] = {
      "                        --expand, --d-conv, --dt-rank, --headdim, --groups, --chunk\n"
      "      --batch 16, --seq 256, --steps 2000, --accum 1, --warmup, --lr 3e-3, --min-lr 3e-4,\n"
      "      --wd 0.1, --beta1 0.9, --beta2 0.95, --clip 1.0, --eval-every 100, --eval-windows,\n"
-     "      --save-every, --time-limit S, --stop-at N, --val-frac 0.1, --seed 1337\n" COMMON_THREADS
+     "      --save-every, --time-limit S, --stop-at N, --val-frac 0.1, --seed 1337\n"
+     "  -d, --device D        cpu (default), cuda or cuda:N: the steps on that GPU (float32; a\n"
+     "                        checkpoint continues on either)\n"
+     "      --precision P     on the GPU: f32 (default: the CPU's gradients to rounding) or tf32\n"
+     "                        (products on tensor cores; float32 weights, moments and sums)\n" COMMON_THREADS
      "\nexample: mambac train --data input.txt -o ts --steps 2000\n"},
     {"prepare-data",
      "usage: mambac prepare-data --data DIR|FILE -o OUT.tok [--tokenizer PATH | -m MODEL] [options]\n"

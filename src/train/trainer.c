@@ -22,6 +22,7 @@
 #include "train/checkpoint.h"
 #include "train/train.h"
 #include "train/trainer.h"
+#include "train/train_gpu.h"
 
 mc_train_config mc_train_default_config(void) {
     mc_train_config c;
@@ -163,18 +164,46 @@ static mambac_status copy_file(const char *src, const char *dst, mambac_error *e
     return st;
 }
 
+/* Where the steps run: the CPU (tctx + tapes) or a GPU (gt). */
+typedef struct engine {
+    mc_tctx c;
+    mc_tape *tape, *vtape;
+    mc_gtrain *gt;
+} engine;
+
+/* One forward (+ backward) of nb sequences; the loss into *loss. Fails on the GPU only. */
+static mambac_status run_step(engine *en, mc_params *P, const int32_t *ids, int64_t nb, int backward, float scale,
+                              double *loss, mambac_error *err) {
+    if (en->gt) return mc_gtrain_step(en->gt, ids, nb, backward, scale, loss, err);
+    *loss = mc_train_step(&en->c, P, backward ? en->tape : en->vtape, ids, backward, scale);
+    return MAMBAC_OK;
+}
+
 /* Mean validation loss over the first `windows` fixed windows (all when 0). */
-static double validate(mc_tctx *c, mc_params *P, mc_tape *vt, int64_t vb, const mc_data *d, int64_t L, int64_t windows,
-                       int32_t *ids) {
+static mambac_status validate(engine *en, mc_params *P, int64_t vb, const mc_data *d, int64_t L, int64_t windows, int32_t *ids,
+                              double *val, mambac_error *err) {
     int64_t nw = mc_data_val_windows(d, L);
     if (windows > 0 && windows < nw) nw = windows;
     const int64_t groups = nw / vb;
     double sum = 0;
     for (int64_t g = 0; g < groups; g++) {
         for (int64_t b = 0; b < vb; b++) mc_data_val_window(d, g * vb + b, L, ids + b * L);
-        sum += mc_train_step(c, P, vt, ids, 0, 1.0f);
+        double l;
+        const mambac_status st = run_step(en, P, ids, vb, 0, 1.0f, &l, err);
+        if (st != MAMBAC_OK) return st;
+        sum += l;
     }
-    return groups ? sum / (double)groups : NAN;
+    *val = groups ? sum / (double)groups : NAN;
+    return MAMBAC_OK;
+}
+
+/* A checkpoint of the run: the GPU's weights and moments come back to the host first. */
+static mambac_status save(const char *out, engine *en, mc_params *P, mc_adamw *opt, cJSON *state, mambac_error *err) {
+    if (en->gt) {
+        const mambac_status st = mc_gtrain_download(en->gt, P, opt, err);
+        if (st != MAMBAC_OK) return st;
+    }
+    return mc_ckpt_save(out, P, opt, state, err);
 }
 
 /* Keeps the log's header and its rows up to `step` (a resumed run rewrites the rest). */
@@ -317,9 +346,9 @@ mambac_status mc_train_run(const mc_train_config *cfg_in, mambac_error *err) {
         free(tp);
     }
     mc_params P = {0};
-    mc_tctx c = {0};
-    mc_tape *tape = NULL, *vtape = NULL;
+    engine en = {0};
     mc_adamw opt = {0};
+    const int gpu = cfg.device && strcmp(cfg.device, "cpu") != 0;
     const int nt = mc_threads_for(cfg.threads);
     const int64_t B = cfg.batch, L = cfg.seq;
     const int64_t vb = mc_data_val_windows(&data, L) < B ? mc_data_val_windows(&data, L) : B;
@@ -327,17 +356,20 @@ mambac_status mc_train_run(const mc_train_config *cfg_in, mambac_error *err) {
     mambac_model_free(m);
     m = NULL;
     int64_t max_k, tcap;
-    if (st == MAMBAC_OK) {
+    if (st == MAMBAC_OK && !gpu) {
         mc_train_sizes(&P, B, L, &max_k, &tcap);
-        st = mc_tctx_init(&c, nt, NULL, max_k, tcap, err);
+        st = mc_tctx_init(&en.c, nt, NULL, max_k, tcap, err);
+        if (st == MAMBAC_OK) st = mc_tape_new(&P, B, L, nt, &en.tape, err);
+        if (st == MAMBAC_OK && vb >= 1) st = mc_tape_new(&P, vb, L, nt, &en.vtape, err);
     }
-    if (st == MAMBAC_OK) st = mc_tape_new(&P, B, L, nt, &tape, err);
-    if (st == MAMBAC_OK && vb >= 1) st = mc_tape_new(&P, vb, L, nt, &vtape, err);
     if (st == MAMBAC_OK) st = mc_adamw_init(&opt, &P, err);
     if (st == MAMBAC_OK) {
         opt.beta1 = cfg.beta1, opt.beta2 = cfg.beta2, opt.weight_decay = cfg.weight_decay, opt.step = step;
         if (cfg.resume) st = mc_ckpt_load_optimizer(out, &P, &opt, err);
     }
+    if (st == MAMBAC_OK && gpu) st = mc_gtrain_new(&P, cfg.device, cfg.precision, B, L, &en.gt, err);
+    if (st == MAMBAC_OK && gpu) st = mc_gtrain_set_moments(en.gt, &opt, err);
+    const int have_val = vb >= 1;
     int32_t *ids = st == MAMBAC_OK ? malloc((size_t)(B * L) * sizeof *ids) : NULL;
     if (st == MAMBAC_OK && !ids) st = mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
     FILE *log = st == MAMBAC_OK ? open_log(out, step, cfg.resume != NULL) : NULL;
@@ -351,7 +383,7 @@ mambac_status mc_train_run(const mc_train_config *cfg_in, mambac_error *err) {
      * can always be resumed, and its folder never holds weights without their state */
     if (st == MAMBAC_OK && !cfg.resume) {
         set_progress(state, step, tokens, rng, 0, NAN);
-        st = mc_ckpt_save(out, &P, &opt, state, err);
+        st = save(out, &en, &P, &opt, state, err);
     }
     int64_t saved = step; /* the step of the checkpoint on disk */
     const double t_start = now();
@@ -361,14 +393,22 @@ mambac_status mc_train_run(const mc_train_config *cfg_in, mambac_error *err) {
     while (st == MAMBAC_OK && step < cfg.steps && (cfg.stop_at <= 0 || step < cfg.stop_at) && !(cfg.stop && *cfg.stop)) {
         if (cfg.time_limit > 0 && now() - t_start >= cfg.time_limit) break;
         const float lr = mc_lr_schedule(step, cfg.warmup, cfg.steps, cfg.lr, cfg.min_lr);
-        memset(P.g, 0, (size_t)P.total * sizeof(float));
-        double loss = 0;
-        for (int64_t a = 0; a < cfg.accum; a++) {
+        double loss = 0, gnorm = 0;
+        if (en.gt) st = mc_gtrain_zero_grad(en.gt, err);
+        else memset(P.g, 0, (size_t)P.total * sizeof(float));
+        for (int64_t a = 0; st == MAMBAC_OK && a < cfg.accum; a++) {
             mc_data_train_batch(&data, &rng, B, L, ids);
-            loss += mc_train_step(&c, &P, tape, ids, 1, 1.0f / (float)cfg.accum) / (double)cfg.accum;
+            double l = 0;
+            st = run_step(&en, &P, ids, B, 1, 1.0f / (float)cfg.accum, &l, err);
+            loss += l / (double)cfg.accum;
         }
-        const double gnorm = mc_clip_grad(&P, cfg.clip);
-        mc_adamw_update(&opt, &P, lr);
+        if (st != MAMBAC_OK) break;
+        if (en.gt) {
+            if ((st = mc_gtrain_update(en.gt, &opt, cfg.clip, lr, &gnorm, err)) != MAMBAC_OK) break;
+        } else {
+            gnorm = mc_clip_grad(&P, cfg.clip);
+            mc_adamw_update(&opt, &P, lr);
+        }
         step++;
         tokens += cfg.accum * B * L;
         if (!isfinite(loss)) {
@@ -382,7 +422,9 @@ mambac_status mc_train_run(const mc_train_config *cfg_in, mambac_error *err) {
         const double t_train = now();
         const double tok_s = (double)(tokens - last_tokens) / (t_train - last_t > 1e-9 ? t_train - last_t : 1e-9);
         double val = NAN;
-        if (vtape && (step % cfg.eval_every == 0 || last)) val = validate(&c, &P, vtape, vb, &data, L, cfg.eval_windows, ids);
+        if (have_val && (step % cfg.eval_every == 0 || last) &&
+            (st = validate(&en, &P, vb, &data, L, cfg.eval_windows, ids, &val, err)) != MAMBAC_OK)
+            break;
         const double t = now(), elapsed = elapsed0 + (t - t_start);
         last_t = t, last_tokens = tokens;
         const int64_t done = step - step0;
@@ -396,20 +438,21 @@ mambac_status mc_train_run(const mc_train_config *cfg_in, mambac_error *err) {
         if (cfg.progress) cfg.progress(&pr, cfg.user);
         if (last || (cfg.save_every > 0 && step % cfg.save_every == 0)) {
             set_progress(state, step, tokens, rng, elapsed, val);
-            st = mc_ckpt_save(out, &P, &opt, state, err);
+            st = save(out, &en, &P, &opt, state, err);
             saved = step;
         }
     }
     if (st == MAMBAC_OK && saved != step) { /* stopped between steps: the last one is saved too */
         set_progress(state, step, tokens, rng, elapsed0 + (now() - t_start), NAN);
-        st = mc_ckpt_save(out, &P, &opt, state, err);
+        st = save(out, &en, &P, &opt, state, err);
     }
     if (log) fclose(log);
     free(ids);
     mc_adamw_free(&opt);
-    mc_tape_free(tape);
-    mc_tape_free(vtape);
-    mc_tctx_free(&c);
+    mc_gtrain_free(en.gt);
+    mc_tape_free(en.tape);
+    mc_tape_free(en.vtape);
+    mc_tctx_free(&en.c);
     mc_params_free(&P);
     mambac_model_free(m);
     mc_data_free(&data);

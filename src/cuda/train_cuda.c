@@ -1,0 +1,433 @@
+/* train_cuda.c — training steps on the GPU (train/train_gpu.h): the host side of the
+ * training kernels (train_ops.h) and cuBLAS, in the op order of train/model_train.c so
+ * that the two can be read side by side. Every array of the CPU tape has its device
+ * twin; the weight, gradient and moment arenas keep the host arena's layout, so a host
+ * pointer into P->w names the same tensor on the device by its offset.
+ *
+ * One stream; the host waits once per step (for the loss) and once per update (for the
+ * gradient norm, which decides the clipping factor). */
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "cuda/cuda_ops.h"
+#include "cuda/train_ops.h"
+#include "train/train_gpu.h"
+
+typedef struct glayer {
+    float *h_in, *rstd, *xn, *proj, *convp, *act, *xdbl, *dtraw, *delta, *ys, *gated, *grstd, *yo;
+} glayer;
+
+struct mc_gtrain {
+    int device;
+    char name[320];
+    cudaStream_t s;
+    cublasHandle_t blas;
+    const mc_params *P; /* layout; P->w is the host twin of w */
+    mambac_model_info cfg;
+    int64_t B, L, total, rows_chunk;
+    float *w, *g, *m, *v;
+    glayer *lay;
+    float *h, *rstd_f, *hf, *A;
+    float *dh, *dxn, *dproj, *dact, *dys, *dyo, *dxdbl, *ddelta, *logits, *dA_tmp, *dD_tmp;
+    float *red;      /* column-reduction scratch */
+    float *ssm;      /* scan / SSD scratch */
+    double *loss_rows, *scalars, *sumsq;
+    int32_t *ids, *tgt, *order, *tok, *start, *count; /* device */
+    int32_t *h_tgt, *h_order, *h_tok, *h_start, *h_count, *h_bucket; /* host */
+    void **allocs;
+    size_t n_allocs, cap_allocs;
+    int64_t bytes;
+};
+
+static mambac_status cu_fail(mambac_error *err, cudaError_t e, const char *what) {
+    return mc_fail(err, e == cudaErrorMemoryAllocation ? MAMBAC_ERR_NOMEM : MAMBAC_ERR_IO, "cuda: %s: %s", what,
+                   cudaGetErrorString(e));
+}
+
+static void *dalloc(mc_gtrain *g, int64_t bytes, mambac_status *st, mambac_error *err) {
+    if (*st != MAMBAC_OK) return NULL;
+    if (g->n_allocs == g->cap_allocs) {
+        const size_t cap = g->cap_allocs ? 2 * g->cap_allocs : 256;
+        void **a = realloc(g->allocs, cap * sizeof *a);
+        if (!a) {
+            *st = mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
+            return NULL;
+        }
+        g->allocs = a, g->cap_allocs = cap;
+    }
+    void *p = NULL;
+    const cudaError_t e = cudaMalloc(&p, (size_t)(bytes > 0 ? bytes : 4));
+    if (e != cudaSuccess) {
+        char what[96];
+        snprintf(what, sizeof what, "allocating %lld MiB for training", (long long)(bytes >> 20));
+        *st = cu_fail(err, e, what);
+        return NULL;
+    }
+    g->allocs[g->n_allocs++] = p;
+    g->bytes += bytes;
+    return p;
+}
+#define FALLOC(n) ((float *)dalloc(g, (int64_t)(n) * 4, &st, err))
+
+/* the device twin of a host pointer into the weight arena, in arena `base` */
+static float *twin(const mc_gtrain *g, float *base, const float *host) { return host ? base + (host - g->P->w) : NULL; }
+static float *W(const mc_gtrain *g, const float *host) { return twin(g, g->w, host); }
+static float *G(const mc_gtrain *g, const float *host) { return twin(g, g->g, host); }
+
+static int parse_device(const char *device, int *index) {
+    if (!device || strncmp(device, "cuda", 4) != 0) return 0;
+    if (device[4] == 0) return *index = 0, 1;
+    if (device[4] != ':') return 0;
+    char *end;
+    const long v = strtol(device + 5, &end, 10);
+    if (end == device + 5 || *end || v < 0 || v > 1024) return 0;
+    *index = (int)v;
+    return 1;
+}
+
+static int64_t max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+void mc_gtrain_free(mc_gtrain *g) {
+    if (!g) return;
+    if (g->s) cudaStreamSynchronize(g->s);
+    for (size_t i = 0; i < g->n_allocs; i++) cudaFree(g->allocs[i]);
+    if (g->blas) cublasDestroy(g->blas);
+    if (g->s) cudaStreamDestroy(g->s);
+    free(g->allocs);
+    free(g->lay);
+    free(g->h_tgt);
+    free(g->h_order);
+    free(g->h_tok);
+    free(g->h_start);
+    free(g->h_count);
+    free(g->h_bucket);
+    free(g);
+}
+
+mambac_status mc_gtrain_new(const mc_params *P, const char *device, const char *precision, int64_t B, int64_t L,
+                            mc_gtrain **out, mambac_error *err) {
+    *out = NULL;
+    const int tf32 = precision && strcmp(precision, "tf32") == 0;
+    if (precision && !tf32 && strcmp(precision, "f32") != 0)
+        return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "unknown training precision '%s' (f32 or tf32)", precision);
+    const mambac_model_info *c = &P->cfg;
+    const int m1 = c->arch == MAMBAC_ARCH_MAMBA1;
+    int dev;
+    if (!parse_device(device, &dev))
+        return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "unknown training device '%s' (cpu, cuda or cuda:N)", device ? device : "");
+    int n_dev = 0;
+    cudaError_t e = cudaGetDeviceCount(&n_dev);
+    if (e != cudaSuccess || n_dev == 0)
+        return mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "no CUDA device for training (%s)",
+                       e != cudaSuccess ? cudaGetErrorString(e) : "none found");
+    if (dev >= n_dev) return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "cuda:%d: this machine has %d CUDA device(s)", dev, n_dev);
+    const int64_t D = c->d_model, E = c->d_inner, N = c->d_state, C = P->C, R = P->R, H = c->n_heads, Pd = c->head_dim;
+    const int64_t Gn = c->n_groups, V = c->n_vocab_rows, in = P->in_rows, nl = c->n_layer, K = c->d_conv, T = B * L;
+    if (m1 && !mct_scan_supported(E, N))
+        return mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "GPU training of Mamba-1 needs d_inner a multiple of 32 and d_state <= 16");
+    if (!m1 && !mct_ssd_supported(Pd, N))
+        return mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "GPU training of Mamba-2 needs head_dim a multiple of 8 and d_state <= 256");
+    if (!m1 && c->gated_norm && c->norm_before_gate)
+        return mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "training supports norm_before_gate = false only");
+    mc_gtrain *g = calloc(1, sizeof *g);
+    if (!g) return mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
+    g->device = dev, g->P = P, g->cfg = *c, g->B = B, g->L = L, g->total = P->total;
+    mambac_status st = MAMBAC_OK;
+    struct cudaDeviceProp prop;
+    if ((e = cudaSetDevice(dev)) != cudaSuccess || (e = cudaGetDeviceProperties(&prop, dev)) != cudaSuccess ||
+        (e = cudaStreamCreateWithFlags(&g->s, cudaStreamNonBlocking)) != cudaSuccess)
+        st = cu_fail(err, e, "opening the device");
+    if (st == MAMBAC_OK) snprintf(g->name, sizeof g->name, "cuda:%d (%s)", dev, prop.name);
+    if (st == MAMBAC_OK && (cublasCreate(&g->blas) != CUBLAS_STATUS_SUCCESS || cublasSetStream(g->blas, g->s) != CUBLAS_STATUS_SUCCESS))
+        st = mc_fail(err, MAMBAC_ERR_IO, "cuda: cannot create a cuBLAS handle");
+    if (st == MAMBAC_OK && cublasSetMathMode(g->blas, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH) != CUBLAS_STATUS_SUCCESS)
+        st = mc_fail(err, MAMBAC_ERR_IO, "cuda: cannot set the cuBLAS math mode");
+    g->w = FALLOC(P->total), g->g = FALLOC(P->total), g->m = FALLOC(P->total), g->v = FALLOC(P->total);
+    g->lay = calloc((size_t)nl, sizeof *g->lay);
+    if (st == MAMBAC_OK && !g->lay) st = mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; st == MAMBAC_OK && i < nl; i++) {
+        glayer *y = &g->lay[i];
+        y->h_in = FALLOC(T * D), y->rstd = FALLOC(T), y->xn = FALLOC(T * D), y->proj = FALLOC(T * in);
+        y->convp = FALLOC(T * C), y->act = FALLOC(T * C), y->ys = FALLOC(T * E), y->yo = FALLOC(T * E);
+        if (m1) y->xdbl = FALLOC(T * (R + 2 * N)), y->dtraw = FALLOC(T * E), y->delta = FALLOC(T * E);
+        else y->delta = FALLOC(T * H), y->gated = FALLOC(T * E), y->grstd = FALLOC(T * Gn);
+    }
+    const int64_t Acount = m1 ? E * N : H;
+    g->h = FALLOC(T * D), g->rstd_f = FALLOC(T), g->hf = FALLOC(T * D), g->A = FALLOC(Acount * nl);
+    g->dh = FALLOC(T * D), g->dxn = FALLOC(T * D), g->dproj = FALLOC(T * in), g->dact = FALLOC(T * C);
+    g->dys = FALLOC(T * E), g->dyo = FALLOC(T * E), g->dxdbl = FALLOC(T * (m1 ? R + 2 * N : 1));
+    g->ddelta = FALLOC(T * (m1 ? E : H)), g->dA_tmp = FALLOC(Acount), g->dD_tmp = FALLOC(E);
+    g->rows_chunk = (64ll << 20) / V;
+    if (g->rows_chunk < 1) g->rows_chunk = 1;
+    if (g->rows_chunk > T) g->rows_chunk = T;
+    g->logits = FALLOC(g->rows_chunk * V);
+    const int64_t widest = max_i64(max_i64(C * (K + 1), in), max_i64(D, E));
+    g->red = FALLOC(mct_colsum_scratch(T, widest) + widest);
+    int64_t ssm = 0;
+    for (int64_t b = 1; b <= B; b++)
+        ssm = max_i64(ssm, m1 ? mct_scan_scratch(b, L, E, N) : mct_ssd_scratch(b, L, H, Pd, N));
+    g->ssm = FALLOC(ssm);
+    g->loss_rows = dalloc(g, T * 8, &st, err), g->scalars = dalloc(g, 8 * 8, &st, err);
+    g->sumsq = dalloc(g, mct_sumsq_scratch() * 8, &st, err);
+    g->ids = dalloc(g, T * 4, &st, err), g->tgt = dalloc(g, T * 4, &st, err), g->order = dalloc(g, T * 4, &st, err);
+    g->tok = dalloc(g, T * 4, &st, err), g->start = dalloc(g, T * 4, &st, err), g->count = dalloc(g, T * 4, &st, err);
+    g->h_tgt = malloc((size_t)T * 4), g->h_order = malloc((size_t)T * 4), g->h_tok = malloc((size_t)T * 4);
+    g->h_start = malloc((size_t)T * 4), g->h_count = malloc((size_t)T * 4), g->h_bucket = malloc((size_t)(V + 1) * 4);
+    if (st == MAMBAC_OK && (!g->h_tgt || !g->h_order || !g->h_tok || !g->h_start || !g->h_count || !g->h_bucket))
+        st = mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
+    if (st == MAMBAC_OK && ((e = cudaMemcpyAsync(g->w, P->w, (size_t)P->total * 4, cudaMemcpyHostToDevice, g->s)) != cudaSuccess ||
+                            (e = cudaMemsetAsync(g->m, 0, (size_t)P->total * 4, g->s)) != cudaSuccess ||
+                            (e = cudaMemsetAsync(g->v, 0, (size_t)P->total * 4, g->s)) != cudaSuccess ||
+                            (e = cudaStreamSynchronize(g->s)) != cudaSuccess))
+        st = cu_fail(err, e, "uploading the weights");
+    if (st != MAMBAC_OK) {
+        mc_gtrain_free(g);
+        return st;
+    }
+    *out = g;
+    return MAMBAC_OK;
+}
+
+const char *mc_gtrain_device_name(const mc_gtrain *g) { return g->name; }
+int64_t mc_gtrain_bytes(const mc_gtrain *g) { return g->bytes; }
+
+static mambac_status sync(mc_gtrain *g, const char *what, mambac_error *err) {
+    cudaError_t e = cudaGetLastError();
+    if (e == cudaSuccess) e = cudaStreamSynchronize(g->s);
+    return e == cudaSuccess ? MAMBAC_OK : cu_fail(err, e, what);
+}
+
+mambac_status mc_gtrain_set_moments(mc_gtrain *g, const mc_adamw *o, mambac_error *err) {
+    cudaMemcpyAsync(g->m, o->m, (size_t)g->total * 4, cudaMemcpyHostToDevice, g->s);
+    cudaMemcpyAsync(g->v, o->v, (size_t)g->total * 4, cudaMemcpyHostToDevice, g->s);
+    return sync(g, "uploading the optimizer state", err);
+}
+
+mambac_status mc_gtrain_download(mc_gtrain *g, mc_params *P, mc_adamw *o, mambac_error *err) {
+    cudaMemcpyAsync(P->w, g->w, (size_t)g->total * 4, cudaMemcpyDeviceToHost, g->s);
+    if (o && o->m) cudaMemcpyAsync(o->m, g->m, (size_t)g->total * 4, cudaMemcpyDeviceToHost, g->s);
+    if (o && o->v) cudaMemcpyAsync(o->v, g->v, (size_t)g->total * 4, cudaMemcpyDeviceToHost, g->s);
+    return sync(g, "downloading the weights", err);
+}
+
+mambac_status mc_gtrain_grads(mc_gtrain *g, float *dst, mambac_error *err) {
+    cudaMemcpyAsync(dst, g->g, (size_t)g->total * 4, cudaMemcpyDeviceToHost, g->s);
+    return sync(g, "downloading the gradients", err);
+}
+
+mambac_status mc_gtrain_zero_grad(mc_gtrain *g, mambac_error *err) {
+    cudaMemsetAsync(g->g, 0, (size_t)g->total * 4, g->s);
+    const cudaError_t e = cudaGetLastError();
+    return e == cudaSuccess ? MAMBAC_OK : cu_fail(err, e, "clearing the gradients");
+}
+
+/* ---- products (row-major through column-major cuBLAS) ---------------------------- */
+
+/* out (T, R; rows ldo apart) = x (T, K; rows xs apart) W^T (+ bias); W (R, K) */
+static void mm(mc_gtrain *g, float *out, int64_t ldo, const float *x, int64_t xs, int64_t T, const float *Wt, int64_t R,
+               int64_t K, const float *bias) {
+    const float one = 1.0f, zero = 0.0f;
+    cublasSgemm(g->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)R, (int)T, (int)K, &one, Wt, (int)K, x, (int)xs, &zero, out, (int)ldo);
+    if (bias) mcu_add_bias(out, ldo, bias, T, R, g->s);
+}
+/* dx (T, K; rows dxs apart) = dy (T, R) W */
+static void mm_dx(mc_gtrain *g, float *dx, int64_t dxs, const float *dy, int64_t T, const float *Wt, int64_t R, int64_t K) {
+    const float one = 1.0f, zero = 0.0f;
+    cublasSgemm(g->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)K, (int)T, (int)R, &one, Wt, (int)K, dy, (int)R, &zero, dx, (int)dxs);
+}
+/* dW (R, K) += dy (T, R)^T x (T, K; rows xs apart) */
+static void mm_dw(mc_gtrain *g, float *dW, const float *dy, int64_t T, const float *x, int64_t xs, int64_t R, int64_t K) {
+    const float one = 1.0f;
+    cublasSgemm(g->blas, CUBLAS_OP_N, CUBLAS_OP_T, (int)K, (int)R, (int)T, &one, x, (int)xs, dy, (int)R, &one, dW, (int)K);
+}
+
+/* ---- forward ------------------------------------------------------------------------ */
+
+static void layer_fwd(mc_gtrain *g, int i, int64_t nb) {
+    const mambac_model_info *cf = &g->cfg;
+    const mc_params *P = g->P;
+    const mc_tlayer *Wl = &P->L[i];
+    glayer *y = &g->lay[i];
+    const int m1 = cf->arch == MAMBAC_ARCH_MAMBA1;
+    const int64_t L = g->L, T = nb * L, D = cf->d_model, E = cf->d_inner, N = cf->d_state, C = P->C, R = P->R;
+    const int64_t H = cf->n_heads, in = P->in_rows, Gn = cf->n_groups, K = cf->d_conv;
+    cudaMemcpyAsync(y->h_in, g->h, (size_t)(T * D) * 4, cudaMemcpyDeviceToDevice, g->s);
+    mct_rmsnorm_fwd(y->xn, y->rstd, g->h, W(g, Wl->norm), T, D, 1, cf->norm_eps, g->s);
+    mm(g, y->proj, in, y->xn, D, T, W(g, Wl->in_w), in, D, W(g, Wl->in_b));
+    float *A = g->A + i * (m1 ? E * N : H);
+    mct_neg_exp(A, W(g, Wl->A_log), m1 ? E * N : H, g->s);
+    mct_conv_fwd(y->convp, y->proj + (m1 ? 0 : E), in, W(g, Wl->conv_w), W(g, Wl->conv_b), nb, L, C, K, g->s);
+    mct_silu(y->act, y->convp, T * C, g->s);
+    if (m1) {
+        mm(g, y->xdbl, R + 2 * N, y->act, C, T, W(g, Wl->x_w), R + 2 * N, E, NULL);
+        mm(g, y->dtraw, E, y->xdbl, R + 2 * N, T, W(g, Wl->dt_w), E, R, W(g, Wl->dt_b));
+        mct_softplus(y->delta, y->dtraw, E, NULL, T, E, -INFINITY, INFINITY, g->s);
+        mct_scan a = {.B = nb, .L = L, .E = E, .N = N, .x = y->act, .xs = C, .delta = y->delta, .Bm = y->xdbl + R,
+                      .Cm = y->xdbl + R + N, .bcs = R + 2 * N, .A = A, .D = W(g, Wl->D), .ys = y->ys};
+        mct_scan_fwd(&a, g->s);
+        mct_gate(y->yo, y->ys, y->proj + E, in, T, E, g->s);
+    } else {
+        mct_softplus(y->delta, y->proj + E + C, in, W(g, Wl->dt_b), T, H, cf->dt_min_limit, cf->dt_max_limit, g->s);
+        mct_ssd a = {.B = nb, .L = L, .H = H, .P = cf->head_dim, .N = N, .G = Gn, .x = y->act, .xs = C, .Bm = y->act + E,
+                     .Cm = y->act + E + Gn * N, .bcs = C, .dt = y->delta, .A = A, .y = y->ys};
+        mct_ssd_fwd(&a, g->s);
+        mct_dskip(y->ys, y->act, C, W(g, Wl->D), T, E, cf->head_dim, g->s);
+        mct_gate(y->gated, y->ys, y->proj, in, T, E, g->s);
+        if (Wl->gnorm) mct_rmsnorm_fwd(y->yo, y->grstd, y->gated, W(g, Wl->gnorm), T * Gn, E / Gn, Gn, cf->norm_eps, g->s);
+        else cudaMemcpyAsync(y->yo, y->gated, (size_t)(T * E) * 4, cudaMemcpyDeviceToDevice, g->s);
+    }
+    mm(g, g->dyo, D, y->yo, E, T, W(g, Wl->out_w), D, E, W(g, Wl->out_b)); /* dyo as a temporary */
+    mct_add(g->h, g->dyo, T * D, g->s);
+}
+
+/* ---- backward ----------------------------------------------------------------------- */
+
+static void layer_bwd(mc_gtrain *g, int i, int64_t nb) {
+    const mambac_model_info *cf = &g->cfg;
+    const mc_params *P = g->P;
+    const mc_tlayer *Wl = &P->L[i];
+    glayer *y = &g->lay[i];
+    const int m1 = cf->arch == MAMBAC_ARCH_MAMBA1;
+    const int64_t L = g->L, T = nb * L, D = cf->d_model, E = cf->d_inner, N = cf->d_state, C = P->C, R = P->R;
+    const int64_t H = cf->n_heads, in = P->in_rows, Gn = cf->n_groups, K = cf->d_conv, Pd = cf->head_dim;
+    float *A = g->A + i * (m1 ? E * N : H);
+    mm_dx(g, g->dyo, E, g->dh, T, W(g, Wl->out_w), D, E);
+    mm_dw(g, G(g, Wl->out_w), g->dh, T, y->yo, E, D, E);
+    if (Wl->out_b) mct_colsum(G(g, Wl->out_b), g->dh, D, T, D, 1, g->red, g->s);
+    if (m1) {
+        mct_gate_bwd(g->dys, g->dproj + E, in, g->dyo, y->ys, y->proj + E, in, T, E, g->s);
+        mct_scan a = {.B = nb, .L = L, .E = E, .N = N, .x = y->act, .xs = C, .delta = y->delta, .Bm = y->xdbl + R,
+                      .Cm = y->xdbl + R + N, .bcs = R + 2 * N, .A = A, .D = W(g, Wl->D), .dys = g->dys, .dx = g->dact,
+                      .ddelta = g->ddelta, .dB = g->dxdbl + R, .dC = g->dxdbl + R + N, .dA = g->dA_tmp, .dD = g->dD_tmp,
+                      .scratch = g->ssm};
+        mct_scan_bwd(&a, g->s);
+        mct_dalog(G(g, Wl->A_log), g->dA_tmp, A, E * N, g->s);
+        mct_add(G(g, Wl->D), g->dD_tmp, E, g->s);
+        mct_softplus_bwd(g->ddelta, E, g->ddelta, y->dtraw, E, NULL, NULL, T, E, -INFINITY, INFINITY, g->s);
+        mct_colsum(G(g, Wl->dt_b), g->ddelta, E, T, E, 1, g->red, g->s);
+        mm_dw(g, G(g, Wl->dt_w), g->ddelta, T, y->xdbl, R + 2 * N, E, R);
+        mm_dx(g, g->dxdbl, R + 2 * N, g->ddelta, T, W(g, Wl->dt_w), E, R);
+        mm_dw(g, G(g, Wl->x_w), g->dxdbl, T, y->act, C, R + 2 * N, E);
+        mm_dx(g, g->dys, E, g->dxdbl, T, W(g, Wl->x_w), R + 2 * N, E); /* dys free now: x_proj's dx */
+        mct_add(g->dact, g->dys, T * E, g->s);
+        mct_dsilu_mul(g->dact, y->convp, T * E, g->s);
+    } else {
+        if (Wl->gnorm)
+            mct_rmsnorm_bwd(g->dys, G(g, Wl->gnorm), g->dyo, y->gated, y->grstd, W(g, Wl->gnorm), T * Gn, E / Gn, Gn, 0, g->red,
+                            g->s);
+        else cudaMemcpyAsync(g->dys, g->dyo, (size_t)(T * E) * 4, cudaMemcpyDeviceToDevice, g->s);
+        mct_gate_bwd(g->dys, g->dproj, in, g->dys, y->ys, y->proj, in, T, E, g->s);
+        mct_dskip_bwd(g->dact, C, G(g, Wl->D), g->dys, y->act, C, W(g, Wl->D), T, E, Pd, g->red, g->s);
+        mct_ssd a = {.B = nb, .L = L, .H = H, .P = Pd, .N = N, .G = Gn, .x = y->act, .xs = C, .Bm = y->act + E,
+                     .Cm = y->act + E + Gn * N, .bcs = C, .dt = y->delta, .A = A, .dy = g->dys, .dx = g->dact, .dxs = C,
+                     .dB = g->dact + E, .dC = g->dact + E + Gn * N, .ddt = g->ddelta, .dA = g->dA_tmp, .scratch = g->ssm};
+        mct_ssd_bwd(&a, g->s);
+        mct_dalog(G(g, Wl->A_log), g->dA_tmp, A, H, g->s);
+        mct_softplus_bwd(g->dproj + E + C, in, g->ddelta, y->proj + E + C, in, W(g, Wl->dt_b), y->delta, T, H, cf->dt_min_limit,
+                         cf->dt_max_limit, g->s);
+        mct_colsum(G(g, Wl->dt_b), g->dproj + E + C, in, T, H, 1, g->red, g->s);
+        mct_dsilu_mul(g->dact, y->convp, T * C, g->s);
+    }
+    const int64_t off = m1 ? 0 : E;
+    mct_conv_bwd(g->dproj + off, in, G(g, Wl->conv_w), G(g, Wl->conv_b), g->dact, y->proj + off, in, W(g, Wl->conv_w), nb, L, C,
+                 K, g->red, g->s);
+    mm_dw(g, G(g, Wl->in_w), g->dproj, T, y->xn, D, in, D);
+    if (Wl->in_b) mct_colsum(G(g, Wl->in_b), g->dproj, in, T, in, 1, g->red, g->s);
+    mm_dx(g, g->dxn, D, g->dproj, T, W(g, Wl->in_w), in, D);
+    mct_rmsnorm_bwd(g->dh, G(g, Wl->norm), g->dxn, y->h_in, y->rstd, W(g, Wl->norm), T, D, 1, 1, g->red, g->s);
+}
+
+/* The rows of ids grouped by token (stable), for the embedding's gradient. */
+static int64_t group_by_token(mc_gtrain *g, const int32_t *ids, int64_t T) {
+    const int64_t V = g->cfg.n_vocab_rows;
+    int32_t *bucket = g->h_bucket;
+    memset(bucket, 0, (size_t)(V + 1) * 4);
+    for (int64_t r = 0; r < T; r++) bucket[ids[r] + 1]++;
+    int64_t n_tok = 0;
+    for (int64_t v = 0; v < V; v++) {
+        if (bucket[v + 1]) {
+            g->h_tok[n_tok] = (int32_t)v, g->h_count[n_tok] = bucket[v + 1], g->h_start[n_tok] = bucket[v];
+            n_tok++;
+        }
+        bucket[v + 1] += bucket[v];
+    }
+    for (int64_t r = 0; r < T; r++) g->h_order[bucket[ids[r]]++] = (int32_t)r;
+    return n_tok;
+}
+
+mambac_status mc_gtrain_step(mc_gtrain *g, const int32_t *ids, int64_t nb, int backward, float scale, double *loss,
+                             mambac_error *err) {
+    const mambac_model_info *cf = &g->cfg;
+    const mc_params *P = g->P;
+    const int64_t L = g->L, T = nb * L, D = cf->d_model, V = cf->n_vocab_rows;
+    if (nb < 1 || nb > g->B) return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "GPU training step: %lld sequences (at most %lld)",
+                                            (long long)nb, (long long)g->B);
+    for (int64_t r = 0; r < T; r++) {
+        if (ids[r] < 0 || ids[r] >= V) return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "token id %d out of range", ids[r]);
+        g->h_tgt[r] = r % L == L - 1 ? -1 : ids[r + 1];
+    }
+    cudaMemcpyAsync(g->ids, ids, (size_t)T * 4, cudaMemcpyHostToDevice, g->s);
+    cudaMemcpyAsync(g->tgt, g->h_tgt, (size_t)T * 4, cudaMemcpyHostToDevice, g->s);
+    int64_t n_tok = 0;
+    if (backward) {
+        n_tok = group_by_token(g, ids, T);
+        cudaMemcpyAsync(g->order, g->h_order, (size_t)T * 4, cudaMemcpyHostToDevice, g->s);
+        cudaMemcpyAsync(g->tok, g->h_tok, (size_t)n_tok * 4, cudaMemcpyHostToDevice, g->s);
+        cudaMemcpyAsync(g->start, g->h_start, (size_t)n_tok * 4, cudaMemcpyHostToDevice, g->s);
+        cudaMemcpyAsync(g->count, g->h_count, (size_t)n_tok * 4, cudaMemcpyHostToDevice, g->s);
+    }
+    mcu_embed(g->h, W(g, P->emb), g->ids, T, D, g->s);
+    for (int i = 0; i < cf->n_layer; i++) layer_fwd(g, i, nb);
+    mct_rmsnorm_fwd(g->hf, g->rstd_f, g->h, W(g, P->norm_f), T, D, 1, cf->norm_eps, g->s);
+    const float *Wout = P->lm_head ? P->lm_head : P->emb;
+    const double inv = 1.0 / (double)(nb * (L - 1));
+    float *dhf = g->dxn; /* the final norm's output gradient reuses dxn, as on the CPU */
+    for (int64_t r0 = 0; r0 < T; r0 += g->rows_chunk) {
+        const int64_t n = r0 + g->rows_chunk < T ? g->rows_chunk : T - r0;
+        mm(g, g->logits, V, g->hf + r0 * D, D, n, W(g, Wout), V, D, NULL);
+        mct_xent(g->logits, g->loss_rows + r0, g->tgt + r0, n, V, backward, (float)(scale * inv), g->s);
+        if (backward) {
+            mm_dx(g, dhf + r0 * D, D, g->logits, n, W(g, Wout), V, D);
+            mm_dw(g, G(g, Wout), g->logits, n, g->hf + r0 * D, D, V, D);
+        }
+    }
+    mct_sum_d(g->scalars, g->loss_rows, T, inv, g->s);
+    if (backward) {
+        mct_rmsnorm_bwd(g->dh, G(g, P->norm_f), dhf, g->h, g->rstd_f, W(g, P->norm_f), T, D, 1, 0, g->red, g->s);
+        for (int i = cf->n_layer - 1; i >= 0; i--) layer_bwd(g, i, nb);
+        mct_embed_bwd(G(g, P->emb), g->dh, D, g->order, g->tok, g->start, g->count, n_tok, g->s);
+    }
+    double l = 0;
+    cudaMemcpyAsync(&l, g->scalars, 8, cudaMemcpyDeviceToHost, g->s);
+    const mambac_status st = sync(g, "training step", err);
+    *loss = l;
+    return st;
+}
+
+mambac_status mc_gtrain_update(mc_gtrain *g, mc_adamw *o, double clip, float lr, double *grad_norm, mambac_error *err) {
+    mct_sumsq(g->scalars + 1, g->g, g->total, g->sumsq, g->s);
+    double ss = 0;
+    cudaMemcpyAsync(&ss, g->scalars + 1, 8, cudaMemcpyDeviceToHost, g->s);
+    mambac_status st = sync(g, "gradient norm", err);
+    if (st != MAMBAC_OK) return st;
+    const double norm = sqrt(ss);
+    const float f = clip > 0 && norm > clip ? (float)(clip / (norm + 1e-6)) : 1.0f;
+    o->step++;
+    const double bc1 = 1.0 - pow(o->beta1, (double)o->step), bc2 = 1.0 - pow(o->beta2, (double)o->step);
+    const float a = (float)(lr / bc1), rb2 = (float)(1.0 / sqrt(bc2));
+    const mc_params *P = g->P;
+    for (size_t i = 0; i < P->n; i++) {
+        const mc_param *p = &P->v[i];
+        const int64_t off = p->w - P->w;
+        const float decay = p->decay ? 1.0f - lr * o->weight_decay : 1.0f;
+        mct_adamw(g->w + off, g->m + off, g->v + off, g->g + off, p->n, f, o->beta1, o->beta2, o->eps, a, rb2, decay, g->s);
+    }
+    *grad_norm = norm;
+    const cudaError_t e = cudaGetLastError();
+    return e == cudaSuccess ? MAMBAC_OK : cu_fail(err, e, "AdamW update");
+}
