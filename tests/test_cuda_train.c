@@ -3,8 +3,8 @@
  * float64 fixtures, on a GPU machine (scripts/test_cuda.sh; not part of ctest):
  *   - the four fixtures: loss within 1e-5 relative and every gradient within 1e-4
  *     relative L2 of transformers' float64 gradients (the CPU trainer's bounds);
- *   - random models against the CPU trainer's gradients (relative L2 1e-5 per tensor:
- *     float32 in another order), at small shapes (Mamba-2 with d_state 64 / 128, groups,
+ *   - random models against the CPU trainer's gradients (relative L2 5e-5 per tensor:
+ *     float32 in another order, chunks' decays as exp of sums, exp as one MUFU op), at small shapes (Mamba-2 with d_state 64 / 128, groups,
  *     a batch smaller than the trainer's) and at the widths of mamba-130m and
  *     mamba2-130m (one layer, 2 x 512 tokens: the SSD's rows split over blocks, several
  *     checkpoint chunks and a partial one);
@@ -174,7 +174,7 @@ static void random_models(const char *tmp) {
         char name[32];
         snprintf(name, sizeof name, "rand%zu", i);
         mambac_model *m = random_model(tmp, name, cases[i].ip);
-        if (m) vs_cpu(cases[i].name, m, cases[i].B, cases[i].L, cases[i].trainer_B, 1e-5);
+        if (m) vs_cpu(cases[i].name, m, cases[i].B, cases[i].L, cases[i].trainer_B, 5e-5);
         mambac_model_free(m);
     }
     /* the widths of the released 130m models, one layer */
@@ -187,7 +187,7 @@ static void random_models(const char *tmp) {
         mambac_model *m = random_model(tmp, presets[i], ip);
         char label[64];
         snprintf(label, sizeof label, "%s widths, 1 layer, 2 x 512", presets[i]);
-        if (m) vs_cpu(label, m, 2, 512, 2, 1e-5);
+        if (m) vs_cpu(label, m, 2, 512, 2, 5e-5);
         mambac_model_free(m);
     }
 }

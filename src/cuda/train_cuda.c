@@ -18,8 +18,22 @@
 #include "cuda/train_ops.h"
 #include "train/train_gpu.h"
 
+/* MAMBAC_TRAIN_PROFILE=1: the time of each kind of op, from events between the ops of
+ * every step, printed when the trainer is freed (where to look before optimizing). */
+enum { K_GEMM, K_HEAD, K_SCAN, K_NORM, K_CONV, K_ELT, K_RED, K_EMBED, K_COPY, K_OPT, K_COUNT };
+static const char *const k_names[K_COUNT] = {"products (cuBLAS)", "lm head + cross-entropy", "scan / SSD", "norms",
+                                             "conv", "elementwise", "column sums", "embedding", "copies", "AdamW + norm"};
+#define PROF_MAX 8192
+typedef struct prof {
+    int on, n, steps, head;
+    cudaEvent_t *ev;
+    int *cat;
+    double ms[K_COUNT];
+} prof;
+
 typedef struct glayer {
     float *h_in, *rstd, *xn, *proj, *convp, *act, *xdbl, *dtraw, *delta, *ys, *gated, *grstd, *yo;
+    float *scan_keep; /* the scan's / SSD's chunk entering states */
 } glayer;
 
 struct mc_gtrain {
@@ -42,7 +56,37 @@ struct mc_gtrain {
     void **allocs;
     size_t n_allocs, cap_allocs;
     int64_t bytes;
+    prof pf;
 };
+
+static void mark(mc_gtrain *g, int cat) {
+    prof *p = &g->pf;
+    if (!p->on || p->n >= PROF_MAX) return;
+    cudaEventRecord(p->ev[p->n], g->s);
+    p->cat[p->n++] = p->head && cat == K_GEMM ? K_HEAD : cat;
+}
+
+/* after a synchronisation: the marks' intervals into their kinds */
+static void prof_collect(mc_gtrain *g) {
+    prof *p = &g->pf;
+    for (int i = 1; i < p->n; i++) {
+        float ms = 0;
+        if (cudaEventElapsedTime(&ms, p->ev[i - 1], p->ev[i]) == cudaSuccess) p->ms[p->cat[i]] += ms;
+    }
+    p->n = 0;
+}
+
+static void prof_print(mc_gtrain *g) {
+    prof *p = &g->pf;
+    double total = 0;
+    for (int k = 0; k < K_COUNT; k++) total += p->ms[k];
+    if (!p->steps || total <= 0) return;
+    fprintf(stderr, "GPU training profile, %s, %d steps (ms a step, share):\n", g->name, p->steps);
+    for (int k = 0; k < K_COUNT; k++)
+        if (p->ms[k] > 0)
+            fprintf(stderr, "  %-24s %9.2f  %5.1f%%\n", k_names[k], p->ms[k] / p->steps, 100.0 * p->ms[k] / total);
+    fprintf(stderr, "  %-24s %9.2f\n", "total", total / p->steps);
+}
 
 static mambac_status cu_fail(mambac_error *err, cudaError_t e, const char *what) {
     return mc_fail(err, e == cudaErrorMemoryAllocation ? MAMBAC_ERR_NOMEM : MAMBAC_ERR_IO, "cuda: %s: %s", what,
@@ -95,6 +139,12 @@ static int64_t max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
 void mc_gtrain_free(mc_gtrain *g) {
     if (!g) return;
     if (g->s) cudaStreamSynchronize(g->s);
+    if (g->pf.on) {
+        prof_print(g);
+        for (int i = 0; i < PROF_MAX; i++) cudaEventDestroy(g->pf.ev[i]);
+    }
+    free(g->pf.ev);
+    free(g->pf.cat);
     for (size_t i = 0; i < g->n_allocs; i++) cudaFree(g->allocs[i]);
     if (g->blas) cublasDestroy(g->blas);
     if (g->s) cudaStreamDestroy(g->s);
@@ -134,6 +184,7 @@ mambac_status mc_gtrain_new(const mc_params *P, const char *device, const char *
         return mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "GPU training of Mamba-2 needs head_dim a multiple of 8 and d_state <= 256");
     if (!m1 && c->gated_norm && c->norm_before_gate)
         return mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "training supports norm_before_gate = false only");
+    if (K < 1 || K > 8) return mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "GPU training supports d_conv up to 8 (this model: %lld)", (long long)K);
     mc_gtrain *g = calloc(1, sizeof *g);
     if (!g) return mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
     g->device = dev, g->P = P, g->cfg = *c, g->B = B, g->L = L, g->total = P->total;
@@ -147,6 +198,12 @@ mambac_status mc_gtrain_new(const mc_params *P, const char *device, const char *
         st = mc_fail(err, MAMBAC_ERR_IO, "cuda: cannot create a cuBLAS handle");
     if (st == MAMBAC_OK && cublasSetMathMode(g->blas, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH) != CUBLAS_STATUS_SUCCESS)
         st = mc_fail(err, MAMBAC_ERR_IO, "cuda: cannot set the cuBLAS math mode");
+    const char *pe = getenv("MAMBAC_TRAIN_PROFILE");
+    if (st == MAMBAC_OK && pe && *pe && strcmp(pe, "0") != 0) {
+        g->pf.ev = calloc(PROF_MAX, sizeof *g->pf.ev), g->pf.cat = calloc(PROF_MAX, sizeof *g->pf.cat);
+        for (int i = 0; g->pf.ev && g->pf.cat && i < PROF_MAX; i++) cudaEventCreate(&g->pf.ev[i]);
+        g->pf.on = g->pf.ev && g->pf.cat;
+    }
     g->w = FALLOC(P->total), g->g = FALLOC(P->total), g->m = FALLOC(P->total), g->v = FALLOC(P->total);
     g->lay = calloc((size_t)nl, sizeof *g->lay);
     if (st == MAMBAC_OK && !g->lay) st = mc_fail(err, MAMBAC_ERR_NOMEM, "out of memory");
@@ -155,7 +212,9 @@ mambac_status mc_gtrain_new(const mc_params *P, const char *device, const char *
         y->h_in = FALLOC(T * D), y->rstd = FALLOC(T), y->xn = FALLOC(T * D), y->proj = FALLOC(T * in);
         y->convp = FALLOC(T * C), y->act = FALLOC(T * C), y->ys = FALLOC(T * E), y->yo = FALLOC(T * E);
         if (m1) y->xdbl = FALLOC(T * (R + 2 * N)), y->dtraw = FALLOC(T * E), y->delta = FALLOC(T * E);
+        if (m1) y->scan_keep = FALLOC(mct_scan_tape(B, L, E, N));
         else y->delta = FALLOC(T * H), y->gated = FALLOC(T * E), y->grstd = FALLOC(T * Gn);
+        if (!m1) y->scan_keep = FALLOC(mct_ssd_tape(B, L, H, Pd, N));
     }
     const int64_t Acount = m1 ? E * N : H;
     g->h = FALLOC(T * D), g->rstd_f = FALLOC(T), g->hf = FALLOC(T * D), g->A = FALLOC(Acount * nl);
@@ -234,16 +293,19 @@ static void mm(mc_gtrain *g, float *out, int64_t ldo, const float *x, int64_t xs
     const float one = 1.0f, zero = 0.0f;
     cublasSgemm(g->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)R, (int)T, (int)K, &one, Wt, (int)K, x, (int)xs, &zero, out, (int)ldo);
     if (bias) mcu_add_bias(out, ldo, bias, T, R, g->s);
+    mark(g, K_GEMM);
 }
 /* dx (T, K; rows dxs apart) = dy (T, R) W */
 static void mm_dx(mc_gtrain *g, float *dx, int64_t dxs, const float *dy, int64_t T, const float *Wt, int64_t R, int64_t K) {
     const float one = 1.0f, zero = 0.0f;
     cublasSgemm(g->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)K, (int)T, (int)R, &one, Wt, (int)K, dy, (int)R, &zero, dx, (int)dxs);
+    mark(g, K_GEMM);
 }
 /* dW (R, K) += dy (T, R)^T x (T, K; rows xs apart) */
 static void mm_dw(mc_gtrain *g, float *dW, const float *dy, int64_t T, const float *x, int64_t xs, int64_t R, int64_t K) {
     const float one = 1.0f;
     cublasSgemm(g->blas, CUBLAS_OP_N, CUBLAS_OP_T, (int)K, (int)R, (int)T, &one, x, (int)xs, dy, (int)R, &one, dW, (int)K);
+    mark(g, K_GEMM);
 }
 
 /* ---- forward ------------------------------------------------------------------------ */
@@ -257,32 +319,48 @@ static void layer_fwd(mc_gtrain *g, int i, int64_t nb) {
     const int64_t L = g->L, T = nb * L, D = cf->d_model, E = cf->d_inner, N = cf->d_state, C = P->C, R = P->R;
     const int64_t H = cf->n_heads, in = P->in_rows, Gn = cf->n_groups, K = cf->d_conv;
     cudaMemcpyAsync(y->h_in, g->h, (size_t)(T * D) * 4, cudaMemcpyDeviceToDevice, g->s);
+    mark(g, K_COPY);
     mct_rmsnorm_fwd(y->xn, y->rstd, g->h, W(g, Wl->norm), T, D, 1, cf->norm_eps, g->s);
+    mark(g, K_NORM);
     mm(g, y->proj, in, y->xn, D, T, W(g, Wl->in_w), in, D, W(g, Wl->in_b));
     float *A = g->A + i * (m1 ? E * N : H);
     mct_neg_exp(A, W(g, Wl->A_log), m1 ? E * N : H, g->s);
+    mark(g, K_ELT);
     mct_conv_fwd(y->convp, y->proj + (m1 ? 0 : E), in, W(g, Wl->conv_w), W(g, Wl->conv_b), nb, L, C, K, g->s);
+    mark(g, K_CONV);
     mct_silu(y->act, y->convp, T * C, g->s);
+    mark(g, K_ELT);
     if (m1) {
         mm(g, y->xdbl, R + 2 * N, y->act, C, T, W(g, Wl->x_w), R + 2 * N, E, NULL);
         mm(g, y->dtraw, E, y->xdbl, R + 2 * N, T, W(g, Wl->dt_w), E, R, W(g, Wl->dt_b));
         mct_softplus(y->delta, y->dtraw, E, NULL, T, E, -INFINITY, INFINITY, g->s);
+        mark(g, K_ELT);
         mct_scan a = {.B = nb, .L = L, .E = E, .N = N, .x = y->act, .xs = C, .delta = y->delta, .Bm = y->xdbl + R,
-                      .Cm = y->xdbl + R + N, .bcs = R + 2 * N, .A = A, .D = W(g, Wl->D), .ys = y->ys};
+                      .Cm = y->xdbl + R + N, .bcs = R + 2 * N, .A = A, .D = W(g, Wl->D), .ys = y->ys,
+                      .keep = y->scan_keep};
         mct_scan_fwd(&a, g->s);
+        mark(g, K_SCAN);
         mct_gate(y->yo, y->ys, y->proj + E, in, T, E, g->s);
+        mark(g, K_ELT);
     } else {
         mct_softplus(y->delta, y->proj + E + C, in, W(g, Wl->dt_b), T, H, cf->dt_min_limit, cf->dt_max_limit, g->s);
+        mark(g, K_ELT);
         mct_ssd a = {.B = nb, .L = L, .H = H, .P = cf->head_dim, .N = N, .G = Gn, .x = y->act, .xs = C, .Bm = y->act + E,
-                     .Cm = y->act + E + Gn * N, .bcs = C, .dt = y->delta, .A = A, .y = y->ys};
+                     .Cm = y->act + E + Gn * N, .bcs = C, .dt = y->delta, .A = A, .y = y->ys,
+                     .keep = y->scan_keep};
         mct_ssd_fwd(&a, g->s);
+        mark(g, K_SCAN);
         mct_dskip(y->ys, y->act, C, W(g, Wl->D), T, E, cf->head_dim, g->s);
+        mark(g, K_ELT);
         mct_gate(y->gated, y->ys, y->proj, in, T, E, g->s);
+        mark(g, K_ELT);
         if (Wl->gnorm) mct_rmsnorm_fwd(y->yo, y->grstd, y->gated, W(g, Wl->gnorm), T * Gn, E / Gn, Gn, cf->norm_eps, g->s);
         else cudaMemcpyAsync(y->yo, y->gated, (size_t)(T * E) * 4, cudaMemcpyDeviceToDevice, g->s);
+        mark(g, K_NORM);
     }
     mm(g, g->dyo, D, y->yo, E, T, W(g, Wl->out_w), D, E, W(g, Wl->out_b)); /* dyo as a temporary */
     mct_add(g->h, g->dyo, T * D, g->s);
+    mark(g, K_ELT);
 }
 
 /* ---- backward ----------------------------------------------------------------------- */
@@ -299,47 +377,66 @@ static void layer_bwd(mc_gtrain *g, int i, int64_t nb) {
     mm_dx(g, g->dyo, E, g->dh, T, W(g, Wl->out_w), D, E);
     mm_dw(g, G(g, Wl->out_w), g->dh, T, y->yo, E, D, E);
     if (Wl->out_b) mct_colsum(G(g, Wl->out_b), g->dh, D, T, D, 1, g->red, g->s);
+    mark(g, K_RED);
     if (m1) {
         mct_gate_bwd(g->dys, g->dproj + E, in, g->dyo, y->ys, y->proj + E, in, T, E, g->s);
+        mark(g, K_ELT);
         mct_scan a = {.B = nb, .L = L, .E = E, .N = N, .x = y->act, .xs = C, .delta = y->delta, .Bm = y->xdbl + R,
-                      .Cm = y->xdbl + R + N, .bcs = R + 2 * N, .A = A, .D = W(g, Wl->D), .dys = g->dys, .dx = g->dact,
+                      .Cm = y->xdbl + R + N, .bcs = R + 2 * N, .A = A, .D = W(g, Wl->D), .keep = y->scan_keep, .dys = g->dys, .dx = g->dact,
                       .ddelta = g->ddelta, .dB = g->dxdbl + R, .dC = g->dxdbl + R + N, .dA = g->dA_tmp, .dD = g->dD_tmp,
                       .scratch = g->ssm};
         mct_scan_bwd(&a, g->s);
+        mark(g, K_SCAN);
         mct_dalog(G(g, Wl->A_log), g->dA_tmp, A, E * N, g->s);
         mct_add(G(g, Wl->D), g->dD_tmp, E, g->s);
+        mark(g, K_ELT);
         mct_softplus_bwd(g->ddelta, E, g->ddelta, y->dtraw, E, NULL, NULL, T, E, -INFINITY, INFINITY, g->s);
+        mark(g, K_ELT);
         mct_colsum(G(g, Wl->dt_b), g->ddelta, E, T, E, 1, g->red, g->s);
+        mark(g, K_RED);
         mm_dw(g, G(g, Wl->dt_w), g->ddelta, T, y->xdbl, R + 2 * N, E, R);
         mm_dx(g, g->dxdbl, R + 2 * N, g->ddelta, T, W(g, Wl->dt_w), E, R);
         mm_dw(g, G(g, Wl->x_w), g->dxdbl, T, y->act, C, R + 2 * N, E);
         mm_dx(g, g->dys, E, g->dxdbl, T, W(g, Wl->x_w), R + 2 * N, E); /* dys free now: x_proj's dx */
         mct_add(g->dact, g->dys, T * E, g->s);
+        mark(g, K_ELT);
         mct_dsilu_mul(g->dact, y->convp, T * E, g->s);
+        mark(g, K_ELT);
     } else {
         if (Wl->gnorm)
             mct_rmsnorm_bwd(g->dys, G(g, Wl->gnorm), g->dyo, y->gated, y->grstd, W(g, Wl->gnorm), T * Gn, E / Gn, Gn, 0, g->red,
                             g->s);
         else cudaMemcpyAsync(g->dys, g->dyo, (size_t)(T * E) * 4, cudaMemcpyDeviceToDevice, g->s);
+        mark(g, K_NORM);
         mct_gate_bwd(g->dys, g->dproj, in, g->dys, y->ys, y->proj, in, T, E, g->s);
+        mark(g, K_ELT);
         mct_dskip_bwd(g->dact, C, G(g, Wl->D), g->dys, y->act, C, W(g, Wl->D), T, E, Pd, g->red, g->s);
+        mark(g, K_ELT);
         mct_ssd a = {.B = nb, .L = L, .H = H, .P = Pd, .N = N, .G = Gn, .x = y->act, .xs = C, .Bm = y->act + E,
-                     .Cm = y->act + E + Gn * N, .bcs = C, .dt = y->delta, .A = A, .dy = g->dys, .dx = g->dact, .dxs = C,
+                     .Cm = y->act + E + Gn * N, .bcs = C, .dt = y->delta, .A = A, .keep = y->scan_keep, .dy = g->dys, .dx = g->dact, .dxs = C,
                      .dB = g->dact + E, .dC = g->dact + E + Gn * N, .ddt = g->ddelta, .dA = g->dA_tmp, .scratch = g->ssm};
         mct_ssd_bwd(&a, g->s);
+        mark(g, K_SCAN);
         mct_dalog(G(g, Wl->A_log), g->dA_tmp, A, H, g->s);
+        mark(g, K_ELT);
         mct_softplus_bwd(g->dproj + E + C, in, g->ddelta, y->proj + E + C, in, W(g, Wl->dt_b), y->delta, T, H, cf->dt_min_limit,
                          cf->dt_max_limit, g->s);
+        mark(g, K_ELT);
         mct_colsum(G(g, Wl->dt_b), g->dproj + E + C, in, T, H, 1, g->red, g->s);
+        mark(g, K_RED);
         mct_dsilu_mul(g->dact, y->convp, T * C, g->s);
+        mark(g, K_ELT);
     }
     const int64_t off = m1 ? 0 : E;
     mct_conv_bwd(g->dproj + off, in, G(g, Wl->conv_w), G(g, Wl->conv_b), g->dact, y->proj + off, in, W(g, Wl->conv_w), nb, L, C,
                  K, g->red, g->s);
+    mark(g, K_CONV);
     mm_dw(g, G(g, Wl->in_w), g->dproj, T, y->xn, D, in, D);
     if (Wl->in_b) mct_colsum(G(g, Wl->in_b), g->dproj, in, T, in, 1, g->red, g->s);
+    mark(g, K_RED);
     mm_dx(g, g->dxn, D, g->dproj, T, W(g, Wl->in_w), in, D);
     mct_rmsnorm_bwd(g->dh, G(g, Wl->norm), g->dxn, y->h_in, y->rstd, W(g, Wl->norm), T, D, 1, 1, g->red, g->s);
+    mark(g, K_NORM);
 }
 
 /* The rows of ids grouped by token (stable), for the embedding's gradient. */
@@ -381,9 +478,13 @@ mambac_status mc_gtrain_step(mc_gtrain *g, const int32_t *ids, int64_t nb, int b
         cudaMemcpyAsync(g->start, g->h_start, (size_t)n_tok * 4, cudaMemcpyHostToDevice, g->s);
         cudaMemcpyAsync(g->count, g->h_count, (size_t)n_tok * 4, cudaMemcpyHostToDevice, g->s);
     }
+    mark(g, K_COPY);
     mcu_embed(g->h, W(g, P->emb), g->ids, T, D, g->s);
+    mark(g, K_EMBED);
     for (int i = 0; i < cf->n_layer; i++) layer_fwd(g, i, nb);
     mct_rmsnorm_fwd(g->hf, g->rstd_f, g->h, W(g, P->norm_f), T, D, 1, cf->norm_eps, g->s);
+    mark(g, K_NORM);
+    g->pf.head = 1;
     const float *Wout = P->lm_head ? P->lm_head : P->emb;
     const double inv = 1.0 / (double)(nb * (L - 1));
     float *dhf = g->dxn; /* the final norm's output gradient reuses dxn, as on the CPU */
@@ -391,25 +492,35 @@ mambac_status mc_gtrain_step(mc_gtrain *g, const int32_t *ids, int64_t nb, int b
         const int64_t n = r0 + g->rows_chunk < T ? g->rows_chunk : T - r0;
         mm(g, g->logits, V, g->hf + r0 * D, D, n, W(g, Wout), V, D, NULL);
         mct_xent(g->logits, g->loss_rows + r0, g->tgt + r0, n, V, backward, (float)(scale * inv), g->s);
+        mark(g, K_HEAD);
         if (backward) {
             mm_dx(g, dhf + r0 * D, D, g->logits, n, W(g, Wout), V, D);
             mm_dw(g, G(g, Wout), g->logits, n, g->hf + r0 * D, D, V, D);
         }
     }
+    g->pf.head = 0;
     mct_sum_d(g->scalars, g->loss_rows, T, inv, g->s);
+    mark(g, K_HEAD);
     if (backward) {
         mct_rmsnorm_bwd(g->dh, G(g, P->norm_f), dhf, g->h, g->rstd_f, W(g, P->norm_f), T, D, 1, 0, g->red, g->s);
+        mark(g, K_NORM);
         for (int i = cf->n_layer - 1; i >= 0; i--) layer_bwd(g, i, nb);
         mct_embed_bwd(G(g, P->emb), g->dh, D, g->order, g->tok, g->start, g->count, n_tok, g->s);
+        mark(g, K_EMBED);
     }
     double l = 0;
     cudaMemcpyAsync(&l, g->scalars, 8, cudaMemcpyDeviceToHost, g->s);
     const mambac_status st = sync(g, "training step", err);
+    if (g->pf.on) {
+        prof_collect(g);
+        g->pf.steps += backward;
+    }
     *loss = l;
     return st;
 }
 
 mambac_status mc_gtrain_update(mc_gtrain *g, mc_adamw *o, double clip, float lr, double *grad_norm, mambac_error *err) {
+    mark(g, K_COPY);
     mct_sumsq(g->scalars + 1, g->g, g->total, g->sumsq, g->s);
     double ss = 0;
     cudaMemcpyAsync(&ss, g->scalars + 1, 8, cudaMemcpyDeviceToHost, g->s);
@@ -428,6 +539,11 @@ mambac_status mc_gtrain_update(mc_gtrain *g, mc_adamw *o, double clip, float lr,
         mct_adamw(g->w + off, g->m + off, g->v + off, g->g + off, p->n, f, o->beta1, o->beta2, o->eps, a, rb2, decay, g->s);
     }
     *grad_norm = norm;
+    mark(g, K_OPT);
+    if (g->pf.on) {
+        cudaStreamSynchronize(g->s);
+        prof_collect(g);
+    }
     const cudaError_t e = cudaGetLastError();
     return e == cudaSuccess ? MAMBAC_OK : cu_fail(err, e, "AdamW update");
 }

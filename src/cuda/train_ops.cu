@@ -10,6 +10,16 @@
 
 static unsigned blocks_for(int64_t n, int threads) { return (unsigned)((n + threads - 1) / threads); }
 
+/* i = r n + k: 32-bit division where the values allow (a 64-bit one is ~100 instructions) */
+__device__ static inline void split_rc(int64_t i, int64_t n, int64_t *r, int64_t *k) {
+    if (i <= 0xffffffffll && n <= 0xffffffffll) {
+        const unsigned q = (unsigned)i / (unsigned)n;
+        *r = q, *k = (int64_t)((unsigned)i - q * (unsigned)n);
+    } else {
+        *r = i / n, *k = i % n;
+    }
+}
+
 __device__ static inline float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }
 __device__ static inline float siluf_(float x) { return x * sigmoidf_(x); }
 __device__ static inline float dsiluf_(float x) {
@@ -123,7 +133,7 @@ struct rms_dw_f {
     int64_t n, width;
     __device__ float operator()(int64_t R, int64_t K) const {
         const int64_t i = R * width + K;
-        return dy[i] * x[i] * rstd[i / n];
+        return dy[i] * x[i] * rstd[R * (width / n) + K / n];
     }
 };
 
@@ -164,7 +174,8 @@ __global__ static void softplus_k(float *y, const float *x, int64_t xs, const fl
                                   float hi) {
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= T * n) return;
-    const int64_t r = i / n, k = i % n;
+    int64_t r, k;
+    split_rc(i, n, &r, &k);
     const float v = softplusf_(x[r * xs + k] + (b ? b[k] : 0.0f));
     y[i] = v < lo ? lo : v > hi ? hi : v;
 }
@@ -177,7 +188,8 @@ __global__ static void softplus_bwd_k(float *g, int64_t gs, const float *dd, con
                                       const float *y, int64_t T, int64_t n, float lo, float hi) {
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= T * n) return;
-    const int64_t r = i / n, k = i % n;
+    int64_t r, k;
+    split_rc(i, n, &r, &k);
     const float v = x[r * xs + k] + (b ? b[k] : 0.0f);
     float d = dd[i] * (v > 20.0f ? 1.0f : sigmoidf_(v));
     if (y && ((y[i] <= lo && lo > 0) || y[i] >= hi)) d = 0.0f;
@@ -191,7 +203,9 @@ extern "C" void mct_softplus_bwd(float *g, int64_t gs, const float *dd, const fl
 __global__ static void gate_k(float *y, const float *a, const float *z, int64_t zs, int64_t T, int64_t n) {
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= T * n) return;
-    y[i] = a[i] * siluf_(z[(i / n) * zs + i % n]);
+    int64_t r, k;
+    split_rc(i, n, &r, &k);
+    y[i] = a[i] * siluf_(z[r * zs + k]);
 }
 extern "C" void mct_gate(float *y, const float *a, const float *z, int64_t zs, int64_t T, int64_t n, mcu_stream s) {
     if (T * n > 0) gate_k<<<blocks_for(T * n, 256), 256, 0, s>>>(y, a, z, zs, T, n);
@@ -201,7 +215,8 @@ __global__ static void gate_bwd_k(float *da, float *dz, int64_t dzs, const float
                                   int64_t zs, int64_t T, int64_t n) {
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= T * n) return;
-    const int64_t r = i / n, k = i % n;
+    int64_t r, k;
+    split_rc(i, n, &r, &k);
     const float zv = z[r * zs + k], gv = g[i], av = a[i];
     dz[r * dzs + k] = gv * av * dsiluf_(zv);
     da[i] = gv * siluf_(zv);
@@ -214,7 +229,8 @@ extern "C" void mct_gate_bwd(float *da, float *dz, int64_t dzs, const float *g, 
 __global__ static void dskip_k(float *ys, const float *x, int64_t xs, const float *D, int64_t T, int64_t E, int64_t P) {
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= T * E) return;
-    const int64_t r = i / E, e = i % E;
+    int64_t r, e;
+    split_rc(i, E, &r, &e);
     ys[i] += D[e / P] * x[r * xs + e];
 }
 extern "C" void mct_dskip(float *ys, const float *x, int64_t xs, const float *D, int64_t T, int64_t E, int64_t P,
@@ -225,7 +241,8 @@ extern "C" void mct_dskip(float *ys, const float *x, int64_t xs, const float *D,
 __global__ static void dskip_dx_k(float *dx, int64_t dxs, const float *dys, const float *D, int64_t T, int64_t E, int64_t P) {
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= T * E) return;
-    const int64_t r = i / E, e = i % E;
+    int64_t r, e;
+    split_rc(i, E, &r, &e);
     dx[r * dxs + e] = dys[i] * D[e / P];
 }
 struct prod_f {
@@ -256,7 +273,9 @@ __global__ static void conv_fwd_k(float *out, const float *in, int64_t ins, cons
                                   int64_t L, int64_t C, int64_t K) {
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= T * C) return;
-    const int64_t r = i / C, c = i % C, l = r % L;
+    int64_t r, c, q, l;
+    split_rc(i, C, &r, &c);
+    split_rc(r, L, &q, &l);
     float acc = b ? b[c] : 0.0f;
     for (int64_t k = 0; k < K; k++) {
         const int64_t src = l - (K - 1) + k;
@@ -274,7 +293,9 @@ __global__ static void conv_dx_k(float *din, int64_t dins, const float *dout, co
                                  int64_t K) {
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= T * C) return;
-    const int64_t r = i / C, c = i % C, l = r % L;
+    int64_t r, c, q, l;
+    split_rc(i, C, &r, &c);
+    split_rc(r, L, &q, &l);
     float acc = 0.0f;
     for (int64_t k = 0; k < K; k++) {
         const int64_t dst = l + (K - 1) - k;
@@ -282,18 +303,30 @@ __global__ static void conv_dx_k(float *din, int64_t dins, const float *dout, co
     }
     din[r * dins + c] = acc;
 }
-/* columns (c, k) for k < K: dw; k == K: db */
-struct conv_dw_f {
-    const float *dout, *in;
-    int64_t ins, L, C, K;
-    __device__ float operator()(int64_t r, int64_t col) const {
-        const int64_t c = col / (K + 1), k = col % (K + 1), l = r % L;
+#define CONV_KMAX 8
+/* part[chunk][c][k] = sum over the chunk's rows of dout x (k < K: tap k's input; k == K:
+ * one, for db): a thread per channel and chunk of rows, every tap at once */
+__global__ static void conv_dw_part_k(float *part, const float *dout, const float *in, int64_t ins, int64_t T, int64_t L,
+                                      int64_t C, int64_t K) {
+    const int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    const int64_t r0 = (int64_t)blockIdx.y * ROWS_PER_PART, r1 = r0 + ROWS_PER_PART < T ? r0 + ROWS_PER_PART : T;
+    float acc[CONV_KMAX + 1];
+#pragma unroll
+    for (int k = 0; k <= CONV_KMAX; k++) acc[k] = 0.0f;
+    for (int64_t r = r0, l = r0 % L; r < r1; r++, l = l + 1 == L ? 0 : l + 1) {
         const float g = dout[r * C + c];
-        if (k == K) return g;
-        const int64_t src = l - (K - 1) + k;
-        return src >= 0 ? g * in[(r - l + src) * ins + c] : 0.0f;
+        acc[CONV_KMAX] += g;
+#pragma unroll
+        for (int k = 0; k < CONV_KMAX; k++) {
+            const int64_t src = l - (K - 1) + k;
+            if (k < K && src >= 0) acc[k] += g * in[(r - l + src) * ins + c];
+        }
     }
-};
+    float *o = part + (int64_t)blockIdx.y * C * (K + 1) + c * (K + 1);
+    for (int64_t k = 0; k < K; k++) o[k] = acc[k];
+    o[K] = acc[CONV_KMAX];
+}
 __global__ static void conv_dw_scatter_k(float *dw, float *db, const float *sums, int64_t C, int64_t K) {
     const int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
@@ -305,8 +338,10 @@ extern "C" void mct_conv_bwd(float *din, int64_t dins, float *dw, float *db, con
     const int64_t T = B * L;
     if (T * C <= 0) return;
     conv_dx_k<<<blocks_for(T * C, 256), 256, 0, s>>>(din, dins, dout, w, T, L, C, K);
+    const int64_t parts = parts_for(T);
     float *sums = scratch + mct_colsum_scratch(T, C * (K + 1));
-    colsum_f(sums, T, C * (K + 1), 0, scratch, s, conv_dw_f{dout, in, ins, L, C, K});
+    conv_dw_part_k<<<dim3(blocks_for(C, 128), (unsigned)parts), 128, 0, s>>>(scratch, dout, in, ins, T, L, C, K);
+    mct_sum_parts(sums, scratch, parts, C * (K + 1), 0, s);
     conv_dw_scatter_k<<<blocks_for(C, 128), 128, 0, s>>>(dw, db, sums, C, K);
 }
 
@@ -347,15 +382,16 @@ __global__ static void xent_k(float *logits, double *loss, const int32_t *target
     __syncthreads();
     mx = shm[0];
     for (int i = 1; i < 8; i++) mx = fmaxf(mx, shm[i]);
-    double se = 0;
-    for (int64_t v = threadIdx.x; v < V; v += 256) se += exp((double)(row[v] - mx));
-    se = block_sum_d(se, sh);
+    float sef = 0.0f; /* a thread's few hundred terms of at most 1 each: float suffices */
+    for (int64_t v = threadIdx.x; v < V; v += 256) sef += expf(row[v] - mx);
+    const double se = block_sum_d(sef, sh);
     const double lse = mx + log(se);
     const float tv = row[tg];
     __syncthreads(); /* every thread has read row[tg] before it changes */
     if (threadIdx.x == 0) loss[r] = lse - tv;
     if (!backward) return;
-    for (int64_t v = threadIdx.x; v < V; v += 256) row[v] = (float)exp((double)row[v] - lse) * f;
+    const float lsef = (float)lse;
+    for (int64_t v = threadIdx.x; v < V; v += 256) row[v] = expf(row[v] - lsef) * f;
     __syncthreads();
     if (threadIdx.x == 0) row[tg] -= f;
 }

@@ -97,13 +97,16 @@ void mct_sum_parts(float *dst, const float *src, int64_t parts, int64_t n, int a
 
 /* ---- Mamba-1 selective scan (train_scan.cu), zero state per sequence ------------- *
  * ys (T, E) = y + D x. x rows xs apart; delta (T, E) = softplus(dt) already; B, C rows
- * bcs apart (N values). A (E, N). E a multiple of 32, N <= 16. */
+ * bcs apart (N values). A (E, N). E a multiple of 32, N <= 16. The forward keeps each
+ * chunk's entering state and sum of delta (in keep, a layer's part of the tape) for the
+ * backward of the same batch. */
 typedef struct mct_scan {
     int64_t B, L, E, N;
     const float *x; int64_t xs;
     const float *delta, *Bm, *Cm; int64_t bcs;
     const float *A, *D;
     float *ys;
+    float *keep;            /* mct_scan_tape floats: written by the forward, read by the backward */
     /* backward */
     const float *dys;
     float *dx;              /* (T, E) overwritten (dx = the scan's part + D dys) */
@@ -112,20 +115,24 @@ typedef struct mct_scan {
     float *dA, *dD;         /* (E, N), (E) overwritten */
     float *scratch;         /* mct_scan_scratch floats */
 } mct_scan;
+int64_t mct_scan_tape(int64_t B, int64_t L, int64_t E, int64_t N);
 int64_t mct_scan_scratch(int64_t B, int64_t L, int64_t E, int64_t N);
 int mct_scan_supported(int64_t E, int64_t N);
 void mct_scan_fwd(const mct_scan *a, mcu_stream s);
 void mct_scan_bwd(const mct_scan *a, mcu_stream s);
 
-/* ---- Mamba-2 SSD (train_ssd.cu), zero state per sequence, recurrent form --------- *
+/* ---- Mamba-2 SSD (train_ssd.cu), zero state per sequence ------------------------- *
  * y (T, E; head h's P channels at h P) = the SSD of x (rows xs apart), B / C (group g =
- * h / (H / G) at g N, rows bcs apart), dt (T, H), A (H). No D. */
+ * h / (H / G) at g N, rows bcs apart), dt (T, H), A (H). No D. The forward keeps each
+ * chunk's entering state (in keep, mct_ssd_tape floats, a layer's part of the tape) for
+ * the backward of the same batch. */
 typedef struct mct_ssd {
     int64_t B, L, H, P, N, G;
     const float *x; int64_t xs;
     const float *Bm, *Cm; int64_t bcs;
     const float *dt, *A;
     float *y;               /* (T, E) */
+    float *keep;            /* written by the forward, read by the backward */
     /* backward */
     const float *dy;        /* (T, E) */
     float *dx; int64_t dxs; /* += */
@@ -134,6 +141,7 @@ typedef struct mct_ssd {
     float *dA;              /* (H) overwritten */
     float *scratch;         /* mct_ssd_scratch floats */
 } mct_ssd;
+int64_t mct_ssd_tape(int64_t B, int64_t L, int64_t H, int64_t P, int64_t N);
 int64_t mct_ssd_scratch(int64_t B, int64_t L, int64_t H, int64_t P, int64_t N);
 int mct_ssd_supported(int64_t P, int64_t N);
 void mct_ssd_fwd(const mct_ssd *a, mcu_stream s);

@@ -1,163 +1,283 @@
 /* train_scan.cu — the Mamba-1 selective scan of training (train_ops.h): forward from a zero
  * state, and its backward with the states recomputed rather than stored.
  *
- * One thread per (sequence, channel), its N <= 16 states in registers; a warp is 32
- * consecutive channels of one sequence. The backward runs the sequence forward once
- * (keeping the state every SCAN_CHUNK steps, and dC), then walks the chunks from the last:
- * each chunk's states are recomputed into the thread's local memory and the chunk is run
- * in reverse time. The per-channel contributions to dB and dC (shared by all channels)
- * are summed over the warp by a reduce-scatter (16 shuffles for 16 values) into one
- * partial per warp and step; a second kernel adds the warps' partials in order. */
+ * Time is cut into chunks of SCAN_Q steps and a thread runs one (sequence, channel,
+ * chunk), its N <= 16 states in registers; a warp is 32 consecutive channels of one
+ * sequence and chunk. Forward: every chunk from a zero state (its end state and sum of
+ * delta), the chunks' entering states in order (h_in of chunk k+1 = exp(A dsum_k) h_in_k
+ * + end_k), every chunk again from its entering state for the outputs; the entering
+ * states stay in the tape. Backward, the same three steps in reverse time for the
+ * gradient carried into each chunk from the ones after it (dL/dh flows back through the
+ * same per-state decay), then each chunk's states recomputed into registers and the
+ * chunk walked in reverse for the gradients (chunk_bwd_k). Sums shared by all channels
+ * (dB, dC) leave one partial per 32 channels and step, per-thread sums (dA, dD) one per
+ * (sequence, chunk); both are added in a fixed order afterwards. exp is one MUFU op
+ * (fastmath.cuh), the same in every pass, so recomputed states equal the forward's. */
 #include <math.h>
 
+#include "cuda/fastmath.cuh"
 #include "cuda/train_ops.h"
 
 #define SCAN_NMAX 16
-#define SCAN_CHUNK 16
+#define SCAN_Q 16    /* steps per chunk */
+#define SCAN_WARPS 4 /* chunks per block (one warp each) */
 
-static int64_t n_chunks(int64_t L) { return (L + SCAN_CHUNK - 1) / SCAN_CHUNK; }
+static int64_t n_chunks(int64_t L) { return (L + SCAN_Q - 1) / SCAN_Q; }
 
 extern "C" int mct_scan_supported(int64_t E, int64_t N) { return E % 32 == 0 && N >= 1 && N <= SCAN_NMAX; }
 
-/* scratch: checkpoints (B, chunks, N, E); dB and dC warp partials (B, E / 32, L, N) each;
- * dA (B, E, N); dD (B, E) */
-extern "C" int64_t mct_scan_scratch(int64_t B, int64_t L, int64_t E, int64_t N) {
-    return B * n_chunks(L) * N * E + 2 * B * (E / 32) * L * N + B * E * N + B * E;
+/* hin (B, chunks, N, E), dsum (B, chunks, E) */
+extern "C" int64_t mct_scan_tape(int64_t B, int64_t L, int64_t E, int64_t N) { return B * n_chunks(L) * E * (N + 1); }
+
+/* the forward's keep: each chunk's entering state and sum of delta */
+__host__ __device__ static float *hin_of(const mct_scan &a) { return a.keep; }
+__host__ __device__ static float *dsum_of(const mct_scan &a) {
+    return a.keep + a.B * ((a.L + SCAN_Q - 1) / SCAN_Q) * a.N * a.E;
 }
 
-__global__ static void scan_fwd_k(mct_scan a) {
-    const int64_t e = (int64_t)blockIdx.x * 32 + threadIdx.x, b = blockIdx.y, E = a.E, N = a.N;
-    float Ae[SCAN_NMAX], h[SCAN_NMAX];
+struct scan_scratch {
+    float *carry, *dBp, *dCp, *dA, *dD;
+};
+/* carry (B, chunks, N, E); dB and dC warp partials (B, E / 32, L, N) each; dA (B chunks,
+ * E, N); dD (B chunks, E) */
+__host__ __device__ static scan_scratch scratch_of(const mct_scan &a) {
+    scan_scratch s;
+    const int64_t nch = (a.L + SCAN_Q - 1) / SCAN_Q, part = a.B * (a.E / 32) * a.L * a.N;
+    s.carry = a.scratch;
+    s.dBp = s.carry + a.B * nch * a.N * a.E;
+    s.dCp = s.dBp + part;
+    s.dA = s.dCp + part;
+    s.dD = s.dA + a.B * nch * a.E * a.N;
+    return s;
+}
+extern "C" int64_t mct_scan_scratch(int64_t B, int64_t L, int64_t E, int64_t N) {
+    const int64_t nch = n_chunks(L);
+    return B * nch * N * E + 2 * B * (E / 32) * L * N + B * nch * E * N + B * nch * E;
+}
+
+/* this thread's (sequence, channel, chunk) and the chunk's rows [l0, l1) */
+struct scan_pos {
+    int64_t b, e, k, nch, l0, l1;
+    int ok;
+};
+__device__ static scan_pos pos_of(const mct_scan &a) {
+    scan_pos p;
+    p.e = (int64_t)blockIdx.x * 32 + threadIdx.x;
+    p.k = (int64_t)blockIdx.y * SCAN_WARPS + threadIdx.y;
+    p.b = blockIdx.z;
+    p.nch = (a.L + SCAN_Q - 1) / SCAN_Q;
+    p.l0 = p.k * SCAN_Q;
+    p.l1 = p.l0 + SCAN_Q < a.L ? p.l0 + SCAN_Q : a.L;
+    p.ok = p.k < p.nch;
+    return p;
+}
+/* an (sequence, chunk)'s row of N values per channel: element n of channel e */
+__device__ static inline int64_t chunk_at(const mct_scan &a, const scan_pos &p, int n) {
+    return ((p.b * p.nch + p.k) * a.N + n) * a.E + p.e;
+}
+
+__device__ static inline void load_A(const mct_scan &a, int64_t e, float Ae[SCAN_NMAX]) {
 #pragma unroll
-    for (int n = 0; n < SCAN_NMAX; n++) Ae[n] = n < N ? a.A[e * N + n] : 0.0f, h[n] = 0.0f;
-    const float Dv = a.D[e];
-    for (int64_t l = 0; l < a.L; l++) {
-        const int64_t r = b * a.L + l;
-        const float d = a.delta[r * E + e], xv = a.x[r * a.xs + e];
+    for (int n = 0; n < SCAN_NMAX; n++) Ae[n] = n < a.N ? a.A[e * a.N + n] : 0.0f;
+}
+
+/* forward 1: each chunk from zero: end state (into hin) and sum of delta */
+__global__ static void chunk_end_k(mct_scan a) {
+    const scan_pos p = pos_of(a);
+    if (!p.ok) return;
+    float Ae[SCAN_NMAX], h[SCAN_NMAX];
+    load_A(a, p.e, Ae);
+#pragma unroll
+    for (int n = 0; n < SCAN_NMAX; n++) h[n] = 0.0f;
+    float ds = 0.0f;
+    for (int64_t l = p.l0; l < p.l1; l++) {
+        const int64_t r = p.b * a.L + l;
+        const float d = a.delta[r * a.E + p.e], xv = a.x[r * a.xs + p.e];
+        const float *Bp = a.Bm + r * a.bcs;
+        ds += d;
+#pragma unroll
+        for (int n = 0; n < SCAN_NMAX; n++)
+            if (n < a.N) h[n] = mcu_exp(d * Ae[n]) * h[n] + d * Bp[n] * xv;
+    }
+#pragma unroll
+    for (int n = 0; n < SCAN_NMAX; n++)
+        if (n < a.N) hin_of(a)[chunk_at(a, p, n)] = h[n];
+    dsum_of(a)[(p.b * p.nch + p.k) * a.E + p.e] = ds;
+}
+
+/* forward 2 (and backward 2 with reverse set): per (sequence, state element), the chunks
+ * in order; v holds each chunk's own contribution and becomes what enters it. The loads
+ * do not depend on the running value: COMBINE_AHEAD chunks are read at once. */
+#define COMBINE_AHEAD 8
+__global__ static void chunk_combine_k(mct_scan a, float *v, int reverse) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x, E = a.E, N = a.N;
+    if (i >= a.B * N * E) return;
+    const int64_t e = i % E, n = (i / E) % N, b = i / (E * N), nch = (a.L + SCAN_Q - 1) / SCAN_Q;
+    const float A = a.A[e * N + n];
+    const float *dsum = dsum_of(a);
+    float h = 0.0f;
+    for (int64_t t0 = 0; t0 < nch; t0 += COMBINE_AHEAD) {
+        float own[COMBINE_AHEAD], ds[COMBINE_AHEAD];
+#pragma unroll
+        for (int u = 0; u < COMBINE_AHEAD; u++) {
+            const int64_t t = t0 + u, k = reverse ? nch - 1 - t : t;
+            own[u] = t < nch ? v[((b * nch + k) * N + n) * E + e] : 0.0f;
+            ds[u] = t < nch ? dsum[(b * nch + k) * E + e] : 0.0f;
+        }
+#pragma unroll
+        for (int u = 0; u < COMBINE_AHEAD; u++) {
+            const int64_t t = t0 + u, k = reverse ? nch - 1 - t : t;
+            if (t >= nch) break;
+            v[((b * nch + k) * N + n) * E + e] = h;
+            h = mcu_exp(ds[u] * A) * h + own[u];
+        }
+    }
+}
+
+/* forward 3: each chunk from its entering state: ys */
+__global__ static void chunk_out_k(mct_scan a) {
+    const scan_pos p = pos_of(a);
+    if (!p.ok) return;
+    float Ae[SCAN_NMAX], h[SCAN_NMAX];
+    load_A(a, p.e, Ae);
+#pragma unroll
+    for (int n = 0; n < SCAN_NMAX; n++) h[n] = n < a.N ? hin_of(a)[chunk_at(a, p, n)] : 0.0f;
+    const float Dv = a.D[p.e];
+    for (int64_t l = p.l0; l < p.l1; l++) {
+        const int64_t r = p.b * a.L + l;
+        const float d = a.delta[r * a.E + p.e], xv = a.x[r * a.xs + p.e];
         const float *Bp = a.Bm + r * a.bcs, *Cp = a.Cm + r * a.bcs;
         float y = 0.0f;
 #pragma unroll
         for (int n = 0; n < SCAN_NMAX; n++)
-            if (n < N) {
-                h[n] = expf(d * Ae[n]) * h[n] + d * Bp[n] * xv;
+            if (n < a.N) {
+                h[n] = mcu_exp(d * Ae[n]) * h[n] + d * Bp[n] * xv;
                 y += h[n] * Cp[n];
             }
-        a.ys[r * E + e] = y + Dv * xv;
+        a.ys[r * a.E + p.e] = y + Dv * xv;
     }
 }
 
-/* v[0..15] summed over the warp: lane ends with the sum for n = rs_index(lane) in v[0]
- * (lanes 2k and 2k + 1 hold the same n). */
-__device__ static inline float reduce_scatter16(float v[SCAN_NMAX]) {
-    const int lane = threadIdx.x & 31;
-#pragma unroll
-    for (int half = 8, bit = 16; half >= 1; half >>= 1, bit >>= 1) {
-        const int upper = (lane & bit) != 0;
-#pragma unroll
-        for (int i = 0; i < half; i++) {
-            const float send = upper ? v[i] : v[i + half], keep = upper ? v[i + half] : v[i];
-            v[i] = keep + __shfl_xor_sync(0xffffffffu, send, bit);
-        }
-    }
-    return v[0] + __shfl_xor_sync(0xffffffffu, v[0], 1);
-}
-__device__ static inline int rs_index(int lane) {
-    return ((lane >> 4) & 1) * 8 + ((lane >> 3) & 1) * 4 + ((lane >> 2) & 1) * 2 + ((lane >> 1) & 1);
-}
-
-struct scan_scratch {
-    float *ckpt, *dBp, *dCp, *dA, *dD;
-};
-__host__ __device__ static scan_scratch scratch_of(const mct_scan &a) {
-    scan_scratch s;
-    const int64_t nch = (a.L + SCAN_CHUNK - 1) / SCAN_CHUNK, part = a.B * (a.E / 32) * a.L * a.N;
-    s.ckpt = a.scratch;
-    s.dBp = s.ckpt + a.B * nch * a.N * a.E;
-    s.dCp = s.dBp + part;
-    s.dA = s.dCp + part;
-    s.dD = s.dA + a.B * a.E * a.N;
-    return s;
-}
-
-__global__ static void scan_bwd_k(mct_scan a) {
-    const int lane = threadIdx.x & 31;
-    const int64_t e = (int64_t)blockIdx.x * 32 + lane, w = blockIdx.x, b = blockIdx.y, E = a.E, N = a.N, L = a.L;
-    const int64_t nw = E / 32, nch = (L + SCAN_CHUNK - 1) / SCAN_CHUNK;
+/* backward 1: each chunk in reverse from a zero carry: the gradient it passes to the
+ * chunk before (a_{l0} dL/dh_{l0}), into carry */
+__global__ static void chunk_carry_k(mct_scan a) {
+    const scan_pos p = pos_of(a);
+    if (!p.ok) return;
     const scan_scratch s = scratch_of(a);
-    const int rn = rs_index(lane);
-    const int writer = (lane & 1) == 0 && rn < N;
-    float Ae[SCAN_NMAX], h[SCAN_NMAX], v[SCAN_NMAX];
+    float Ae[SCAN_NMAX], g[SCAN_NMAX];
+    load_A(a, p.e, Ae);
 #pragma unroll
-    for (int n = 0; n < SCAN_NMAX; n++) Ae[n] = n < N ? a.A[e * N + n] : 0.0f, h[n] = 0.0f;
-    /* forward: checkpoints at each chunk's end, dC_t = h_t dy_t summed over channels */
-    for (int64_t l = 0; l < L; l++) {
-        const int64_t r = b * L + l;
-        const float d = a.delta[r * E + e], xv = a.x[r * a.xs + e], dy = a.dys[r * E + e];
-        const float *Bp = a.Bm + r * a.bcs;
+    for (int n = 0; n < SCAN_NMAX; n++) g[n] = 0.0f;
+    for (int64_t l = p.l1 - 1; l >= p.l0; l--) {
+        const int64_t r = p.b * a.L + l;
+        const float d = a.delta[r * a.E + p.e], dy = a.dys[r * a.E + p.e];
+        const float *Cp = a.Cm + r * a.bcs;
 #pragma unroll
-        for (int n = 0; n < SCAN_NMAX; n++) {
-            if (n < N) h[n] = expf(d * Ae[n]) * h[n] + d * Bp[n] * xv;
-            v[n] = n < N ? dy * h[n] : 0.0f;
-        }
-        const float dc = reduce_scatter16(v);
-        if (writer) s.dCp[((b * nw + w) * L + l) * N + rn] = dc;
-        if (l % SCAN_CHUNK == SCAN_CHUNK - 1 || l == L - 1) {
-            const int64_t k = l / SCAN_CHUNK;
-#pragma unroll
-            for (int n = 0; n < SCAN_NMAX; n++)
-                if (n < N) s.ckpt[((b * nch + k) * N + n) * E + e] = h[n];
-        }
-    }
-    /* reverse, a chunk at a time */
-    float hl[(SCAN_CHUNK + 1) * SCAN_NMAX]; /* the chunk's entering state, then its states */
-    float g[SCAN_NMAX], dA[SCAN_NMAX];
-#pragma unroll
-    for (int n = 0; n < SCAN_NMAX; n++) g[n] = 0.0f, dA[n] = 0.0f;
-    float dD = 0.0f;
-    const float Dv = a.D[e];
-    for (int64_t k = nch - 1; k >= 0; k--) {
-        const int64_t l0 = k * SCAN_CHUNK, l1 = l0 + SCAN_CHUNK < L ? l0 + SCAN_CHUNK : L;
-#pragma unroll
-        for (int n = 0; n < SCAN_NMAX; n++) hl[n] = k > 0 && n < N ? s.ckpt[((b * nch + k - 1) * N + n) * E + e] : 0.0f;
-        for (int64_t l = l0; l < l1; l++) {
-            const int64_t r = b * L + l, j = l - l0;
-            const float d = a.delta[r * E + e], xv = a.x[r * a.xs + e];
-            const float *Bp = a.Bm + r * a.bcs;
-#pragma unroll
-            for (int n = 0; n < SCAN_NMAX; n++)
-                hl[(j + 1) * SCAN_NMAX + n] = n < N ? expf(d * Ae[n]) * hl[j * SCAN_NMAX + n] + d * Bp[n] * xv : 0.0f;
-        }
-        for (int64_t l = l1 - 1; l >= l0; l--) {
-            const int64_t r = b * L + l, j = l - l0;
-            const float d = a.delta[r * E + e], xv = a.x[r * a.xs + e], dy = a.dys[r * E + e];
-            const float *Bp = a.Bm + r * a.bcs, *Cp = a.Cm + r * a.bcs;
-            float dd = 0.0f, dx = dy * Dv;
-            dD += dy * xv;
-#pragma unroll
-            for (int n = 0; n < SCAN_NMAX; n++) {
-                if (n < N) {
-                    const float gn = g[n] + dy * Cp[n];
-                    const float at = expf(d * Ae[n]);
-                    const float da = l > 0 ? gn * hl[j * SCAN_NMAX + n] : 0.0f;
-                    dd += da * at * Ae[n] + gn * Bp[n] * xv;
-                    dA[n] += da * at * d;
-                    v[n] = gn * d * xv;
-                    dx += gn * d * Bp[n];
-                    g[n] = gn * at;
-                } else {
-                    v[n] = 0.0f;
-                }
-            }
-            a.dx[r * E + e] = dx;
-            a.ddelta[r * E + e] = dd;
-            const float db = reduce_scatter16(v);
-            if (writer) s.dBp[((b * nw + w) * L + l) * N + rn] = db;
-        }
+        for (int n = 0; n < SCAN_NMAX; n++)
+            if (n < a.N) g[n] = (g[n] + dy * Cp[n]) * mcu_exp(d * Ae[n]);
     }
 #pragma unroll
     for (int n = 0; n < SCAN_NMAX; n++)
-        if (n < N) s.dA[(b * E + e) * N + n] = dA[n];
-    s.dD[b * E + e] = dD;
+        if (n < a.N) s.carry[chunk_at(a, p, n)] = g[n];
+}
+
+/* backward 3: each chunk's states recomputed from its entering state (in registers: the
+ * chunk's loops are unrolled), then the chunk in reverse from the carry that enters it.
+ * Four lanes share a channel, four states each; a warp is 8 channels, a block 32. The
+ * sums over a channel's states (dx, ddelta) take two shuffles; dB and dC, summed over
+ * the warp's channels by shuffles and over the block's warps through shared memory,
+ * leave one partial per 32 channels and step. */
+#define SCAN_QUARTER (SCAN_NMAX / 4)
+__global__ static void __launch_bounds__(128) chunk_bwd_k(mct_scan a) {
+    __shared__ float red[SCAN_Q][4][2][SCAN_NMAX]; /* step, warp, dB / dC, state */
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, qt = lane & 3;
+    const int64_t E = a.E, N = a.N, L = a.L, nw = E / 32, blk = blockIdx.x;
+    const int64_t e = blk * 32 + w * 8 + (lane >> 2), k = blockIdx.y, b = blockIdx.z;
+    const int64_t nch = (L + SCAN_Q - 1) / SCAN_Q, l0 = k * SCAN_Q;
+    const int64_t len = l0 + SCAN_Q < L ? SCAN_Q : L - l0;
+    const scan_scratch s = scratch_of(a);
+    const float *hin = hin_of(a);
+    float Ae[SCAN_QUARTER], g[SCAN_QUARTER], dA[SCAN_QUARTER], hl[SCAN_Q + 1][SCAN_QUARTER];
+#pragma unroll
+    for (int u = 0; u < SCAN_QUARTER; u++) {
+        const int n = qt * SCAN_QUARTER + u;
+        const int64_t at = ((b * nch + k) * N + n) * E + e;
+        Ae[u] = n < N ? a.A[e * N + n] : 0.0f;
+        hl[0][u] = n < N ? hin[at] : 0.0f;
+        g[u] = n < N ? s.carry[at] : 0.0f;
+        dA[u] = 0.0f;
+    }
+#pragma unroll
+    for (int j = 0; j < SCAN_Q; j++) {
+        const int ok = j < len;
+        const int64_t r = b * L + l0 + j;
+        const float d = ok ? a.delta[r * E + e] : 0.0f, xv = ok ? a.x[r * a.xs + e] : 0.0f;
+#pragma unroll
+        for (int u = 0; u < SCAN_QUARTER; u++) {
+            const int n = qt * SCAN_QUARTER + u;
+            const float Bn = ok && n < N ? a.Bm[r * a.bcs + n] : 0.0f;
+            hl[j + 1][u] = mcu_exp(d * Ae[u]) * hl[j][u] + d * Bn * xv;
+        }
+    }
+    float dD = 0.0f;
+    const float Dv = a.D[e];
+#pragma unroll
+    for (int j = SCAN_Q - 1; j >= 0; j--) {
+        if (j >= len) continue; /* the same for the whole block */
+        const int64_t r = b * L + l0 + j;
+        const float d = a.delta[r * E + e], xv = a.x[r * a.xs + e], dy = a.dys[r * E + e];
+        float dd = 0.0f, dx = 0.0f, vb[SCAN_QUARTER], vc[SCAN_QUARTER];
+#pragma unroll
+        for (int u = 0; u < SCAN_QUARTER; u++) {
+            const int n = qt * SCAN_QUARTER + u;
+            const float Bn = n < N ? a.Bm[r * a.bcs + n] : 0.0f, Cn = n < N ? a.Cm[r * a.bcs + n] : 0.0f;
+            const float gn = g[u] + dy * Cn;
+            const float at = mcu_exp(d * Ae[u]);
+            const float da = gn * hl[j][u];
+            dd += da * at * Ae[u] + gn * Bn * xv;
+            dA[u] += da * at * d;
+            vb[u] = gn * d * xv;
+            vc[u] = dy * hl[j + 1][u];
+            dx += gn * d * Bn;
+            g[u] = gn * at;
+        }
+        /* over the channel's four lanes */
+        dx += __shfl_xor_sync(0xffffffffu, dx, 1), dd += __shfl_xor_sync(0xffffffffu, dd, 1);
+        dx += __shfl_xor_sync(0xffffffffu, dx, 2), dd += __shfl_xor_sync(0xffffffffu, dd, 2);
+        if (qt == 0) {
+            a.dx[r * E + e] = dx + dy * Dv;
+            a.ddelta[r * E + e] = dd;
+            dD += dy * xv;
+        }
+        /* over the warp's eight channels: lanes of one quarter */
+#pragma unroll
+        for (int o = 4; o < 32; o <<= 1)
+#pragma unroll
+            for (int u = 0; u < SCAN_QUARTER; u++) {
+                vb[u] += __shfl_xor_sync(0xffffffffu, vb[u], o);
+                vc[u] += __shfl_xor_sync(0xffffffffu, vc[u], o);
+            }
+        if (lane < 4)
+#pragma unroll
+            for (int u = 0; u < SCAN_QUARTER; u++) {
+                red[j][w][0][qt * SCAN_QUARTER + u] = vb[u];
+                red[j][w][1][qt * SCAN_QUARTER + u] = vc[u];
+            }
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < len * 2 * SCAN_NMAX; i += blockDim.x) {
+        const int j = i / (2 * SCAN_NMAX), which = (i / SCAN_NMAX) & 1, n = i % SCAN_NMAX;
+        if (n >= N) continue;
+        const float sum = red[j][0][which][n] + red[j][1][which][n] + red[j][2][which][n] + red[j][3][which][n];
+        (which ? s.dCp : s.dBp)[((b * nw + blk) * L + l0 + j) * N + n] = sum;
+    }
+    const int64_t part = b * nch + k;
+#pragma unroll
+    for (int u = 0; u < SCAN_QUARTER; u++) {
+        const int n = qt * SCAN_QUARTER + u;
+        if (n < N) s.dA[(part * E + e) * N + n] = dA[u];
+    }
+    if (qt == 0) s.dD[part * E + e] = dD;
 }
 
 /* dB / dC rows = the sum of the warps' partials, in warp order */
@@ -175,17 +295,29 @@ __global__ static void scan_bc_reduce_k(mct_scan a) {
     a.dC[r * a.bcs + n] = sc;
 }
 
+static dim3 chunk_grid(const mct_scan *a) {
+    return dim3((unsigned)(a->E / 32), (unsigned)((n_chunks(a->L) + SCAN_WARPS - 1) / SCAN_WARPS), (unsigned)a->B);
+}
+static void combine(const mct_scan *a, float *v, int reverse, mcu_stream s) {
+    const int64_t n = a->B * a->N * a->E;
+    chunk_combine_k<<<(unsigned)((n + 255) / 256), 256, 0, s>>>(*a, v, reverse);
+}
+
 extern "C" void mct_scan_fwd(const mct_scan *a, mcu_stream s) {
     if (a->B * a->L <= 0) return;
-    scan_fwd_k<<<dim3((unsigned)(a->E / 32), (unsigned)a->B), 32, 0, s>>>(*a);
+    chunk_end_k<<<chunk_grid(a), dim3(32, SCAN_WARPS), 0, s>>>(*a);
+    combine(a, hin_of(*a), 0, s);
+    chunk_out_k<<<chunk_grid(a), dim3(32, SCAN_WARPS), 0, s>>>(*a);
 }
 
 extern "C" void mct_scan_bwd(const mct_scan *a, mcu_stream s) {
     const int64_t T = a->B * a->L;
     if (T <= 0) return;
-    scan_bwd_k<<<dim3((unsigned)(a->E / 32), (unsigned)a->B), 32, 0, s>>>(*a);
-    scan_bc_reduce_k<<<(unsigned)((T * a->N + 255) / 256), 256, 0, s>>>(*a);
     const scan_scratch sc = scratch_of(*a);
-    mct_sum_parts(a->dA, sc.dA, a->B, a->E * a->N, 0, s);
-    mct_sum_parts(a->dD, sc.dD, a->B, a->E, 0, s);
+    chunk_carry_k<<<chunk_grid(a), dim3(32, SCAN_WARPS), 0, s>>>(*a);
+    combine(a, sc.carry, 1, s);
+    chunk_bwd_k<<<dim3((unsigned)(a->E / 32), (unsigned)n_chunks(a->L), (unsigned)a->B), 128, 0, s>>>(*a);
+    scan_bc_reduce_k<<<(unsigned)((T * a->N + 255) / 256), 256, 0, s>>>(*a);
+    mct_sum_parts(a->dA, sc.dA, a->B * n_chunks(a->L), a->E * a->N, 0, s);
+    mct_sum_parts(a->dD, sc.dD, a->B * n_chunks(a->L), a->E, 0, s);
 }
