@@ -4,7 +4,8 @@
 # batch 8 x 2048 tokens (the peers' harness's training case), bytes of a text as tokens.
 # Prints one line per model: tokens/s (median of the logged steps after the first two)
 # and the loss of the first and last step. BATCH, SEQ, STEPS override the case; PRECISION
-# (f32, tf32) the products' precision.
+# (f32, tf32, bf16) the products' precision; MAMBAC_TRAIN_PROFILE=1 adds the time per
+# kind of op.
 set -euo pipefail
 bin=${1:?usage: bench_cuda_train.sh MAMBAC [models...]}
 shift
@@ -25,5 +26,6 @@ toks = [float(r["tok_per_s"]) for r in rows[2:]] or [float(rows[-1]["tok_per_s"]
 print(f"{sys.argv[2]} train {sys.argv[5]} b{sys.argv[3]} x {sys.argv[4]}: {statistics.median(toks):,.0f} tok/s "
       f"(steps {len(rows)}, loss {float(rows[0]['train_loss']):.4f} -> {float(rows[-1]['train_loss']):.4f})")
 PY
+    if [ -n "${MAMBAC_TRAIN_PROFILE:-}" ]; then sed -n '/^GPU training profile/,/total/p' "$dir/err-$m.txt"; fi
     rm -rf "$dir/run-$m" "$dir/$m"
 done

@@ -7,7 +7,8 @@
  *     float32 in another order, chunks' decays as exp of sums, exp as one MUFU op), at small shapes (Mamba-2 with d_state 64 / 128, groups,
  *     a batch smaller than the trainer's) and at the widths of mamba-130m and
  *     mamba2-130m (one layer, 2 x 512 tokens: the SSD's rows split over blocks, several
- *     checkpoint chunks and a partial one);
+ *     checkpoint chunks and a partial one), and there with the tf32 and bf16 products
+ *     (bounds 1e-2 and 5e-2: operands of 10 and 7 mantissa bits);
  *   - a step run twice gives the same gradients bit for bit (no atomics);
  *   - five AdamW steps with clipping track the CPU's weights (1e-5);
  *   - a tiny model overfits one batch;
@@ -35,7 +36,8 @@ static double rel_l2f(const float *a, const float *b, int64_t n) {
 }
 
 /* CPU and GPU gradients of one batch of model m; bound on every tensor's relative L2. */
-static void vs_cpu(const char *label, mambac_model *m, int64_t B, int64_t L, int64_t trainer_B, double bound) {
+static void vs_cpu(const char *label, mambac_model *m, int64_t B, int64_t L, int64_t trainer_B, const char *precision,
+                   double bound, double loss_bound) {
     mambac_error err;
     mc_params P;
     if (mc_params_from_model(m, &P, &err) != MAMBAC_OK) {
@@ -54,7 +56,7 @@ static void vs_cpu(const char *label, mambac_model *m, int64_t B, int64_t L, int
     memset(P.g, 0, (size_t)P.total * sizeof(float));
     const double cpu_loss = mc_train_step(&c, &P, t, ids, 1, 1.0f);
     mc_gtrain *g;
-    if (mc_gtrain_new(&P, "cuda", NULL, trainer_B, L, &g, &err) != MAMBAC_OK) {
+    if (mc_gtrain_new(&P, "cuda", precision, trainer_B, L, &g, &err) != MAMBAC_OK) {
         CHECK(0, "%s: %s", label, err.msg);
         goto out;
     }
@@ -63,7 +65,7 @@ static void vs_cpu(const char *label, mambac_model *m, int64_t B, int64_t L, int
     CHECK(mc_gtrain_zero_grad(g, &err) == MAMBAC_OK && mc_gtrain_step(g, ids, B, 1, 1.0f, &gpu_loss, &err) == MAMBAC_OK &&
               mc_gtrain_grads(g, gg, &err) == MAMBAC_OK,
           "%s: gpu step: %s", label, err.msg);
-    CHECK(fabs(gpu_loss - cpu_loss) <= 1e-6 * fabs(cpu_loss), "%s: loss gpu %.9g cpu %.9g", label, gpu_loss, cpu_loss);
+    CHECK(fabs(gpu_loss - cpu_loss) <= loss_bound * fabs(cpu_loss), "%s: loss gpu %.9g cpu %.9g", label, gpu_loss, cpu_loss);
     double worst = 0;
     const char *wn = "";
     for (size_t i = 0; i < P.n; i++) {
@@ -174,7 +176,7 @@ static void random_models(const char *tmp) {
         char name[32];
         snprintf(name, sizeof name, "rand%zu", i);
         mambac_model *m = random_model(tmp, name, cases[i].ip);
-        if (m) vs_cpu(cases[i].name, m, cases[i].B, cases[i].L, cases[i].trainer_B, 5e-5);
+        if (m) vs_cpu(cases[i].name, m, cases[i].B, cases[i].L, cases[i].trainer_B, NULL, 5e-5, 1e-6);
         mambac_model_free(m);
     }
     /* the widths of the released 130m models, one layer */
@@ -187,7 +189,13 @@ static void random_models(const char *tmp) {
         mambac_model *m = random_model(tmp, presets[i], ip);
         char label[64];
         snprintf(label, sizeof label, "%s widths, 1 layer, 2 x 512", presets[i]);
-        if (m) vs_cpu(label, m, 2, 512, 2, 5e-5);
+        if (m) vs_cpu(label, m, 2, 512, 2, NULL, 5e-5, 1e-6);
+        /* tensor-core products: operands rounded to 10 (tf32) or 7 (bf16) mantissa bits */
+        const char *precs[] = {"tf32", "bf16"};
+        for (int k = 0; m && k < 2; k++) {
+            snprintf(label, sizeof label, "%s widths, %s", presets[i], precs[k]);
+            vs_cpu(label, m, 2, 512, 2, precs[k], k ? 5e-2 : 1e-2, k ? 2e-3 : 5e-4);
+        }
         mambac_model_free(m);
     }
 }
@@ -353,6 +361,7 @@ static void refusals(void) {
     CHECK(mc_gtrain_new(&P, "cuda:77", NULL, 1, 8, &g, &err) != MAMBAC_OK && strstr(err.msg, "cuda:77"), "cuda:77 refused: %s", err.msg);
     CHECK(mc_gtrain_new(&P, "gpu", NULL, 1, 8, &g, &err) != MAMBAC_OK && strstr(err.msg, "unknown training device"), "gpu refused: %s",
           err.msg);
+    CHECK(mc_gtrain_new(&P, "cuda", "fp8", 1, 8, &g, &err) != MAMBAC_OK && strstr(err.msg, "fp8"), "fp8 refused: %s", err.msg);
 }
 
 int main(void) {

@@ -134,10 +134,10 @@ int cmd_train(cli_args *a) {
     }
     if (c.device && strcmp(c.device, "cpu") != 0 && strncmp(c.device, "cuda", 4) != 0)
         return cli_usage_error(a->cmd, "--device must be cpu, cuda or cuda:N");
-    if (c.precision && strcmp(c.precision, "f32") != 0 && strcmp(c.precision, "tf32") != 0)
-        return cli_usage_error(a->cmd, "--precision must be f32 or tf32");
+    if (c.precision && strcmp(c.precision, "f32") != 0 && strcmp(c.precision, "tf32") != 0 && strcmp(c.precision, "bf16") != 0)
+        return cli_usage_error(a->cmd, "--precision must be f32, tf32 or bf16");
     if (c.precision && strcmp(c.precision, "f32") != 0 && (!c.device || strcmp(c.device, "cpu") == 0))
-        return cli_usage_error(a->cmd, "--precision tf32 is for --device cuda (the CPU trains in float32)");
+        return cli_usage_error(a->cmd, "--precision tf32 / bf16 is for --device cuda (the CPU trains in float32)");
     if (c.resume && (c.out || c.init_from || c.data))
         return cli_usage_error(a->cmd, "--resume DIR continues in DIR with its data: no -o, --init-from or --data");
     if (!c.resume && (!c.data || !c.out)) return cli_usage_error(a->cmd, "--data FILE and -o DIR are required (or --resume DIR)");

@@ -123,8 +123,8 @@ static const command_help helps[] = {
      "      --save-every, --time-limit S, --stop-at N, --val-frac 0.1, --seed 1337\n"
      "  -d, --device D        cpu (default), cuda or cuda:N: the steps on that GPU (float32; a\n"
      "                        checkpoint continues on either)\n"
-     "      --precision P     on the GPU: f32 (default: the CPU's gradients to rounding) or tf32\n"
-     "                        (products on tensor cores; float32 weights, moments and sums)\n" COMMON_THREADS
+     "      --precision P     on the GPU: f32 (default: the CPU's gradients to rounding), tf32 or\n"
+     "                        bf16 (products on tensor cores; float32 weights, moments and sums)\n" COMMON_THREADS
      "\nexample: mambac train --data input.txt -o ts --steps 2000\n"},
     {"prepare-data",
      "usage: mambac prepare-data --data DIR|FILE -o OUT.tok [--tokenizer PATH | -m MODEL] [options]\n"

@@ -9,6 +9,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,9 @@ struct mc_gtrain {
     mambac_model_info cfg;
     int64_t B, L, total, rows_chunk;
     float *w, *g, *m, *v;
+    int bf16;          /* products from bf16 copies of their operands (precision "bf16") */
+    void *w16;         /* the weight arena in bf16, refreshed after every update */
+    void *a16, *b16;   /* a product's operands in bf16 */
     glayer *lay;
     float *h, *rstd_f, *hf, *A;
     float *dh, *dxn, *dproj, *dact, *dys, *dyo, *dxdbl, *ddelta, *logits, *dA_tmp, *dD_tmp;
@@ -162,9 +166,9 @@ void mc_gtrain_free(mc_gtrain *g) {
 mambac_status mc_gtrain_new(const mc_params *P, const char *device, const char *precision, int64_t B, int64_t L,
                             mc_gtrain **out, mambac_error *err) {
     *out = NULL;
-    const int tf32 = precision && strcmp(precision, "tf32") == 0;
-    if (precision && !tf32 && strcmp(precision, "f32") != 0)
-        return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "unknown training precision '%s' (f32 or tf32)", precision);
+    const int tf32 = precision && strcmp(precision, "tf32") == 0, bf16 = precision && strcmp(precision, "bf16") == 0;
+    if (precision && !tf32 && !bf16 && strcmp(precision, "f32") != 0)
+        return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "unknown training precision '%s' (f32, tf32 or bf16)", precision);
     const mambac_model_info *c = &P->cfg;
     const int m1 = c->arch == MAMBAC_ARCH_MAMBA1;
     int dev;
@@ -225,6 +229,12 @@ mambac_status mc_gtrain_new(const mc_params *P, const char *device, const char *
     if (g->rows_chunk < 1) g->rows_chunk = 1;
     if (g->rows_chunk > T) g->rows_chunk = T;
     g->logits = FALLOC(g->rows_chunk * V);
+    g->bf16 = bf16;
+    if (bf16) {
+        const int64_t widest_k = max_i64(max_i64(max_i64(in, D), max_i64(E, C)), R + 2 * N);
+        const int64_t cap = max_i64(g->rows_chunk * V, T * widest_k);
+        g->w16 = dalloc(g, P->total * 2, &st, err), g->a16 = dalloc(g, cap * 2, &st, err), g->b16 = dalloc(g, cap * 2, &st, err);
+    }
     const int64_t widest = max_i64(max_i64(C * (K + 1), in), max_i64(D, E));
     g->red = FALLOC(mct_colsum_scratch(T, widest) + widest);
     int64_t ssm = 0;
@@ -244,6 +254,7 @@ mambac_status mc_gtrain_new(const mc_params *P, const char *device, const char *
                             (e = cudaMemsetAsync(g->v, 0, (size_t)P->total * 4, g->s)) != cudaSuccess ||
                             (e = cudaStreamSynchronize(g->s)) != cudaSuccess))
         st = cu_fail(err, e, "uploading the weights");
+    if (st == MAMBAC_OK && bf16) mcu_to_bf16(g->w16, g->w, P->total, 1, P->total, g->s);
     if (st != MAMBAC_OK) {
         mc_gtrain_free(g);
         return st;
@@ -287,24 +298,50 @@ mambac_status mc_gtrain_zero_grad(mc_gtrain *g, mambac_error *err) {
 
 /* ---- products (row-major through column-major cuBLAS) ---------------------------- */
 
+/* The bf16 twin of a device weight pointer (precision bf16). */
+static void *w16_of(const mc_gtrain *g, const float *Wt) { return (uint16_t *)g->w16 + (Wt - g->w); }
+static void gemm16(mc_gtrain *g, cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k, const void *A,
+                   int64_t lda, const void *Bm, int64_t ldb, float beta, float *C, int64_t ldc) {
+    const float one = 1.0f;
+    cublasGemmEx(g->blas, ta, tb, (int)m, (int)n, (int)k, &one, A, CUDA_R_16BF, (int)lda, Bm, CUDA_R_16BF, (int)ldb, &beta, C,
+                 CUDA_R_32F, (int)ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+}
+
 /* out (T, R; rows ldo apart) = x (T, K; rows xs apart) W^T (+ bias); W (R, K) */
 static void mm(mc_gtrain *g, float *out, int64_t ldo, const float *x, int64_t xs, int64_t T, const float *Wt, int64_t R,
                int64_t K, const float *bias) {
     const float one = 1.0f, zero = 0.0f;
-    cublasSgemm(g->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)R, (int)T, (int)K, &one, Wt, (int)K, x, (int)xs, &zero, out, (int)ldo);
+    if (g->bf16) {
+        mcu_to_bf16(g->a16, x, xs, T, K, g->s);
+        gemm16(g, CUBLAS_OP_T, CUBLAS_OP_N, R, T, K, w16_of(g, Wt), K, g->a16, K, 0.0f, out, ldo);
+    } else {
+        cublasSgemm(g->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)R, (int)T, (int)K, &one, Wt, (int)K, x, (int)xs, &zero, out,
+                    (int)ldo);
+    }
     if (bias) mcu_add_bias(out, ldo, bias, T, R, g->s);
     mark(g, K_GEMM);
 }
 /* dx (T, K; rows dxs apart) = dy (T, R) W */
 static void mm_dx(mc_gtrain *g, float *dx, int64_t dxs, const float *dy, int64_t T, const float *Wt, int64_t R, int64_t K) {
     const float one = 1.0f, zero = 0.0f;
-    cublasSgemm(g->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)K, (int)T, (int)R, &one, Wt, (int)K, dy, (int)R, &zero, dx, (int)dxs);
+    if (g->bf16) {
+        mcu_to_bf16(g->a16, dy, R, T, R, g->s);
+        gemm16(g, CUBLAS_OP_N, CUBLAS_OP_N, K, T, R, w16_of(g, Wt), K, g->a16, R, 0.0f, dx, dxs);
+    } else {
+        cublasSgemm(g->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)K, (int)T, (int)R, &one, Wt, (int)K, dy, (int)R, &zero, dx, (int)dxs);
+    }
     mark(g, K_GEMM);
 }
 /* dW (R, K) += dy (T, R)^T x (T, K; rows xs apart) */
 static void mm_dw(mc_gtrain *g, float *dW, const float *dy, int64_t T, const float *x, int64_t xs, int64_t R, int64_t K) {
     const float one = 1.0f;
-    cublasSgemm(g->blas, CUBLAS_OP_N, CUBLAS_OP_T, (int)K, (int)R, (int)T, &one, x, (int)xs, dy, (int)R, &one, dW, (int)K);
+    if (g->bf16) {
+        mcu_to_bf16(g->a16, x, xs, T, K, g->s);
+        mcu_to_bf16(g->b16, dy, R, T, R, g->s);
+        gemm16(g, CUBLAS_OP_N, CUBLAS_OP_T, K, R, T, g->a16, K, g->b16, R, 1.0f, dW, K);
+    } else {
+        cublasSgemm(g->blas, CUBLAS_OP_N, CUBLAS_OP_T, (int)K, (int)R, (int)T, &one, x, (int)xs, dy, (int)R, &one, dW, (int)K);
+    }
     mark(g, K_GEMM);
 }
 
@@ -538,6 +575,7 @@ mambac_status mc_gtrain_update(mc_gtrain *g, mc_adamw *o, double clip, float lr,
         const float decay = p->decay ? 1.0f - lr * o->weight_decay : 1.0f;
         mct_adamw(g->w + off, g->m + off, g->v + off, g->g + off, p->n, f, o->beta1, o->beta2, o->eps, a, rb2, decay, g->s);
     }
+    if (g->bf16) mcu_to_bf16(g->w16, g->w, g->total, 1, g->total, g->s);
     *grad_norm = norm;
     mark(g, K_OPT);
     if (g->pf.on) {

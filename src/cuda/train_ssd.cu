@@ -82,6 +82,30 @@ __device__ static inline float warp_sum(float v) {
     return v;
 }
 
+/* PW values (one per row of the warp) summed over the warp's 32 lanes by a reduce-scatter
+ * (PW - 1 + log2(32 / PW) shuffles instead of 5 PW): each lane ends with the sum of row
+ * *row; the 32 / PW lanes of a row hold the same value, the first of them is the leader. */
+template <int PW>
+__device__ static inline float rows_sum(float y[PW], int lane, int *row, int *leader) {
+    int base = 0, bit = 16;
+#pragma unroll
+    for (int half = PW / 2; half >= 1; half >>= 1, bit >>= 1) {
+        const int upper = (lane & bit) != 0;
+#pragma unroll
+        for (int i = 0; i < half; i++) {
+            const float send = upper ? y[i] : y[i + half], keep = upper ? y[i + half] : y[i];
+            y[i] = keep + __shfl_xor_sync(0xffffffffu, send, bit);
+        }
+        if (upper) base += half;
+    }
+    float v = y[0];
+#pragma unroll
+    for (int b = 32 / PW / 2; b >= 1; b >>= 1) v += __shfl_xor_sync(0xffffffffu, v, b);
+    *row = base;
+    *leader = (lane & (32 / PW - 1)) == 0;
+    return v;
+}
+
 /* the block's (sequence, head, slice, chunk), the warp's first row, the chunk's rows */
 struct ssd_blk {
     int64_t b, h, sp, k, nch, sl, p0, prow, g, l0, l1;
@@ -179,25 +203,25 @@ __global__ static void __launch_bounds__(256) ssd_fwd_k(mct_ssd a, int split) {
         const step_in<NV> in = load_step<NV>(a, q, r, lane);
         const float dt = in.dt, at = mcu_exp(dt * A);
         dts += dt;
-        float v[NV], mine = 0.0f;
+        float v[NV], ys[PW];
 #pragma unroll
         for (int j = 0; j < NV; j++) v[j] = 0.0f;
 #pragma unroll
         for (int i = 0; i < PW; i++) {
             const float xv = in.x[i], dyv = MODE == RUN_DC ? in.dy[i] : 0.0f;
-            float y = 0.0f;
+            ys[i] = 0.0f;
 #pragma unroll
             for (int j = 0; j < NV; j++) {
                 S[i][j] = at * S[i][j] + dt * xv * in.Bv[j];
-                if (MODE == RUN_Y) y += S[i][j] * in.Cv[j];
+                if (MODE == RUN_Y) ys[i] += S[i][j] * in.Cv[j];
                 if (MODE == RUN_DC) v[j] += S[i][j] * dyv;
             }
-            if (MODE == RUN_Y) {
-                y = warp_sum(y);
-                if (lane == i) mine = y;
-            }
         }
-        if (MODE == RUN_Y && lane < PW) a.y[r * E + q.h * P + q.p0 + lane] = mine;
+        if (MODE == RUN_Y) {
+            int row, leader;
+            const float y = rows_sum<PW>(ys, lane, &row, &leader);
+            if (leader) a.y[r * E + q.h * P + q.p0 + row] = y;
+        }
         if (MODE == RUN_DC) {
             float c = 0.0f;
 #pragma unroll
@@ -294,22 +318,22 @@ __global__ static void __launch_bounds__(256) ssd_rev_k(mct_ssd a, int split) {
             float v[NV];
 #pragma unroll
             for (int j = 0; j < NV; j++) v[j] = 0.0f;
-            float qw = 0.0f, mine = 0.0f;
+            float dxs[PW];
 #pragma unroll
             for (int i = 0; i < PW; i++) {
                 const float xv = in.x[i], dyv = in.dy[i];
-                float dxr = 0.0f;
+                dxs[i] = 0.0f;
 #pragma unroll
                 for (int j = 0; j < NV; j++) {
                     S[i][j] = an * S[i][j] + in.Cv[j] * dyv;
-                    dxr += S[i][j] * in.Bv[j];
+                    dxs[i] += S[i][j] * in.Bv[j];
                     v[j] += S[i][j] * xv;
                 }
-                dxr = warp_sum(dxr);
-                qw += xv * dxr;
-                if (lane == i) mine = dxr;
             }
-            if (lane < PW) a.dx[r * a.dxs + q.h * a.P + q.p0 + lane] += dt * mine;
+            int row, leader;
+            const float dxr = rows_sum<PW>(dxs, lane, &row, &leader);
+            if (leader) a.dx[r * a.dxs + q.h * a.P + q.p0 + row] += dt * dxr;
+            const float qw = warp_sum(leader ? in.x[row] * dxr : 0.0f);
             const int chunk_end = l == q.l1 - 1;
             float pd = 0.0f;
             if (chunk_end) { /* S_l = the state entering the next chunk (or the final one) */

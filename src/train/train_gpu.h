@@ -17,7 +17,8 @@ typedef struct mc_gtrain mc_gtrain;
 
 /* device: "cuda" or "cuda:N". Batches of up to B sequences of L tokens. precision: NULL
  * or "f32" (SGEMM: the CPU's gradients to rounding), "tf32" (the products on tensor cores
- * with TF32 operands, float32 storage and sums). Uploads the weights of P (the moments
+ * with TF32 operands), "bf16" (tensor cores on bf16 copies of the operands, as autocast
+ * does); float32 weights, moments, sums and everything else in every case. Uploads the weights of P (the moments
  * start at zero: mc_gtrain_set_moments for a resumed run). */
 mambac_status mc_gtrain_new(const mc_params *P, const char *device, const char *precision, int64_t B, int64_t L,
                             mc_gtrain **out, mambac_error *err);

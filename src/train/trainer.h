@@ -49,7 +49,7 @@ typedef struct mc_train_config {
     uint64_t seed;
     int threads;
     const char *device;       /* NULL or "cpu"; "cuda" / "cuda:N": steps on that GPU (train_gpu.h) */
-    const char *precision;    /* the GPU's products: NULL or "f32", "tf32" */
+    const char *precision;    /* the GPU's products: NULL or "f32", "tf32", "bf16" */
     void (*progress)(const mc_train_progress *p, void *user);
     void *user;
     /* Set (by a signal handler, another thread) to stop: the step in progress finishes,
