@@ -206,7 +206,7 @@ MAMBAC_API const char *mambac_preset_name(int i);
  * (config.json + model.safetensors, transformers layout), atomically. */
 MAMBAC_API mambac_status mambac_model_write_init(const mambac_init_params *p, const char *dir, mambac_error *err);
 
-/* ---- training (CPU) ---------------------------------------------------------- */
+/* ---- training (CPU, or a GPU in a CUDA build) -------------------------------- */
 
 /* What `mambac train` takes: a new model (init, from the architecture's small defaults), an
  * existing folder to fine-tune (init_from), or a checkpoint folder to resume (resume: then
@@ -224,6 +224,8 @@ typedef struct mambac_train_params {
     double val_frac, time_limit; /* time_limit > 0: seconds, then save and stop */
     uint64_t seed;
     int32_t threads;          /* 0: every CPU this process may use */
+    const char *device;       /* NULL or "cpu"; "cuda" / "cuda:N": the steps on that GPU (a CUDA build) */
+    const char *precision;    /* on a GPU: NULL or "f32" (exact), "tf32", "bf16" (tensor-core products) */
 } mambac_train_params;
 
 /* After every optimizer step: val_loss is NaN on steps without an evaluation. */

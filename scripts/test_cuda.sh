@@ -2,6 +2,7 @@
 # scripts/test_cuda.sh BUILD_DIR — the GPU tests, on a machine with an NVIDIA GPU:
 #   1. test_cuda: the CUDA backend against the CPU backend (shapes, pieces, batches,
 #      states moved between backends, bf16 products);
+#   1b. test_cuda_train: training on the GPU against the CPU trainer and the fixtures;
 #   2. test_parity and test_batch with MAMBAC_TEST_BACKEND=cuda: the float64 fixtures
 #      (logits, greedy continuations, every prompt split, resumed states) and batched =
 #      sequential, on the GPU (f32, then bf16 products for test_batch);
@@ -27,6 +28,7 @@ run() { # name, command...
 }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 run test_cuda "$build/tests/test_cuda"
+run test_cuda_train "$build/tests/test_cuda_train"
 MAMBAC_TEST_BACKEND=cuda run "test_parity (cuda)" "$build/tests/test_parity"
 MAMBAC_TEST_BACKEND=cuda run "test_batch (cuda)" "$build/tests/test_batch"
 MAMBAC_TEST_BACKEND=cuda MAMBAC_TEST_PRECISION=bf16 run "test_batch (cuda, bf16 products)" "$build/tests/test_batch"

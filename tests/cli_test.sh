@@ -224,6 +224,16 @@ check "the interrupted run's checkpoint is past step 0" test "${step:-0}" -ge 2
 check "the interrupted run resumes" "$MAMBAC" train --resume "$TMP/int" --steps $((step + 1))
 check "train mamba2" trn -o "$TMP/run2" --arch mamba2 --headdim 8 --d-state 8 --steps 2
 check "train on tokens (tokenizer.json)" trn -o "$TMP/run3" --tokenizer "$TOKJ" --steps 2
+# a GPU asked for where there is none (or no CUDA build): one line, and no run folder
+trg() { "$MAMBAC" train --data "$TMP/text.txt" --d-model 16 --layers 1 --batch 2 --seq 16 -t 2 -o "$TMP/gpurun" --steps 2 "$@"; }
+if ! nvidia-smi -L >/dev/null 2>&1; then
+    expect_error "train --device cuda without a GPU" 1 trg --device cuda
+    check "no folder from a failed GPU run" test ! -e "$TMP/gpurun"
+fi
+expect_error "train --device cuda:99" 1 trg --device cuda:99
+expect_error "train --device tpu" 2 trg --device tpu
+expect_error "train --precision bf16 on the CPU" 2 trg --precision bf16
+check "no folder from refused GPU runs" test ! -e "$TMP/gpurun"
 check "token model keeps its tokenizer" cmp "$TMP/run3/tokenizer.json" "$TOKJ"
 check "token model generates" "$MAMBAC" generate -m "$TMP/run3" -p "First Citizen" -n 3
 # prepare-data: a folder of documents, a JSON-lines file and one text, tokenized once; the

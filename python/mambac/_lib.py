@@ -124,7 +124,7 @@ class TrainParams(C.Structure):
         ("eval_every", C.c_int64), ("eval_windows", C.c_int64), ("save_every", C.c_int64), ("stop_at", C.c_int64),
         ("lr", C.c_float), ("min_lr", C.c_float), ("weight_decay", C.c_float), ("clip", C.c_float),
         ("beta1", C.c_float), ("beta2", C.c_float), ("val_frac", C.c_double), ("time_limit", C.c_double),
-        ("seed", C.c_uint64), ("threads", C.c_int32),
+        ("seed", C.c_uint64), ("threads", C.c_int32), ("device", C.c_char_p), ("precision", C.c_char_p),
     ]
 
 

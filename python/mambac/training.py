@@ -54,8 +54,9 @@ _TRAIN_FIELDS = ("batch", "seq", "steps", "warmup", "accum", "eval_every", "eval
 def train(data: str | os.PathLike | None = None, out: str | os.PathLike | None = None, *, arch: str | None = None,
           tokenizer: str | os.PathLike | None = None, init_from: str | os.PathLike | None = None,
           resume: str | os.PathLike | None = None, progress: Callable[[TrainProgress], bool | None] | None = None,
-          **options) -> None:
-    """Trains a model on a text file, as `mambac train` does (CPU).
+          device: str | None = None, precision: str | None = None, **options) -> None:
+    """Trains a model on a text file, as `mambac train` does: on the CPU, or with
+    device="cuda" / "cuda:N" on a GPU (a CUDA build; precision "f32", "tf32" or "bf16").
 
     A new model (arch "mamba" or "mamba2", shapes from d_model=, n_layer=, d_state=, expand=,
     d_conv=, dt_rank=, head_dim=, n_groups=, chunk_size=, vocab_size=; small CPU defaults),
@@ -81,8 +82,8 @@ def train(data: str | os.PathLike | None = None, out: str | os.PathLike | None =
         p.init.seed = int(options["seed"])
     p.init_set = 1 if init_given else 0
     enc = lambda v: os.fsencode(str(v)) if v is not None else None  # noqa: E731
-    keep = [enc(data), enc(out), enc(tokenizer), enc(init_from), enc(resume)]
-    p.data, p.out, p.tokenizer, p.init_from, p.resume = keep
+    keep = [enc(data), enc(out), enc(tokenizer), enc(init_from), enc(resume), enc(device), enc(precision)]
+    p.data, p.out, p.tokenizer, p.init_from, p.resume, p.device, p.precision = keep
     raised: list[BaseException] = []
 
     def relay(user, pr):

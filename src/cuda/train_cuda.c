@@ -163,6 +163,24 @@ void mc_gtrain_free(mc_gtrain *g) {
     free(g);
 }
 
+/* the device index of a name, or an error: unknown name, no device, or not that many */
+static mambac_status open_index(const char *device, int *dev, mambac_error *err) {
+    if (!parse_device(device, dev))
+        return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "unknown training device '%s' (cpu, cuda or cuda:N)", device ? device : "");
+    int n_dev = 0;
+    const cudaError_t e = cudaGetDeviceCount(&n_dev);
+    if (e != cudaSuccess || n_dev == 0)
+        return mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "no CUDA device for training (%s)",
+                       e != cudaSuccess ? cudaGetErrorString(e) : "none found");
+    if (*dev >= n_dev) return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "cuda:%d: this machine has %d CUDA device(s)", *dev, n_dev);
+    return MAMBAC_OK;
+}
+
+mambac_status mc_gtrain_probe(const char *device, mambac_error *err) {
+    int dev = 0;
+    return open_index(device, &dev, err);
+}
+
 mambac_status mc_gtrain_new(const mc_params *P, const char *device, const char *precision, int64_t B, int64_t L,
                             mc_gtrain **out, mambac_error *err) {
     *out = NULL;
@@ -171,15 +189,10 @@ mambac_status mc_gtrain_new(const mc_params *P, const char *device, const char *
         return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "unknown training precision '%s' (f32, tf32 or bf16)", precision);
     const mambac_model_info *c = &P->cfg;
     const int m1 = c->arch == MAMBAC_ARCH_MAMBA1;
-    int dev;
-    if (!parse_device(device, &dev))
-        return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "unknown training device '%s' (cpu, cuda or cuda:N)", device ? device : "");
-    int n_dev = 0;
-    cudaError_t e = cudaGetDeviceCount(&n_dev);
-    if (e != cudaSuccess || n_dev == 0)
-        return mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "no CUDA device for training (%s)",
-                       e != cudaSuccess ? cudaGetErrorString(e) : "none found");
-    if (dev >= n_dev) return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "cuda:%d: this machine has %d CUDA device(s)", dev, n_dev);
+    int dev = 0;
+    const mambac_status ds = open_index(device, &dev, err);
+    if (ds != MAMBAC_OK) return ds;
+    cudaError_t e;
     const int64_t D = c->d_model, E = c->d_inner, N = c->d_state, C = P->C, R = P->R, H = c->n_heads, Pd = c->head_dim;
     const int64_t Gn = c->n_groups, V = c->n_vocab_rows, in = P->in_rows, nl = c->n_layer, K = c->d_conv, T = B * L;
     if (m1 && !mct_scan_supported(E, N))

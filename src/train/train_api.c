@@ -40,6 +40,7 @@ mambac_status mambac_train(const mambac_train_params *p, mambac_train_progress_f
     c.eval_every = p->eval_every, c.eval_windows = p->eval_windows, c.save_every = p->save_every, c.stop_at = p->stop_at;
     c.lr = p->lr, c.min_lr = p->min_lr, c.weight_decay = p->weight_decay, c.clip = p->clip, c.beta1 = p->beta1, c.beta2 = p->beta2;
     c.val_frac = p->val_frac, c.time_limit = p->time_limit, c.seed = p->seed, c.threads = p->threads;
+    c.device = p->device, c.precision = p->precision;
     if (c.resume && (c.out || c.init_from || c.data))
         return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "resume continues in its folder with its data: no out, init_from or data");
     if (!c.resume && (!c.data || !c.out)) return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "data and out are required (or resume)");

@@ -12,6 +12,10 @@ mambac_status mc_gtrain_new(const mc_params *P, const char *device, const char *
                    device ? device : "");
 }
 void mc_gtrain_free(mc_gtrain *g) { (void)g; }
+mambac_status mc_gtrain_probe(const char *device, mambac_error *err) {
+    return mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "training on '%s': this build of mambac has no CUDA backend (nvcc was not found when it was built)",
+                   device ? device : "");
+}
 const char *mc_gtrain_device_name(const mc_gtrain *g) { return (void)g, "none"; }
 int64_t mc_gtrain_bytes(const mc_gtrain *g) { return (void)g, 0; }
 static mambac_status none(mambac_error *err) { return mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "no CUDA backend in this build"); }

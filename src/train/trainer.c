@@ -130,6 +130,13 @@ mambac_status mc_train_check_config(const mc_train_config *c, mambac_error *err)
     if (!(c->val_frac > 0 && c->val_frac < 1)) return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "validation fraction must be in (0, 1)");
     if (c->batch > (1 << 24) / c->seq) return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "batch * sequence length too large");
     if (c->steps > (INT64_C(1) << 40)) return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "steps out of range");
+    const int gpu = c->device && strcmp(c->device, "cpu") != 0;
+    if (c->device && gpu && strncmp(c->device, "cuda", 4) != 0)
+        return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "unknown training device '%s' (cpu, cuda or cuda:N)", c->device);
+    if (c->precision && strcmp(c->precision, "f32") != 0 && strcmp(c->precision, "tf32") != 0 && strcmp(c->precision, "bf16") != 0)
+        return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "unknown training precision '%s' (f32, tf32 or bf16)", c->precision);
+    if (c->precision && strcmp(c->precision, "f32") != 0 && !gpu)
+        return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "precision %s is for a GPU: the CPU trains in float32", c->precision);
     return MAMBAC_OK;
 }
 
@@ -299,6 +306,8 @@ mambac_status mc_train_run(const mc_train_config *cfg_in, mambac_error *err) {
         rng = cfg.seed;
     }
     if (st == MAMBAC_OK) st = mc_train_check_config(&cfg, err);
+    /* the GPU is there before anything is written */
+    if (st == MAMBAC_OK && cfg.device && strcmp(cfg.device, "cpu") != 0) st = mc_gtrain_probe(cfg.device, err);
     mc_data data = {0};
     if (st == MAMBAC_OK) st = mc_data_load(&data, cfg.data, cfg.tokenizer, cfg.val_frac, cfg.seq, err);
     if (st == MAMBAC_OK && cfg.resume) {

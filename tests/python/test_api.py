@@ -312,6 +312,16 @@ def test_train_progress_stop_and_resume(tmp_path):
         mambac.train(tmp_path / "missing.txt", tmp_path / "run2")
 
 
+def test_train_device_refused_before_writing(tmp_path):
+    data = tmp_path / "text.txt"
+    data.write_text("the quick brown fox jumps over the lazy dog. " * 40)
+    with pytest.raises(mambac.MambacError, match="cuda:99|CUDA"):
+        mambac.train(data, tmp_path / "run", d_model=32, n_layer=1, batch=2, seq=32, steps=2, device="cuda:99")
+    with pytest.raises(mambac.MambacInvalidArgument, match="precision"):
+        mambac.train(data, tmp_path / "run", d_model=32, n_layer=1, batch=2, seq=32, steps=2, precision="bf16")
+    assert not (tmp_path / "run").exists()
+
+
 def test_train_ctrl_c_saves_then_raises(tmp_path):
     data = tmp_path / "t.txt"
     data.write_text("abcdefgh " * 2000)
