@@ -2,10 +2,12 @@
 /* test_train.c — training, checked against independent references and against itself:
  *  - gradients of all four fixtures vs transformers' float64 gradients
  *    (grads.safetensors): loss within 1e-5 relative, every tensor within 1e-4
- *    relative L2, on every kernel set; 1 and 2 threads give identical bits;
+ *    relative L2, on every kernel set (scalar, AVX2, AVX-512: their scans and activations);
+ *    1 and 2 threads give identical bits;
  *  - finite differences (double-precision sums of float32 runs) for the backward of
- *    each op on small random inputs: rmsnorm, conv, the Mamba-1 scan (scalar and
- *    AVX-512), the Mamba-2 SSD, the gate and softplus activations; and for whole-model
+ *    each op on small random inputs: rmsnorm, conv, the Mamba-1 scan (scalar, AVX2 and
+ *    AVX-512), the Mamba-2 SSD, the gate and softplus activations (every vector form
+ *    also against the scalar one at odd lengths); and for whole-model
  *    gradients of a tiny model of each architecture;
  *  - a tiny model overfits one batch; AdamW and the schedule behave as specified;
  *  - checkpoints: weights written and read back are identical; a checkpoint loads
@@ -170,11 +172,14 @@ static void fd_conv(void) {
     free(c.in), free(c.w), free(c.b), free(c.R), free(c.out), free(din), free(dw), free(db);
 }
 
+static const char *simd_name(int simd) { return simd == MC_SIMD_AVX512 ? "avx512" : simd == MC_SIMD_AVX2 ? "avx2" : "scalar"; }
+
 typedef struct scan_ctx { mc_scan_train a; float *x, *delta, *bc, *A, *D, *R; int simd; } scan_ctx;
 static double scan_obj(void *p) {
     scan_ctx *c = p;
 #if defined(__x86_64__)
-    if (c->simd) mc_scan_fwd_avx512(&c->a, 0, c->a.E);
+    if (c->simd == MC_SIMD_AVX512) mc_scan_fwd_avx512(&c->a, 0, c->a.E);
+    else if (c->simd == MC_SIMD_AVX2) mc_scan_fwd_avx2(&c->a, 0, c->a.E);
     else
 #endif
         mc_scan_fwd(&c->a, 0, c->a.E);
@@ -195,11 +200,12 @@ static void fd_scan(int simd) {
                           .C = c.bc + N, .A = c.A, .D = c.D, .ys = ys, .dys = c.R, .dx = dx, .ddelta = dd, .dB = dbc,
                           .dC = dbc + N, .dA = dA, .dD = dD, .work = work};
 #if defined(__x86_64__)
-    if (simd) mc_scan_bwd_avx512(&c.a, 0, E);
+    if (simd == MC_SIMD_AVX512) mc_scan_bwd_avx512(&c.a, 0, E);
+    else if (simd == MC_SIMD_AVX2) mc_scan_bwd_avx2(&c.a, 0, E);
     else
 #endif
         mc_scan_bwd(&c.a, 0, E);
-    const char *k = simd ? "avx512" : "scalar";
+    const char *k = simd_name(simd);
     char l[64];
     snprintf(l, sizeof l, "scan (%s) dx", k), fd_check(l, scan_obj, &c, c.x, dx, L * E, 20, 1e-2f);
     snprintf(l, sizeof l, "scan (%s) ddelta", k), fd_check(l, scan_obj, &c, c.delta, dd, L * E, 20, 1e-3f);
@@ -260,22 +266,42 @@ static void fd_act(int simd) {
     c.z[3] = 25.0f, c.z[4] = -30.0f; /* softplus's threshold and its flat tail */
     float *da = zeros(n), *dz = zeros(n), *g = zeros(n);
     mc_act_gate_bwd(da, dz, c.R, c.a, c.z, n, simd);
-    fd_check(simd ? "gate (avx512) da" : "gate da", act_obj, &c, c.a, da, n, 20, 1e-2f);
-    fd_check(simd ? "gate (avx512) dz" : "gate dz", act_obj, &c, c.z, dz, n, 20, 1e-2f);
+    char l[64];
+    snprintf(l, sizeof l, "gate (%s) da", simd_name(simd)), fd_check(l, act_obj, &c, c.a, da, n, 20, 1e-2f);
+    snprintf(l, sizeof l, "gate (%s) dz", simd_name(simd)), fd_check(l, act_obj, &c, c.z, dz, n, 20, 1e-2f);
     c.which = 1;
     memcpy(g, c.R, (size_t)n * sizeof(float));
     mc_act_dsoftplus_mul(g, c.z, c.a, n, simd);
-    fd_check(simd ? "softplus (avx512)" : "softplus", act_obj, &c, c.z, g, n, 20, 1e-2f);
+    snprintf(l, sizeof l, "softplus (%s)", simd_name(simd)), fd_check(l, act_obj, &c, c.z, g, n, 20, 1e-2f);
     c.which = 2;
     memcpy(g, c.R, (size_t)n * sizeof(float));
     mc_act_dsilu_mul(g, c.z, n, simd);
-    fd_check(simd ? "silu (avx512)" : "silu", act_obj, &c, c.z, g, n, 20, 1e-2f);
+    snprintf(l, sizeof l, "silu (%s)", simd_name(simd)), fd_check(l, act_obj, &c, c.z, g, n, 20, 1e-2f);
     /* the vector forms against the scalar ones */
     float *y1 = zeros(n), *y2 = zeros(n);
     mc_act_softplus(y1, c.z, NULL, n, 0);
     mc_act_softplus(y2, c.z, NULL, n, simd);
     double e = rel_l2(y2, n, y1, n, 1, n);
-    CHECK(e < 1e-6, "softplus forms differ: %.3g", e);
+    CHECK(e < 1e-6, "softplus forms differ (%s): %.3g", simd_name(simd), e);
+    /* every activation's vector form against the scalar one, odd lengths (masked tails) */
+    for (int64_t len = 1; len <= n; len += 6) {
+        float *r[6], *v[6];
+        for (int k = 0; k < 6; k++) r[k] = zeros(n), v[k] = zeros(n);
+        for (int pass = 0; pass < 2; pass++) {
+            float **o = pass ? v : r;
+            const int s = pass ? simd : 0;
+            mc_act_silu(o[0], c.z, len, s);
+            mc_act_gate(o[1], c.a, c.z, len, s);
+            mc_act_gate_bwd(o[2], o[3], c.R, c.a, c.z, len, s);
+            memcpy(o[4], c.R, (size_t)n * sizeof(float)), mc_act_dsilu_mul(o[4], c.z, len, s);
+            memcpy(o[5], c.R, (size_t)n * sizeof(float)), mc_act_dsoftplus_mul(o[5], c.z, c.a, len, s);
+        }
+        for (int k = 0; k < 6; k++) {
+            CHECK(rel_l2(v[k], n, r[k], n, 1, n) < 1e-6, "activation %d (%s, length %lld) differs from the scalar form", k,
+                  simd_name(simd), (long long)len);
+            free(r[k]), free(v[k]);
+        }
+    }
     free(c.a), free(c.z), free(c.R), free(c.y), free(da), free(dz), free(g), free(y1), free(y2);
 }
 
@@ -681,6 +707,10 @@ int main(void) {
         grad_parity(models[k], "avx512", 1, &keep);
         grad_parity(models[k], "avx512", 2, &keep);
         free(keep);
+        keep = NULL;
+        grad_parity(models[k], "avx2", 1, &keep);
+        grad_parity(models[k], "avx2", 2, &keep);
+        free(keep);
     }
     fd_rmsnorm();
     fd_conv();
@@ -690,8 +720,12 @@ int main(void) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f")) {
-        fd_scan(1);
-        fd_act(1);
+        fd_scan(MC_SIMD_AVX512);
+        fd_act(MC_SIMD_AVX512);
+    }
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        fd_scan(MC_SIMD_AVX2);
+        fd_act(MC_SIMD_AVX2);
     }
 #endif
     char *tmp = make_temp_dir();

@@ -1,10 +1,15 @@
 /* act.h — elementwise activations of training over contiguous arrays, with their
- * derivatives, in a scalar form and an AVX-512 form (polynomial exp / log from
- * simd_avx512.h; chosen by `simd`). */
+ * derivatives, in a scalar form and AVX2 / AVX-512 forms (polynomial exp / log from
+ * simd_avx2.h / simd_avx512.h; chosen by `simd`, a MC_SIMD_ level). */
 #ifndef MC_ACT_H
 #define MC_ACT_H
 
 #include <stdint.h>
+
+/* The SIMD forms training runs: the kernel set's (cpu/kernels.h) level. */
+enum { MC_SIMD_SCALAR = 0, MC_SIMD_AVX2 = 1, MC_SIMD_AVX512 = 2 };
+struct mc_kernels;
+int mc_train_simd(const struct mc_kernels *k);
 
 /* y = silu(x) */
 void mc_act_silu(float *y, const float *x, int64_t n, int simd);

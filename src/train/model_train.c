@@ -121,7 +121,7 @@ typedef struct job {
     int layer, backward;
     const mc_tlayer *W;
     const mc_kernels *k;
-    int simd; /* the AVX-512 scan (when the kernel set runs AVX-512: avx512, amx) */
+    int simd; /* the SIMD forms of the scan and activations (MC_SIMD_, from the kernel set) */
 } job;
 
 static float *work_of(const mc_tape *t, int thread) { return t->thread_work + thread * t->work_stride; }
@@ -143,9 +143,14 @@ static void scan_seq(void *arg, int64_t s0, int64_t s1, int thread) {
                            .dB = t->dxdbl + r * xs + R, .dC = t->dxdbl + r * xs + R + N,
                            .dA = t->seq_acc + s * t->acc_stride, .dD = t->seq_acc + s * t->acc_stride + al(E * N), .work = w};
 #if defined(__x86_64__)
-        if (j->simd) {
+        if (j->simd == MC_SIMD_AVX512) {
             if (j->backward) mc_scan_bwd_avx512(&a, 0, E);
             else mc_scan_fwd_avx512(&a, 0, E);
+            continue;
+        }
+        if (j->simd == MC_SIMD_AVX2) {
+            if (j->backward) mc_scan_bwd_avx2(&a, 0, E);
+            else mc_scan_fwd_avx2(&a, 0, E);
             continue;
         }
 #endif
@@ -224,7 +229,7 @@ static void layer_fwd(mc_tctx *c, const mc_params *P, mc_tape *t, int i) {
     for (int64_t k = 0; k < (m1 ? E * N : H); k++) A[k] = -expf(W->A_log[k]);
     conv_job cj = {P, t, y, W, NULL, m1 ? 0 : E, 0};
     mc_pool_for(c->pool, C, 8, conv_range, &cj);
-    job j = {P, t, i, 0, W, c->k, c->k->avx512};
+    job j = {P, t, i, 0, W, c->k, mc_train_simd(c->k)};
     const int simd = j.simd;
     mc_act_silu(y->act, y->convp, T * C, simd);
     if (m1) {
@@ -337,7 +342,7 @@ static void layer_bwd(mc_tctx *c, mc_params *P, mc_tape *t, int i) {
     mc_mm_dx(c, t->dyo, E, t->dh, T, W->out_w, D, E);
     mc_mm_dw(c, dW.out_w, t->dh, T, y->yo, E, D, E);
     if (dW.out_b) colsum_add(dW.out_b, t->dh, T, D, D);
-    job j = {P, t, i, 1, W, c->k, c->k->avx512};
+    job j = {P, t, i, 1, W, c->k, mc_train_simd(c->k)};
     const int simd = j.simd;
     float *A = t->A + i * (m1 ? E * N : H);
     if (m1) {

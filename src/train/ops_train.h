@@ -51,6 +51,9 @@ void mc_scan_bwd(const mc_scan_train *a, int64_t e0, int64_t e1);
  * 64-byte aligned and hold 2 * L * round_up(N, 16) floats. */
 void mc_scan_fwd_avx512(const mc_scan_train *a, int64_t e0, int64_t e1);
 void mc_scan_bwd_avx512(const mc_scan_train *a, int64_t e0, int64_t e1);
+/* And in AVX2 vectors of 8 (scan_train_avx2.c); the same work (rows of round_up(N, 16)). */
+void mc_scan_fwd_avx2(const mc_scan_train *a, int64_t e0, int64_t e1);
+void mc_scan_bwd_avx2(const mc_scan_train *a, int64_t e0, int64_t e1);
 #endif
 
 /* Mamba-2 SSD backward for one sequence (L rows) and the heads of group g, recurrent
