@@ -234,6 +234,19 @@ expect_error "train --device cuda:99" 1 trg --device cuda:99
 expect_error "train --device tpu" 2 trg --device tpu
 expect_error "train --precision bf16 on the CPU" 2 trg --precision bf16
 check "no folder from refused GPU runs" test ! -e "$TMP/gpurun"
+
+# mqar: a tiny model learns the recall task past chance (1/32 here), --eval repeats the
+# score from the folder; impossible tasks refused before anything is written
+mq() { "$MAMBAC" mqar --vocab 64 --seq 32 --kv 4 --d-model 32 --layers 2 --batch 32 --lr 3e-3 --eval-examples 200 -t 2 "$@"; }
+mq -o "$TMP/mqar" --steps 300 >"$TMP/mqar.out" 2>"$TMP/mqar.err"
+acc=$(sed -n 's/.*accuracy \([0-9.]*\) on.*/\1/p' "$TMP/mqar.out")
+if [ -n "$acc" ] && awk "BEGIN { exit !($acc > 0.0625) }"; then ok; else bad "mqar accuracy '$acc' not above twice chance: $(cat "$TMP/mqar.out" "$TMP/mqar.err" | tail -3)"; fi
+check "mqar.json written" grep -q '"accuracy"' "$TMP/mqar/mqar.json"
+again=$("$MAMBAC" mqar --eval -m "$TMP/mqar" --vocab 64 --seq 32 --kv 4 --eval-examples 200 -t 2 --json "$TMP/mq2.json" | sed -n 's/.*accuracy \([0-9.]*\) on.*/\1/p')
+if [ "$again" = "$acc" ]; then ok; else bad "mqar --eval gives $again, training printed $acc"; fi
+expect_error "mqar with 9 pairs in 32 tokens" 2 mq -o "$TMP/mqbad" --kv 9 --steps 1
+expect_error "mqar needs -o" 2 mq --steps 1
+check "no folder from a refused mqar" test ! -e "$TMP/mqbad"
 check "token model keeps its tokenizer" cmp "$TMP/run3/tokenizer.json" "$TOKJ"
 check "token model generates" "$MAMBAC" generate -m "$TMP/run3" -p "First Citizen" -n 3
 # prepare-data: a folder of documents, a JSON-lines file and one text, tokenized once; the

@@ -6,10 +6,13 @@
  *    1 and 2 threads give identical bits;
  *  - finite differences (double-precision sums of float32 runs) for the backward of
  *    each op on small random inputs: rmsnorm, conv, the Mamba-1 scan (scalar, AVX2 and
- *    AVX-512), the Mamba-2 SSD, the gate and softplus activations (every vector form
+ *    AVX-512), the Mamba-2 SSD (scalar and AVX2), the gate and softplus activations (every vector form
  *    also against the scalar one at odd lengths); and for whole-model
  *    gradients of a tiny model of each architecture;
  *  - a tiny model overfits one batch; AdamW and the schedule behave as specified;
+ *  - MQAR examples are well formed (every asked key's pair in the context, distinct keys
+ *    and values, K targets, power-law gaps), deterministic and refused when they cannot
+ *    fit; explicit targets give the next-token loss and a single position's entropy;
  *  - checkpoints: weights written and read back are identical; a checkpoint loads
  *    for inference and gives the training forward's loss; resume repeats an
  *    uninterrupted run bit for bit;
@@ -32,6 +35,7 @@
 #include "train/checkpoint.h"
 #include "train/ops_train.h"
 #include "train/train.h"
+#include "train/mqar.h"
 #include "train/trainer.h"
 
 static uint64_t rng = 12345;
@@ -230,7 +234,7 @@ static double ssd_obj(void *p) {
     return s;
 }
 
-static void fd_ssd(void) {
+static void fd_ssd(int simd) {
     const int64_t L = 10, H = 4, P = 3, N = 5, G = 2, E = H * P, W = 2 * G * N;
     ssd_ctx c = {rand_vec(L * E, 1), rand_vec(L * W, 1), rand_vec(L * H, 0.5f), rand_vec(H, 1), rand_vec(L * E, 1),
                  zeros(L * E), zeros(H * P * N), zeros(mc_ssd_scratch_floats(4, N, P) + 64), L, H, P, N, G};
@@ -240,11 +244,21 @@ static void fd_ssd(void) {
     mc_ssd_train a = {.L = L, .H = H, .P = P, .N = N, .G = G, .x = c.x, .x_stride = E, .B = c.bc, .C = c.bc + G * N,
                       .bc_stride = W, .dt = c.dt, .dt_stride = H, .A = c.A, .dy = c.R, .dy_stride = E, .dx = dx, .dx_stride = E,
                       .dB = dbc, .dC = dbc + G * N, .ddt = ddt, .dA = dA, .work = work};
-    for (int64_t g = 0; g < G; g++) mc_ssd_bwd(&a, g);
-    fd_check("ssd dx", ssd_obj, &c, c.x, dx, L * E, 20, 1e-2f);
-    fd_check("ssd dB dC", ssd_obj, &c, c.bc, dbc, L * W, 30, 1e-2f);
-    fd_check("ssd ddt", ssd_obj, &c, c.dt, ddt, L * H, 20, 1e-3f);
-    fd_check("ssd dA", ssd_obj, &c, c.A, dA, H, 4, 1e-3f);
+    for (int64_t g = 0; g < G; g++) {
+#if defined(__x86_64__)
+        if (simd == MC_SIMD_AVX2) {
+            mc_ssd_bwd_avx2(&a, g);
+            continue;
+        }
+#endif
+        mc_ssd_bwd(&a, g);
+    }
+    char l[64];
+    const char *k = simd_name(simd);
+    snprintf(l, sizeof l, "ssd (%s) dx", k), fd_check(l, ssd_obj, &c, c.x, dx, L * E, 20, 1e-2f);
+    snprintf(l, sizeof l, "ssd (%s) dB dC", k), fd_check(l, ssd_obj, &c, c.bc, dbc, L * W, 30, 1e-2f);
+    snprintf(l, sizeof l, "ssd (%s) ddt", k), fd_check(l, ssd_obj, &c, c.dt, ddt, L * H, 20, 1e-3f);
+    snprintf(l, sizeof l, "ssd (%s) dA", k), fd_check(l, ssd_obj, &c, c.A, dA, H, 4, 1e-3f);
     free(c.x), free(c.bc), free(c.dt), free(c.A), free(c.R), free(c.y), free(c.state), free(c.scratch);
     free(dx), free(dbc), free(ddt), free(dA), free(work);
 }
@@ -699,6 +713,106 @@ static void test_bad_input(const char *tmp) {
     free(empty), free(small), free(data);
 }
 
+/* ---- MQAR and explicit targets ------------------------------------------------------ */
+
+static void test_mqar(void) {
+    const mc_mqar cases[] = {{64, 32, 4, 0.01}, {8192, 256, 64, 0.01}, {300, 64, 16, 0.5}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const mc_mqar *m = &cases[c];
+        mambac_error err;
+        CHECK(mc_mqar_check(m, &err) == MAMBAC_OK, "mqar config %zu: %s", c, err.msg);
+        const int32_t L = m->seq, K = m->kv, V = m->vocab, space = (L - 2 * K) / 2;
+        int32_t *ids = malloc((size_t)L * 4 * sizeof(int32_t)), *tg = ids + L, *ids2 = tg + L, *tg2 = ids2 + L;
+        int64_t early = 0, asked = 0, bad = 0;
+        for (int64_t e = 0; e < 200; e++) {
+            mc_mqar_example(m, 7, e, ids, tg);
+            mc_mqar_example(m, 7, e, ids2, tg2);
+            CHECK(memcmp(ids, ids2, (size_t)L * 2 * sizeof(int32_t)) == 0, "mqar: example %lld not deterministic", (long long)e);
+            int32_t n = 0;
+            for (int32_t r = 0; r < L; r++) {
+                if (ids[r] < 0 || ids[r] >= V) bad++;
+                if (tg[r] < 0) continue;
+                n++;
+                /* a returning key, after the context, whose pair in the context has this value */
+                int found = 0;
+                for (int32_t j = 0; j < K; j++) found += ids[2 * j] == ids[r] && ids[2 * j + 1] == tg[r];
+                if (r < 2 * K || found != 1 || tg[r] < V / 2 || ids[r] < 1 || ids[r] >= V / 2) bad++;
+                early += (r - 2 * K) / 2 < space / 2;
+            }
+            for (int32_t j = 0; j < 2 * K; j++)
+                for (int32_t k = j + 1; k < 2 * K; k++) bad += ids[j] == ids[k];
+            CHECK(n == K, "mqar: example %lld asks %d positions, want %d", (long long)e, n, K);
+            asked += n;
+        }
+        mc_mqar_example(m, 7, 1, ids2, tg2);
+        mc_mqar_example(m, 7, 0, ids, tg);
+        CHECK(memcmp(ids, ids2, (size_t)L * sizeof(int32_t)) != 0, "mqar: examples 0 and 1 are equal");
+        mc_mqar_example(m, 8, 0, ids2, tg2);
+        CHECK(memcmp(ids, ids2, (size_t)L * sizeof(int32_t)) != 0, "mqar: seeds 7 and 8 give the same example");
+        CHECK(bad == 0, "mqar config %zu: %lld malformed positions (keys, values, pairs)", c, (long long)bad);
+        /* power_a 0.01 puts most queries in the first half of the query region (when they
+         * need not fill it) */
+        const double f = (double)early / (double)asked;
+        if (m->power_a < 0.1 && 3 * K <= space) CHECK(f > 0.6, "mqar config %zu: %.2f of the queries in the first half", c, f);
+        free(ids);
+    }
+    mambac_error err;
+    const mc_mqar odd = {64, 31, 4, 0.01}, crowded = {64, 32, 9, 0.01}, small_v = {32, 32, 4, 0.01};
+    CHECK(mc_mqar_check(&odd, &err) != MAMBAC_OK && mc_mqar_check(&crowded, &err) != MAMBAC_OK &&
+              mc_mqar_check(&small_v, &err) != MAMBAC_OK,
+          "mqar: an odd length, too many pairs and a small vocabulary refused");
+}
+
+/* mc_train_step_targets: the next ids as targets give mc_train_step's loss and gradients;
+ * one target gives that position's cross-entropy alone. */
+static void test_targets(const char *tmp) {
+    mambac_model *m = tiny_model(tmp, MAMBAC_ARCH_MAMBA2, "tg");
+    if (!m) return;
+    mc_params P;
+    mc_tctx c;
+    mc_tape *t;
+    mambac_error err;
+    int64_t max_k, tcap;
+    const int64_t B = 2, L = 9;
+    mc_params_from_model(m, &P, &err);
+    mc_train_sizes(&P, B, L, &max_k, &tcap);
+    mc_tctx_init(&c, 1, NULL, max_k, tcap, &err);
+    mc_tape_new(&P, B, L, 1, &t, &err);
+    int32_t ids[18], tg[18];
+    for (int i = 0; i < 18; i++) ids[i] = (i * 11 + 2) % 40;
+    for (int i = 0; i < 18; i++) tg[i] = i % L == L - 1 ? -1 : ids[i + 1];
+    memset(P.g, 0, (size_t)P.total * sizeof(float));
+    const double l1 = mc_train_step(&c, &P, t, ids, 1, 1.0f);
+    float *g1 = memcpy(malloc((size_t)P.total * sizeof(float)), P.g, (size_t)P.total * sizeof(float));
+    memset(P.g, 0, (size_t)P.total * sizeof(float));
+    const double l2 = mc_train_step_targets(&c, &P, t, ids, tg, 1, 1.0f);
+    CHECK(l1 == l2 && memcmp(g1, P.g, (size_t)P.total * sizeof(float)) == 0, "targets = next ids: %.9g vs %.9g", l2, l1);
+    int32_t one[18];
+    for (int i = 0; i < 18; i++) one[i] = -1;
+    one[12] = 5; /* sequence 1, position 3 */
+    const double l3 = mc_train_step_targets(&c, &P, t, ids, one, 0, 1.0f);
+    mambac_context *ctx;
+    mambac_state *st;
+    float lg[40 * 9];
+    mambac_context_new(m, NULL, &ctx, &err);
+    mambac_state_new(m, &st, &err);
+    mambac_eval(ctx, st, ids + 9, 9, MAMBAC_LOGITS_ALL, lg, &err);
+    const float *row = lg + 3 * 40;
+    double mx = row[0], se = 0;
+    for (int v = 1; v < 40; v++) mx = row[v] > mx ? row[v] : mx;
+    for (int v = 0; v < 40; v++) se += exp(row[v] - mx);
+    const double want = mx + log(se) - row[5];
+    CHECK(fabs(l3 - want) < 1e-4 * fabs(want), "one target: loss %.7g, its cross-entropy %.7g", l3, want);
+    CHECK(mc_train_count_targets(one, B, L) == 1 && mc_train_count_targets(NULL, B, L) == B * (L - 1), "target counts");
+    mambac_state_free(st);
+    mambac_context_free(ctx);
+    free(g1);
+    mc_tape_free(t);
+    mc_tctx_free(&c);
+    mc_params_free(&P);
+    mambac_model_free(m);
+}
+
 int main(void) {
     const char *models[] = {"mamba1-tiny", "mamba1-bias", "mamba2-tiny", "mamba2-groups"};
     for (int k = 0; k < 4; k++) {
@@ -715,7 +829,7 @@ int main(void) {
     fd_rmsnorm();
     fd_conv();
     fd_scan(0);
-    fd_ssd();
+    fd_ssd(0);
     fd_act(0);
 #if defined(__x86_64__)
     __builtin_cpu_init();
@@ -725,11 +839,14 @@ int main(void) {
     }
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         fd_scan(MC_SIMD_AVX2);
+        fd_ssd(MC_SIMD_AVX2);
         fd_act(MC_SIMD_AVX2);
     }
 #endif
     char *tmp = make_temp_dir();
     fd_model(tmp);
+    test_mqar();
+    test_targets(tmp);
     test_optimizer();
     test_overfit(tmp);
     test_loop(tmp);

@@ -119,6 +119,7 @@ int cmd_train(cli_args *a);
 int cmd_prepare_data(cli_args *a);
 int cmd_perplexity(cli_args *a);
 int cmd_eval(cli_args *a);
+int cmd_mqar(cli_args *a);
 int cmd_serve(cli_args *a);
 
 #endif

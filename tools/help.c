@@ -126,6 +126,18 @@ static const command_help helps[] = {
      "      --precision P     on the GPU: f32 (default: the CPU's gradients to rounding), tf32 or\n"
      "                        bf16 (products on tensor cores; float32 weights, moments and sums)\n" COMMON_THREADS
      "\nexample: mambac train --data input.txt -o ts --steps 2000\n"},
+    {"mqar",
+     "usage: mambac mqar -o DIR [options]   |   mambac mqar --eval -m MODEL [task options]\n"
+     "Multi-query associative recall (Zoology's MQAR, the Mamba-2 paper's recall task): trains a new\n"
+     "model on fresh examples every step, then prints its accuracy on held-out examples (the share of\n"
+     "asked positions whose greedy prediction is the value) and writes DIR/mqar.json. --eval scores a\n"
+     "model. With -d cuda the training runs on the GPU. docs/TRAINING.md.\n\n"
+     "      --vocab 8192, --seq 256, --kv 16   the task: vocabulary, sequence length, key-value pairs\n"
+     "      --arch mamba2 (or mamba), --d-model 64, --layers 2, --d-state (64; Mamba-1 16),\n"
+     "      --headdim 16, --chunk 64\n"
+     "      --steps 2000, --batch 64, --lr 1e-3 (cosine to a tenth), --warmup 100, --wd 0.1, --seed 1\n"
+     "      --eval-examples 1000, --precision f32|tf32|bf16 (GPU), --json FILE (instead of DIR/mqar.json)\n" COMMON_THREADS
+     "\nexample: mambac mqar -o mqar-d64 --seq 256 --kv 16 --d-model 64 -d cuda\n"},
     {"prepare-data",
      "usage: mambac prepare-data --data DIR|FILE -o OUT.tok [--tokenizer PATH | -m MODEL] [options]\n"
      "Tokenizes a corpus once into a token file that `mambac train --data OUT.tok` maps instead of\n"

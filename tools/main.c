@@ -29,6 +29,8 @@ static const char usage[] =
     "  train     --data FILE -o DIR [--arch mamba|mamba2] [--d-model 128] [--layers 4]\n"
     "            [--batch 16] [--seq 256] [--steps 2000] [--lr 3e-3] [options] | --resume DIR\n"
     "            train a model (byte-level, or --tokenizer PATH); see docs/TRAINING.md\n"
+    "  mqar      -o DIR [--seq 256] [--kv 16] [--d-model 64] [-d cuda] | --eval -m MODEL\n"
+    "            train and score multi-query associative recall (the Mamba-2 paper's recall task)\n"
     "  prepare-data --data DIR|FILE -o OUT.tok [--tokenizer PATH | -m MODEL] [--val-frac 0.05]\n"
     "            tokenize a corpus once into a token file train maps (documents held out whole)\n"
     "  perplexity [-m MODEL] -f FILE [--ctx 256] [--from BYTE] [--to BYTE]\n"
@@ -97,6 +99,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "prepare-data") == 0) return cmd_prepare_data(&a);
     if (strcmp(argv[1], "perplexity") == 0) return cmd_perplexity(&a);
     if (strcmp(argv[1], "eval") == 0) return cmd_eval(&a);
+    if (strcmp(argv[1], "mqar") == 0) return cmd_mqar(&a);
     if (strcmp(argv[1], "detokenize") == 0) return cmd_detokenize(&a);
     if (strcmp(argv[1], "serve") == 0) {
 #ifdef MAMBAC_HAVE_SERVE

@@ -68,6 +68,13 @@ MC_AVX2_TARGET static inline __m256 mc_silu256(__m256 v) {
     return _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), mc_exp256(_mm256_sub_ps(_mm256_setzero_ps(), v))));
 }
 
+/* The sum of the 8 lanes. */
+MC_AVX2_TARGET static inline float mc_hsum256(__m256 v) {
+    const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
+}
+
 /* Lane mask for the first n (0..8) lanes, for maskload / maskstore. */
 MC_AVX2_TARGET static inline __m256i mc_mask256(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));

@@ -509,6 +509,11 @@ static int64_t group_by_token(mc_gtrain *g, const int32_t *ids, int64_t T) {
 
 mambac_status mc_gtrain_step(mc_gtrain *g, const int32_t *ids, int64_t nb, int backward, float scale, double *loss,
                              mambac_error *err) {
+    return mc_gtrain_step_targets(g, ids, NULL, nb, backward, scale, loss, err);
+}
+
+mambac_status mc_gtrain_step_targets(mc_gtrain *g, const int32_t *ids, const int32_t *targets, int64_t nb, int backward,
+                                     float scale, double *loss, mambac_error *err) {
     const mambac_model_info *cf = &g->cfg;
     const mc_params *P = g->P;
     const int64_t L = g->L, T = nb * L, D = cf->d_model, V = cf->n_vocab_rows;
@@ -516,7 +521,8 @@ mambac_status mc_gtrain_step(mc_gtrain *g, const int32_t *ids, int64_t nb, int b
                                             (long long)nb, (long long)g->B);
     for (int64_t r = 0; r < T; r++) {
         if (ids[r] < 0 || ids[r] >= V) return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "token id %d out of range", ids[r]);
-        g->h_tgt[r] = r % L == L - 1 ? -1 : ids[r + 1];
+        g->h_tgt[r] = targets ? targets[r] : r % L == L - 1 ? -1 : ids[r + 1];
+        if (g->h_tgt[r] >= V) return mc_fail(err, MAMBAC_ERR_INVALID_ARG, "target id %d out of range", g->h_tgt[r]);
     }
     cudaMemcpyAsync(g->ids, ids, (size_t)T * 4, cudaMemcpyHostToDevice, g->s);
     cudaMemcpyAsync(g->tgt, g->h_tgt, (size_t)T * 4, cudaMemcpyHostToDevice, g->s);
@@ -536,7 +542,8 @@ mambac_status mc_gtrain_step(mc_gtrain *g, const int32_t *ids, int64_t nb, int b
     mark(g, K_NORM);
     g->pf.head = 1;
     const float *Wout = P->lm_head ? P->lm_head : P->emb;
-    const double inv = 1.0 / (double)(nb * (L - 1));
+    const int64_t counted = mc_train_count_targets(targets, nb, L);
+    const double inv = counted > 0 ? 1.0 / (double)counted : 0.0;
     float *dhf = g->dxn; /* the final norm's output gradient reuses dxn, as on the CPU */
     for (int64_t r0 = 0; r0 < T; r0 += g->rows_chunk) {
         const int64_t n = r0 + g->rows_chunk < T ? g->rows_chunk : T - r0;

@@ -187,7 +187,15 @@ static void ssd_seq(void *arg, int64_t s0, int64_t s1, int thread) {
                           .dt = y->delta + r * H, .dt_stride = H, .A = A, .dy = t->dys + r * E, .dy_stride = E,
                           .dx = t->dact + r * C, .dx_stride = C, .dB = t->dact + r * C + E, .dC = t->dact + r * C + E + G * N,
                           .ddt = t->ddelta + r * H, .dA = t->seq_acc + s * t->acc_stride, .work = w};
-        for (int64_t g = 0; g < G; g++) mc_ssd_bwd(&a, g);
+        for (int64_t g = 0; g < G; g++) {
+#if defined(__x86_64__)
+            if (j->simd >= MC_SIMD_AVX2 && N <= 256) {
+                mc_ssd_bwd_avx2(&a, g);
+                continue;
+            }
+#endif
+            mc_ssd_bwd(&a, g);
+        }
     }
 }
 
@@ -268,23 +276,22 @@ static void layer_fwd(mc_tctx *c, const mc_params *P, mc_tape *t, int i) {
 }
 
 /* Cross-entropy over rows [r0, r1) (chunk), with its backward into dhf and the head. */
-static double head_chunk(mc_tctx *c, mc_params *P, mc_tape *t, const int32_t *ids, int64_t r0, int64_t r1, int backward,
-                         float scale) {
+static double head_chunk(mc_tctx *c, mc_params *P, mc_tape *t, const int32_t *ids, const int32_t *targets, double inv,
+                         int64_t r0, int64_t r1, int backward, float scale) {
     const mambac_model_info *cf = &P->cfg;
     const int64_t D = cf->d_model, V = cf->n_vocab_rows, n = r1 - r0, L = t->L;
     const float *Wout = P->lm_head ? P->lm_head : P->emb;
     float *lg = t->logits;
     mc_mm(c, lg, t->hf + r0 * D, D, n, Wout, V, D, NULL);
-    const double inv = 1.0 / (double)(t->B * (L - 1));
     double loss = 0;
     for (int64_t k = 0; k < n; k++) {
         const int64_t r = r0 + k, l = r % L;
         float *row = lg + k * V;
-        if (l == L - 1) { /* the last position predicts nothing */
+        const int32_t target = targets ? targets[r] : l == L - 1 ? -1 : ids[r + 1];
+        if (target < 0) { /* nothing to predict here (the last position of a sequence) */
             if (backward) memset(row, 0, (size_t)V * sizeof(float));
             continue;
         }
-        const int32_t target = ids[r + 1];
         float mx = row[0];
         for (int64_t v = 1; v < V; v++) mx = row[v] > mx ? row[v] : mx;
         double se = 0;
@@ -406,15 +413,29 @@ static void layer_bwd(mc_tctx *c, mc_params *P, mc_tape *t, int i) {
 }
 
 double mc_train_step(mc_tctx *c, mc_params *P, mc_tape *t, const int32_t *ids, int backward, float scale) {
+    return mc_train_step_targets(c, P, t, ids, NULL, backward, scale);
+}
+
+int64_t mc_train_count_targets(const int32_t *targets, int64_t B, int64_t L) {
+    if (!targets) return B * (L - 1);
+    int64_t n = 0;
+    for (int64_t r = 0; r < B * L; r++) n += targets[r] >= 0;
+    return n;
+}
+
+double mc_train_step_targets(mc_tctx *c, mc_params *P, mc_tape *t, const int32_t *ids, const int32_t *targets, int backward,
+                             float scale) {
     const mambac_model_info *cf = &P->cfg;
     const int64_t T = t->T, D = cf->d_model;
+    const int64_t counted = mc_train_count_targets(targets, t->B, t->L);
+    const double inv = counted > 0 ? 1.0 / (double)counted : 0.0;
     for (int64_t r = 0; r < T; r++) memcpy(t->h + r * D, P->emb + (int64_t)ids[r] * D, (size_t)D * sizeof(float));
     for (int i = 0; i < cf->n_layer; i++) layer_fwd(c, P, t, i);
     mc_rmsnorm_fwd(t->hf, t->rstd_f, t->h, P->norm_f, T, D, cf->norm_eps);
     double loss = 0;
     for (int64_t r0 = 0; r0 < T; r0 += t->rows_chunk) {
         const int64_t r1 = r0 + t->rows_chunk < T ? r0 + t->rows_chunk : T;
-        loss += head_chunk(c, P, t, ids, r0, r1, backward, scale);
+        loss += head_chunk(c, P, t, ids, targets, inv, r0, r1, backward, scale);
     }
     if (!backward) return loss;
     /* final norm: t->h still holds its input */

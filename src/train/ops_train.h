@@ -73,5 +73,9 @@ typedef struct mc_ssd_train {
     float *work;                /* (L + 2) * P * N floats */
 } mc_ssd_train;
 void mc_ssd_bwd(const mc_ssd_train *a, int64_t g);
+#if defined(__x86_64__)
+/* The same with the state's columns in AVX2 vectors (ssd_train_avx2.c); N <= 256. */
+void mc_ssd_bwd_avx2(const mc_ssd_train *a, int64_t g);
+#endif
 
 #endif

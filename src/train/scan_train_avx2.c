@@ -8,11 +8,6 @@
 
 #define MAXV 64 /* N <= 512 */
 
-MC_AVX2_TARGET static inline float hsum256(__m256 v) {
-    const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
-}
 MC_AVX2_TARGET static inline __m256i lanes(int64_t n0, int64_t N) { return mc_mask256(N - n0 >= 8 ? 8 : (int)(N - n0)); }
 
 MC_AVX2_TARGET void mc_scan_fwd_avx2(const mc_scan_train *a, int64_t e0, int64_t e1) {
@@ -32,7 +27,7 @@ MC_AVX2_TARGET void mc_scan_fwd_avx2(const mc_scan_train *a, int64_t e0, int64_t
                 h[v] = _mm256_fmadd_ps(at, h[v], _mm256_mul_ps(dx, _mm256_maskload_ps(B + 8 * v, m)));
                 y = _mm256_fmadd_ps(h[v], _mm256_maskload_ps(C + 8 * v, m), y);
             }
-            a->ys[t * a->E + e] = hsum256(y) + a->D[e] * x;
+            a->ys[t * a->E + e] = mc_hsum256(y) + a->D[e] * x;
         }
     }
 }
@@ -78,7 +73,7 @@ MC_AVX2_TARGET void mc_scan_bwd_avx2(const mc_scan_train *a, int64_t e0, int64_t
                 r2 = _mm256_fmadd_ps(gn, Bv, r2);
                 g[v] = _mm256_mul_ps(gn, at);
             }
-            const float s1 = hsum256(r1), s2 = hsum256(r2);
+            const float s1 = mc_hsum256(r1), s2 = mc_hsum256(r2);
             a->dx[t * a->E + e] = dy * a->D[e] + d * s2;
             a->ddelta[t * a->E + e] = s1 + x * s2;
         }

@@ -39,6 +39,9 @@ mambac_status mc_gtrain_zero_grad(mc_gtrain *g, mambac_error *err);
 /* mc_train_step on the device for nb <= B sequences of ids (host, nb L ids). */
 mambac_status mc_gtrain_step(mc_gtrain *g, const int32_t *ids, int64_t nb, int backward, float scale, double *loss,
                              mambac_error *err);
+/* With explicit targets, as mc_train_step_targets (NULL: the next id). */
+mambac_status mc_gtrain_step_targets(mc_gtrain *g, const int32_t *ids, const int32_t *targets, int64_t nb, int backward,
+                                     float scale, double *loss, mambac_error *err);
 /* mc_clip_grad (clip > 0) then mc_adamw_update with o's hyper-parameters (o->step
  * advances; o->m and o->v are not touched: the moments live on the device). */
 mambac_status mc_gtrain_update(mc_gtrain *g, mc_adamw *o, double clip, float lr, double *grad_norm, mambac_error *err);

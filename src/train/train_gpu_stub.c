@@ -29,6 +29,10 @@ mambac_status mc_gtrain_step(mc_gtrain *g, const int32_t *ids, int64_t nb, int b
                              mambac_error *err) {
     return (void)g, (void)ids, (void)nb, (void)backward, (void)scale, (void)loss, none(err);
 }
+mambac_status mc_gtrain_step_targets(mc_gtrain *g, const int32_t *ids, const int32_t *targets, int64_t nb, int backward,
+                                     float scale, double *loss, mambac_error *err) {
+    return (void)g, (void)ids, (void)targets, (void)nb, (void)backward, (void)scale, (void)loss, none(err);
+}
 mambac_status mc_gtrain_update(mc_gtrain *g, mc_adamw *o, double clip, float lr, double *grad_norm, mambac_error *err) {
     return (void)g, (void)o, (void)clip, (void)lr, (void)grad_norm, none(err);
 }
