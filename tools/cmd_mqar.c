@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "core/error.h"
@@ -75,6 +76,17 @@ typedef struct run {
     int32_t threads;
     const char *out, *precision;
 } run;
+
+/* A failed run's folder goes away (the files a new run writes, then the folder). */
+static void remove_run(const char *dir) {
+    static const char *const files[] = {"config.json", "model.safetensors", "mqar.json"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char *p = mc_path_join(dir, files[i]);
+        if (p) unlink(p);
+        free(p);
+    }
+    rmdir(dir);
+}
 
 /* The training loop: fresh examples every step, AdamW, the trainer's schedule. */
 static int train(const run *r, double *last_loss, double *seconds) {
@@ -216,7 +228,10 @@ int cmd_mqar(cli_args *a) {
         if (stat(r.out, &sb) == 0) return cli_error("%s already exists: choose a new folder", r.out);
         if (cli_device && strcmp(cli_device, "cpu") != 0 && mc_gtrain_probe(cli_device, &err) != MAMBAC_OK) return cli_error("%s", err.msg);
         const int rc = train(&r, &loss, &secs);
-        if (rc != CLI_OK) return rc;
+        if (rc != CLI_OK) {
+            remove_run(r.out);
+            return rc;
+        }
     }
     const char *path = eval_only ? model : r.out;
     int rc = score(path, &r.task, r.seed + EVAL_SEED_OFFSET, r.eval_examples, r.threads, &acc);
