@@ -254,6 +254,10 @@ int cmd_mqar(cli_args *a) {
         cJSON_AddNumberToObject(j, "train_seconds", secs);
         cJSON_AddStringToObject(j, "device", cli_device ? cli_device : "cpu");
     }
+    if (eval_only && !jout) { /* the folder's mqar.json stays the training's record */
+        cJSON_Delete(j);
+        return CLI_OK;
+    }
     char *text = cJSON_Print(j);
     cJSON_Delete(j);
     char *jp = jout ? NULL : mc_path_join(r.out ? r.out : model, "mqar.json");

@@ -131,7 +131,7 @@ static const command_help helps[] = {
      "Multi-query associative recall (Zoology's MQAR, the Mamba-2 paper's recall task): trains a new\n"
      "model on fresh examples every step, then prints its accuracy on held-out examples (the share of\n"
      "asked positions whose greedy prediction is the value) and writes DIR/mqar.json. --eval scores a\n"
-     "model. With -d cuda the training runs on the GPU. docs/TRAINING.md.\n\n"
+     "model (its JSON only with --json). With -d cuda the training runs on the GPU. docs/TRAINING.md.\n\n"
      "      --vocab 8192, --seq 256, --kv 16   the task: vocabulary, sequence length, key-value pairs\n"
      "      --arch mamba2 (or mamba), --d-model 64, --layers 2, --d-state (64; Mamba-1 16),\n"
      "      --headdim 16, --chunk 64\n"
