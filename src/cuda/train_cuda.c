@@ -59,7 +59,6 @@ struct mc_gtrain {
     int32_t *h_tgt, *h_order, *h_tok, *h_start, *h_count, *h_bucket; /* host */
     void **allocs;
     size_t n_allocs, cap_allocs;
-    int64_t bytes;
     prof pf;
 };
 
@@ -117,7 +116,6 @@ static void *dalloc(mc_gtrain *g, int64_t bytes, mambac_status *st, mambac_error
         return NULL;
     }
     g->allocs[g->n_allocs++] = p;
-    g->bytes += bytes;
     return p;
 }
 #define FALLOC(n) ((float *)dalloc(g, (int64_t)(n) * 4, &st, err))
@@ -276,8 +274,6 @@ mambac_status mc_gtrain_new(const mc_params *P, const char *device, const char *
     return MAMBAC_OK;
 }
 
-const char *mc_gtrain_device_name(const mc_gtrain *g) { return g->name; }
-int64_t mc_gtrain_bytes(const mc_gtrain *g) { return g->bytes; }
 
 static mambac_status sync(mc_gtrain *g, const char *what, mambac_error *err) {
     cudaError_t e = cudaGetLastError();

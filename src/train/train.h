@@ -95,8 +95,9 @@ void mc_tape_free(mc_tape *t);
  * scales with `scale`, the factor applied to this batch's loss). */
 double mc_train_step(mc_tctx *c, mc_params *P, mc_tape *t, const int32_t *ids, int backward, float scale);
 /* The same with explicit targets (B*L; < 0: no loss at that position; the targets of
- * position r predict after ids[r]), the loss the mean over the counted positions (0 when
- * none). mc_train_step is targets = the next id within each sequence. */
+ * position r predict after ids[r]; the caller keeps them below the model's vocabulary
+ * rows, as it does the ids), the loss the mean over the counted positions (0 when none).
+ * mc_train_step is targets = the next id within each sequence. */
 double mc_train_step_targets(mc_tctx *c, mc_params *P, mc_tape *t, const int32_t *ids, const int32_t *targets, int backward,
                              float scale);
 /* Positions with a target (targets NULL: B (L - 1)). */

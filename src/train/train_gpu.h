@@ -25,9 +25,6 @@ mambac_status mc_gtrain_new(const mc_params *P, const char *device, const char *
 void mc_gtrain_free(mc_gtrain *g);
 /* The device can be opened ("cuda", "cuda:N"): a clear error before a run writes anything. */
 mambac_status mc_gtrain_probe(const char *device, mambac_error *err);
-/* The device's name and its memory in use by this trainer (for the log). */
-const char *mc_gtrain_device_name(const mc_gtrain *g);
-int64_t mc_gtrain_bytes(const mc_gtrain *g);
 
 mambac_status mc_gtrain_set_moments(mc_gtrain *g, const mc_adamw *o, mambac_error *err);
 /* Weights into P->w and the moments into o (before a checkpoint is written). */

@@ -16,8 +16,6 @@ mambac_status mc_gtrain_probe(const char *device, mambac_error *err) {
     return mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "training on '%s': this build of mambac has no CUDA backend (nvcc was not found when it was built)",
                    device ? device : "");
 }
-const char *mc_gtrain_device_name(const mc_gtrain *g) { return (void)g, "none"; }
-int64_t mc_gtrain_bytes(const mc_gtrain *g) { return (void)g, 0; }
 static mambac_status none(mambac_error *err) { return mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "no CUDA backend in this build"); }
 mambac_status mc_gtrain_set_moments(mc_gtrain *g, const mc_adamw *o, mambac_error *err) { return (void)g, (void)o, none(err); }
 mambac_status mc_gtrain_download(mc_gtrain *g, mc_params *P, mc_adamw *o, mambac_error *err) {
