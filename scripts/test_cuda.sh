@@ -6,7 +6,8 @@
 #   2. test_parity and test_batch with MAMBAC_TEST_BACKEND=cuda: the float64 fixtures
 #      (logits, greedy continuations, every prompt split, resumed states) and batched =
 #      sequential, on the GPU (f32, then bf16 products for test_batch);
-#   3. compute-sanitizer memcheck and racecheck over test_batch and the kernel workbench
+#   3. compute-sanitizer memcheck and racecheck over test_batch, the training kernels' checks
+#      (test_cuda_train kernels) and the kernel workbench
 #      (bench_cuda_kernels at 300 tokens) on the GPU, when present.
 # Prints one "N passed, N failed" line at the end; exit status 1 if anything failed.
 set -uo pipefail
@@ -35,6 +36,9 @@ MAMBAC_TEST_BACKEND=cuda MAMBAC_TEST_PRECISION=bf16 run "test_batch (cuda, bf16 
 if command -v compute-sanitizer >/dev/null; then
     MAMBAC_TEST_BACKEND=cuda run "memcheck test_batch" compute-sanitizer --tool memcheck --leak-check full "$build/tests/test_batch"
     MAMBAC_TEST_BACKEND=cuda run "racecheck test_batch" compute-sanitizer --tool racecheck "$build/tests/test_batch"
+    # the training kernels' own checks (the SSD's tensor-core and recurrent forms)
+    run "memcheck test_cuda_train kernels" compute-sanitizer --tool memcheck "$build/tests/test_cuda_train" kernels
+    run "racecheck test_cuda_train kernels" compute-sanitizer --tool racecheck "$build/tests/test_cuda_train" kernels
     # the prefill kernels over 300 tokens (chunks, a partial last one), decode steps of 1
     # and 128 sequences, the decode products, each checked against the CPU as it runs
     if [ -x "$build/bench/bench_cuda_kernels" ]; then

@@ -9,17 +9,23 @@
  *     mamba2-130m (one layer, 2 x 512 tokens: the SSD's rows split over blocks, several
  *     checkpoint chunks and a partial one), and there with the tf32 and bf16 products
  *     (bounds 1e-2 and 5e-2: operands of 10 and 7 mantissa bits);
+ *   - the SSD's tensor-core form (bf16 operands, precision bf16) against its float32
+ *     recurrent form on random inputs (partial chunks, groups, N up to 256, P up to 128):
+ *     y and every gradient within 2e-2 relative L2, a repeated run the same bits;
  *   - a step run twice gives the same gradients bit for bit (no atomics);
  *   - five AdamW steps with clipping track the CPU's weights (1e-5);
  *   - a tiny model overfits one batch;
  *   - `train --device cuda` runs: stopped at step 3 and resumed on the GPU repeats the
  *     uninterrupted run's log exactly; resumed on the CPU it continues within 1e-3 of the
  *     loss; the same run on the CPU gives the same losses within 1e-4 relative. */
+#include <cuda_runtime_api.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+#include "cuda/train_ops.h"
+#include "cuda/train_ssd_tc.h"
 #include "mambac.h"
 #include "testutil.h"
 #include "train/train.h"
@@ -177,6 +183,11 @@ static void random_models(const char *tmp) {
         snprintf(name, sizeof name, "rand%zu", i);
         mambac_model *m = random_model(tmp, name, cases[i].ip);
         if (m) vs_cpu(cases[i].name, m, cases[i].B, cases[i].L, cases[i].trainer_B, NULL, 5e-5, 1e-6);
+        if (m && cases[i].ip.arch == MAMBAC_ARCH_MAMBA2) { /* bf16: the SSD's tensor-core form where P suits it */
+            char label[80];
+            snprintf(label, sizeof label, "%s, bf16", cases[i].name);
+            vs_cpu(label, m, cases[i].B, cases[i].L, cases[i].trainer_B, "bf16", 5e-2, 2e-3);
+        }
         mambac_model_free(m);
     }
     /* the widths of the released 130m models, one layer */
@@ -197,6 +208,109 @@ static void random_models(const char *tmp) {
             vs_cpu(label, m, 2, 512, 2, precs[k], k ? 5e-2 : 1e-2, k ? 2e-3 : 5e-4);
         }
         mambac_model_free(m);
+    }
+}
+
+/* ---- the SSD's two forms: the tensor-core chunks (bf16 operands) against the recurrent
+ * float32 form on the same random inputs, every output and gradient; and a repeated run
+ * gives the same bits. */
+static float *dev_copy(const float *h, int64_t n) {
+    float *d = NULL;
+    if (cudaMalloc((void **)&d, (size_t)(n > 0 ? n : 1) * sizeof(float)) != cudaSuccess) return NULL;
+    if (h) cudaMemcpy(d, h, (size_t)n * sizeof(float), cudaMemcpyHostToDevice);
+    return d;
+}
+static float *host_copy(const float *d, int64_t n) {
+    float *h = malloc((size_t)n * sizeof(float));
+    cudaMemcpy(h, d, (size_t)n * sizeof(float), cudaMemcpyDeviceToHost);
+    return h;
+}
+static float urand(uint64_t *s, float lo, float hi) {
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return lo + (hi - lo) * (float)((*s >> 40) / 16777216.0);
+}
+
+typedef struct ssd_out {
+    float *y, *dact, *ddt, *dA;
+} ssd_out;
+
+/* forward and backward of one form; outputs copied to the host */
+static ssd_out ssd_run(int tc, int64_t B, int64_t L, int64_t H, int64_t P, int64_t N, int64_t G, const float *act,
+                       const float *dt, const float *A, const float *dy, const float *dact0) {
+    const int64_t T = B * L, E = H * P, C = E + 2 * G * N;
+    float *d_act = dev_copy(act, T * C), *d_dt = dev_copy(dt, T * H), *d_A = dev_copy(A, H), *d_dy = dev_copy(dy, T * E);
+    float *d_dact = dev_copy(dact0, T * C), *d_y = dev_copy(NULL, T * E), *d_ddt = dev_copy(NULL, T * H),
+          *d_dA = dev_copy(NULL, H);
+    float *keep = dev_copy(NULL, mct_ssd_tape(B, L, H, P, N)), *scr = dev_copy(NULL, mct_ssd_scratch(B, L, H, P, N));
+    mct_ssd a = {.B = B, .L = L, .H = H, .P = P, .N = N, .G = G, .x = d_act, .xs = C, .Bm = d_act + E,
+                 .Cm = d_act + E + G * N, .bcs = C, .dt = d_dt, .A = d_A, .y = d_y, .keep = keep, .dy = d_dy,
+                 .dx = d_dact, .dxs = C, .dB = d_dact + E, .dC = d_dact + E + G * N, .ddt = d_ddt, .dA = d_dA,
+                 .scratch = scr, .tc = tc};
+    mct_ssd_fwd(&a, NULL);
+    mct_ssd_bwd(&a, NULL);
+    const cudaError_t e = cudaDeviceSynchronize();
+    CHECK(e == cudaSuccess, "ssd form %d: %s", tc, cudaGetErrorString(e));
+    ssd_out o = {host_copy(d_y, T * E), host_copy(d_dact, T * C), host_copy(d_ddt, T * H), host_copy(d_dA, H)};
+    float *all[] = {d_act, d_dt, d_A, d_dy, d_dact, d_y, d_ddt, d_dA, keep, scr};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) cudaFree(all[i]);
+    return o;
+}
+static void ssd_out_free(ssd_out *o) {
+    free(o->y), free(o->dact), free(o->ddt), free(o->dA);
+}
+
+static void ssd_forms(void) {
+    const struct {
+        int64_t B, L, H, P, N, G;
+    } cases[] = {
+        {2, 150, 4, 64, 128, 2}, /* mamba2-130m's head, two groups, a partial last chunk */
+        {1, 192, 2, 16, 256, 1}, /* N 256 (MQAR's widest state) */
+        {3, 40, 6, 32, 64, 3},   /* shorter than a chunk */
+        {1, 2048, 2, 128, 16, 1},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const int64_t B = cases[c].B, L = cases[c].L, H = cases[c].H, P = cases[c].P, N = cases[c].N, G = cases[c].G;
+        const int64_t T = B * L, E = H * P, C = E + 2 * G * N;
+        char label[96];
+        snprintf(label, sizeof label, "ssd B%lld L%lld H%lld P%lld N%lld G%lld", (long long)B, (long long)L, (long long)H,
+                 (long long)P, (long long)N, (long long)G);
+        if (!mct_ssd_tc_fits(P, N)) {
+            CHECK(0, "%s: the tensor-core form should fit", label);
+            continue;
+        }
+        uint64_t seed = 1234 + c;
+        float *act = malloc((size_t)(T * C) * sizeof(float)), *dact0 = malloc((size_t)(T * C) * sizeof(float));
+        float *dt = malloc((size_t)(T * H) * sizeof(float)), *dy = malloc((size_t)(T * E) * sizeof(float)), A[8];
+        for (int64_t i = 0; i < T * C; i++) act[i] = urand(&seed, -1, 1), dact0[i] = urand(&seed, -1, 1);
+        for (int64_t i = 0; i < T * H; i++) dt[i] = urand(&seed, 0.001f, 0.2f);
+        for (int64_t i = 0; i < T * E; i++) dy[i] = urand(&seed, -1, 1);
+        for (int64_t h = 0; h < H; h++) A[h] = -expf(urand(&seed, 0.0f, 2.8f));
+        ssd_out r = ssd_run(0, B, L, H, P, N, G, act, dt, A, dy, dact0), t = ssd_run(1, B, L, H, P, N, G, act, dt, A, dy, dact0),
+                t2 = ssd_run(1, B, L, H, P, N, G, act, dt, A, dy, dact0);
+        /* dx, dB and dC: the change to dact (the rest of dact is left alone by both) */
+        float *dr = malloc((size_t)(T * C) * sizeof(float)), *dtc = malloc((size_t)(T * C) * sizeof(float));
+        for (int64_t i = 0; i < T * C; i++) dr[i] = r.dact[i] - dact0[i], dtc[i] = t.dact[i] - dact0[i];
+        double ex = 0, eb = 0, ec = 0;
+        {
+            double n[3] = {0}, d[3] = {0};
+            for (int64_t i = 0; i < T * C; i++) {
+                const int64_t col = i % C, k = col < E ? 0 : col < E + G * N ? 1 : 2;
+                const double diff = (double)dtc[i] - dr[i];
+                n[k] += diff * diff, d[k] += (double)dr[i] * dr[i];
+            }
+            ex = sqrt(n[0] / d[0]), eb = sqrt(n[1] / d[1]), ec = sqrt(n[2] / d[2]);
+        }
+        const double ey = rel_l2f(t.y, r.y, T * E), et = rel_l2f(t.ddt, r.ddt, T * H), ea = rel_l2f(t.dA, r.dA, H);
+        const double bound = 2e-2; /* bf16 operands (8 bits): ~4e-3 a product, sums of up to 256 terms */
+        CHECK(ey < bound && ex < bound && eb < bound && ec < bound && et < bound && ea < bound,
+              "%s: tensor-core vs recurrent: y %.2g dx %.2g dB %.2g dC %.2g ddt %.2g dA %.2g", label, ey, ex, eb, ec, et, ea);
+        CHECK(memcmp(t.y, t2.y, (size_t)(T * E) * sizeof(float)) == 0 &&
+                  memcmp(t.dact, t2.dact, (size_t)(T * C) * sizeof(float)) == 0 &&
+                  memcmp(t.ddt, t2.ddt, (size_t)(T * H) * sizeof(float)) == 0 && memcmp(t.dA, t2.dA, (size_t)H * sizeof(float)) == 0,
+              "%s: a repeated run differs", label);
+        printf("%-36s tensor cores vs float32: y %.2g dx %.2g dB %.2g dC %.2g ddt %.2g dA %.2g\n", label, ey, ex, eb, ec, et, ea);
+        ssd_out_free(&r), ssd_out_free(&t), ssd_out_free(&t2);
+        free(act), free(dact0), free(dt), free(dy), free(dr), free(dtc);
     }
 }
 
@@ -364,10 +478,17 @@ static void refusals(void) {
     CHECK(mc_gtrain_new(&P, "cuda", "fp8", 1, 8, &g, &err) != MAMBAC_OK && strstr(err.msg, "fp8"), "fp8 refused: %s", err.msg);
 }
 
-int main(void) {
+/* `test_cuda_train kernels` runs only the kernel-level checks (the SSD's two forms), small
+ * enough for compute-sanitizer (scripts/test_cuda.sh). */
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "kernels") == 0) {
+        ssd_forms();
+        return check_summary();
+    }
     char *tmp = make_temp_dir();
     const char *fixtures[] = {"mamba1-tiny", "mamba1-bias", "mamba2-tiny", "mamba2-groups"};
     for (int i = 0; i < 4; i++) fixture(fixtures[i]);
+    ssd_forms();
     random_models(tmp);
     updates(tmp);
     overfit(tmp);

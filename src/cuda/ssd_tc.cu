@@ -16,11 +16,10 @@
  * allows; other shapes take ssd.cu's float32 path. */
 #include "cuda/cuda_ops.h"
 #include "cuda/fastmath.cuh"
+#include "cuda/mma.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
-
-typedef __nv_bfloat16 bf16;
 
 #define L MCU_SSD_TC_CHUNK
 #define WARPS 16
@@ -163,68 +162,6 @@ static __host__ __device__ inline out_layout out_lay(int P, int N, int hb) {
     return o;
 }
 
-/* ---- tensor-core tiles: mma.sync m16n8k16 (bf16 in, float32 accumulate) with operands
- * from shared memory by ldmatrix. Fragment layouts (PTX ISA, m16n8k16): lane l, g = l / 4,
- * q = l % 4; accumulator c[0..1] at (row g, cols 2q, 2q+1), c[2..3] at row g + 8. A 16 x 16
- * operand tile is four 8 x 8 matrices loaded by one ldmatrix.x4; a 16 (k) x 16 (n) B tile
- * likewise, registers 0-1 for columns 0-7 and 2-3 for columns 8-15. Where a tile is stored
- * with the reduced dimension k along rows ("k-major"), the .trans form loads it. Each lane
- * gives the address of one 8-element row of one of the four matrices: */
-__device__ static inline uint32_t smem_addr(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
-/* A stored row-major (m along rows) or B stored k-major: matrices (r 0-7, c 0-7), (r 8-15,
- * c 0-7), (r 0-7, c 8-15), (r 8-15, c 8-15) */
-__device__ static inline const bf16 *rows_first(const bf16 *tile, int ld) {
-    const int l = threadIdx.x % 32;
-    return tile + (l % 16) * ld + (l / 16) * 8;
-}
-/* A stored k-major or B stored n-major: matrices (r 0-7, c 0-7), (r 0-7, c 8-15), (r 8-15,
- * c 0-7), (r 8-15, c 8-15) */
-__device__ static inline const bf16 *cols_first(const bf16 *tile, int ld) {
-    const int l = threadIdx.x % 32;
-    return tile + (l % 8 + (l / 16) * 8) * ld + ((l / 8) % 2) * 8;
-}
-__device__ static inline void ldsm(uint32_t r[4], const bf16 *p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_addr(p))
-                 : "memory");
-}
-__device__ static inline void ldsm_t(uint32_t r[4], const bf16 *p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_addr(p))
-                 : "memory");
-}
-/* c (16 x 16, as two 16 x 8 accumulators) += a (16 x 16) b (16 x 16) */
-__device__ static inline void mma16(float c[2][4], const uint32_t a[4], const uint32_t b[4]) {
-#pragma unroll
-    for (int h = 0; h < 2; h++)
-        asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-            "{%0, %1, %2, %3};"
-            : "+f"(c[h][0]), "+f"(c[h][1]), "+f"(c[h][2]), "+f"(c[h][3])
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[2 * h]), "r"(b[2 * h + 1]));
-}
-__device__ static inline void zero16(float c[2][4]) {
-#pragma unroll
-    for (int h = 0; h < 2; h++)
-        for (int i = 0; i < 4; i++) c[h][i] = 0.0f;
-}
-/* The float32 16 x 16 tile c to rows of stride ld at dst (row 0, col 0 of the tile); rows
- * from `rows` on are left alone. vec: dst and ld allow 8-byte stores. */
-__device__ static inline void store16(float *dst, int64_t ld, const float c[2][4], int rows, bool vec) {
-    const int l = threadIdx.x % 32, g = l / 4, q = l % 4;
-#pragma unroll
-    for (int h = 0; h < 2; h++)
-#pragma unroll
-        for (int half = 0; half < 2; half++) {
-            const int r = g + 8 * half;
-            if (r >= rows) continue;
-            float *o = dst + r * ld + h * 8 + 2 * q;
-            if (vec) *(float2 *)o = make_float2(c[h][2 * half], c[h][2 * half + 1]);
-            else o[0] = c[h][2 * half], o[1] = c[h][2 * half + 1];
-        }
-}
-
 template <int P>
 __global__ static void __launch_bounds__(THREADS, 2) ssd_tc_end(mcu_ssd_args a, const mcu_seg *seg, mcu_chunks ch, int hb) {
     extern __shared__ __align__(128) unsigned char smem[];
@@ -252,25 +189,12 @@ __global__ static void __launch_bounds__(THREADS, 2) ssd_tc_end(mcu_ssd_args a, 
             const int pi = u / nt, ni = u % nt;
             float c[2][4];
             zero16(c);
-#pragma unroll 4
-            for (int k = 0; k < L; k += 16) {
-                uint32_t fa[4], fb[4];
-                ldsm_t(fa, cols_first(xw + k * lp + pi * 16, lp)); /* Xw^T: xw is k-major */
-                ldsm_t(fb, rows_first(bs + k * ln + ni * 16, ln));
-                mma16(c, fa, fb);
-            }
+            mma_run<A_KMAJOR, B_KMAJOR>(c, xw + pi * 16, lp, bs + ni * 16, ln, 0, L); /* Xw^T: xw is k-major */
             store16(S + (int64_t)pi * 16 * N + ni * 16, N, c, 16, N % 2 == 0);
         }
         if (threadIdx.x == 0) ch.dtsum[sl.chunk * a.H + h] = dsum[i];
         __syncthreads(); /* xw is rewritten for the next head */
     }
-}
-
-/* Lower-triangle tile k of an LT x LT grid of tiles: row ti, column si <= ti. */
-__device__ static inline void tri_tile(int k, int *ti, int *si) {
-    int t = 0;
-    while (k > t) k -= ++t;
-    *ti = t, *si = k;
 }
 
 template <int P>
@@ -302,13 +226,7 @@ __global__ static void __launch_bounds__(THREADS) ssd_tc_out(mcu_ssd_args a, con
         if (k >= TRI) continue;
         int ti, si;
         tri_tile(k, &ti, &si);
-#pragma unroll 4
-        for (int kk = 0; kk < N; kk += 16) {
-            uint32_t fa[4], fb[4];
-            ldsm(fa, rows_first(cs + ti * 16 * ln + kk, ln));
-            ldsm(fb, cols_first(bs + si * 16 * ln + kk, ln)); /* B^T: bs is n-major */
-            mma16(cb[j], fa, fb);
-        }
+        mma_run<A_ROWS, B_NMAJOR>(cb[j], cs + ti * 16 * ln, ln, bs + si * 16 * ln, ln, 0, N); /* B^T: bs is n-major */
     }
     __syncthreads(); /* B's region becomes M's */
     const bool yvec = a.y_stride % 2 == 0 && (uintptr_t)a.y % 8 == 0;
@@ -349,22 +267,11 @@ __global__ static void __launch_bounds__(THREADS) ssd_tc_out(mcu_ssd_args a, con
             const int pc = u % (P / 16), r = u / (P / 16), ti = r < LT / 2 ? r : 3 * LT / 2 - 1 - r;
             float c[2][4];
             zero16(c);
-#pragma unroll 4
-            for (int k = 0; k < N; k += 16) {
-                uint32_t fa[4], fb[4];
-                ldsm(fa, rows_first(cs + ti * 16 * ln + k, ln));
-                ldsm(fb, cols_first(st + pc * 16 * ln + k, ln)); /* S_in^T: st is n-major */
-                mma16(c, fa, fb);
-            }
+            mma_run<A_ROWS, B_NMAJOR>(c, cs + ti * 16 * ln, ln, st + pc * 16 * ln, ln, 0, N); /* S_in^T: n-major */
             const float e0 = mcu_ex2(ci[ti * 16 + g]), e1 = mcu_ex2(ci[ti * 16 + g + 8]);
 #pragma unroll
             for (int hh = 0; hh < 2; hh++) c[hh][0] *= e0, c[hh][1] *= e0, c[hh][2] *= e1, c[hh][3] *= e1;
-            for (int k = 0; k <= ti * 16; k += 16) {
-                uint32_t fa[4], fb[4];
-                ldsm(fa, rows_first(ms + ti * 16 * ll + k, ll));
-                ldsm_t(fb, rows_first(xs + k * lp + pc * 16, lp)); /* X: xs is k-major */
-                mma16(c, fa, fb);
-            }
+            mma_run<A_ROWS, B_KMAJOR>(c, ms + ti * 16 * ll, ll, xs + pc * 16, lp, 0, ti * 16 + 16); /* X: k-major */
             store16(y + (int64_t)ti * 16 * a.y_stride + pc * 16, a.y_stride, c, sl.l - ti * 16, yvec);
         }
         __syncthreads(); /* X, S_in and M are rewritten for the next head */

@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "cuda/cuda_ops.h"
 #include "cuda/train_ops.h"
+#include "cuda/train_ssd_tc.h"
 #include "train/train_gpu.h"
 
 /* MAMBAC_TRAIN_PROFILE=1: the time of each kind of op, from events between the ops of
@@ -47,6 +48,7 @@ struct mc_gtrain {
     int64_t B, L, total, rows_chunk;
     float *w, *g, *m, *v;
     int bf16;          /* products from bf16 copies of their operands (precision "bf16") */
+    int ssd_tc;        /* Mamba-2's chunks as bf16 products on tensor cores (precision "bf16") */
     void *w16;         /* the weight arena in bf16, refreshed after every update */
     void *a16, *b16;   /* a product's operands in bf16 */
     glayer *lay;
@@ -241,6 +243,7 @@ mambac_status mc_gtrain_new(const mc_params *P, const char *device, const char *
     if (g->rows_chunk > T) g->rows_chunk = T;
     g->logits = FALLOC(g->rows_chunk * V);
     g->bf16 = bf16;
+    g->ssd_tc = bf16 && !m1 && mct_ssd_tc_fits(Pd, N);
     if (bf16) {
         const int64_t widest_k = max_i64(max_i64(max_i64(in, D), max_i64(E, C)), R + 2 * N);
         const int64_t cap = max_i64(g->rows_chunk * V, T * widest_k);
@@ -330,26 +333,21 @@ static void mm(mc_gtrain *g, float *out, int64_t ldo, const float *x, int64_t xs
     if (bias) mcu_add_bias(out, ldo, bias, T, R, g->s);
     mark(g, K_GEMM);
 }
-/* dx (T, K; rows dxs apart) = dy (T, R) W */
-static void mm_dx(mc_gtrain *g, float *dx, int64_t dxs, const float *dy, int64_t T, const float *Wt, int64_t R, int64_t K) {
+/* The backward of out = x W^T: dW (R, K) += dy (T, R)^T x (T, K; rows xs apart) and dx
+ * (T, K; rows dxs apart) = dy W. With bf16 products dy is converted once for both (or
+ * given already in bf16 as dy16, rows R apart). */
+static void mm_bwd(mc_gtrain *g, float *dx, int64_t dxs, float *dW, const float *dy, const void *dy16, int64_t T, const float *x,
+                   int64_t xs, const float *Wt, int64_t R, int64_t K) {
     const float one = 1.0f, zero = 0.0f;
     if (g->bf16) {
-        mcu_to_bf16(g->a16, dy, R, T, R, g->s);
-        gemm16(g, CUBLAS_OP_N, CUBLAS_OP_N, K, T, R, w16_of(g, Wt), K, g->a16, R, 0.0f, dx, dxs);
-    } else {
-        cublasSgemm(g->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)K, (int)T, (int)R, &one, Wt, (int)K, dy, (int)R, &zero, dx, (int)dxs);
-    }
-    mark(g, K_GEMM);
-}
-/* dW (R, K) += dy (T, R)^T x (T, K; rows xs apart) */
-static void mm_dw(mc_gtrain *g, float *dW, const float *dy, int64_t T, const float *x, int64_t xs, int64_t R, int64_t K) {
-    const float one = 1.0f;
-    if (g->bf16) {
+        if (!dy16) mcu_to_bf16(g->b16, dy, R, T, R, g->s);
         mcu_to_bf16(g->a16, x, xs, T, K, g->s);
-        mcu_to_bf16(g->b16, dy, R, T, R, g->s);
-        gemm16(g, CUBLAS_OP_N, CUBLAS_OP_T, K, R, T, g->a16, K, g->b16, R, 1.0f, dW, K);
+        const void *d16 = dy16 ? dy16 : g->b16;
+        gemm16(g, CUBLAS_OP_N, CUBLAS_OP_T, K, R, T, g->a16, K, d16, R, 1.0f, dW, K);
+        gemm16(g, CUBLAS_OP_N, CUBLAS_OP_N, K, T, R, w16_of(g, Wt), K, d16, R, 0.0f, dx, dxs);
     } else {
         cublasSgemm(g->blas, CUBLAS_OP_N, CUBLAS_OP_T, (int)K, (int)R, (int)T, &one, x, (int)xs, dy, (int)R, &one, dW, (int)K);
+        cublasSgemm(g->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)K, (int)T, (int)R, &one, Wt, (int)K, dy, (int)R, &zero, dx, (int)dxs);
     }
     mark(g, K_GEMM);
 }
@@ -393,7 +391,7 @@ static void layer_fwd(mc_gtrain *g, int i, int64_t nb) {
         mark(g, K_ELT);
         mct_ssd a = {.B = nb, .L = L, .H = H, .P = cf->head_dim, .N = N, .G = Gn, .x = y->act, .xs = C, .Bm = y->act + E,
                      .Cm = y->act + E + Gn * N, .bcs = C, .dt = y->delta, .A = A, .y = y->ys,
-                     .keep = y->scan_keep};
+                     .keep = y->scan_keep, .tc = g->ssd_tc};
         mct_ssd_fwd(&a, g->s);
         mark(g, K_SCAN);
         mct_dskip(y->ys, y->act, C, W(g, Wl->D), T, E, cf->head_dim, g->s);
@@ -420,8 +418,7 @@ static void layer_bwd(mc_gtrain *g, int i, int64_t nb) {
     const int64_t L = g->L, T = nb * L, D = cf->d_model, E = cf->d_inner, N = cf->d_state, C = P->C, R = P->R;
     const int64_t H = cf->n_heads, in = P->in_rows, Gn = cf->n_groups, K = cf->d_conv, Pd = cf->head_dim;
     float *A = g->A + i * (m1 ? E * N : H);
-    mm_dx(g, g->dyo, E, g->dh, T, W(g, Wl->out_w), D, E);
-    mm_dw(g, G(g, Wl->out_w), g->dh, T, y->yo, E, D, E);
+    mm_bwd(g, g->dyo, E, G(g, Wl->out_w), g->dh, NULL, T, y->yo, E, W(g, Wl->out_w), D, E);
     if (Wl->out_b) mct_colsum(G(g, Wl->out_b), g->dh, D, T, D, 1, g->red, g->s);
     mark(g, K_RED);
     if (m1) {
@@ -440,10 +437,8 @@ static void layer_bwd(mc_gtrain *g, int i, int64_t nb) {
         mark(g, K_ELT);
         mct_colsum(G(g, Wl->dt_b), g->ddelta, E, T, E, 1, g->red, g->s);
         mark(g, K_RED);
-        mm_dw(g, G(g, Wl->dt_w), g->ddelta, T, y->xdbl, R + 2 * N, E, R);
-        mm_dx(g, g->dxdbl, R + 2 * N, g->ddelta, T, W(g, Wl->dt_w), E, R);
-        mm_dw(g, G(g, Wl->x_w), g->dxdbl, T, y->act, C, R + 2 * N, E);
-        mm_dx(g, g->dys, E, g->dxdbl, T, W(g, Wl->x_w), R + 2 * N, E); /* dys free now: x_proj's dx */
+        mm_bwd(g, g->dxdbl, R + 2 * N, G(g, Wl->dt_w), g->ddelta, NULL, T, y->xdbl, R + 2 * N, W(g, Wl->dt_w), E, R);
+        mm_bwd(g, g->dys, E, G(g, Wl->x_w), g->dxdbl, NULL, T, y->act, C, W(g, Wl->x_w), R + 2 * N, E); /* dys free now */
         mct_add(g->dact, g->dys, T * E, g->s);
         mark(g, K_ELT);
         mct_dsilu_mul(g->dact, y->convp, T * E, g->s);
@@ -460,7 +455,8 @@ static void layer_bwd(mc_gtrain *g, int i, int64_t nb) {
         mark(g, K_ELT);
         mct_ssd a = {.B = nb, .L = L, .H = H, .P = Pd, .N = N, .G = Gn, .x = y->act, .xs = C, .Bm = y->act + E,
                      .Cm = y->act + E + Gn * N, .bcs = C, .dt = y->delta, .A = A, .keep = y->scan_keep, .dy = g->dys, .dx = g->dact, .dxs = C,
-                     .dB = g->dact + E, .dC = g->dact + E + Gn * N, .ddt = g->ddelta, .dA = g->dA_tmp, .scratch = g->ssm};
+                     .dB = g->dact + E, .dC = g->dact + E + Gn * N, .ddt = g->ddelta, .dA = g->dA_tmp, .scratch = g->ssm,
+                     .tc = g->ssd_tc};
         mct_ssd_bwd(&a, g->s);
         mark(g, K_SCAN);
         mct_dalog(G(g, Wl->A_log), g->dA_tmp, A, H, g->s);
@@ -477,10 +473,9 @@ static void layer_bwd(mc_gtrain *g, int i, int64_t nb) {
     mct_conv_bwd(g->dproj + off, in, G(g, Wl->conv_w), G(g, Wl->conv_b), g->dact, y->proj + off, in, W(g, Wl->conv_w), nb, L, C,
                  K, g->red, g->s);
     mark(g, K_CONV);
-    mm_dw(g, G(g, Wl->in_w), g->dproj, T, y->xn, D, in, D);
     if (Wl->in_b) mct_colsum(G(g, Wl->in_b), g->dproj, in, T, in, 1, g->red, g->s);
     mark(g, K_RED);
-    mm_dx(g, g->dxn, D, g->dproj, T, W(g, Wl->in_w), in, D);
+    mm_bwd(g, g->dxn, D, G(g, Wl->in_w), g->dproj, NULL, T, y->xn, D, W(g, Wl->in_w), in, D);
     mct_rmsnorm_bwd(g->dh, G(g, Wl->norm), g->dxn, y->h_in, y->rstd, W(g, Wl->norm), T, D, 1, 1, g->red, g->s);
     mark(g, K_NORM);
 }
@@ -544,12 +539,11 @@ mambac_status mc_gtrain_step_targets(mc_gtrain *g, const int32_t *ids, const int
     for (int64_t r0 = 0; r0 < T; r0 += g->rows_chunk) {
         const int64_t n = r0 + g->rows_chunk < T ? g->rows_chunk : T - r0;
         mm(g, g->logits, V, g->hf + r0 * D, D, n, W(g, Wout), V, D, NULL);
-        mct_xent(g->logits, g->loss_rows + r0, g->tgt + r0, n, V, backward, (float)(scale * inv), g->s);
+        /* with bf16 products the logits' gradient is written in bf16 for its two products */
+        void *dl16 = g->bf16 && backward ? g->b16 : NULL;
+        mct_xent(g->logits, dl16, g->loss_rows + r0, g->tgt + r0, n, V, backward, (float)(scale * inv), g->s);
         mark(g, K_HEAD);
-        if (backward) {
-            mm_dx(g, dhf + r0 * D, D, g->logits, n, W(g, Wout), V, D);
-            mm_dw(g, G(g, Wout), g->logits, n, g->hf + r0 * D, D, V, D);
-        }
+        if (backward) mm_bwd(g, dhf + r0 * D, D, G(g, Wout), g->logits, dl16, n, g->hf + r0 * D, D, W(g, Wout), V, D);
     }
     g->pf.head = 0;
     mct_sum_d(g->scalars, g->loss_rows, T, inv, g->s);

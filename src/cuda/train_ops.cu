@@ -2,6 +2,7 @@
  * conv, elementwise activations and their derivatives, the embedding gradient, the
  * cross-entropy, gradient norms and AdamW. Accurate special functions (expf, log1pf):
  * the float32 path is checked against the CPU's gradients. */
+#include <cuda_bf16.h>
 #include <math.h>
 
 #include "cuda/train_ops.h"
@@ -364,7 +365,11 @@ extern "C" void mct_embed_bwd(float *demb, const float *dh, int64_t D, const int
     if (n_tok > 0) embed_bwd_k<<<(unsigned)n_tok, 256, 0, s>>>(demb, dh, D, order, tok, start, count);
 }
 
-__global__ static void xent_k(float *logits, double *loss, const int32_t *target, int64_t V, int backward, float f) {
+/* One block a row: each thread's running max and sum of exp over its columns (one pass
+ * over the row), the block's max, then the sum in double of the threads' sums rescaled to
+ * it; the gradient in a second pass. */
+__global__ static void xent_k(float *logits, __nv_bfloat16 *g16, double *loss, const int32_t *target, int64_t V, int backward,
+                              float f) {
     __shared__ double sh[8];
     __shared__ float shm[8];
     const int64_t r = blockIdx.x;
@@ -372,32 +377,40 @@ __global__ static void xent_k(float *logits, double *loss, const int32_t *target
     const int32_t tg = target[r];
     if (tg < 0) {
         if (threadIdx.x == 0) loss[r] = 0;
-        for (int64_t v = threadIdx.x; backward && v < V; v += 256) row[v] = 0.0f;
+        for (int64_t v = threadIdx.x; backward && v < V; v += 256) {
+            if (g16) g16[r * V + v] = __float2bfloat16(0.0f);
+            else row[v] = 0.0f;
+        }
         return;
     }
-    float mx = -INFINITY;
-    for (int64_t v = threadIdx.x; v < V; v += 256) mx = fmaxf(mx, row[v]);
+    float m = -INFINITY, sef = 0.0f; /* a thread's few hundred terms of at most 1 each: float suffices */
+    for (int64_t v = threadIdx.x; v < V; v += 256) {
+        const float x = row[v];
+        if (x > m) sef = sef * expf(m - x) + 1.0f, m = x;
+        else sef += expf(x - m);
+    }
+    float mx = m;
     for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
     if ((threadIdx.x & 31) == 0) shm[threadIdx.x >> 5] = mx;
     __syncthreads();
     mx = shm[0];
     for (int i = 1; i < 8; i++) mx = fmaxf(mx, shm[i]);
-    float sef = 0.0f; /* a thread's few hundred terms of at most 1 each: float suffices */
-    for (int64_t v = threadIdx.x; v < V; v += 256) sef += expf(row[v] - mx);
-    const double se = block_sum_d(sef, sh);
+    const double se = block_sum_d(m == -INFINITY ? 0.0f : sef * expf(m - mx), sh);
     const double lse = mx + log(se);
     const float tv = row[tg];
     __syncthreads(); /* every thread has read row[tg] before it changes */
     if (threadIdx.x == 0) loss[r] = lse - tv;
     if (!backward) return;
     const float lsef = (float)lse;
-    for (int64_t v = threadIdx.x; v < V; v += 256) row[v] = expf(row[v] - lsef) * f;
-    __syncthreads();
-    if (threadIdx.x == 0) row[tg] -= f;
+    for (int64_t v = threadIdx.x; v < V; v += 256) {
+        const float gv = expf(row[v] - lsef) * f - (v == tg ? f : 0.0f);
+        if (g16) g16[r * V + v] = __float2bfloat16(gv);
+        else row[v] = gv;
+    }
 }
-extern "C" void mct_xent(float *logits, double *loss, const int32_t *target, int64_t n, int64_t V, int backward, float f,
-                         mcu_stream s) {
-    if (n > 0) xent_k<<<(unsigned)n, 256, 0, s>>>(logits, loss, target, V, backward, f);
+extern "C" void mct_xent(float *logits, void *grad16, double *loss, const int32_t *target, int64_t n, int64_t V, int backward,
+                         float f, mcu_stream s) {
+    if (n > 0) xent_k<<<(unsigned)n, 256, 0, s>>>(logits, (__nv_bfloat16 *)grad16, loss, target, V, backward, f);
 }
 
 __global__ static void sum_d_k(double *out, const double *x, int64_t n, double scale) {

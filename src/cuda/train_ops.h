@@ -75,9 +75,11 @@ void mct_embed_bwd(float *demb, const float *dh, int64_t D, const int32_t *order
                    const int32_t *count, int64_t n_tok, mcu_stream s);
 
 /* Cross-entropy per row of logits (n rows of V): loss[r] = logsumexp - logit[target]
- * (0 and a zero gradient where target < 0). With backward, the row becomes its gradient
- * (softmax - onehot) * f. loss (n) in double. */
-void mct_xent(float *logits, double *loss, const int32_t *target, int64_t n, int64_t V, int backward, float f, mcu_stream s);
+ * (0 and a zero gradient where target < 0). With backward, the gradient (softmax - onehot)
+ * * f replaces the row, or goes to grad16 in bf16 (n rows of V) when that is given and the
+ * logits stay. loss (n) in double. */
+void mct_xent(float *logits, void *grad16, double *loss, const int32_t *target, int64_t n, int64_t V, int backward, float f,
+              mcu_stream s);
 /* out[0] = sum of x (n doubles) in order, times scale. */
 void mct_sum_d(double *out, const double *x, int64_t n, double scale, mcu_stream s);
 
@@ -140,6 +142,8 @@ typedef struct mct_ssd {
     float *ddt;             /* (T, H) overwritten */
     float *dA;              /* (H) overwritten */
     float *scratch;         /* mct_ssd_scratch floats */
+    int tc;                 /* each chunk as bf16 products on tensor cores (train_ssd_tc.h; only where
+                               mct_ssd_tc_fits) instead of the float32 recurrent form */
 } mct_ssd;
 int64_t mct_ssd_tape(int64_t B, int64_t L, int64_t H, int64_t P, int64_t N);
 int64_t mct_ssd_scratch(int64_t B, int64_t L, int64_t H, int64_t P, int64_t N);

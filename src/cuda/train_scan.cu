@@ -76,6 +76,36 @@ __device__ static inline int64_t chunk_at(const mct_scan &a, const scan_pos &p, 
     return ((p.b * p.nch + p.k) * a.N + n) * a.E + p.e;
 }
 
+/* What the chunk kernels read of a block's rows [l0, l0 + ROWS) of sequence b (rows past
+ * L as zeros), staged in shared memory by coalesced loads before any step runs: per row
+ * delta, x and dy of the block's 32 channels, B and C. A step then waits on shared memory,
+ * not on a global load issued one step at a time. */
+enum { ST_D = 1, ST_X = 2, ST_DY = 4, ST_B = 8, ST_C = 16 };
+template <int ROWS>
+struct rows_smem {
+    float d[ROWS][32], x[ROWS][32], dy[ROWS][32], B[ROWS][SCAN_NMAX], C[ROWS][SCAN_NMAX];
+};
+template <int ROWS, int WHAT>
+__device__ static void stage_rows(rows_smem<ROWS> &sm, const mct_scan &a, int64_t b, int64_t l0, int64_t e0, int tid, int nthr) {
+    for (int i = tid; i < ROWS * 32; i += nthr) {
+        const int j = i / 32, c = i % 32;
+        const int ok = l0 + j < a.L;
+        const int64_t r = b * a.L + l0 + j;
+        if (WHAT & ST_D) sm.d[j][c] = ok ? a.delta[r * a.E + e0 + c] : 0.0f;
+        if (WHAT & ST_X) sm.x[j][c] = ok ? a.x[r * a.xs + e0 + c] : 0.0f;
+        if (WHAT & ST_DY) sm.dy[j][c] = ok ? a.dys[r * a.E + e0 + c] : 0.0f;
+    }
+    for (int i = tid; i < ROWS * SCAN_NMAX; i += nthr) {
+        const int j = i / SCAN_NMAX, n = i % SCAN_NMAX;
+        const int ok = l0 + j < a.L && n < a.N;
+        const int64_t r = b * a.L + l0 + j;
+        if (WHAT & ST_B) sm.B[j][n] = ok ? a.Bm[r * a.bcs + n] : 0.0f;
+        if (WHAT & ST_C) sm.C[j][n] = ok ? a.Cm[r * a.bcs + n] : 0.0f;
+    }
+}
+/* the block's first row (blocks of SCAN_WARPS chunks) */
+__device__ static inline int64_t block_l0(void) { return (int64_t)blockIdx.y * SCAN_WARPS * SCAN_Q; }
+
 __device__ static inline void load_A(const mct_scan &a, int64_t e, float Ae[SCAN_NMAX]) {
 #pragma unroll
     for (int n = 0; n < SCAN_NMAX; n++) Ae[n] = n < a.N ? a.A[e * a.N + n] : 0.0f;
@@ -83,7 +113,11 @@ __device__ static inline void load_A(const mct_scan &a, int64_t e, float Ae[SCAN
 
 /* forward 1: each chunk from zero: end state (into hin) and sum of delta */
 __global__ static void chunk_end_k(mct_scan a) {
+    __shared__ rows_smem<SCAN_WARPS * SCAN_Q> sm;
     const scan_pos p = pos_of(a);
+    const int64_t L0 = block_l0();
+    stage_rows<SCAN_WARPS * SCAN_Q, ST_D | ST_X | ST_B>(sm, a, p.b, L0, p.e - threadIdx.x, threadIdx.y * 32 + threadIdx.x, 32 * SCAN_WARPS);
+    __syncthreads();
     if (!p.ok) return;
     float Ae[SCAN_NMAX], h[SCAN_NMAX];
     load_A(a, p.e, Ae);
@@ -91,9 +125,9 @@ __global__ static void chunk_end_k(mct_scan a) {
     for (int n = 0; n < SCAN_NMAX; n++) h[n] = 0.0f;
     float ds = 0.0f;
     for (int64_t l = p.l0; l < p.l1; l++) {
-        const int64_t r = p.b * a.L + l;
-        const float d = a.delta[r * a.E + p.e], xv = a.x[r * a.xs + p.e];
-        const float *Bp = a.Bm + r * a.bcs;
+        const int j = (int)(l - L0);
+        const float d = sm.d[j][threadIdx.x], xv = sm.x[j][threadIdx.x];
+        const float *Bp = sm.B[j];
         ds += d;
 #pragma unroll
         for (int n = 0; n < SCAN_NMAX; n++)
@@ -136,7 +170,12 @@ __global__ static void chunk_combine_k(mct_scan a, float *v, int reverse) {
 
 /* forward 3: each chunk from its entering state: ys */
 __global__ static void chunk_out_k(mct_scan a) {
+    __shared__ rows_smem<SCAN_WARPS * SCAN_Q> sm;
     const scan_pos p = pos_of(a);
+    const int64_t L0 = block_l0();
+    stage_rows<SCAN_WARPS * SCAN_Q, ST_D | ST_X | ST_B | ST_C>(sm, a, p.b, L0, p.e - threadIdx.x, threadIdx.y * 32 + threadIdx.x,
+                                                           32 * SCAN_WARPS);
+    __syncthreads();
     if (!p.ok) return;
     float Ae[SCAN_NMAX], h[SCAN_NMAX];
     load_A(a, p.e, Ae);
@@ -145,8 +184,9 @@ __global__ static void chunk_out_k(mct_scan a) {
     const float Dv = a.D[p.e];
     for (int64_t l = p.l0; l < p.l1; l++) {
         const int64_t r = p.b * a.L + l;
-        const float d = a.delta[r * a.E + p.e], xv = a.x[r * a.xs + p.e];
-        const float *Bp = a.Bm + r * a.bcs, *Cp = a.Cm + r * a.bcs;
+        const int j = (int)(l - L0);
+        const float d = sm.d[j][threadIdx.x], xv = sm.x[j][threadIdx.x];
+        const float *Bp = sm.B[j], *Cp = sm.C[j];
         float y = 0.0f;
 #pragma unroll
         for (int n = 0; n < SCAN_NMAX; n++)
@@ -161,7 +201,11 @@ __global__ static void chunk_out_k(mct_scan a) {
 /* backward 1: each chunk in reverse from a zero carry: the gradient it passes to the
  * chunk before (a_{l0} dL/dh_{l0}), into carry */
 __global__ static void chunk_carry_k(mct_scan a) {
+    __shared__ rows_smem<SCAN_WARPS * SCAN_Q> sm;
     const scan_pos p = pos_of(a);
+    const int64_t L0 = block_l0();
+    stage_rows<SCAN_WARPS * SCAN_Q, ST_D | ST_DY | ST_C>(sm, a, p.b, L0, p.e - threadIdx.x, threadIdx.y * 32 + threadIdx.x, 32 * SCAN_WARPS);
+    __syncthreads();
     if (!p.ok) return;
     const scan_scratch s = scratch_of(a);
     float Ae[SCAN_NMAX], g[SCAN_NMAX];
@@ -169,9 +213,9 @@ __global__ static void chunk_carry_k(mct_scan a) {
 #pragma unroll
     for (int n = 0; n < SCAN_NMAX; n++) g[n] = 0.0f;
     for (int64_t l = p.l1 - 1; l >= p.l0; l--) {
-        const int64_t r = p.b * a.L + l;
-        const float d = a.delta[r * a.E + p.e], dy = a.dys[r * a.E + p.e];
-        const float *Cp = a.Cm + r * a.bcs;
+        const int j = (int)(l - L0);
+        const float d = sm.d[j][threadIdx.x], dy = sm.dy[j][threadIdx.x];
+        const float *Cp = sm.C[j];
 #pragma unroll
         for (int n = 0; n < SCAN_NMAX; n++)
             if (n < a.N) g[n] = (g[n] + dy * Cp[n]) * mcu_exp(d * Ae[n]);
@@ -190,11 +234,14 @@ __global__ static void chunk_carry_k(mct_scan a) {
 #define SCAN_QUARTER (SCAN_NMAX / 4)
 __global__ static void __launch_bounds__(128) chunk_bwd_k(mct_scan a) {
     __shared__ float red[SCAN_Q][4][2][SCAN_NMAX]; /* step, warp, dB / dC, state */
-    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, qt = lane & 3;
+    __shared__ rows_smem<SCAN_Q> sm;
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, qt = lane & 3, ch = w * 8 + (lane >> 2);
     const int64_t E = a.E, N = a.N, L = a.L, nw = E / 32, blk = blockIdx.x;
-    const int64_t e = blk * 32 + w * 8 + (lane >> 2), k = blockIdx.y, b = blockIdx.z;
+    const int64_t e = blk * 32 + ch, k = blockIdx.y, b = blockIdx.z;
     const int64_t nch = (L + SCAN_Q - 1) / SCAN_Q, l0 = k * SCAN_Q;
     const int64_t len = l0 + SCAN_Q < L ? SCAN_Q : L - l0;
+    stage_rows<SCAN_Q, ST_D | ST_X | ST_DY | ST_B | ST_C>(sm, a, b, l0, blk * 32, threadIdx.x, 128);
+    __syncthreads();
     const scan_scratch s = scratch_of(a);
     const float *hin = hin_of(a);
     float Ae[SCAN_QUARTER], g[SCAN_QUARTER], dA[SCAN_QUARTER], hl[SCAN_Q + 1][SCAN_QUARTER];
@@ -209,13 +256,11 @@ __global__ static void __launch_bounds__(128) chunk_bwd_k(mct_scan a) {
     }
 #pragma unroll
     for (int j = 0; j < SCAN_Q; j++) {
-        const int ok = j < len;
-        const int64_t r = b * L + l0 + j;
-        const float d = ok ? a.delta[r * E + e] : 0.0f, xv = ok ? a.x[r * a.xs + e] : 0.0f;
+        const float d = sm.d[j][ch], xv = sm.x[j][ch]; /* zeros past the end */
 #pragma unroll
         for (int u = 0; u < SCAN_QUARTER; u++) {
             const int n = qt * SCAN_QUARTER + u;
-            const float Bn = ok && n < N ? a.Bm[r * a.bcs + n] : 0.0f;
+            const float Bn = sm.B[j][n];
             hl[j + 1][u] = mcu_exp(d * Ae[u]) * hl[j][u] + d * Bn * xv;
         }
     }
@@ -225,12 +270,12 @@ __global__ static void __launch_bounds__(128) chunk_bwd_k(mct_scan a) {
     for (int j = SCAN_Q - 1; j >= 0; j--) {
         if (j >= len) continue; /* the same for the whole block */
         const int64_t r = b * L + l0 + j;
-        const float d = a.delta[r * E + e], xv = a.x[r * a.xs + e], dy = a.dys[r * E + e];
+        const float d = sm.d[j][ch], xv = sm.x[j][ch], dy = sm.dy[j][ch];
         float dd = 0.0f, dx = 0.0f, vb[SCAN_QUARTER], vc[SCAN_QUARTER];
 #pragma unroll
         for (int u = 0; u < SCAN_QUARTER; u++) {
             const int n = qt * SCAN_QUARTER + u;
-            const float Bn = n < N ? a.Bm[r * a.bcs + n] : 0.0f, Cn = n < N ? a.Cm[r * a.bcs + n] : 0.0f;
+            const float Bn = sm.B[j][n], Cn = sm.C[j][n];
             const float gn = g[u] + dy * Cn;
             const float at = mcu_exp(d * Ae[u]);
             const float da = gn * hl[j][u];
@@ -241,28 +286,36 @@ __global__ static void __launch_bounds__(128) chunk_bwd_k(mct_scan a) {
             dx += gn * d * Bn;
             g[u] = gn * at;
         }
-        /* over the channel's four lanes */
-        dx += __shfl_xor_sync(0xffffffffu, dx, 1), dd += __shfl_xor_sync(0xffffffffu, dd, 1);
-        dx += __shfl_xor_sync(0xffffffffu, dx, 2), dd += __shfl_xor_sync(0xffffffffu, dd, 2);
-        if (qt == 0) {
-            a.dx[r * E + e] = dx + dy * Dv;
-            a.ddelta[r * E + e] = dd;
-            dD += dy * xv;
+        /* over the channel's four lanes, by a reduce-scatter: lane qt 0 ends with dx, 1 with dd */
+        {
+            const int upper = qt & 1;
+            float v = (upper ? dd : dx) + __shfl_xor_sync(0xffffffffu, upper ? dx : dd, 1);
+            v += __shfl_xor_sync(0xffffffffu, v, 2);
+            if (qt == 0) {
+                a.dx[r * E + e] = v + dy * Dv;
+                dD += dy * xv;
+            }
+            if (qt == 1) a.ddelta[r * E + e] = v;
         }
-        /* over the warp's eight channels: lanes of one quarter */
+        /* dB and dC over the warp's eight channels (lanes of one quarter, bits 2-4), by a
+         * reduce-scatter: 7 shuffles for 8 values, each lane ending with one sum */
+        {
+            float y[2 * SCAN_QUARTER];
 #pragma unroll
-        for (int o = 4; o < 32; o <<= 1)
+            for (int u = 0; u < SCAN_QUARTER; u++) y[u] = vb[u], y[SCAN_QUARTER + u] = vc[u];
+            int base = 0;
 #pragma unroll
-            for (int u = 0; u < SCAN_QUARTER; u++) {
-                vb[u] += __shfl_xor_sync(0xffffffffu, vb[u], o);
-                vc[u] += __shfl_xor_sync(0xffffffffu, vc[u], o);
+            for (int half = SCAN_QUARTER, bit = 16; half >= 1; half >>= 1, bit >>= 1) {
+                const int up = (lane & bit) != 0;
+#pragma unroll
+                for (int i = 0; i < half; i++) {
+                    const float send = up ? y[i] : y[i + half], keep = up ? y[i + half] : y[i];
+                    y[i] = keep + __shfl_xor_sync(0xffffffffu, send, bit);
+                }
+                if (up) base += half;
             }
-        if (lane < 4)
-#pragma unroll
-            for (int u = 0; u < SCAN_QUARTER; u++) {
-                red[j][w][0][qt * SCAN_QUARTER + u] = vb[u];
-                red[j][w][1][qt * SCAN_QUARTER + u] = vc[u];
-            }
+            red[j][w][base / SCAN_QUARTER][qt * SCAN_QUARTER + base % SCAN_QUARTER] = y[0];
+        }
     }
     __syncthreads();
     for (int i = threadIdx.x; i < len * 2 * SCAN_NMAX; i += blockDim.x) {

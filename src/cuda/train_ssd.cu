@@ -22,8 +22,9 @@
 
 #include "cuda/fastmath.cuh"
 #include "cuda/train_ops.h"
+#include "cuda/train_ssd_tc.h"
 
-#define SSD_Q 64
+#define SSD_Q MCT_SSD_CHUNK
 #define SSD_WARPS 8
 
 typedef struct ssd_plan {
@@ -453,8 +454,28 @@ static void combine(const mct_ssd *a, float *v, int reverse, mcu_stream s) {
     ssd_combine_k<<<(unsigned)((n + 255) / 256), 256, 0, s>>>(*a, v, reverse);
 }
 
+/* the tensor-core passes' buffers: the tape's, and the scratch laid out for one slice */
+static mct_ssd_tc_bufs tc_bufs(const mct_ssd *a) {
+    const ssd_scratch sc = scratch_of(*a, 1);
+    const mct_ssd_tc_bufs o = {states_of(*a), dtsum_of(*a), sc.carry, sc.dBp, sc.dCp, sc.ddtp, sc.dAp};
+    return o;
+}
+static void reduce(const mct_ssd *a, int split, mcu_stream s) {
+    const int64_t T = a->B * a->L;
+    int64_t n = T * a->G * a->N;
+    if (T * a->H > n) n = T * a->H;
+    ssd_reduce_k<<<(unsigned)((n + 255) / 256), 256, 0, s>>>(*a, split);
+}
+
 extern "C" void mct_ssd_fwd(const mct_ssd *a, mcu_stream s) {
     if (a->B * a->L <= 0) return;
+    if (a->tc) {
+        const mct_ssd_tc_bufs o = tc_bufs(a);
+        mct_ssd_tc_end(a, &o, s);
+        combine(a, states_of(*a), 0, s);
+        mct_ssd_tc_y(a, &o, s);
+        return;
+    }
     const ssd_plan p = plan_of(a->B, a->L, a->H, a->P, a->N);
     launch(a, &p, 0, s);
     combine(a, states_of(*a), 0, s);
@@ -462,15 +483,20 @@ extern "C" void mct_ssd_fwd(const mct_ssd *a, mcu_stream s) {
 }
 
 extern "C" void mct_ssd_bwd(const mct_ssd *a, mcu_stream s) {
-    const int64_t T = a->B * a->L;
-    if (T <= 0) return;
+    if (a->B * a->L <= 0) return;
+    if (a->tc) { /* the scratch of split 1 fits in any plan's (split >= 1) */
+        const mct_ssd_tc_bufs o = tc_bufs(a);
+        mct_ssd_tc_carry(a, &o, s);
+        combine(a, o.carry, 1, s);
+        mct_ssd_tc_grad(a, &o, s);
+        reduce(a, 1, s);
+        return;
+    }
     const ssd_plan p = plan_of(a->B, a->L, a->H, a->P, a->N);
     const ssd_scratch sc = scratch_of(*a, p.split);
     launch(a, &p, 3, s);
     combine(a, sc.carry, 1, s);
     launch(a, &p, 2, s);
     launch(a, &p, 4, s);
-    int64_t n = T * a->G * a->N;
-    if (T * a->H > n) n = T * a->H;
-    ssd_reduce_k<<<(unsigned)((n + 255) / 256), 256, 0, s>>>(*a, p.split);
+    reduce(a, p.split, s);
 }
