@@ -24,8 +24,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
         srv_token_lp lp = {.id = 0, .logprob = -1.0f, .n_top = 1, .top_id = {0}, .top_lp = {-1.0f}};
         const srv_result res = {.id = "cmpl-fuzz", .model = "fuzz", .text = text ? text : r.prompt,
                                 .text_len = text ? len : r.prompt_len, .finish = "stop", .lps = &lp, .n_lps = 1, .usage = 1};
-        free(srv_result_json(kind, 0, &res, NULL));
-        free(srv_result_json(kind, 1, &res, NULL));
+        free(srv_result_json(kind, 0, &res, 1, NULL));
+        free(srv_result_json(kind, 1, &res, 1, NULL));
         mambac_free(text);
         srv_request_free(&r);
     } else {

@@ -383,6 +383,35 @@ def run_all(port, srv, expected):
     st2, b, _ = request(port, "POST", "/v1/completions", {"prompt": "O", "max_tokens": 20, "temperature": 1.0, "seed": 7})
     check(st == 200 and st2 == 200 and a["choices"][0]["text"] == b["choices"][0]["text"], "the same seed, the same text")
 
+    # --- n choices: the prompt evaluated once, each choice sampled on (seed + index)
+    base = {"prompt": "O", "max_tokens": 20, "temperature": 1.0, "ignore_eos": True}
+    alone = [request(port, "POST", "/v1/completions", dict(base, seed=s))[1] for s in (7, 8)]
+    st, c3, _ = request(port, "POST", "/v1/completions", dict(base, seed=7, n=3))
+    ch = c3.get("choices", []) if st == 200 else []
+    check(st == 200 and [c["index"] for c in ch] == [0, 1, 2] and ch[0]["text"] == alone[0]["choices"][0]["text"] and
+          ch[1]["text"] == alone[1]["choices"][0]["text"],
+          f"n 3: three choices, choice i the text seed 7 + i gives alone ({st}: {c3})")
+    check(st == 200 and c3["usage"]["prompt_tokens"] == alone[0]["usage"]["prompt_tokens"] and
+          c3["usage"]["completion_tokens"] == 60, "n 3: the prompt counted once, the completion tokens of every choice")
+    st, g2, _ = request(port, "POST", "/v1/chat/completions", {"messages": [{"role": "user", "content": "Hello"}],
+                                                               "max_tokens": 12, "temperature": 0, "n": 2})
+    check(st == 200 and len(g2["choices"]) == 2 and
+          g2["choices"][0]["message"]["content"] == g2["choices"][1]["message"]["content"],
+          "n 2, greedy chat: two equal answers")
+    st, chunks, done = stream(port, "/v1/completions", dict(base, seed=7, n=3, stream=True,
+                                                            stream_options={"include_usage": True}))
+    per, fins = {}, {}
+    for chunk in chunks:
+        for c in chunk.get("choices", []):
+            per[c["index"]] = per.get(c["index"], "") + c.get("text", "")
+            if c.get("finish_reason"):
+                fins[c["index"]] = fins.get(c["index"], 0) + 1
+    check(st == 200 and done and [per.get(i) for i in range(3)] == [c["text"] for c in ch] and fins == {0: 1, 1: 1, 2: 1},
+          "n 3 streamed: each index's chunks give its choice's text and one finish, then one [DONE]")
+    check(chunks and chunks[-1].get("usage", {}).get("completion_tokens") == 60, "n 3 streamed: usage of all choices")
+    st, body, _ = request(port, "POST", "/v1/completions", {"prompt": "O", "n": 17})
+    check(st == 400 and body["error"]["param"] == "n", "n above 16 refused")
+
     # --- SIGTERM: a running stream finishes, then the server exits
     out = {}
 

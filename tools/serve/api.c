@@ -293,10 +293,8 @@ int srv_parse_request(const char *body, size_t len, srv_kind kind, const srv_lim
     if (get_int(&p, root, "max_tokens", 0, (double)lim->max_tokens, &out->max_tokens)) goto done;
     if (kind == SRV_CHAT && get_int(&p, root, "max_completion_tokens", 0, (double)lim->max_tokens, &out->max_tokens)) goto done;
     iv = 1;
-    if (get_int(&p, root, "n", 1, 1, &iv)) {
-        refuse(&p, "n", "'n' must be 1 (one choice a request)");
-        goto done;
-    }
+    if (get_int(&p, root, "n", 1, SRV_MAX_N, &iv)) goto done;
+    out->n_choices = (int)iv;
     if (get_bool(&p, root, "ignore_eos", &out->ignore_eos) || get_bool(&p, root, "stream", &out->stream) ||
         get_bool(&p, root, "cache_prompt", &out->cache_prompt) || parse_stop(&p, root, out))
         goto done;
@@ -402,7 +400,8 @@ static void chat_logprobs(cJSON *choice, const srv_result *r, const mambac_token
     }
 }
 
-char *srv_result_json(srv_kind kind, int stream, const srv_result *r, const mambac_tokenizer *tok) {
+char *srv_result_json(srv_kind kind, int stream, const srv_result *rs, size_t n, const mambac_tokenizer *tok) {
+    const srv_result *r = rs;
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "id", r->id);
     cJSON_AddStringToObject(root, "object",
@@ -410,9 +409,10 @@ char *srv_result_json(srv_kind kind, int stream, const srv_result *r, const mamb
     cJSON_AddNumberToObject(root, "created", (double)r->created);
     cJSON_AddStringToObject(root, "model", r->model);
     cJSON *choices = cJSON_AddArrayToObject(root, "choices");
-    if (!stream || r->with_choice) {
+    for (size_t i = 0; i < (stream ? 1 : n) && (!stream || rs->with_choice); i++) {
+        r = &rs[i];
         cJSON *c = cJSON_CreateObject();
-        cJSON_AddNumberToObject(c, "index", 0);
+        cJSON_AddNumberToObject(c, "index", r->index);
         if (kind == SRV_COMPLETION) {
             add_text(c, "text", r->text, r->text_len);
         } else {
@@ -426,6 +426,7 @@ char *srv_result_json(srv_kind kind, int stream, const srv_result *r, const mamb
         else cJSON_AddNullToObject(c, "finish_reason");
         cJSON_AddItemToArray(choices, c);
     }
+    r = rs;
     if (r->usage) {
         cJSON *u = cJSON_AddObjectToObject(root, "usage");
         cJSON_AddNumberToObject(u, "prompt_tokens", (double)r->prompt_tokens);

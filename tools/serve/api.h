@@ -14,6 +14,7 @@
 #define SRV_MAX_STOP_LEN 512   /* bytes each */
 #define SRV_MAX_TOP_LOGPROBS 20
 #define SRV_MAX_MESSAGES 4096
+#define SRV_MAX_N 16           /* choices a request may ask for ('n') */
 
 /* What a request may ask for at most (the server's options). */
 typedef struct srv_limits {
@@ -41,6 +42,7 @@ typedef struct srv_request {
     int logprobs;             /* token log-probabilities asked for */
     int top_logprobs;         /* alternatives per token, 0..SRV_MAX_TOP_LOGPROBS */
     int cache_prompt;         /* use and fill the state cache (default 1) */
+    int n_choices;            /* 'n', 1..SRV_MAX_N */
 } srv_request;
 
 /* Parses a body of /v1/completions or /v1/chat/completions. 0 and *out filled, or -1 and
@@ -71,6 +73,7 @@ typedef struct srv_token_lp {
 /* What a finished (or streamed) choice says. */
 typedef struct srv_result {
     const char *id;           /* "cmpl-..." / "chatcmpl-..." */
+    int index;                /* the choice's index (of the request's 'n') */
     const char *model;
     int64_t created;
     const char *text;         /* the choice's text (sanitized to UTF-8 by the writer) */
@@ -84,8 +87,9 @@ typedef struct srv_result {
     int role_delta;           /* chat stream: the first chunk's {"role": "assistant"} */
 } srv_result;
 
-/* The JSON of a whole response (stream 0) or of one stream chunk (stream 1), for kind;
- * tok names the tokens of log-probabilities. malloc'd text. */
-char *srv_result_json(srv_kind kind, int stream, const srv_result *r, const mambac_tokenizer *tok);
+/* The JSON of a whole response (stream 0; the choices r[0..n), the response's id, model,
+ * created and usage from r[0]) or of one stream chunk (stream 1, n 1), for kind; tok
+ * names the tokens of log-probabilities. malloc'd text. */
+char *srv_result_json(srv_kind kind, int stream, const srv_result *r, size_t n, const mambac_tokenizer *tok);
 
 #endif

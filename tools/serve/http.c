@@ -95,37 +95,52 @@ static int client_gone(struct MHD_Connection *c) {
     return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
-/* Waits up to 50 ms for the job to move past `seen` events or finish (job->mu held). */
-static void wait_job(srv_job *j) {
+/* Waits up to ms milliseconds for the job's next event or its end (job->mu held). */
+static void wait_job(srv_job *j, long ms) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 50 * 1000000L;
+    ts.tv_nsec += ms * 1000000L;
     if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
     pthread_cond_timedwait(&j->cv, &j->mu, &ts);
 }
 
 /* ---- generation ------------------------------------------------------------------------ */
 
+/* A request's generation: one job per choice ('n'), choice i in jobs[i]. */
 typedef struct gen {
     srv_http *h;
-    srv_job *job;
+    srv_job *jobs[SRV_MAX_N];
+    int n_jobs;
     srv_kind kind;
     char id[48];
     int64_t created;
     int include_usage, want_lp;
     struct MHD_Connection *c;
     double deadline;
-    /* streaming */
-    size_t next_ev;
+    /* streaming, per choice: events sent, the role chunk sent, the end sent */
+    size_t next_ev[SRV_MAX_N];
+    int sent_role[SRV_MAX_N], ended[SRV_MAX_N];
     char *pending;
     size_t pending_len, pending_off;
-    int sent_role, finished;
+    int finished;
 } gen;
 
+static void gen_free(gen *g) {
+    for (int i = 0; i < g->n_jobs; i++) {
+        atomic_store(&g->jobs[i]->cancelled, 1); /* a no-op when it is done */
+        srv_job_release(g->jobs[i]);
+    }
+    free(g->pending);
+    free(g);
+}
+
+/* The prompt counts once (choices after the first continue from its cached state); the
+ * completion tokens of every choice. The jobs are done. */
 static void fill_usage(const gen *g, srv_result *r) {
     r->usage = 1;
-    r->prompt_tokens = (int64_t)g->job->n_ids, r->cached_tokens = g->job->n_cached;
-    r->completion_tokens = g->job->n_generated;
+    r->prompt_tokens = (int64_t)g->jobs[0]->n_ids, r->cached_tokens = g->jobs[0]->n_cached;
+    r->completion_tokens = 0;
+    for (int i = 0; i < g->n_jobs; i++) r->completion_tokens += g->jobs[i]->n_generated;
 }
 
 static const char *model_name(const srv_http *h) { return h->cfg.model_name ? h->cfg.model_name : "mambac"; }
@@ -140,50 +155,67 @@ static int pend(gen *g, const char *json) {
     g->pending_len += (size_t)sprintf(p + g->pending_len, "data: %s\n\n", json);
     return 1;
 }
+static void pend_result(gen *g, const srv_result *r) {
+    char *s = srv_result_json(g->kind, 1, r, 1, g->h->tok);
+    pend(g, s), free(s);
+}
 
-/* The stream's chunks for events [next_ev, n_ev), and the end once the job is done
- * (job->mu held). */
+/* The stream's chunks for every choice's new events and ends; once all have ended, the
+ * usage chunk (when asked) and [DONE]. */
 static void stream_events(gen *g) {
-    srv_job *j = g->job;
-    const srv_result base = {.id = g->id, .model = model_name(g->h), .created = g->created, .with_choice = 1};
-    if (g->kind == SRV_CHAT && !g->sent_role) { /* the first chunk names the role, as OpenAI's does */
-        srv_result r = base;
-        r.role_delta = 1;
-        char *s = srv_result_json(g->kind, 1, &r, g->h->tok);
-        pend(g, s), free(s);
-        g->sent_role = 1;
-    }
-    for (; g->next_ev < j->n_ev; g->next_ev++) {
-        const srv_event *e = &j->ev[g->next_ev];
-        const int lp = g->want_lp && e->lp.id >= 0;
-        if (!e->len && !lp) continue;
-        srv_result r = base;
-        r.text = e->text, r.text_len = e->len;
-        if (lp) r.lps = &e->lp, r.n_lps = 1;
-        char *s = srv_result_json(g->kind, 1, &r, g->h->tok);
-        pend(g, s), free(s);
-    }
-    if (j->phase != SRV_JOB_DONE || g->finished) return;
-    g->finished = 1;
-    if (j->failed) {
-        char *s = srv_error_json(j->error, "server_error", NULL);
-        pend(g, s), free(s);
-    } else {
-        srv_result r = base;
-        r.finish = j->finish;
-        char *s = srv_result_json(g->kind, 1, &r, g->h->tok);
-        pend(g, s), free(s);
-        if (g->include_usage) {
-            srv_result u = base;
-            u.with_choice = 0;
-            fill_usage(g, &u);
-            s = srv_result_json(g->kind, 1, &u, g->h->tok);
-            pend(g, s), free(s);
+    int all_ended = 1;
+    for (int i = 0; i < g->n_jobs; i++) {
+        srv_job *j = g->jobs[i];
+        const srv_result base = {.id = g->id, .index = i, .model = model_name(g->h), .created = g->created, .with_choice = 1};
+        pthread_mutex_lock(&j->mu);
+        if (g->kind == SRV_CHAT && !g->sent_role[i]) { /* the first chunk names the role, as OpenAI's does */
+            srv_result r = base;
+            r.role_delta = 1;
+            pend_result(g, &r);
+            g->sent_role[i] = 1;
         }
+        for (; g->next_ev[i] < j->n_ev; g->next_ev[i]++) {
+            const srv_event *e = &j->ev[g->next_ev[i]];
+            const int lp = g->want_lp && e->lp.id >= 0;
+            if (!e->len && !lp) continue;
+            srv_result r = base;
+            r.text = e->text, r.text_len = e->len;
+            if (lp) r.lps = &e->lp, r.n_lps = 1;
+            pend_result(g, &r);
+        }
+        if (j->phase == SRV_JOB_DONE && !g->ended[i]) {
+            g->ended[i] = 1;
+            if (j->failed) {
+                char *s = srv_error_json(j->error, "server_error", NULL);
+                pend(g, s), free(s);
+            } else {
+                srv_result r = base;
+                r.finish = j->finish;
+                pend_result(g, &r);
+            }
+        }
+        all_ended &= g->ended[i];
+        pthread_mutex_unlock(&j->mu);
+    }
+    if (!all_ended || g->finished) return;
+    g->finished = 1;
+    if (g->include_usage) {
+        srv_result u = {.id = g->id, .model = model_name(g->h), .created = g->created};
+        fill_usage(g, &u);
+        pend_result(g, &u);
     }
     const size_t need = g->pending_len + 16;
     char *p = realloc(g->pending, need);
     if (p) g->pending = p, g->pending_len += (size_t)sprintf(p + g->pending_len, "data: [DONE]\n\n");
+}
+
+/* Whether a choice has something the stream has not sent (job->mu not held). */
+static int stream_news(gen *g, int i) {
+    srv_job *j = g->jobs[i];
+    pthread_mutex_lock(&j->mu);
+    const int news = g->next_ev[i] < j->n_ev || (j->phase == SRV_JOB_DONE && !g->ended[i]);
+    pthread_mutex_unlock(&j->mu);
+    return news;
 }
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
@@ -200,69 +232,110 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
         }
         if (g->finished) return MHD_CONTENT_READER_END_OF_STREAM;
         if (client_gone(g->c) || now_mono() > g->deadline) {
-            atomic_store(&g->job->cancelled, 1);
+            for (int i = 0; i < g->n_jobs; i++) atomic_store(&g->jobs[i]->cancelled, 1);
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
-        pthread_mutex_lock(&g->job->mu);
-        if (g->next_ev == g->job->n_ev && g->job->phase != SRV_JOB_DONE) wait_job(g->job);
-        stream_events(g);
-        pthread_mutex_unlock(&g->job->mu);
-    }
-}
-
-static void stream_free(void *cls) {
-    gen *g = cls;
-    atomic_store(&g->job->cancelled, 1); /* a no-op when it is done */
-    srv_job_release(g->job);
-    free(g->pending);
-    free(g);
-}
-
-/* Non-streaming: waits for the job, then one response with the whole text. */
-static enum MHD_Result answer_whole(gen *g) {
-    srv_job *j = g->job;
-    srv_http *h = g->h;
-    pthread_mutex_lock(&j->mu);
-    while (j->phase != SRV_JOB_DONE) {
-        if (client_gone(g->c) || now_mono() > g->deadline) {
-            atomic_store(&j->cancelled, 1);
-            pthread_mutex_unlock(&j->mu);
-            const int late = now_mono() > g->deadline;
-            struct MHD_Connection *c = g->c;
-            srv_job_release(j);
-            free(g);
-            return late ? send_error(h, c, 504, "the request took longer than the server's --timeout", NULL) : MHD_NO;
+        int news = 0, first_open = -1;
+        for (int i = 0; i < g->n_jobs && !news; i++) {
+            news = stream_news(g, i);
+            if (first_open < 0 && !g->ended[i]) first_open = i;
         }
-        wait_job(j);
+        if (!news && first_open >= 0) { /* several choices: short waits on one, so none waits long */
+            srv_job *j = g->jobs[first_open];
+            pthread_mutex_lock(&j->mu);
+            if (g->next_ev[first_open] == j->n_ev && j->phase != SRV_JOB_DONE) wait_job(j, g->n_jobs > 1 ? 5 : 50);
+            pthread_mutex_unlock(&j->mu);
+        }
+        stream_events(g);
     }
-    pthread_mutex_unlock(&j->mu); /* done: the scheduler no longer writes it */
-    enum MHD_Result rc;
-    if (j->failed) {
-        rc = send_error(h, g->c, (unsigned)(j->status ? j->status : 500), j->error, NULL);
-    } else {
+}
+
+static void stream_free(void *cls) { gen_free(cls); }
+
+/* Waits for every job of g; 0, or -1 when the client went away or the deadline passed
+ * (the jobs cancelled). */
+static int wait_all(gen *g) {
+    for (int i = 0; i < g->n_jobs; i++) {
+        srv_job *j = g->jobs[i];
+        pthread_mutex_lock(&j->mu);
+        while (j->phase != SRV_JOB_DONE) {
+            if (client_gone(g->c) || now_mono() > g->deadline) {
+                pthread_mutex_unlock(&j->mu);
+                for (int k = 0; k < g->n_jobs; k++) atomic_store(&g->jobs[k]->cancelled, 1);
+                return -1;
+            }
+            wait_job(j, 50);
+        }
+        pthread_mutex_unlock(&j->mu); /* done: the scheduler no longer writes it */
+    }
+    return 0;
+}
+
+/* Non-streaming: waits for the jobs, then one response with each choice's whole text. */
+static enum MHD_Result answer_whole(gen *g) {
+    srv_http *h = g->h;
+    if (wait_all(g)) {
+        const int late = now_mono() > g->deadline;
+        struct MHD_Connection *c = g->c;
+        gen_free(g);
+        return late ? send_error(h, c, 504, "the request took longer than the server's --timeout", NULL) : MHD_NO;
+    }
+    for (int i = 0; i < g->n_jobs; i++)
+        if (g->jobs[i]->failed) {
+            const srv_job *j = g->jobs[i];
+            const enum MHD_Result rc = send_error(h, g->c, (unsigned)(j->status ? j->status : 500), j->error, NULL);
+            gen_free(g);
+            return rc;
+        }
+    srv_result rs[SRV_MAX_N];
+    char *texts[SRV_MAX_N] = {0};
+    srv_token_lp *lps[SRV_MAX_N] = {0};
+    int ok = 1;
+    for (int c = 0; c < g->n_jobs; c++) {
+        const srv_job *j = g->jobs[c];
         size_t len = 0, n_lp = 0;
         for (size_t i = 0; i < j->n_ev; i++) len += j->ev[i].len, n_lp += j->ev[i].lp.id >= 0;
-        char *text = malloc(len + 1);
-        srv_token_lp *lps = g->want_lp ? malloc((n_lp ? n_lp : 1) * sizeof *lps) : NULL;
-        if (!text || (g->want_lp && !lps)) {
-            free(text), free(lps);
-            rc = send_error(h, g->c, 500, "out of memory", NULL);
-        } else {
-            len = 0, n_lp = 0;
-            for (size_t i = 0; i < j->n_ev; i++) {
-                memcpy(text + len, j->ev[i].text, j->ev[i].len), len += j->ev[i].len;
-                if (lps && j->ev[i].lp.id >= 0) lps[n_lp++] = j->ev[i].lp;
-            }
-            srv_result r = {.id = g->id, .model = model_name(h), .created = g->created, .text = text, .text_len = len,
-                            .finish = j->finish, .lps = lps, .n_lps = n_lp};
-            fill_usage(g, &r);
-            rc = send_json(h, g->c, 200, srv_result_json(g->kind, 0, &r, h->tok));
-            free(text), free(lps);
+        texts[c] = malloc(len + 1);
+        if (g->want_lp) lps[c] = malloc((n_lp ? n_lp : 1) * sizeof *lps[c]);
+        if (!texts[c] || (g->want_lp && !lps[c])) {
+            ok = 0;
+            break;
         }
+        len = 0, n_lp = 0;
+        for (size_t i = 0; i < j->n_ev; i++) {
+            memcpy(texts[c] + len, j->ev[i].text, j->ev[i].len), len += j->ev[i].len;
+            if (lps[c] && j->ev[i].lp.id >= 0) lps[c][n_lp++] = j->ev[i].lp;
+        }
+        rs[c] = (srv_result){.id = g->id, .index = c, .model = model_name(h), .created = g->created, .text = texts[c],
+                             .text_len = len, .finish = j->finish, .lps = lps[c], .n_lps = n_lp};
     }
-    srv_job_release(j);
-    free(g);
+    enum MHD_Result rc;
+    if (!ok) {
+        rc = send_error(h, g->c, 500, "out of memory", NULL);
+    } else {
+        fill_usage(g, &rs[0]);
+        rc = send_json(h, g->c, 200, srv_result_json(g->kind, 0, rs, (size_t)g->n_jobs, h->tok));
+    }
+    for (int c = 0; c < g->n_jobs; c++) free(texts[c]), free(lps[c]);
+    gen_free(g);
     return rc;
+}
+
+/* Choices after the first wait until the first has its prompt evaluated (its first event,
+ * or its end): its state is then in the prefix cache and they start from it. 0, or -1
+ * when the client went away or the deadline passed. */
+static int wait_prompt(gen *g) {
+    srv_job *j = g->jobs[0];
+    pthread_mutex_lock(&j->mu);
+    while (j->n_ev == 0 && j->phase != SRV_JOB_DONE) {
+        if (client_gone(g->c) || now_mono() > g->deadline) {
+            pthread_mutex_unlock(&j->mu);
+            return -1;
+        }
+        wait_job(j, 50);
+    }
+    pthread_mutex_unlock(&j->mu);
+    return 0;
 }
 
 /* The prompt's tokens: the text through the tokenizer (chat: the messages through the
@@ -334,26 +407,45 @@ static enum MHD_Result handle_generate(srv_http *h, struct MHD_Connection *c, sr
         snprintf(msg, sizeof msg, "the prompt has %zu tokens; the server's limit is %lld", n, (long long)h->cfg.max_prompt);
         return send_error(h, c, 400, msg, "prompt");
     }
-    srv_job *j = srv_job_new(ids, n, &req);
-    free(ids);
     gen *g = calloc(1, sizeof *g);
     const int stream = req.stream;
-    if (!j || !g) {
-        srv_job_release(j), free(g);
+    if (!g) {
+        free(ids);
         srv_request_free(&req);
         return send_error(h, c, 500, "out of memory", NULL);
     }
-    g->h = h, g->job = j, g->kind = kind, g->c = c, g->created = (int64_t)time(NULL);
+    g->h = h, g->kind = kind, g->c = c, g->created = (int64_t)time(NULL);
     g->include_usage = req.include_usage, g->want_lp = req.logprobs;
     g->deadline = now_mono() + h->cfg.timeout_s;
     snprintf(g->id, sizeof g->id, "%s-%llx", kind == SRV_CHAT ? "chatcmpl" : "cmpl",
              (unsigned long long)atomic_fetch_add(&h->req_id, 1) ^ ((unsigned long long)g->created << 20));
-    srv_request_free(&req);
-    if (srv_sched_submit(h->sched, j)) {
-        srv_job_release(j), free(g);
-        return send_error(h, c, 503, "the server is busy (its queue is full) or shutting down: retry later", NULL);
+    /* one job a choice; with a seed, choice i samples with seed + i */
+    for (int i = 0; i < req.n_choices; i++) {
+        srv_job *j = srv_job_new(ids, n, &req);
+        if (!j) break;
+        if (req.seed_given) j->sp.seed = req.sp.seed + (uint64_t)i;
+        g->jobs[g->n_jobs++] = j;
     }
-    /* g holds the submitter's reference to the job, the scheduler its own */
+    free(ids);
+    const int made = g->n_jobs == req.n_choices;
+    srv_request_free(&req);
+    if (!made) {
+        gen_free(g);
+        return send_error(h, c, 500, "out of memory", NULL);
+    }
+    /* g holds the submitter's reference to each job, the scheduler its own */
+    for (int i = 0; i < g->n_jobs; i++) {
+        if (i == 1 && wait_prompt(g)) {
+            struct MHD_Connection *cc = g->c;
+            const int late = now_mono() > g->deadline;
+            gen_free(g);
+            return late ? send_error(h, cc, 504, "the request took longer than the server's --timeout", NULL) : MHD_NO;
+        }
+        if (srv_sched_submit(h->sched, g->jobs[i])) {
+            gen_free(g); /* cancels those already submitted */
+            return send_error(h, c, 503, "the server is busy (its queue is full) or shutting down: retry later", NULL);
+        }
+    }
     if (!stream) return answer_whole(g);
     struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, g, stream_free);
     if (!r) {
