@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """bench_chat_turns.py URL [--turns 10] [--words 600] [--tokens 32]
 
+(mambac serve, or llama.cpp's llama-server: same requests.)
+
 A chat whose history grows turn by turn on an OpenAI-compatible server: each turn adds a user
 message of --words words, asks for --tokens tokens (greedy) and sends the whole history, as
 chat clients do. Run once with the server's state cache and once without it (cache_prompt:
@@ -31,6 +33,13 @@ def post(url, body, key):
     return time.perf_counter() - t0, out
 
 
+def cached_of(out):
+    """Prompt tokens the server took from its cache: OpenAI's usage field, or llama-server's
+    timings.cache_n where the usage lacks it."""
+    d = out["usage"].get("prompt_tokens_details") or {}
+    return d["cached_tokens"] if "cached_tokens" in d else (out.get("timings") or {}).get("cache_n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("url")
@@ -48,7 +57,7 @@ def main():
                            a.key)
             u = out["usage"]
             print(json.dumps({"cache": cache, "turn": t + 1, "prompt_tokens": u["prompt_tokens"],
-                              "cached_tokens": u["prompt_tokens_details"]["cached_tokens"],
+                              "cached_tokens": cached_of(out),
                               "latency_ms": round(1e3 * dt, 1)}), flush=True)
             msgs.append({"role": "assistant", "content": out["choices"][0]["message"]["content"]})
 

@@ -334,6 +334,16 @@ def run_all(port, srv, expected):
     check(st == 200 and b3["usage"]["prompt_tokens_details"]["cached_tokens"] == 0 and
           b3["choices"][0]["message"]["content"] == b2["choices"][0]["message"]["content"],
           "the answer from a cached state equals the answer computed from scratch")
+    # a prompt whose last token changed (as when re-tokenizing merges a template's last token
+    # with the answer after it) still starts from the state kept 8 tokens before the end
+    ids = [(i * 37 + 11) % 200 + 40 for i in range(30)]
+    st, c1, _ = request(port, "POST", "/v1/completions", {"prompt": ids, "max_tokens": 1, "temperature": 0})
+    st2, c2, _ = request(port, "POST", "/v1/completions", {"prompt": ids[:29] + [7, 8, 9], "max_tokens": 1, "temperature": 0})
+    st3, c3, _ = request(port, "POST", "/v1/completions", {"prompt": ids[:29] + [7, 8, 9], "max_tokens": 1, "temperature": 0,
+                                                           "cache_prompt": False})
+    check(st == 200 and st2 == 200 and c2["usage"]["prompt_tokens_details"]["cached_tokens"] == 22 and
+          st3 == 200 and c3["choices"][0]["text"] == c2["choices"][0]["text"],
+          f"a changed last token: 22 of 32 prompt tokens from the checkpoint, the same answer ({c2.get('usage')})")
     st, metrics, r = request(port, "GET", "/metrics")
     text = metrics.decode() if isinstance(metrics, bytes) else str(metrics)
     m = re.search(r"^mambac_prompt_tokens_cached_total (\d+)$", text, re.M)

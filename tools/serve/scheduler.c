@@ -199,6 +199,16 @@ static uint64_t fresh_seed(srv_sched *s) {
     return z ^ (z >> 27);
 }
 
+/* A prompt's state is also kept CHECKPOINT_BACK tokens before its end: the next turn of a
+ * chat re-tokenizes the history, and the prompt's last tokens can merge with the answer
+ * that follows them (a template's "\n" and an answer starting with "\n" become one token),
+ * so the state at the prompt's end is then no prefix of the next prompt; the one a few
+ * tokens earlier still is. 0: no checkpoint for this job. */
+#define CHECKPOINT_BACK 8
+static size_t checkpoint_of(const srv_sched *s, const srv_job *j) {
+    return j->cache_prompt && s->cache && j->n_ids > CHECKPOINT_BACK ? j->n_ids - CHECKPOINT_BACK : 0;
+}
+
 /* A queued job takes a free slot: its sampler, its text stream, and its state from the
  * longest cached prefix of its prompt (or from the start). */
 static void start(srv_sched *s, slot *sl, srv_job *j) {
@@ -312,7 +322,8 @@ static void step(srv_sched *s) {
         }
         mambac_seq q = {.state = sl->state, .mode = MAMBAC_LOGITS_LAST, .logits = sl->logits};
         if (sl->phase == SLOT_PREFILL && budget > 0) {
-            const size_t left = sl->job->n_ids - sl->pos;
+            const size_t ck = checkpoint_of(s, sl->job), end = sl->pos < ck ? ck : sl->job->n_ids;
+            const size_t left = end - sl->pos; /* a piece ends at the checkpoint */
             sl->k = left < (size_t)budget ? left : (size_t)budget;
             budget -= (int64_t)sl->k;
             q.ids = sl->job->ids + sl->pos, q.n_tokens = sl->k;
@@ -353,6 +364,8 @@ static void step(srv_sched *s) {
                 if (sl->pos == sl->job->n_ids) {
                     sl->phase = SLOT_READY;
                     if (sl->job->cache_prompt && s->cache) srv_cache_store(s->cache, sl->fed, sl->n_fed, sl->state, sl->logits);
+                } else if (sl->pos == checkpoint_of(s, sl->job)) {
+                    srv_cache_store(s->cache, sl->fed, sl->n_fed, sl->state, NULL);
                 }
             }
         }
