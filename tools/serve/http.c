@@ -321,7 +321,7 @@ static enum MHD_Result answer_whole(gen *g) {
     return rc;
 }
 
-/* Choices after the first wait until the first has its prompt evaluated (its first event,
+/* With cache_prompt, choices after the first wait until the first has its prompt evaluated (its first event,
  * or its end): its state is then in the prefix cache and they start from it. 0, or -1
  * when the client went away or the deadline passed. */
 static int wait_prompt(gen *g) {
@@ -435,7 +435,7 @@ static enum MHD_Result handle_generate(srv_http *h, struct MHD_Connection *c, sr
     }
     /* g holds the submitter's reference to each job, the scheduler its own */
     for (int i = 0; i < g->n_jobs; i++) {
-        if (i == 1 && wait_prompt(g)) {
+        if (i == 1 && g->jobs[0]->cache_prompt && wait_prompt(g)) {
             struct MHD_Connection *cc = g->c;
             const int late = now_mono() > g->deadline;
             gen_free(g);
