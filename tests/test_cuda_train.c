@@ -166,6 +166,11 @@ static mambac_init_params small(mambac_arch arch, int d_model, int d_state, int 
     return ip;
 }
 
+static mambac_init_params with_conv(mambac_init_params ip, int d_conv) {
+    ip.d_conv = d_conv;
+    return ip;
+}
+
 static void random_models(const char *tmp) {
     struct {
         const char *name;
@@ -177,6 +182,9 @@ static void random_models(const char *tmp) {
         {"mamba2 d64 N64 P16 G2, 3 x 150", small(MAMBAC_ARCH_MAMBA2, 64, 64, 16, 2), 3, 150, 3},
         {"mamba2 d64 N128 P32, 2 x 130", small(MAMBAC_ARCH_MAMBA2, 64, 128, 32, 1), 2, 130, 2},
         {"mamba2 d48 N24 P8 G4, 1 of 3 x 70", small(MAMBAC_ARCH_MAMBA2, 48, 24, 8, 4), 1, 70, 3},
+        /* conv widths other than 4: the conv kernels' taps padded to 4 and to 8 */
+        {"mamba d32 N16 conv 3, 2 x 70", with_conv(small(MAMBAC_ARCH_MAMBA1, 32, 16, 0, 1), 3), 2, 70, 2},
+        {"mamba2 d32 N16 P16 conv 6, 2 x 45", with_conv(small(MAMBAC_ARCH_MAMBA2, 32, 16, 16, 1), 6), 2, 45, 2},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char name[32];

@@ -43,16 +43,40 @@ __global__ static void colsum_part_k(float *part, int64_t T, int64_t n, F f) {
     part[blockIdx.y * n + col] = acc;
 }
 
-__global__ static void sum_parts_k(float *dst, const float *src, int64_t parts, int64_t n, int accumulate) {
+/* dst[i] (+)= the sum over k < parts of src[k * stride + i], k in order; unrolled so that
+ * the loads are in flight together */
+__global__ static void sum_parts_k(float *dst, const float *src, int64_t parts, int64_t stride, int64_t n, int accumulate) {
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     float acc = 0.0f;
-    for (int64_t k = 0; k < parts; k++) acc += src[k * n + i];
+#pragma unroll 8
+    for (int64_t k = 0; k < parts; k++) acc += src[k * stride + i];
     dst[i] = accumulate ? dst[i] + acc : acc;
 }
+/* the same for groups of parts at once: group g's sum lands on its first part (which
+ * only this thread reads) */
+__global__ static void sum_groups_k(float *src, int64_t parts, int64_t group, int64_t n) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x, g = blockIdx.y;
+    if (i >= n) return;
+    const int64_t k0 = g * group, k1 = k0 + group < parts ? k0 + group : parts;
+    float acc = 0.0f;
+#pragma unroll 8
+    for (int64_t k = k0; k < k1; k++) acc += src[k * n + i];
+    src[k0 * n + i] = acc;
+}
 
-extern "C" void mct_sum_parts(float *dst, const float *src, int64_t parts, int64_t n, int accumulate, mcu_stream s) {
-    if (n > 0) sum_parts_k<<<blocks_for(n, 256), 256, 0, s>>>(dst, src, parts, n, accumulate);
+/* Few columns and many parts leave most of the GPU idle in one pass: then groups of
+ * SUM_GROUP parts are summed first (in place), and the groups' sums after. */
+#define SUM_GROUP 16
+extern "C" void mct_sum_parts(float *dst, float *src, int64_t parts, int64_t n, int accumulate, mcu_stream s) {
+    if (n <= 0) return;
+    if (parts >= 4 * SUM_GROUP && n < (1 << 18)) {
+        const int64_t groups = (parts + SUM_GROUP - 1) / SUM_GROUP;
+        sum_groups_k<<<dim3(blocks_for(n, 256), (unsigned)groups), 256, 0, s>>>(src, parts, SUM_GROUP, n);
+        sum_parts_k<<<blocks_for(n, 256), 256, 0, s>>>(dst, src, groups, SUM_GROUP * n, n, accumulate);
+    } else {
+        sum_parts_k<<<blocks_for(n, 256), 256, 0, s>>>(dst, src, parts, n, n, accumulate);
+    }
 }
 
 static int64_t parts_for(int64_t T) { return (T + ROWS_PER_PART - 1) / ROWS_PER_PART; }
@@ -93,8 +117,8 @@ __device__ static double block_sum_d(double v, double *sh) {
     return t;
 }
 
-__global__ static void rmsnorm_fwd_k(float *out, float *rstd, const float *x, const float *w, int64_t n, int64_t groups,
-                                     float eps) {
+__global__ static void rmsnorm_fwd_k(float *out, __nv_bfloat16 *out16, float *rstd, const float *x, const float *w, int64_t n,
+                                     int64_t groups, float eps) {
     __shared__ double sh[8];
     const int64_t r = blockIdx.x;
     const float *xr = x + r * n, *wr = w + (r % groups) * n;
@@ -103,12 +127,16 @@ __global__ static void rmsnorm_fwd_k(float *out, float *rstd, const float *x, co
     ss = block_sum_d(ss, sh);
     const float rs = (float)(1.0 / sqrt(ss / (double)n + eps));
     if (threadIdx.x == 0) rstd[r] = rs;
-    for (int64_t i = threadIdx.x; i < n; i += 256) out[r * n + i] = xr[i] * rs * wr[i];
+    for (int64_t i = threadIdx.x; i < n; i += 256) {
+        const float v = xr[i] * rs * wr[i];
+        if (out) out[r * n + i] = v;
+        if (out16) out16[r * n + i] = __float2bfloat16(v);
+    }
 }
 
-extern "C" void mct_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int64_t T, int64_t n, int64_t groups,
-                                float eps, mcu_stream s) {
-    if (T > 0) rmsnorm_fwd_k<<<(unsigned)T, 256, 0, s>>>(out, rstd, x, w, n, groups, eps);
+extern "C" void mct_rmsnorm_fwd(float *out, void *out16, float *rstd, const float *x, const float *w, int64_t T, int64_t n,
+                                int64_t groups, float eps, mcu_stream s) {
+    if (T > 0) rmsnorm_fwd_k<<<(unsigned)T, 256, 0, s>>>(out, (__nv_bfloat16 *)out16, rstd, x, w, n, groups, eps);
 }
 
 __global__ static void rmsnorm_bwd_k(float *dx, const float *dout, const float *x, const float *rstd, const float *w, int64_t n,
@@ -146,22 +174,6 @@ extern "C" void mct_rmsnorm_bwd(float *dx, float *dw, const float *dout, const f
 }
 
 /* ---- elementwise ------------------------------------------------------------------ */
-
-__global__ static void silu_k(float *y, const float *x, int64_t n) {
-    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) y[i] = siluf_(x[i]);
-}
-extern "C" void mct_silu(float *y, const float *x, int64_t n, mcu_stream s) {
-    if (n > 0) silu_k<<<blocks_for(n, 256), 256, 0, s>>>(y, x, n);
-}
-
-__global__ static void dsilu_mul_k(float *g, const float *x, int64_t n) {
-    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) g[i] *= dsiluf_(x[i]);
-}
-extern "C" void mct_dsilu_mul(float *g, const float *x, int64_t n, mcu_stream s) {
-    if (n > 0) dsilu_mul_k<<<blocks_for(n, 256), 256, 0, s>>>(g, x, n);
-}
 
 __global__ static void add_k(float *y, const float *a, int64_t n) {
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
@@ -268,82 +280,118 @@ extern "C" void mct_dskip_bwd(float *dx, int64_t dxs, float *dD, const float *dy
     head_sum_k<<<blocks_for(E / P, 128), 128, 0, s>>>(dD, e_sums, E / P, P);
 }
 
-/* ---- causal conv -------------------------------------------------------------------- */
-
-__global__ static void conv_fwd_k(float *out, const float *in, int64_t ins, const float *w, const float *b, int64_t T,
-                                  int64_t L, int64_t C, int64_t K) {
-    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= T * C) return;
-    int64_t r, c, q, l;
-    split_rc(i, C, &r, &c);
-    split_rc(r, L, &q, &l);
-    float acc = b ? b[c] : 0.0f;
-    for (int64_t k = 0; k < K; k++) {
-        const int64_t src = l - (K - 1) + k;
-        if (src >= 0) acc += w[c * K + k] * in[(r - l + src) * ins + c];
-    }
-    out[i] = acc;
-}
-extern "C" void mct_conv_fwd(float *out, const float *in, int64_t ins, const float *w, const float *b, int64_t B, int64_t L,
-                             int64_t C, int64_t K, mcu_stream s) {
-    const int64_t n = B * L * C;
-    if (n > 0) conv_fwd_k<<<blocks_for(n, 256), 256, 0, s>>>(out, in, ins, w, b, B * L, L, C, K);
-}
-
-__global__ static void conv_dx_k(float *din, int64_t dins, const float *dout, const float *w, int64_t T, int64_t L, int64_t C,
-                                 int64_t K) {
-    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= T * C) return;
-    int64_t r, c, q, l;
-    split_rc(i, C, &r, &c);
-    split_rc(r, L, &q, &l);
-    float acc = 0.0f;
-    for (int64_t k = 0; k < K; k++) {
-        const int64_t dst = l + (K - 1) - k;
-        if (dst < L) acc += dout[(r - l + dst) * C + c] * w[c * K + k];
-    }
-    din[r * dins + c] = acc;
-}
+/* ---- causal conv -------------------------------------------------------------------- *
+ * A thread per (sequence, channel, run of CONV_RUN rows) walks its rows with the window of
+ * taps in registers, so every input, output and gradient is read or written once. Taps
+ * are counted KM = 4 or 8 wide, the weights zero-padded on the left (a K-tap conv is the
+ * KM-tap conv whose first KM - K taps are zero). */
 #define CONV_KMAX 8
-/* part[chunk][c][k] = sum over the chunk's rows of dout x (k < K: tap k's input; k == K:
- * one, for db): a thread per channel and chunk of rows, every tap at once */
-__global__ static void conv_dw_part_k(float *part, const float *dout, const float *in, int64_t ins, int64_t T, int64_t L,
-                                      int64_t C, int64_t K) {
-    const int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+#define CONV_RUN 32
+
+template <int KM>
+__device__ static void conv_taps(float wv[KM], const float *w, int64_t c, int64_t K) {
+#pragma unroll
+    for (int k = 0; k < KM; k++) wv[k] = k >= KM - K ? w[c * K + k - (KM - K)] : 0.0f;
+}
+
+/* convp (T, C) = conv(in) + b, act = silu(convp) */
+template <int KM>
+__global__ static void conv_silu_fwd_k(float *convp, float *act, __nv_bfloat16 *act16, const float *in, int64_t ins,
+                                       const float *w, const float *b, int64_t L, int64_t C, int64_t K) {
+    const int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x, q = blockIdx.z, l0 = (int64_t)blockIdx.y * CONV_RUN;
     if (c >= C) return;
-    const int64_t r0 = (int64_t)blockIdx.y * ROWS_PER_PART, r1 = r0 + ROWS_PER_PART < T ? r0 + ROWS_PER_PART : T;
-    float acc[CONV_KMAX + 1];
+    float wv[KM], win[KM];
+    conv_taps<KM>(wv, w, c, K);
+    const float bias = b ? b[c] : 0.0f;
+    const float *src = in + q * L * ins + c;
 #pragma unroll
-    for (int k = 0; k <= CONV_KMAX; k++) acc[k] = 0.0f;
-    for (int64_t r = r0, l = r0 % L; r < r1; r++, l = l + 1 == L ? 0 : l + 1) {
-        const float g = dout[r * C + c];
-        acc[CONV_KMAX] += g;
-#pragma unroll
-        for (int k = 0; k < CONV_KMAX; k++) {
-            const int64_t src = l - (K - 1) + k;
-            if (k < K && src >= 0) acc[k] += g * in[(r - l + src) * ins + c];
-        }
+    for (int k = 0; k < KM - 1; k++) {
+        const int64_t l = l0 - (KM - 1) + k;
+        win[k + 1] = l >= 0 ? src[l * ins] : 0.0f;
     }
-    float *o = part + (int64_t)blockIdx.y * C * (K + 1) + c * (K + 1);
-    for (int64_t k = 0; k < K; k++) o[k] = acc[k];
-    o[K] = acc[CONV_KMAX];
+    const int64_t l1 = l0 + CONV_RUN < L ? l0 + CONV_RUN : L;
+    for (int64_t l = l0; l < l1; l++) {
+#pragma unroll
+        for (int k = 0; k < KM - 1; k++) win[k] = win[k + 1];
+        win[KM - 1] = src[l * ins];
+        float acc = bias;
+#pragma unroll
+        for (int k = 0; k < KM; k++) acc += wv[k] * win[k];
+        const int64_t o = (q * L + l) * C + c;
+        const float v = siluf_(acc);
+        convp[o] = acc;
+        act[o] = v;
+        if (act16) act16[o] = __float2bfloat16(v);
+    }
 }
-__global__ static void conv_dw_scatter_k(float *dw, float *db, const float *sums, int64_t C, int64_t K) {
+extern "C" void mct_conv_silu_fwd(float *convp, float *act, void *act16, const float *in, int64_t ins, const float *w,
+                                  const float *b, int64_t B, int64_t L, int64_t C, int64_t K, mcu_stream s) {
+    if (B * L * C <= 0) return;
+    const dim3 grid(blocks_for(C, 128), (unsigned)((L + CONV_RUN - 1) / CONV_RUN), (unsigned)B);
+    __nv_bfloat16 *a16 = (__nv_bfloat16 *)act16;
+    if (K <= 4) conv_silu_fwd_k<4><<<grid, 128, 0, s>>>(convp, act, a16, in, ins, w, b, L, C, K);
+    else conv_silu_fwd_k<CONV_KMAX><<<grid, 128, 0, s>>>(convp, act, a16, in, ins, w, b, L, C, K);
+}
+
+/* With dout = dact silu'(convp): din (rows dins apart) = the transposed conv of dout, and
+ * part[run][c][k] = the run's sum of dout x (tap k's input; k == KM: one, for db). The
+ * thread's window holds dout of rows l .. l + KM - 1 and the input of l - KM + 1 .. l. */
+template <int KM>
+__global__ static void conv_silu_bwd_k(float *din, int64_t dins, float *part, const float *dact, const float *convp,
+                                       const float *in, int64_t ins, const float *w, int64_t L, int64_t C, int64_t K) {
+    const int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x, q = blockIdx.z, l0 = (int64_t)blockIdx.y * CONV_RUN;
+    if (c >= C) return;
+    float wv[KM], dw[KM + 1], gw[KM], iw[KM];
+    conv_taps<KM>(wv, w, c, K);
+    const float *src = in + q * L * ins + c, *ga = dact + q * L * C + c, *cp = convp + q * L * C + c;
+#pragma unroll
+    for (int k = 0; k <= KM; k++) dw[k] = 0.0f;
+#pragma unroll
+    for (int k = 0; k < KM - 1; k++) {
+        const int64_t lg = l0 + k, li = l0 - (KM - 1) + k;
+        gw[k + 1] = lg < L ? ga[lg * C] * dsiluf_(cp[lg * C]) : 0.0f;
+        iw[k + 1] = li >= 0 ? src[li * ins] : 0.0f;
+    }
+    const int64_t l1 = l0 + CONV_RUN < L ? l0 + CONV_RUN : L;
+    for (int64_t l = l0; l < l1; l++) {
+        const int64_t lg = l + KM - 1;
+#pragma unroll
+        for (int k = 0; k < KM - 1; k++) gw[k] = gw[k + 1], iw[k] = iw[k + 1];
+        gw[KM - 1] = lg < L ? ga[lg * C] * dsiluf_(cp[lg * C]) : 0.0f;
+        iw[KM - 1] = src[l * ins];
+        float acc = 0.0f; /* din[l] = sum_k dout[l + KM - 1 - k] w[k] */
+#pragma unroll
+        for (int k = 0; k < KM; k++) acc += gw[KM - 1 - k] * wv[k];
+        din[(q * L + l) * dins + c] = acc;
+#pragma unroll
+        for (int k = 0; k < KM; k++) dw[k] += gw[0] * iw[k];
+        dw[KM] += gw[0];
+    }
+    float *o = part + ((int64_t)blockIdx.z * gridDim.y + blockIdx.y) * C * (KM + 1) + c * (KM + 1);
+#pragma unroll
+    for (int k = 0; k <= KM; k++) o[k] = dw[k];
+}
+__global__ static void conv_dw_scatter_k(float *dw, float *db, const float *sums, int64_t C, int64_t K, int km) {
     const int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
-    for (int64_t k = 0; k < K; k++) dw[c * K + k] += sums[c * (K + 1) + k];
-    if (db) db[c] += sums[c * (K + 1) + K];
+    for (int64_t k = 0; k < K; k++) dw[c * K + k] += sums[c * (km + 1) + k + (km - K)];
+    if (db) db[c] += sums[c * (km + 1) + km];
 }
-extern "C" void mct_conv_bwd(float *din, int64_t dins, float *dw, float *db, const float *dout, const float *in, int64_t ins,
-                             const float *w, int64_t B, int64_t L, int64_t C, int64_t K, float *scratch, mcu_stream s) {
-    const int64_t T = B * L;
-    if (T * C <= 0) return;
-    conv_dx_k<<<blocks_for(T * C, 256), 256, 0, s>>>(din, dins, dout, w, T, L, C, K);
-    const int64_t parts = parts_for(T);
-    float *sums = scratch + mct_colsum_scratch(T, C * (K + 1));
-    conv_dw_part_k<<<dim3(blocks_for(C, 128), (unsigned)parts), 128, 0, s>>>(scratch, dout, in, ins, T, L, C, K);
-    mct_sum_parts(sums, scratch, parts, C * (K + 1), 0, s);
-    conv_dw_scatter_k<<<blocks_for(C, 128), 128, 0, s>>>(dw, db, sums, C, K);
+extern "C" int64_t mct_conv_scratch(int64_t B, int64_t L, int64_t C) {
+    return 2 * B * ((L + CONV_RUN - 1) / CONV_RUN) * C * (CONV_KMAX + 1);
+}
+extern "C" void mct_conv_silu_bwd(float *din, int64_t dins, float *dw, float *db, const float *dact, const float *convp,
+                                  const float *in, int64_t ins, const float *w, int64_t B, int64_t L, int64_t C, int64_t K,
+                                  float *scratch, mcu_stream s) {
+    if (B * L * C <= 0) return;
+    const int64_t runs = (L + CONV_RUN - 1) / CONV_RUN, parts = B * runs;
+    const int km = K <= 4 ? 4 : CONV_KMAX;
+    float *sums = scratch + parts * C * (km + 1);
+    const dim3 grid(blocks_for(C, 128), (unsigned)runs, (unsigned)B);
+    if (km == 4) conv_silu_bwd_k<4><<<grid, 128, 0, s>>>(din, dins, scratch, dact, convp, in, ins, w, L, C, K);
+    else conv_silu_bwd_k<CONV_KMAX><<<grid, 128, 0, s>>>(din, dins, scratch, dact, convp, in, ins, w, L, C, K);
+    mct_sum_parts(sums, scratch, parts, C * (km + 1), 0, s);
+    conv_dw_scatter_k<<<blocks_for(C, 128), 128, 0, s>>>(dw, db, sums, C, K, km);
 }
 
 /* ---- embedding, cross-entropy ---------------------------------------------------------- */
@@ -368,6 +416,10 @@ extern "C" void mct_embed_bwd(float *demb, const float *dh, int64_t D, const int
 /* One block a row: each thread's running max and sum of exp over its columns (one pass
  * over the row), the block's max, then the sum in double of the threads' sums rescaled to
  * it; the gradient in a second pass. */
+template <bool FAST>
+__device__ static inline float xexp(float x) { return FAST ? __expf(x) : expf(x); }
+/* FAST (bf16 gradients): exp as one special-function op, its error far below bf16's */
+template <bool FAST>
 __global__ static void xent_k(float *logits, __nv_bfloat16 *g16, double *loss, const int32_t *target, int64_t V, int backward,
                               float f) {
     __shared__ double sh[8];
@@ -386,8 +438,8 @@ __global__ static void xent_k(float *logits, __nv_bfloat16 *g16, double *loss, c
     float m = -INFINITY, sef = 0.0f; /* a thread's few hundred terms of at most 1 each: float suffices */
     for (int64_t v = threadIdx.x; v < V; v += 256) {
         const float x = row[v];
-        if (x > m) sef = sef * expf(m - x) + 1.0f, m = x;
-        else sef += expf(x - m);
+        if (x > m) sef = sef * xexp<FAST>(m - x) + 1.0f, m = x;
+        else sef += xexp<FAST>(x - m);
     }
     float mx = m;
     for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
@@ -403,23 +455,28 @@ __global__ static void xent_k(float *logits, __nv_bfloat16 *g16, double *loss, c
     if (!backward) return;
     const float lsef = (float)lse;
     for (int64_t v = threadIdx.x; v < V; v += 256) {
-        const float gv = expf(row[v] - lsef) * f - (v == tg ? f : 0.0f);
+        const float gv = xexp<FAST>(row[v] - lsef) * f - (v == tg ? f : 0.0f);
         if (g16) g16[r * V + v] = __float2bfloat16(gv);
         else row[v] = gv;
     }
 }
 extern "C" void mct_xent(float *logits, void *grad16, double *loss, const int32_t *target, int64_t n, int64_t V, int backward,
                          float f, mcu_stream s) {
-    if (n > 0) xent_k<<<(unsigned)n, 256, 0, s>>>(logits, (__nv_bfloat16 *)grad16, loss, target, V, backward, f);
+    if (n <= 0) return;
+    if (grad16) xent_k<true><<<(unsigned)n, 256, 0, s>>>(logits, (__nv_bfloat16 *)grad16, loss, target, V, backward, f);
+    else xent_k<false><<<(unsigned)n, 256, 0, s>>>(logits, NULL, loss, target, V, backward, f);
 }
 
+/* *out = scale x the sum of x[0 .. n), by one block in a fixed order */
 __global__ static void sum_d_k(double *out, const double *x, int64_t n, double scale) {
+    __shared__ double sh[8];
     double acc = 0;
-    for (int64_t i = 0; i < n; i++) acc += x[i];
-    *out = acc * scale;
+    for (int64_t i = threadIdx.x; i < n; i += 256) acc += x[i];
+    acc = block_sum_d(acc, sh);
+    if (threadIdx.x == 0) *out = acc * scale;
 }
 extern "C" void mct_sum_d(double *out, const double *x, int64_t n, double scale, mcu_stream s) {
-    sum_d_k<<<1, 1, 0, s>>>(out, x, n, scale);
+    sum_d_k<<<1, 256, 0, s>>>(out, x, n, scale);
 }
 
 /* ---- gradient norm, AdamW ------------------------------------------------------------ */
@@ -437,7 +494,7 @@ __global__ static void sumsq_part_k(double *part, const float *x, int64_t n) {
 }
 extern "C" void mct_sumsq(double *out, const float *x, int64_t n, double *scratch, mcu_stream s) {
     sumsq_part_k<<<SUMSQ_BLOCKS, 256, 0, s>>>(scratch, x, n);
-    sum_d_k<<<1, 1, 0, s>>>(out, scratch, SUMSQ_BLOCKS, 1.0);
+    sum_d_k<<<1, 256, 0, s>>>(out, scratch, SUMSQ_BLOCKS, 1.0);
 }
 
 __global__ static void adamw_k(float *w, float *m, float *v, const float *g, int64_t n, float gscale, float beta1, float beta2,

@@ -26,9 +26,10 @@ void mct_colsum(float *dst, const float *src, int64_t stride, int64_t T, int64_t
                 mcu_stream s);
 
 /* RMSNorm over rows of n: out = x rstd w, rstd kept (T). With groups > 1 the rows are
- * the groups of wider rows and row r uses w + (r % groups) n (the gated norm's groups). */
-void mct_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int64_t T, int64_t n, int64_t groups,
-                     float eps, mcu_stream s);
+ * the groups of wider rows and row r uses w + (r % groups) n (the gated norm's groups).
+ * out and out16 (bf16) may each be NULL. */
+void mct_rmsnorm_fwd(float *out, void *out16, float *rstd, const float *x, const float *w, int64_t T, int64_t n,
+                     int64_t groups, float eps, mcu_stream s);
 /* dx (+)= the input gradient (accumulate); dw += sum of dy x rstd per weight (weights of
  * groups rows apart as above). */
 void mct_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, const float *rstd, const float *w, int64_t T,
@@ -36,8 +37,6 @@ void mct_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, co
 
 /* Elementwise, over T rows of n values (rows of the given strides; contiguous when the
  * stride is n). */
-void mct_silu(float *y, const float *x, int64_t n, mcu_stream s);                     /* y = silu(x), n values */
-void mct_dsilu_mul(float *g, const float *x, int64_t n, mcu_stream s);                /* g *= silu'(x) */
 /* y (T, n) = clamp(softplus(x (rows xs apart) + b), lo, hi); b (n) may be NULL. */
 void mct_softplus(float *y, const float *x, int64_t xs, const float *b, int64_t T, int64_t n, float lo, float hi,
                   mcu_stream s);
@@ -60,13 +59,15 @@ void mct_dskip_bwd(float *dx, int64_t dxs, float *dD, const float *dys, const fl
 /* y (T, n) += a (T, n) */
 void mct_add(float *y, const float *a, int64_t n, mcu_stream s);
 
-/* Causal depthwise conv per sequence of L rows, zero history: out (T, C) = conv(in (rows
- * of stride ins)) + b. */
-void mct_conv_fwd(float *out, const float *in, int64_t ins, const float *w, const float *b, int64_t B, int64_t L, int64_t C,
-                  int64_t K, mcu_stream s);
-/* din (rows dins apart, overwritten), dw (C, K) +=, db (C) += (db may be NULL). */
-void mct_conv_bwd(float *din, int64_t dins, float *dw, float *db, const float *dout, const float *in, int64_t ins,
-                  const float *w, int64_t B, int64_t L, int64_t C, int64_t K, float *scratch, mcu_stream s);
+/* Causal depthwise conv per sequence of L rows, zero history, and its SiLU: convp (T, C)
+ * = conv(in (rows of stride ins)) + b, act (T, C) = silu(convp). K <= 8 taps. */
+void mct_conv_silu_fwd(float *convp, float *act, void *act16, const float *in, int64_t ins, const float *w, const float *b,
+                       int64_t B, int64_t L, int64_t C, int64_t K, mcu_stream s);
+/* Its backward from dact (T, C): din (rows dins apart, overwritten), dw (C, K) +=, db (C)
+ * += (db may be NULL). scratch: mct_conv_scratch floats. */
+int64_t mct_conv_scratch(int64_t B, int64_t L, int64_t C);
+void mct_conv_silu_bwd(float *din, int64_t dins, float *dw, float *db, const float *dact, const float *convp, const float *in,
+                       int64_t ins, const float *w, int64_t B, int64_t L, int64_t C, int64_t K, float *scratch, mcu_stream s);
 
 /* Embedding gradient: demb[tok] += the sum of dh rows of that token, in row order. The
  * rows come grouped by token: order (T) the rows sorted by token (stable), and for each
@@ -95,19 +96,23 @@ void mct_dalog(float *dA_log, const float *dA, const float *A, int64_t n, mcu_st
 /* A = -exp(A_log), n values */
 void mct_neg_exp(float *A, const float *A_log, int64_t n, mcu_stream s);
 /* dst (n) (+)= sum over k < parts of src[k * n + i], in order. */
-void mct_sum_parts(float *dst, const float *src, int64_t parts, int64_t n, int accumulate, mcu_stream s);
+void mct_sum_parts(float *dst, float *src, int64_t parts, int64_t n, int accumulate, mcu_stream s); /* src is clobbered */
 
 /* ---- Mamba-1 selective scan (train_scan.cu), zero state per sequence ------------- *
- * ys (T, E) = y + D x. x rows xs apart; delta (T, E) = softplus(dt) already; B, C rows
- * bcs apart (N values). A (E, N). E a multiple of 32, N <= 16. The forward keeps each
- * chunk's entering state and sum of delta (in keep, a layer's part of the tape) for the
- * backward of the same batch. */
+ * ys (T, E) = y + D x; given z (rows zs apart), also the gated yo (T, E) = ys silu(z).
+ * x rows xs apart; delta (T, E) = softplus(dt) already; B, C rows bcs apart (N values).
+ * A (E, N). E a multiple of 32, N <= 16. The forward keeps the state entering every
+ * piece of 16 steps and each segment's sum of delta (in keep, a layer's part of the
+ * tape) for the backward of the same batch. */
 typedef struct mct_scan {
     int64_t B, L, E, N;
     const float *x; int64_t xs;
     const float *delta, *Bm, *Cm; int64_t bcs;
     const float *A, *D;
     float *ys;
+    const float *z; int64_t zs; /* optional: the gate */
+    float *yo;              /* and its output: float32 (may be NULL) */
+    void *yo16;             /* and / or bf16 (may be NULL) */
     float *keep;            /* mct_scan_tape floats: written by the forward, read by the backward */
     /* backward */
     const float *dys;

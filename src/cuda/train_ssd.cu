@@ -380,36 +380,50 @@ __global__ static void __launch_bounds__(256) ssd_rev_k(mct_ssd a, int split) {
     }
 }
 
-/* dB / dC of group g = the sum over its heads and their slices; ddt over the slices; dA
- * over the sequences, slices and chunks */
+/* dB / dC of group g = the sum over its heads and their slices; ddt over the slices. A
+ * thread per (row, state of a group): index arithmetic in 32 bits where it fits (a 64-bit
+ * division is ~100 instructions, and this kernel is otherwise a stream of loads). */
+template <typename I>
 __global__ static void ssd_reduce_k(mct_ssd a, int split) {
-    const int64_t T = a.B * a.L, N = a.N, G = a.G, hpg = a.H / G, nch = (a.L + SSD_Q - 1) / SSD_Q;
-    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const I T = (I)(a.B * a.L), N = (I)a.N, G = (I)a.G, H = (I)a.H, L = (I)a.L, hpg = H / G;
+    const I i = (I)blockIdx.x * blockDim.x + threadIdx.x;
     const ssd_scratch s = scratch_of(a, split);
     if (i < T * G * N) {
-        const int64_t r = i / (G * N), gn = i % (G * N), g = gn / N, n = gn % N, b = r / a.L, l = r % a.L;
+        const I r = i / (G * N), gn = i - r * (G * N), g = gn / N, n = gn - g * N, b = r / L, l = r - b * L;
         float sb = 0.0f, sc = 0.0f;
-        for (int64_t h = g * hpg; h < (g + 1) * hpg; h++)
+        for (I h = g * hpg; h < (g + 1) * hpg; h++)
             for (int sp = 0; sp < split; sp++) {
-                const int64_t o = (((b * a.H + h) * split + sp) * a.L + l) * N + n;
+                const int64_t o = ((((int64_t)b * H + h) * split + sp) * L + l) * N + n;
                 sb += s.dBp[o], sc += s.dCp[o];
             }
-        a.dB[r * a.bcs + g * N + n] = sb;
-        a.dC[r * a.bcs + g * N + n] = sc;
+        a.dB[(int64_t)r * a.bcs + g * N + n] = sb;
+        a.dC[(int64_t)r * a.bcs + g * N + n] = sc;
     }
-    if (i < T * a.H) {
-        const int64_t r = i / a.H, h = i % a.H, b = r / a.L, l = r % a.L;
+    if (i < T * H) {
+        const I r = i / H, h = i - r * H, b = r / L, l = r - b * L;
         float sum = 0.0f;
-        for (int sp = 0; sp < split; sp++) sum += s.ddtp[((b * a.H + h) * split + sp) * a.L + l];
-        a.ddt[r * a.H + h] = sum;
+        for (int sp = 0; sp < split; sp++) sum += s.ddtp[(((int64_t)b * H + h) * split + sp) * L + l];
+        a.ddt[(int64_t)r * H + h] = sum;
     }
-    if (i < a.H) {
-        float sum = 0.0f;
-        for (int64_t b = 0; b < a.B; b++)
-            for (int sp = 0; sp < split; sp++)
-                for (int64_t k = 0; k < nch; k++) sum += s.dAp[((b * a.H + i) * split + sp) * nch + k];
-        a.dA[i] = sum;
+}
+/* dA[h] = the sum over the sequences, slices and chunks: a block per head, in a fixed
+ * order (each thread's strided run, then the threads' sums as a tree) */
+__global__ static void ssd_reduce_dA_k(mct_ssd a, int split) {
+    __shared__ float sh[256];
+    const int64_t h = blockIdx.x, nch = (a.L + SSD_Q - 1) / SSD_Q, per = split * nch, n = a.B * per;
+    const ssd_scratch s = scratch_of(a, split);
+    float acc = 0.0f;
+    for (int64_t i = threadIdx.x; i < n; i += 256) {
+        const int64_t b = i / per, rest = i % per;
+        acc += s.dAp[(b * a.H + h) * per + rest];
     }
+    sh[threadIdx.x] = acc;
+    __syncthreads();
+    for (int w = 128; w > 0; w >>= 1) {
+        if ((int)threadIdx.x < w) sh[threadIdx.x] += sh[threadIdx.x + w];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) a.dA[h] = sh[0];
 }
 
 typedef void (*ssd_kernel)(mct_ssd, int);
@@ -464,7 +478,9 @@ static void reduce(const mct_ssd *a, int split, mcu_stream s) {
     const int64_t T = a->B * a->L;
     int64_t n = T * a->G * a->N;
     if (T * a->H > n) n = T * a->H;
-    ssd_reduce_k<<<(unsigned)((n + 255) / 256), 256, 0, s>>>(*a, split);
+    if (n < (1ll << 31)) ssd_reduce_k<int32_t><<<(unsigned)((n + 255) / 256), 256, 0, s>>>(*a, split);
+    else ssd_reduce_k<int64_t><<<(unsigned)((n + 255) / 256), 256, 0, s>>>(*a, split);
+    ssd_reduce_dA_k<<<(unsigned)a->H, 256, 0, s>>>(*a, split);
 }
 
 extern "C" void mct_ssd_fwd(const mct_ssd *a, mcu_stream s) {
