@@ -408,10 +408,10 @@ static void layer_fwd(mc_gtrain *g, int i, int64_t nb) {
         mark(g, K_ELT);
         mct_ssd a = {.B = nb, .L = L, .H = H, .P = cf->head_dim, .N = N, .G = Gn, .x = y->act, .xs = C, .Bm = y->act + E,
                      .Cm = y->act + E + Gn * N, .bcs = C, .dt = y->delta, .A = A, .y = y->ys,
-                     .keep = y->scan_keep, .tc = g->ssd_tc};
-        mct_ssd_fwd(&a, g->s);
+                     .keep = y->scan_keep, .tc = g->ssd_tc, .D = g->ssd_tc ? W(g, Wl->D) : NULL};
+        mct_ssd_fwd(&a, g->s); /* with the tensor-core form the D skip too */
         mark(g, K_SCAN);
-        mct_dskip(y->ys, y->act, C, W(g, Wl->D), T, E, cf->head_dim, g->s);
+        if (!g->ssd_tc) mct_dskip(y->ys, y->act, C, W(g, Wl->D), T, E, cf->head_dim, g->s);
         mark(g, K_ELT);
         mct_gate(y->gated, y->ys, y->proj, in, T, E, g->s);
         mark(g, K_ELT);
@@ -466,13 +466,13 @@ static void layer_bwd(mc_gtrain *g, int i, int64_t nb) {
         mark(g, K_NORM);
         mct_gate_bwd(g->dys, g->dproj, in, g->dys, y->ys, y->proj, in, T, E, g->s);
         mark(g, K_ELT);
-        mct_dskip_bwd(g->dact, C, G(g, Wl->D), g->dys, y->act, C, W(g, Wl->D), T, E, Pd, g->red, g->s);
+        mct_dskip_bwd(g->ssd_tc ? NULL : g->dact, C, G(g, Wl->D), g->dys, y->act, C, W(g, Wl->D), T, E, Pd, g->red, g->s);
         mark(g, K_ELT);
         mct_ssd a = {.B = nb, .L = L, .H = H, .P = Pd, .N = N, .G = Gn, .x = y->act, .xs = C, .Bm = y->act + E,
                      .Cm = y->act + E + Gn * N, .bcs = C, .dt = y->delta, .A = A, .keep = y->scan_keep, .dy = g->dys, .dx = g->dact, .dxs = C,
                      .dB = g->dact + E, .dC = g->dact + E + Gn * N, .ddt = g->ddelta, .dA = g->dA_tmp, .scratch = g->ssm,
-                     .tc = g->ssd_tc};
-        mct_ssd_bwd(&a, g->s);
+                     .tc = g->ssd_tc, .D = g->ssd_tc ? W(g, Wl->D) : NULL};
+        mct_ssd_bwd(&a, g->s); /* with the tensor-core form dx = D dy + the SSD's part */
         mark(g, K_SCAN);
         mct_dalog(G(g, Wl->A_log), g->dA_tmp, A, H, g->s);
         mark(g, K_ELT);

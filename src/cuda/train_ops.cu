@@ -274,7 +274,7 @@ __global__ static void head_sum_k(float *dD, const float *e_sums, int64_t H, int
 extern "C" void mct_dskip_bwd(float *dx, int64_t dxs, float *dD, const float *dys, const float *x, int64_t xs, const float *D,
                               int64_t T, int64_t E, int64_t P, float *scratch, mcu_stream s) {
     if (T * E <= 0) return;
-    dskip_dx_k<<<blocks_for(T * E, 256), 256, 0, s>>>(dx, dxs, dys, D, T, E, P);
+    if (dx) dskip_dx_k<<<blocks_for(T * E, 256), 256, 0, s>>>(dx, dxs, dys, D, T, E, P);
     float *e_sums = scratch + mct_colsum_scratch(T, E);
     colsum_f(e_sums, T, E, 0, scratch, s, prod_f{dys, x, E, xs});
     head_sum_k<<<blocks_for(E / P, 128), 128, 0, s>>>(dD, e_sums, E / P, P);

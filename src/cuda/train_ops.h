@@ -52,8 +52,8 @@ void mct_gate_bwd(float *da, float *dz, int64_t dzs, const float *g, const float
                   int64_t n, mcu_stream s);
 /* Mamba-2's skip: ys (T, E) += D[e / P] x (rows xs apart). */
 void mct_dskip(float *ys, const float *x, int64_t xs, const float *D, int64_t T, int64_t E, int64_t P, mcu_stream s);
-/* Its backward: dx (rows dxs apart) = dys D[e / P]; dD[h] += sum dys x over the head's
- * channels and all rows. */
+/* Its backward: dx (rows dxs apart; not written when NULL) = dys D[e / P]; dD[h] += sum
+ * dys x over the head's channels and all rows. */
 void mct_dskip_bwd(float *dx, int64_t dxs, float *dD, const float *dys, const float *x, int64_t xs, const float *D, int64_t T,
                    int64_t E, int64_t P, float *scratch, mcu_stream s);
 /* y (T, n) += a (T, n) */
@@ -130,9 +130,10 @@ void mct_scan_bwd(const mct_scan *a, mcu_stream s);
 
 /* ---- Mamba-2 SSD (train_ssd.cu), zero state per sequence ------------------------- *
  * y (T, E; head h's P channels at h P) = the SSD of x (rows xs apart), B / C (group g =
- * h / (H / G) at g N, rows bcs apart), dt (T, H), A (H). No D. The forward keeps each
- * chunk's entering state (in keep, mct_ssd_tape floats, a layer's part of the tape) for
- * the backward of the same batch. */
+ * h / (H / G) at g N, rows bcs apart), dt (T, H), A (H); with D (H) and the tensor-core
+ * form, also the skip: y += D x, and dx = D dy + the SSD's part (overwritten, not added).
+ * The forward keeps each chunk's entering state (in keep, mct_ssd_tape floats, a layer's
+ * part of the tape) for the backward of the same batch. */
 typedef struct mct_ssd {
     int64_t B, L, H, P, N, G;
     const float *x; int64_t xs;
@@ -142,13 +143,14 @@ typedef struct mct_ssd {
     float *keep;            /* written by the forward, read by the backward */
     /* backward */
     const float *dy;        /* (T, E) */
-    float *dx; int64_t dxs; /* += */
+    float *dx; int64_t dxs; /* += (= with D) */
     float *dB, *dC;         /* rows bcs apart, overwritten */
     float *ddt;             /* (T, H) overwritten */
     float *dA;              /* (H) overwritten */
     float *scratch;         /* mct_ssd_scratch floats */
     int tc;                 /* each chunk as bf16 products on tensor cores (train_ssd_tc.h; only where
                                mct_ssd_tc_fits) instead of the float32 recurrent form */
+    const float *D;         /* optional, tensor-core form only: the skip (H) */
 } mct_ssd;
 int64_t mct_ssd_tape(int64_t B, int64_t L, int64_t H, int64_t P, int64_t N);
 int64_t mct_ssd_scratch(int64_t B, int64_t L, int64_t H, int64_t P, int64_t N);

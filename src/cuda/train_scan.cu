@@ -252,7 +252,8 @@ __global__ static void __launch_bounds__(WIDE) seg_out_k(mct_scan a) {
             const float ys = y + Dv * xv;
             ysp[j * Ei] = ys;
             if (a.z) {
-                const float zv = sm.u[2][j][threadIdx.x], yo = ys * __fdividef(zv, 1.0f + __expf(-zv));
+                const float zv = sm.u[2][j][threadIdx.x]; /* silu in float32 as the elementwise kernels, else fast */
+                const float yo = ys * (yop ? zv * (1.0f / (1.0f + expf(-zv))) : __fdividef(zv, 1.0f + __expf(-zv)));
                 if (yop) yop[j * Ei] = yo;
                 if (yo16p) yo16p[j * Ei] = __float2bfloat16(yo);
             }

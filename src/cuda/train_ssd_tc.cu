@@ -80,6 +80,24 @@ __device__ static void stage(bf16 *dst, const float *src, int64_t ld, int n, int
     }
 }
 
+/* S0 and dSe (P x N each, rows N apart) into shared bf16 rows of N + PAD, returning this
+ * thread's part of <S0, dSe> in float32 (from the values as read, before rounding) */
+__device__ static float stage_states(bf16 *s0, bf16 *dse, const float *S0g, const float *dSg, int P, int N) {
+    const int q4 = N / 4; /* N is a multiple of 16: rows of float4 */
+    float dot = 0.0f;
+    for (int i = threadIdx.x; i < P * q4; i += THREADS) {
+        const int r = i / q4, c = (i % q4) * 4;
+        const float4 u = __ldg((const float4 *)(S0g + (int64_t)r * N + c)), v = __ldg((const float4 *)(dSg + (int64_t)r * N + c));
+        dot += u.x * v.x + u.y * v.y + u.z * v.z + u.w * v.w;
+        bf16 *o = s0 + r * (N + PAD) + c, *od = dse + r * (N + PAD) + c;
+        *(__nv_bfloat162 *)o = __floats2bfloat162_rn(u.x, u.y);
+        *(__nv_bfloat162 *)(o + 2) = __floats2bfloat162_rn(u.z, u.w);
+        *(__nv_bfloat162 *)od = __floats2bfloat162_rn(v.x, v.y);
+        *(__nv_bfloat162 *)(od + 2) = __floats2bfloat162_rn(v.z, v.w);
+    }
+    return dot;
+}
+
 /* Warp 0: dt of the chunk's rows (0 from l on), cl = the inclusive cumulative sum of dt A
  * in log2 units (flat from l on) and, when asked, the chunk's sum of dt. */
 __device__ static void chunk_cum(const mct_ssd &a, const tc_blk &q, float *dts, float *cl, float *dsum) {
@@ -211,6 +229,18 @@ __global__ static void __launch_bounds__(THREADS) y_k(mct_ssd a, mct_ssd_tc_bufs
 #pragma unroll
         for (int hh = 0; hh < 2; hh++) c[hh][0] *= e0, c[hh][1] *= e0, c[hh][2] *= e1, c[hh][3] *= e1;
         mma_run<A_ROWS, B_KMAJOR>(c, ms + ti * 16 * LQ, LQ, xs + pc * 16, lp, 0, ti * 16 + 16); /* X: k-major */
+        if (a.D) { /* the skip, from x in float32 */
+            const float Dh = a.D[q.h];
+#pragma unroll
+            for (int hh = 0; hh < 2; hh++)
+#pragma unroll
+                for (int half = 0; half < 2; half++) {
+                    const int t = ti * 16 + g + 8 * half, p0 = pc * 16 + hh * 8 + 2 * qq;
+                    if (t >= q.l) continue;
+                    const float *xr = a.x + (q.r0 + t) * a.xs + q.h * P + p0;
+                    c[hh][2 * half] += Dh * __ldg(xr), c[hh][2 * half + 1] += Dh * __ldg(xr + 1);
+                }
+        }
         store16(y + (int64_t)ti * 16 * E + pc * 16, E, c, q.l - ti * 16, yvec);
     }
 }
@@ -255,10 +285,7 @@ __global__ static void __launch_bounds__(THREADS) grad_k(mct_ssd a, mct_ssd_tc_b
     stage(dys, a.dy + q.r0 * E + q.h * P, E, P, Q, q.l, one);
     stage(bs, a.Bm + q.r0 * a.bcs + q.g * N, a.bcs, N, Q, q.l, one);
     stage(cs, a.Cm + q.r0 * a.bcs + q.g * N, a.bcs, N, Q, q.l, one);
-    stage(s0, S0g, N, N, P, P, one);
-    stage(dse, dSg, N, N, P, P, one);
-    float dot = 0.0f; /* <S0, dSe> in float32 */
-    for (int64_t i = threadIdx.x; i < PN; i += THREADS) dot += __ldg(S0g + i) * __ldg(dSg + i);
+    float dot = stage_states(s0, dse, S0g, dSg, P, N); /* and <S0, dSe> in float32 */
     for (int off = 16; off > 0; off >>= 1) dot += __shfl_xor_sync(FULL, dot, off);
     if (lane == 0) red[warp] = dot;
     __syncthreads();
@@ -331,8 +358,13 @@ __global__ static void __launch_bounds__(THREADS) grad_k(mct_ssd a, mct_ssd_tc_b
                     xd[half] += b0 * bf(xs + s * lp + pcol) + b1 * bf(xs + s * lp + pcol + 1);
                     if (s < q.l) {
                         float *d = a.dx + (q.r0 + s) * a.dxs + q.h * P + pcol;
-                        d[0] += dts[s] * (c1[hh][2 * half] + w * b0);
-                        d[1] += dts[s] * (c1[hh][2 * half + 1] + w * b1);
+                        const float v0 = dts[s] * (c1[hh][2 * half] + w * b0), v1 = dts[s] * (c1[hh][2 * half + 1] + w * b1);
+                        if (a.D) { /* the skip's part, from dy in float32: dx is overwritten */
+                            const float *dyr = a.dy + (q.r0 + s) * E + q.h * P + pcol, Dh = a.D[q.h];
+                            d[0] = Dh * __ldg(dyr) + v0, d[1] = Dh * __ldg(dyr + 1) + v1;
+                        } else {
+                            d[0] += v0, d[1] += v1;
+                        }
                     }
                 }
             }
