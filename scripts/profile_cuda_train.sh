@@ -43,7 +43,7 @@ PY
         ncu --profile-from-start off --clock-control none --kernel-name "regex:${kern}" --launch-count 1 \
             --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats --section SchedulerStats \
             --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis "${run[@]}" 2>&1 | grep -v "^==PROF==" |
-            sed -n '/^  [a-zA-Z_].*(/,$p' | grep -v -e '^ *-*$' -e '^ *-* -*' || true
+            sed -n '/^  [a-zA-Z_].*(/,$p' | grep -v -E '^ *-+( +-+)* *$' || true
         rm -rf "$dir/run-$m"
     done
     rm -rf "$dir/$m"

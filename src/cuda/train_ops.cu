@@ -183,60 +183,87 @@ extern "C" void mct_add(float *y, const float *a, int64_t n, mcu_stream s) {
     if (n > 0) add_k<<<blocks_for(n, 256), 256, 0, s>>>(y, a, n);
 }
 
+/* The elementwise kernels of strided operands: EW_U elements a thread, 256 apart, their
+ * loads issued before any result is computed (one element a thread leaves each load's
+ * latency exposed), the row and column of each by 32-bit division where it fits. */
+#define EW_U 4
+static unsigned ew_blocks(int64_t n) { return blocks_for(n, 256 * EW_U); }
+#define EW_FOR(u, i, n) \
+    _Pragma("unroll") for (int u = 0; u < EW_U; u++) \
+        if (const int64_t i = (int64_t)blockIdx.x * 256 * EW_U + u * 256 + threadIdx.x; i < (n))
+
 __global__ static void softplus_k(float *y, const float *x, int64_t xs, const float *b, int64_t T, int64_t n, float lo,
                                   float hi) {
-    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= T * n) return;
-    int64_t r, k;
-    split_rc(i, n, &r, &k);
-    const float v = softplusf_(x[r * xs + k] + (b ? b[k] : 0.0f));
-    y[i] = v < lo ? lo : v > hi ? hi : v;
+    float v[EW_U];
+    EW_FOR(u, i, T * n) {
+        int64_t r, k;
+        split_rc(i, n, &r, &k);
+        v[u] = x[r * xs + k] + (b ? b[k] : 0.0f);
+    }
+    EW_FOR(u, i, T * n) {
+        const float sp = softplusf_(v[u]);
+        y[i] = sp < lo ? lo : sp > hi ? hi : sp;
+    }
 }
 extern "C" void mct_softplus(float *y, const float *x, int64_t xs, const float *b, int64_t T, int64_t n, float lo, float hi,
                              mcu_stream s) {
-    if (T * n > 0) softplus_k<<<blocks_for(T * n, 256), 256, 0, s>>>(y, x, xs, b, T, n, lo, hi);
+    if (T * n > 0) softplus_k<<<ew_blocks(T * n), 256, 0, s>>>(y, x, xs, b, T, n, lo, hi);
 }
 
 __global__ static void softplus_bwd_k(float *g, int64_t gs, const float *dd, const float *x, int64_t xs, const float *b,
                                       const float *y, int64_t T, int64_t n, float lo, float hi) {
-    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= T * n) return;
-    int64_t r, k;
-    split_rc(i, n, &r, &k);
-    const float v = x[r * xs + k] + (b ? b[k] : 0.0f);
-    float d = dd[i] * (v > 20.0f ? 1.0f : sigmoidf_(v));
-    if (y && ((y[i] <= lo && lo > 0) || y[i] >= hi)) d = 0.0f;
-    g[r * gs + k] = d;
+    float v[EW_U], dv[EW_U], yv[EW_U];
+    EW_FOR(u, i, T * n) {
+        int64_t r, k;
+        split_rc(i, n, &r, &k);
+        v[u] = x[r * xs + k] + (b ? b[k] : 0.0f);
+        dv[u] = dd[i];
+        yv[u] = y ? y[i] : 0.0f;
+    }
+    EW_FOR(u, i, T * n) {
+        int64_t r, k;
+        split_rc(i, n, &r, &k);
+        float d = dv[u] * (v[u] > 20.0f ? 1.0f : sigmoidf_(v[u]));
+        if (y && ((yv[u] <= lo && lo > 0) || yv[u] >= hi)) d = 0.0f;
+        g[r * gs + k] = d;
+    }
 }
 extern "C" void mct_softplus_bwd(float *g, int64_t gs, const float *dd, const float *x, int64_t xs, const float *b,
                                  const float *y, int64_t T, int64_t n, float lo, float hi, mcu_stream s) {
-    if (T * n > 0) softplus_bwd_k<<<blocks_for(T * n, 256), 256, 0, s>>>(g, gs, dd, x, xs, b, y, T, n, lo, hi);
+    if (T * n > 0) softplus_bwd_k<<<ew_blocks(T * n), 256, 0, s>>>(g, gs, dd, x, xs, b, y, T, n, lo, hi);
 }
 
 __global__ static void gate_k(float *y, const float *a, const float *z, int64_t zs, int64_t T, int64_t n) {
-    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= T * n) return;
-    int64_t r, k;
-    split_rc(i, n, &r, &k);
-    y[i] = a[i] * siluf_(z[r * zs + k]);
+    float av[EW_U], zv[EW_U];
+    EW_FOR(u, i, T * n) {
+        int64_t r, k;
+        split_rc(i, n, &r, &k);
+        av[u] = a[i], zv[u] = z[r * zs + k];
+    }
+    EW_FOR(u, i, T * n) y[i] = av[u] * siluf_(zv[u]);
 }
 extern "C" void mct_gate(float *y, const float *a, const float *z, int64_t zs, int64_t T, int64_t n, mcu_stream s) {
-    if (T * n > 0) gate_k<<<blocks_for(T * n, 256), 256, 0, s>>>(y, a, z, zs, T, n);
+    if (T * n > 0) gate_k<<<ew_blocks(T * n), 256, 0, s>>>(y, a, z, zs, T, n);
 }
 
 __global__ static void gate_bwd_k(float *da, float *dz, int64_t dzs, const float *g, const float *a, const float *z,
                                   int64_t zs, int64_t T, int64_t n) {
-    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= T * n) return;
-    int64_t r, k;
-    split_rc(i, n, &r, &k);
-    const float zv = z[r * zs + k], gv = g[i], av = a[i];
-    dz[r * dzs + k] = gv * av * dsiluf_(zv);
-    da[i] = gv * siluf_(zv);
+    float gv[EW_U], av[EW_U], zv[EW_U];
+    EW_FOR(u, i, T * n) {
+        int64_t r, k;
+        split_rc(i, n, &r, &k);
+        zv[u] = z[r * zs + k], gv[u] = g[i], av[u] = a[i];
+    }
+    EW_FOR(u, i, T * n) {
+        int64_t r, k;
+        split_rc(i, n, &r, &k);
+        dz[r * dzs + k] = gv[u] * av[u] * dsiluf_(zv[u]);
+        da[i] = gv[u] * siluf_(zv[u]);
+    }
 }
 extern "C" void mct_gate_bwd(float *da, float *dz, int64_t dzs, const float *g, const float *a, const float *z, int64_t zs,
                              int64_t T, int64_t n, mcu_stream s) {
-    if (T * n > 0) gate_bwd_k<<<blocks_for(T * n, 256), 256, 0, s>>>(da, dz, dzs, g, a, z, zs, T, n);
+    if (T * n > 0) gate_bwd_k<<<ew_blocks(T * n), 256, 0, s>>>(da, dz, dzs, g, a, z, zs, T, n);
 }
 
 __global__ static void dskip_k(float *ys, const float *x, int64_t xs, const float *D, int64_t T, int64_t E, int64_t P) {
@@ -287,6 +314,7 @@ extern "C" void mct_dskip_bwd(float *dx, int64_t dxs, float *dD, const float *dy
  * KM-tap conv whose first KM - K taps are zero). */
 #define CONV_KMAX 8
 #define CONV_RUN 32
+#define CONV_GROUP 8 /* rows whose loads are issued at once */
 
 template <int KM>
 __device__ static void conv_taps(float wv[KM], const float *w, int64_t c, int64_t K) {
@@ -310,18 +338,26 @@ __global__ static void conv_silu_fwd_k(float *convp, float *act, __nv_bfloat16 *
         win[k + 1] = l >= 0 ? src[l * ins] : 0.0f;
     }
     const int64_t l1 = l0 + CONV_RUN < L ? l0 + CONV_RUN : L;
-    for (int64_t l = l0; l < l1; l++) {
+    for (int64_t base = l0; base < l1; base += CONV_GROUP) {
+        float xin[CONV_GROUP]; /* the group's loads in flight together */
 #pragma unroll
-        for (int k = 0; k < KM - 1; k++) win[k] = win[k + 1];
-        win[KM - 1] = src[l * ins];
-        float acc = bias;
+        for (int u = 0; u < CONV_GROUP; u++) xin[u] = base + u < l1 ? src[(base + u) * ins] : 0.0f;
 #pragma unroll
-        for (int k = 0; k < KM; k++) acc += wv[k] * win[k];
-        const int64_t o = (q * L + l) * C + c;
-        const float v = siluf_(acc);
-        convp[o] = acc;
-        act[o] = v;
-        if (act16) act16[o] = __float2bfloat16(v);
+        for (int u = 0; u < CONV_GROUP; u++) {
+            const int64_t l = base + u;
+            if (l >= l1) break;
+#pragma unroll
+            for (int k = 0; k < KM - 1; k++) win[k] = win[k + 1];
+            win[KM - 1] = xin[u];
+            float acc = bias;
+#pragma unroll
+            for (int k = 0; k < KM; k++) acc += wv[k] * win[k];
+            const int64_t o = (q * L + l) * C + c;
+            const float v = siluf_(acc);
+            convp[o] = acc;
+            act[o] = v;
+            if (act16) act16[o] = __float2bfloat16(v);
+        }
     }
 }
 extern "C" void mct_conv_silu_fwd(float *convp, float *act, void *act16, const float *in, int64_t ins, const float *w,
@@ -353,19 +389,31 @@ __global__ static void conv_silu_bwd_k(float *din, int64_t dins, float *part, co
         iw[k + 1] = li >= 0 ? src[li * ins] : 0.0f;
     }
     const int64_t l1 = l0 + CONV_RUN < L ? l0 + CONV_RUN : L;
-    for (int64_t l = l0; l < l1; l++) {
-        const int64_t lg = l + KM - 1;
+    for (int64_t base = l0; base < l1; base += CONV_GROUP) {
+        float gi[CONV_GROUP], ci[CONV_GROUP], xi[CONV_GROUP]; /* the group's loads in flight together */
 #pragma unroll
-        for (int k = 0; k < KM - 1; k++) gw[k] = gw[k + 1], iw[k] = iw[k + 1];
-        gw[KM - 1] = lg < L ? ga[lg * C] * dsiluf_(cp[lg * C]) : 0.0f;
-        iw[KM - 1] = src[l * ins];
-        float acc = 0.0f; /* din[l] = sum_k dout[l + KM - 1 - k] w[k] */
+        for (int u = 0; u < CONV_GROUP; u++) {
+            const int64_t l = base + u, lg = l + KM - 1;
+            gi[u] = l < l1 && lg < L ? ga[lg * C] : 0.0f;
+            ci[u] = l < l1 && lg < L ? cp[lg * C] : 0.0f;
+            xi[u] = l < l1 ? src[l * ins] : 0.0f;
+        }
 #pragma unroll
-        for (int k = 0; k < KM; k++) acc += gw[KM - 1 - k] * wv[k];
-        din[(q * L + l) * dins + c] = acc;
+        for (int u = 0; u < CONV_GROUP; u++) {
+            const int64_t l = base + u;
+            if (l >= l1) break;
 #pragma unroll
-        for (int k = 0; k < KM; k++) dw[k] += gw[0] * iw[k];
-        dw[KM] += gw[0];
+            for (int k = 0; k < KM - 1; k++) gw[k] = gw[k + 1], iw[k] = iw[k + 1];
+            gw[KM - 1] = gi[u] * dsiluf_(ci[u]); /* 0 past the sequence's end */
+            iw[KM - 1] = xi[u];
+            float acc = 0.0f; /* din[l] = sum_k dout[l + KM - 1 - k] w[k] */
+#pragma unroll
+            for (int k = 0; k < KM; k++) acc += gw[KM - 1 - k] * wv[k];
+            din[(q * L + l) * dins + c] = acc;
+#pragma unroll
+            for (int k = 0; k < KM; k++) dw[k] += gw[0] * iw[k];
+            dw[KM] += gw[0];
+        }
     }
     float *o = part + ((int64_t)blockIdx.z * gridDim.y + blockIdx.y) * C * (KM + 1) + c * (KM + 1);
 #pragma unroll
@@ -404,6 +452,7 @@ __global__ static void embed_bwd_k(float *demb, const float *dh, int64_t D, cons
     float *g = demb + (int64_t)tok[u] * D;
     for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
         float acc = 0.0f;
+#pragma unroll 8
         for (int32_t i = 0; i < cnt; i++) acc += dh[(int64_t)rows[i] * D + d];
         g[d] += acc;
     }
@@ -414,8 +463,10 @@ extern "C" void mct_embed_bwd(float *demb, const float *dh, int64_t D, const int
 }
 
 /* One block a row: each thread's running max and sum of exp over its columns (one pass
- * over the row), the block's max, then the sum in double of the threads' sums rescaled to
- * it; the gradient in a second pass. */
+ * over the row, XENT_U loads in flight at once: a group's max first, then its terms),
+ * the block's max, then the sum in double of the threads' sums rescaled to it; the
+ * gradient in a second pass. */
+#define XENT_U 8
 template <bool FAST>
 __device__ static inline float xexp(float x) { return FAST ? __expf(x) : expf(x); }
 /* FAST (bf16 gradients): exp as one special-function op, its error far below bf16's */
@@ -436,10 +487,17 @@ __global__ static void xent_k(float *logits, __nv_bfloat16 *g16, double *loss, c
         return;
     }
     float m = -INFINITY, sef = 0.0f; /* a thread's few hundred terms of at most 1 each: float suffices */
-    for (int64_t v = threadIdx.x; v < V; v += 256) {
-        const float x = row[v];
-        if (x > m) sef = sef * xexp<FAST>(m - x) + 1.0f, m = x;
-        else sef += xexp<FAST>(x - m);
+    for (int64_t v0 = threadIdx.x; v0 < V; v0 += 256 * XENT_U) {
+        float x[XENT_U], gm = -INFINITY;
+#pragma unroll
+        for (int u = 0; u < XENT_U; u++) {
+            const int64_t v = v0 + u * 256;
+            x[u] = v < V ? row[v] : -INFINITY;
+            gm = fmaxf(gm, x[u]);
+        }
+        if (gm > m) sef *= xexp<FAST>(m - gm), m = gm; /* m = -inf at first: sef is 0 then */
+#pragma unroll
+        for (int u = 0; u < XENT_U; u++) sef += x[u] == -INFINITY ? 0.0f : xexp<FAST>(x[u] - m);
     }
     float mx = m;
     for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
@@ -454,10 +512,18 @@ __global__ static void xent_k(float *logits, __nv_bfloat16 *g16, double *loss, c
     if (threadIdx.x == 0) loss[r] = lse - tv;
     if (!backward) return;
     const float lsef = (float)lse;
-    for (int64_t v = threadIdx.x; v < V; v += 256) {
-        const float gv = xexp<FAST>(row[v] - lsef) * f - (v == tg ? f : 0.0f);
-        if (g16) g16[r * V + v] = __float2bfloat16(gv);
-        else row[v] = gv;
+    for (int64_t v0 = threadIdx.x; v0 < V; v0 += 256 * XENT_U) {
+        float x[XENT_U];
+#pragma unroll
+        for (int u = 0; u < XENT_U; u++) x[u] = v0 + u * 256 < V ? row[v0 + u * 256] : 0.0f;
+#pragma unroll
+        for (int u = 0; u < XENT_U; u++) {
+            const int64_t v = v0 + u * 256;
+            if (v >= V) break;
+            const float gv = xexp<FAST>(x[u] - lsef) * f - (v == tg ? f : 0.0f);
+            if (g16) g16[r * V + v] = __float2bfloat16(gv);
+            else row[v] = gv;
+        }
     }
 }
 extern "C" void mct_xent(float *logits, void *grad16, double *loss, const int32_t *target, int64_t n, int64_t V, int backward,
