@@ -391,7 +391,6 @@ __global__ static void ssd_reduce_k(mct_ssd a, int split) {
     if (i < T * G * N) {
         const I r = i / (G * N), gn = i - r * (G * N), g = gn / N, n = gn - g * N, b = r / L, l = r - b * L;
         float sb = 0.0f, sc = 0.0f;
-#pragma unroll 4
         for (I h = g * hpg; h < (g + 1) * hpg; h++)
             for (int sp = 0; sp < split; sp++) {
                 const int64_t o = ((((int64_t)b * H + h) * split + sp) * L + l) * N + n;
