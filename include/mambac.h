@@ -133,6 +133,8 @@ typedef struct mambac_model_info {
     const char *path;      /* what was loaded: the folder, its config.json, or a .gguf file */
     const char *layout;    /* "transformers", "mamba_ssm" or "gguf" */
     const char *format;    /* "safetensors", "pytorch" or "gguf" */
+    int32_t bcdt_rms;      /* Mamba-1 with weightless RMS norms on dt, B and C after x_proj (FalconMamba) */
+    float mixer_rms_eps;   /* their epsilon */
 } mambac_model_info;
 
 typedef struct mambac_model mambac_model;

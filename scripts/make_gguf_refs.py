@@ -10,7 +10,7 @@ unchanged. For the tokenizer-from-GGUF tests it copies llama.cpp's vocabulary fi
 models/ggml-vocab-gpt-2.gguf with its
 .inp / .out (texts and the ids llama.cpp's own tokenizer gives them).
 
-Usage: python3 scripts/make_gguf_refs.py LLAMA_CPP_DIR
+Usage: python3 scripts/make_gguf_refs.py LLAMA_CPP_DIR [MODEL...]
   LLAMA_CPP_DIR: a llama.cpp source tree with build/bin/llama-quantize built (e.g. the
   one vendored in the llama-cpp-python sdist); needs pip packages torch, transformers,
   gguf, numpy."""
@@ -21,10 +21,10 @@ import gguf
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 llama = sys.argv[1]
 out = os.path.join(root, "tests/data/gguf")
-models = ["mamba1-tiny", "mamba2-tiny", "mamba1-bias", "mamba2-groups"]
 types = {"mamba1-tiny": ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m"],
          "mamba2-tiny": ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m"],
-         "mamba1-bias": ["f32"], "mamba2-groups": ["f32", "q8_0"]}
+         "mamba1-bias": ["f32"], "mamba2-groups": ["f32", "q8_0"], "falcon-mamba-tiny": ["f32"]}
+models = sys.argv[2:] or list(types)  # a subset when named after LLAMA_CPP_DIR
 
 
 def strip_vocab(src, dst):

@@ -22,7 +22,8 @@ expect_error() {
 }
 
 forms="mamba1-tiny/hf:ref mamba1-tiny/hf-bf16:ref-hf-bf16 mamba1-tiny/ssm:ref mamba1-bias/hf:ref mamba1-bias/ssm:ref
-       mamba2-tiny/hf:ref mamba2-tiny/hf-f16:ref-hf-f16 mamba2-tiny/ssm:ref mamba2-groups/hf:ref mamba2-groups/ssm:ref"
+       mamba2-tiny/hf:ref mamba2-tiny/hf-f16:ref-hf-f16 mamba2-tiny/ssm:ref mamba2-groups/hf:ref mamba2-groups/ssm:ref
+       falcon-mamba-tiny/hf:ref"
 for f in $forms; do
     model=$DATA/models/${f%%:*} case=${f%%/*} ref=$DATA/models/${f%%/*}/${f##*:}.safetensors
     ids=$("$TOOL" ids "$ref") prompt=$("$TOOL" ids "$ref" prompt) greedy=$("$TOOL" greedy "$ref")
@@ -212,6 +213,11 @@ check "train log" test "$(wc -l <"$TMP/run/log.csv")" -eq 5
 check "generate from a checkpoint" "$MAMBAC" generate -m "$TMP/run" -p "First" -n 5
 check "resume" "$MAMBAC" train --resume "$TMP/run" --steps 6
 check "resumed log" test "$(wc -l <"$TMP/run/log.csv")" -eq 7
+# FalconMamba trains from its transformers folder, and its checkpoint stays one
+check "train FalconMamba" "$MAMBAC" train --init-from "$DATA/models/falcon-mamba-tiny/hf" --data "$TMP/text.txt" --batch 2 \
+    --seq 16 --eval-every 1000 -t 2 -o "$TMP/frun" --steps 2
+check "its checkpoint is FalconMamba" grep -q '"falcon_mamba"' "$TMP/frun/config.json"
+check "generate from it" "$MAMBAC" generate -m "$TMP/frun" --prompt-ids 5,6 -n 3
 # Ctrl-C (SIGINT) once a step is logged: the step finishes, a checkpoint is saved, exit 0; it resumes
 "$MAMBAC" train --data "$TMP/text.txt" --d-model 16 --layers 1 --batch 2 --seq 16 --eval-every 1000 -t 1 -o "$TMP/int" \
     --steps 1000000 2>"$TMP/int.err" & pid=$!

@@ -30,6 +30,7 @@ static const pcase cases[] = {
     {"mamba2-tiny", "ssm", "ref.safetensors"}, /* pytorch_model.bin */
     {"mamba2-groups", "hf", "ref.safetensors"},
     {"mamba2-groups", "ssm", "ref.safetensors"},
+    {"falcon-mamba-tiny", "hf", "ref.safetensors"}, /* model_type falcon_mamba: norms on dt, B, C */
 };
 
 /* Logits (T, V) for ids fed in pieces of `piece` tokens to a context whose
@@ -128,7 +129,12 @@ int main(void) {
         snprintf(label, sizeof label, "%s/%s", pc->name, pc->form);
         mambac_model *m;
         mambac_error err;
-        if (test_model_load(dir, -1, &m, &err) != MAMBAC_OK) {
+        mambac_status ls = test_model_load(dir, -1, &m, &err);
+        if (ls == MAMBAC_ERR_UNSUPPORTED && !test_backend_is_cpu() && strcmp(pc->name, "falcon-mamba-tiny") == 0) {
+            printf("%-22s not run: %s\n", label, err.msg); /* FalconMamba is CPU-only so far: not counted */
+            continue;
+        }
+        if (ls != MAMBAC_OK) {
             CHECK(0, "%s: load failed: %s", label, err.msg);
             continue;
         }

@@ -814,8 +814,8 @@ static void test_targets(const char *tmp) {
 }
 
 int main(void) {
-    const char *models[] = {"mamba1-tiny", "mamba1-bias", "mamba2-tiny", "mamba2-groups"};
-    for (int k = 0; k < 4; k++) {
+    const char *models[] = {"mamba1-tiny", "mamba1-bias", "mamba2-tiny", "mamba2-groups", "falcon-mamba-tiny"};
+    for (int k = 0; k < 5; k++) {
         float *keep = NULL;
         grad_parity(models[k], "scalar", 1, NULL);
         grad_parity(models[k], "avx512", 1, &keep);

@@ -28,6 +28,7 @@ int cmd_info(cli_args *a) {
     printf("d_conv: %d\n", c->d_conv);
     if (c->arch == MAMBAC_ARCH_MAMBA1) {
         printf("dt_rank: %d\n", c->dt_rank);
+        if (c->bcdt_rms) printf("dt_b_c_norms: yes (FalconMamba, eps %g)\n", c->mixer_rms_eps);
     } else {
         printf("n_heads: %d\n", c->n_heads);
         printf("head_dim: %d\n", c->head_dim);

@@ -48,7 +48,7 @@ class ModelInfo(C.Structure):
         ("norm_before_gate", C.c_int32), ("tied_embeddings", C.c_int32), ("norm_eps", C.c_float),
         ("dt_min_limit", C.c_float), ("dt_max_limit", C.c_float), ("eos_token_id", C.c_int32), ("dtype", C.c_int),
         ("n_params", C.c_int64), ("weight_bytes", C.c_int64), ("dir", C.c_char_p), ("path", C.c_char_p),
-        ("layout", C.c_char_p), ("format", C.c_char_p),
+        ("layout", C.c_char_p), ("format", C.c_char_p), ("bcdt_rms", C.c_int32), ("mixer_rms_eps", C.c_float),
     ]
 
 

@@ -380,6 +380,7 @@ static void cpu_mamba1_ssm(void *p, const mc_ubatch *ub, int l) {
     const mc_layer *L = &ctx->model->layers[l];
     const int64_t T = ub->n_rows, E = c->d_inner, N = c->d_state, R = c->dt_rank, W = 2 * E, X = R + 2 * N;
     matmul(ctx, ctx->xdbl, ctx->proj, W, T, &L->x_proj, NULL);
+    if (c->bcdt_rms) mc_bcdt_rms(ctx->xdbl, T, X, R, N, c->mixer_rms_eps, NULL); /* FalconMamba */
     /* in decode dt_proj runs per channel range with the scan (one barrier less a layer) */
     const gemm_job dj = job(ctx, ctx->dt, ctx->xdbl, X, T, &L->dt_proj, NULL);
     const int fuse_dt = rows_dynamic(ctx, &L->dt_proj, T);

@@ -20,6 +20,14 @@ static inline float mc_softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)
 /* out (T, n) = rmsnorm(x (T, n)) * w (n). out may alias x. */
 void mc_rmsnorm(float *out, const float *x, const float *w, int64_t T, int64_t n, float eps);
 
+/* FalconMamba: x_proj's output rows [dt_r (R) | B (N) | C (N)] (T rows, stride floats
+ * apart), each of the three parts RMS-normalized in place without a weight. rstd (T, 3),
+ * when not NULL, receives each part's 1 / rms (for the backward). */
+void mc_bcdt_rms(float *xdbl, int64_t T, int64_t stride, int64_t R, int64_t N, float eps, float *rstd);
+/* Its backward: g (the gradient of the normalized rows) becomes that of the rows before
+ * the norms, given y (the normalized rows) and rstd. */
+void mc_bcdt_rms_bwd(float *g, int64_t gs, const float *y, int64_t ys, const float *rstd, int64_t T, int64_t R, int64_t N);
+
 /* out (T, W.rows) = x (T, W.cols) @ W^T (+ bias (W.rows) when not NULL).
  * x rows are x_stride floats apart (only the first W.cols are read).
  * row_scratch: W.cols floats (used to widen f16/bf16 rows once for all T). */

@@ -18,6 +18,33 @@ void mc_rmsnorm(float *out, const float *x, const float *w, int64_t T, int64_t n
     }
 }
 
+void mc_bcdt_rms(float *xdbl, int64_t T, int64_t stride, int64_t R, int64_t N, float eps, float *rstd) {
+    const int64_t off[3] = {0, R, R + N}, len[3] = {R, N, N};
+    for (int64_t t = 0; t < T; t++)
+        for (int p = 0; p < 3; p++) {
+            float *v = xdbl + t * stride + off[p];
+            double ss = 0;
+            for (int64_t i = 0; i < len[p]; i++) ss += (double)v[i] * v[i];
+            const float inv = (float)(1.0 / sqrt(ss / (double)len[p] + eps));
+            for (int64_t i = 0; i < len[p]; i++) v[i] *= inv;
+            if (rstd) rstd[t * 3 + p] = inv;
+        }
+}
+
+/* y = x r with r = 1 / sqrt(mean(x^2) + eps): dx = r (g - y mean(g y)) */
+void mc_bcdt_rms_bwd(float *g, int64_t gs, const float *y, int64_t ys, const float *rstd, int64_t T, int64_t R, int64_t N) {
+    const int64_t off[3] = {0, R, R + N}, len[3] = {R, N, N};
+    for (int64_t t = 0; t < T; t++)
+        for (int p = 0; p < 3; p++) {
+            float *gv = g + t * gs + off[p];
+            const float *yv = y + t * ys + off[p];
+            double dot = 0;
+            for (int64_t i = 0; i < len[p]; i++) dot += (double)gv[i] * yv[i];
+            const float m = (float)(dot / (double)len[p]), r = rstd[t * 3 + p];
+            for (int64_t i = 0; i < len[p]; i++) gv[i] = r * (gv[i] - yv[i] * m);
+        }
+}
+
 /* Row r of W as float32: a pointer into W itself when stored as aligned f32, else
  * widened (or copied) into scratch. */
 static const float *weight_row(const mc_weight *W, int64_t r, float *scratch) {

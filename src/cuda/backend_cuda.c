@@ -187,6 +187,8 @@ static mambac_status cuda_model_init(struct mambac_model *m, const char *device,
     if (c->d_conv > MAX_CONV_K)
         return mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "cuda: conv width %d is above %d", c->d_conv, MAX_CONV_K);
     if (c->d_state > 256) return mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "cuda: d_state %d is above 256", c->d_state);
+    if (c->bcdt_rms)
+        return mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "cuda: FalconMamba (norms on dt / B / C) runs on the CPU backend only so far");
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess) return cuda_fail(err, e, "no usable GPU (is the NVIDIA driver loaded?)");

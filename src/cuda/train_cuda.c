@@ -199,6 +199,7 @@ mambac_status mc_gtrain_new(const mc_params *P, const char *device, const char *
     cudaError_t e;
     const int64_t D = c->d_model, E = c->d_inner, N = c->d_state, C = P->C, R = P->R, H = c->n_heads, Pd = c->head_dim;
     const int64_t Gn = c->n_groups, V = c->n_vocab_rows, in = P->in_rows, nl = c->n_layer, K = c->d_conv, T = B * L;
+    if (c->bcdt_rms) return mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "GPU training of FalconMamba (norms on dt / B / C) is not there yet");
     if (m1 && !mct_scan_supported(E, N))
         return mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "GPU training of Mamba-1 needs d_inner a multiple of 32 and d_state <= 16");
     if (!m1 && !mct_ssd_supported(Pd, N))

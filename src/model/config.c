@@ -95,6 +95,10 @@ static int32_t get_expand_inner(reader *r, const char *key, int32_t d_model) {
 static void parse_hf(reader *r, const char *model_type, mambac_model_info *c) {
     c->layout = "transformers";
     c->arch = strcmp(model_type, "mamba2") == 0 ? MAMBAC_ARCH_MAMBA2 : MAMBAC_ARCH_MAMBA1;
+    if (strcmp(model_type, "falcon_mamba") == 0) { /* Mamba-1 with weightless RMS norms on dt, B and C */
+        c->bcdt_rms = 1;
+        c->mixer_rms_eps = (float)get_num(r, "mixer_rms_eps", 1e-6);
+    }
     c->d_model = get_int(r, "hidden_size", -1, 1, MAX_DIM);
     c->n_layer = get_int(r, "num_hidden_layers", -1, 1, 4096);
     c->vocab_size = get_int(r, "vocab_size", -1, 1, MAX_VOCAB);
@@ -194,6 +198,8 @@ static void parse_ssm(reader *r, const cJSON *root, mambac_model_info *c) {
 mambac_status mc_config_validate(const char *path, mambac_model_info *c, mambac_error *err) {
     if (!(c->norm_eps > 0 && c->norm_eps < 1))
         return mc_fail(err, MAMBAC_ERR_FORMAT, "%s: norm epsilon must be in (0, 1)", path);
+    if (c->bcdt_rms && (c->arch != MAMBAC_ARCH_MAMBA1 || !(c->mixer_rms_eps > 0 && c->mixer_rms_eps < 1)))
+        return mc_fail(err, MAMBAC_ERR_FORMAT, "%s: dt / B / C norms need a Mamba-1 model and an epsilon in (0, 1)", path);
     if (c->arch == MAMBAC_ARCH_MAMBA2) {
         if ((int64_t)c->n_heads * c->head_dim != c->d_inner)
             return mc_fail(err, MAMBAC_ERR_FORMAT, "%s: num_heads %d * head_dim %d != inner width %d", path, c->n_heads,
@@ -225,10 +231,10 @@ mambac_status mc_config_parse(const char *text, size_t len, const char *path, ma
         r.st = mc_fail(err, MAMBAC_ERR_FORMAT, "%s: config is not a JSON object", path);
     } else {
         const char *mt = mc_json_get_str(root, "model_type");
-        if (mt && (strcmp(mt, "mamba") == 0 || strcmp(mt, "mamba2") == 0))
+        if (mt && (strcmp(mt, "mamba") == 0 || strcmp(mt, "mamba2") == 0 || strcmp(mt, "falcon_mamba") == 0))
             parse_hf(&r, mt, c);
         else if (mt)
-            r.st = mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "%s: unknown model_type '%.100s' (expected mamba or mamba2)", path, mt);
+            r.st = mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "%s: unknown model_type '%.100s' (expected mamba, mamba2 or falcon_mamba)", path, mt);
         else if (cJSON_GetObjectItemCaseSensitive(root, "d_model"))
             parse_ssm(&r, root, c);
         else

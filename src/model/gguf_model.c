@@ -131,13 +131,21 @@ static mambac_status read_config(struct mambac_model *m, const mc_gguf *g, mamba
     char key[96];
     snprintf(key, sizeof key, "%s.ssm.dt_b_c_rms", a);
     const mc_gguf_kv *kv = mc_gguf_find(g, key);
-    if (kv && kv->type == MC_GGUF_BOOL && kv->data[0])
-        return mc_fail(err, MAMBAC_ERR_UNSUPPORTED, "%s: RMS norms on dt/B/C (Falcon-Mamba) are not supported", path);
+    c->bcdt_rms = c->arch == MAMBAC_ARCH_MAMBA1 && kv && kv->type == MC_GGUF_BOOL && kv->data[0]; /* FalconMamba */
     double eps = 1e-5;
     snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", a);
     if (mc_gguf_find(g, key) && !mc_gguf_get_float(g, key, &eps))
         return mc_fail(err, MAMBAC_ERR_FORMAT, "%s: %s is not a number", path, key);
     c->norm_eps = (float)eps;
+    /* FalconMamba's dt / B / C norms: transformers' mixer_rms_eps, which llama.cpp's files
+     * do not keep (llama.cpp uses the layer norm's epsilon there instead); mambac's files keep
+     * it under a key of their own, and without it transformers' default (every released
+     * FalconMamba has it) keeps the numbers transformers computes */
+    double meps = 1e-6;
+    snprintf(key, sizeof key, "%s.ssm.mixer_rms_epsilon", a);
+    if (mc_gguf_find(g, key) && !mc_gguf_get_float(g, key, &meps))
+        return mc_fail(err, MAMBAC_ERR_FORMAT, "%s: %s is not a number", path, key);
+    if (c->bcdt_rms) c->mixer_rms_eps = (float)meps;
     if (c->arch == MAMBAC_ARCH_MAMBA2) {
         c->n_heads = c->dt_rank; /* llama.cpp stores the head count as the time step rank */
         c->dt_rank = 0;
@@ -448,7 +456,8 @@ mambac_status mambac_model_write_gguf_ex(const mambac_model *m, const char *path
     mc_gguf_add_u32(w, KEY("ssm.state_size"), (uint32_t)c->d_state);
     mc_gguf_add_u32(w, KEY("ssm.time_step_rank"), (uint32_t)(c->arch == MAMBAC_ARCH_MAMBA2 ? c->n_heads : c->dt_rank));
     if (c->arch == MAMBAC_ARCH_MAMBA2) mc_gguf_add_u32(w, KEY("ssm.group_count"), (uint32_t)c->n_groups);
-    else mc_gguf_add_bool(w, KEY("ssm.dt_b_c_rms"), 0);
+    else mc_gguf_add_bool(w, KEY("ssm.dt_b_c_rms"), c->bcdt_rms != 0);
+    if (c->bcdt_rms) mc_gguf_add_f32(w, KEY("ssm.mixer_rms_epsilon"), c->mixer_rms_eps);
     mc_gguf_add_f32(w, KEY("attention.layer_norm_rms_epsilon"), c->norm_eps);
 #undef KEY
     st = add_tokenizer(w, m, c->dir, err);

@@ -20,6 +20,7 @@
 
 typedef struct tlayer {
     float *h_in, *rstd, *xn, *proj, *convp, *act, *xdbl, *dtraw, *delta, *ys, *gated, *grstd, *yo;
+    float *bcr; /* FalconMamba: 1 / rms of dt_r, B and C per row (T, 3) */
 } tlayer;
 
 struct mc_tape {
@@ -53,7 +54,8 @@ mambac_status mc_tape_new(const mc_params *P, int64_t B, int64_t L, int n_thread
     t->rows_chunk = 256;
     t->nt = n_threads;
     const int64_t per_layer = al(T * D) * 2 + al(T) + al(T * in) + al(T * C) * 2 + al(T * E) * 2 +
-                              (m1 ? al(T * (R + 2 * N)) + al(T * E) * 2 : al(T * H) + al(T * E) + al(T * G));
+                              (m1 ? al(T * (R + 2 * N)) + al(T * E) * 2 : al(T * H) + al(T * E) + al(T * G)) +
+                              (c->bcdt_rms ? al(T * 3) : 0);
     const int64_t Acount = m1 ? E * N : H;
     const int64_t scan_work = m1 ? 2 * L * al(N) : (L + 2) * (c->head_dim) * N;
     const int64_t ssd_fwd = m1 ? 0 : mc_ssd_scratch_floats(c->chunk_size, N, c->head_dim) + (int64_t)H * c->head_dim * N;
@@ -79,6 +81,7 @@ mambac_status mc_tape_new(const mc_params *P, int64_t B, int64_t L, int n_thread
         y->convp = TAKE(T * C), y->act = TAKE(T * C), y->ys = TAKE(T * E), y->yo = TAKE(T * E);
         if (m1) y->xdbl = TAKE(T * (R + 2 * N)), y->dtraw = TAKE(T * E), y->delta = TAKE(T * E);
         else y->delta = TAKE(T * H), y->gated = TAKE(T * E), y->grstd = TAKE(T * G);
+        if (c->bcdt_rms) y->bcr = TAKE(T * 3);
     }
     t->h = TAKE(T * D), t->rstd_f = TAKE(T), t->hf = TAKE(T * D), t->A = TAKE(Acount * nl);
     t->dh = TAKE(T * D), t->dxn = TAKE(T * D), t->dproj = TAKE(T * in), t->dact = TAKE(T * C);
@@ -242,6 +245,7 @@ static void layer_fwd(mc_tctx *c, const mc_params *P, mc_tape *t, int i) {
     mc_act_silu(y->act, y->convp, T * C, simd);
     if (m1) {
         mc_mm(c, y->xdbl, y->act, C, T, W->x_w, R + 2 * N, E, NULL);
+        if (cf->bcdt_rms) mc_bcdt_rms(y->xdbl, T, R + 2 * N, R, N, cf->mixer_rms_eps, y->bcr); /* FalconMamba */
         mc_mm(c, y->dtraw, y->xdbl, R + 2 * N, T, W->dt_w, E, R, W->dt_b);
         mc_act_softplus(y->delta, y->dtraw, NULL, T * E, simd);
         mc_pool_for(c->pool, t->B, 1, scan_seq, &j);
@@ -362,6 +366,7 @@ static void layer_bwd(mc_tctx *c, mc_params *P, mc_tape *t, int i) {
         colsum_add(dW.dt_b, t->ddelta, T, E, E);
         mc_mm_dw(c, dW.dt_w, t->ddelta, T, y->xdbl, R + 2 * N, E, R);
         mc_mm_dx(c, t->dxdbl, R + 2 * N, t->ddelta, T, W->dt_w, E, R);
+        if (cf->bcdt_rms) mc_bcdt_rms_bwd(t->dxdbl, R + 2 * N, y->xdbl, R + 2 * N, y->bcr, T, R, N);
         mc_mm_dw(c, dW.x_w, t->dxdbl, T, y->act, C, R + 2 * N, E);
         mc_mm_dx(c, t->dys, E, t->dxdbl, T, W->x_w, R + 2 * N, E); /* dys free now: x_proj's dx */
         for (int64_t k = 0; k < T * E; k++) t->dact[k] += t->dys[k];
