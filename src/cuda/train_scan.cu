@@ -181,7 +181,7 @@ __global__ static void __launch_bounds__(WIDE) seg_end_k(mct_scan a) {
 }
 
 /* forward 2 (and backward 2 with reverse set): per (sequence, state element), the
- * segments in order; v (segment k's row at chunk k * vstep of a layout of nv chunks)
+ * segments in order; v (segment k's row at piece k * vstep of a layout of nv pieces)
  * holds each segment's own contribution and becomes what enters it. The loads do not
  * depend on the running value: COMBINE_AHEAD segments are read at once. */
 #define COMBINE_AHEAD 8
