@@ -486,17 +486,35 @@ static void refusals(void) {
     CHECK(mc_gtrain_new(&P, "cuda", "fp8", 1, 8, &g, &err) != MAMBAC_OK && strstr(err.msg, "fp8"), "fp8 refused: %s", err.msg);
 }
 
-/* `test_cuda_train kernels` runs only the kernel-level checks (the SSD's two forms), small
- * enough for compute-sanitizer (scripts/test_cuda.sh). */
+/* Two small random models against the CPU trainer, shaped to reach the kernels' edges
+ * (Mamba-1: a width not a multiple of the scan's 128-channel blocks, N below 16, a last
+ * segment and piece cut short, a conv of 3 taps; Mamba-2 with bf16 products: the
+ * tensor-core SSD with its skip, a partial chunk): for compute-sanitizer. */
+static void edge_models(const char *tmp) {
+    mambac_model *m = random_model(tmp, "edge1", with_conv(small(MAMBAC_ARCH_MAMBA1, 48, 5, 0, 1), 3));
+    if (m) vs_cpu("edge: mamba d48 N5 conv 3, 2 x 83", m, 2, 83, 2, NULL, 5e-5, 1e-6);
+    mambac_model_free(m);
+    m = random_model(tmp, "edge2", small(MAMBAC_ARCH_MAMBA2, 32, 16, 16, 1));
+    if (m) vs_cpu("edge: mamba2 d32 N16 P16, 2 x 70, bf16", m, 2, 70, 2, "bf16", 5e-2, 2e-3);
+    mambac_model_free(m);
+}
+
+/* `test_cuda_train kernels` runs only the kernel-level checks (the SSD's two forms) and
+ * the two edge models, small enough for compute-sanitizer (scripts/test_cuda.sh). */
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "kernels") == 0) {
+        char *tmp = make_temp_dir();
         ssd_forms();
+        edge_models(tmp);
+        remove_temp_dir(tmp);
+        free(tmp);
         return check_summary();
     }
     char *tmp = make_temp_dir();
     const char *fixtures[] = {"mamba1-tiny", "mamba1-bias", "mamba2-tiny", "mamba2-groups"};
     for (int i = 0; i < 4; i++) fixture(fixtures[i]);
     ssd_forms();
+    edge_models(tmp);
     random_models(tmp);
     updates(tmp);
     overfit(tmp);
