@@ -132,7 +132,8 @@ class Model:
         self._raw_info = ci
         s = lambda b: b.decode("utf-8", "replace") if b else ""  # noqa: E731
         self.info = ModelInfo(
-            arch="mamba2" if ci.arch == 2 else "mamba", d_model=ci.d_model, n_layer=ci.n_layer,
+            arch="mamba2" if ci.arch == 2 else "falcon_mamba" if ci.bcdt_rms else "mamba", d_model=ci.d_model,
+            n_layer=ci.n_layer,
             vocab_size=ci.vocab_size, n_vocab_rows=ci.n_vocab_rows, d_inner=ci.d_inner, d_state=ci.d_state,
             d_conv=ci.d_conv, dt_rank=ci.dt_rank, n_heads=ci.n_heads, head_dim=ci.head_dim, n_groups=ci.n_groups,
             chunk_size=ci.chunk_size, eos_token_id=ci.eos_token_id if ci.eos_token_id >= 0 else None,

@@ -61,11 +61,12 @@ def test_info_matches_config(model):
     assert "arch=mamba" in repr(model)
 
 
-@pytest.mark.parametrize("name", ["mamba1-tiny", "mamba2-tiny"])
+@pytest.mark.parametrize("name", ["mamba1-tiny", "mamba2-tiny", "falcon-mamba-tiny"])
 def test_logits_match_transformers_fixture(name):
     """Independent reference: transformers' logits for the fixture (tests/data/models)."""
     ref = read_safetensors(DATA / "models" / name / "ref.safetensors")
     m = mambac.Model(str(DATA / "models" / name / "hf"), threads=1)
+    assert m.info.arch == {"mamba1-tiny": "mamba", "mamba2-tiny": "mamba2", "falcon-mamba-tiny": "falcon_mamba"}[name]
     got = m.logits(ref["input_ids"])
     want = ref["logits"].astype(np.float64)
     rel = np.linalg.norm(got[:, :want.shape[1]] - want) / np.linalg.norm(want)
