@@ -57,6 +57,10 @@ const mc_kernels *mc_kernels_select(const char *isa, const char **asked);
 
 void mc_gemm_scalar(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
                     int64_t r0, int64_t r1, const float *bias, float *scratch);
+/* Whether loaded q4_0 / q8_0 matrices should be repacked 16 rows at a time (repack_x16.h):
+ * the default kernels here are AVX-512 with VNNI (which read that layout directly) and
+ * MAMBAC_REPACK is not "0". Every kernel set reads either layout. */
+int mc_kernels_want_x16(void);
 #if defined(__x86_64__)
 void mc_gemm_avx2(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
                   int64_t r0, int64_t r1, const float *bias, float *scratch);
@@ -77,10 +81,6 @@ int mc_gemv_quant_supported(mambac_dtype t);
 void mc_gemv_quant_avx2(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
                         int64_t r0, int64_t r1, const float *bias, float *scratch);
 int mc_cpu_has_vnni(void);
-/* Whether loaded q4_0 / q8_0 matrices should be repacked 16 rows at a time (repack_x16.h):
- * the default kernels here are AVX-512 with VNNI (which read that layout directly) and
- * MAMBAC_REPACK is not "0". Every kernel set reads either layout. */
-int mc_kernels_want_x16(void);
 void mc_gemv_quant_pairs(float *out, int64_t out_stride, const float *x, int64_t x_stride, int64_t T, const mc_weight *W,
                          int64_t r0, int64_t r1, const float *bias, float *scratch);
 /* Prefill (many tokens) with q8_0 / q4_0 / q5_0 / q4_K weights in int16 on AVX512-VNNI
@@ -116,6 +116,22 @@ void mc_conv1d_prefill_avx512(float *x, int64_t T, int64_t stride, int64_t C, in
                               float *window);
 void mc_gated_rmsnorm_avx512(float *y, const float *z, const float *w, int64_t E, int64_t G, int norm_before_gate,
                              float eps);
+#else
+/* Elsewhere (aarch64 today) only the scalar kernels exist: no integer kernels, no AMX. */
+static inline int mc_gemv_quant_supported(mambac_dtype t) { return (void)t, 0; }
+static inline int mc_cpu_has_vnni(void) { return 0; }
+static inline int mc_gemm_quant_vnni_supported(mambac_dtype t) { return (void)t, 0; }
+static inline int mc_cpu_has_amx(void) { return 0; }
+static inline int64_t mc_amx_split_bytes(const mc_weight *W, int64_t T) { return (void)W, (void)T, 0; }
+static inline void mc_amx_split(void *planes, const mc_weight *W, const float *x, int64_t x_stride, int64_t T, int64_t g0,
+                                int64_t g1) {
+    (void)planes, (void)W, (void)x, (void)x_stride, (void)T, (void)g0, (void)g1;
+}
+static inline int64_t mc_amx_items(const mc_weight *W, int64_t T) { return (void)W, (void)T, 0; }
+static inline void mc_amx_item(float *out, int64_t out_stride, const void *planes, const mc_weight *W, int64_t T, int64_t item,
+                               const float *bias, float *scratch) {
+    (void)out, (void)out_stride, (void)planes, (void)W, (void)T, (void)item, (void)bias, (void)scratch;
+}
 #endif
 
 #endif
