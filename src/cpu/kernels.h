@@ -121,7 +121,6 @@ void mc_gated_rmsnorm_avx512(float *y, const float *z, const float *w, int64_t E
 static inline int mc_gemv_quant_supported(mambac_dtype t) { return (void)t, 0; }
 static inline int mc_cpu_has_vnni(void) { return 0; }
 static inline int mc_gemm_quant_vnni_supported(mambac_dtype t) { return (void)t, 0; }
-static inline int mc_cpu_has_amx(void) { return 0; }
 static inline int64_t mc_amx_split_bytes(const mc_weight *W, int64_t T) { return (void)W, (void)T, 0; }
 static inline void mc_amx_split(void *planes, const mc_weight *W, const float *x, int64_t x_stride, int64_t T, int64_t g0,
                                 int64_t g1) {
