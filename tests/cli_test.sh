@@ -213,6 +213,12 @@ check "train log" test "$(wc -l <"$TMP/run/log.csv")" -eq 5
 check "generate from a checkpoint" "$MAMBAC" generate -m "$TMP/run" -p "First" -n 5
 check "resume" "$MAMBAC" train --resume "$TMP/run" --steps 6
 check "resumed log" test "$(wc -l <"$TMP/run/log.csv")" -eq 7
+# the state names the device the run trained on; resumed without --device it goes there again
+check "the state names the device" grep -Eq '"device":[[:space:]]*"cpu"' "$TMP/run/train_state.json"
+cp -r "$TMP/run" "$TMP/wasgpu" && sed -i -E 's/"device":([[:space:]]*)"cpu"/"device":\1"cuda"/' "$TMP/wasgpu/train_state.json"
+"$MAMBAC" train --resume "$TMP/wasgpu" --steps 7 >/dev/null 2>"$TMP/wasgpu.err"
+check "a GPU run resumes on the GPU" grep -q '^resuming on cuda (f32), where the run trained' "$TMP/wasgpu.err"
+check "--device cpu moves it" "$MAMBAC" train --resume "$TMP/wasgpu" --device cpu --steps 7
 # FalconMamba trains from its transformers folder, and its checkpoint stays one
 check "train FalconMamba" "$MAMBAC" train --init-from "$DATA/models/falcon-mamba-tiny/hf" --data "$TMP/text.txt" --batch 2 \
     --seq 16 --eval-every 1000 -t 2 -o "$TMP/frun" --steps 2

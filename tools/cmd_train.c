@@ -10,7 +10,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "cli.h"
+#include "io/file.h"
 #include "train/trainer.h"
 
 static void fmt_time(char *b, size_t n, double s) {
@@ -18,6 +21,25 @@ static void fmt_time(char *b, size_t n, double s) {
     if (s > 3.6e9) s = 3.6e9; /* a million hours: the hours fit an int */
     if (s >= 3600) snprintf(b, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
     else snprintf(b, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
+}
+
+/* The device and precision a checkpoint was trained with (train_state.json's config), so
+ * that a GPU run resumed without --device stays on the GPU. Nothing when the file is absent
+ * or unreadable (the trainer then reports what is wrong) or names no device (older states). */
+static void saved_place(const char *dir, char **device, char **precision) {
+    char *p = mc_path_join(dir, "train_state.json"), *text = NULL;
+    size_t len;
+    mambac_error err;
+    cJSON *root = NULL;
+    if (p && mc_file_read_all(p, 1u << 20, &text, &len, &err) == MAMBAC_OK) root = cJSON_ParseWithLength(text, len);
+    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(root, "config");
+    const char *d = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cfg, "device"));
+    const char *q = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cfg, "precision"));
+    if (d && (strcmp(d, "cpu") == 0 || strncmp(d, "cuda", 4) == 0) && strlen(d) < 32) *device = strdup(d);
+    if (*device && q && (!strcmp(q, "f32") || !strcmp(q, "tf32") || !strcmp(q, "bf16"))) *precision = strdup(q);
+    cJSON_Delete(root);
+    free(text);
+    free(p);
 }
 
 typedef struct view {
@@ -144,6 +166,15 @@ int cmd_train(cli_args *a) {
     if (c.init_from && c.have_arch_flags)
         return cli_usage_error(a->cmd, "--init-from takes the architecture from the model: no architecture flags");
     if (!c.resume && c.steps == 0) c.steps = mc_train_default_config().steps;
+    char *saved_device = NULL, *saved_precision = NULL;
+    if (c.resume && !c.device) {
+        saved_place(c.resume, &saved_device, &saved_precision);
+        c.device = saved_device;
+        if (!c.precision) c.precision = saved_precision;
+        if (saved_device && strcmp(saved_device, "cpu") != 0)
+            fprintf(stderr, "resuming on %s (%s), where the run trained; --device cpu moves it\n", saved_device,
+                    c.precision ? c.precision : "f32");
+    }
     view v = {isatty(2), 0, NAN};
     c.progress = progress;
     c.user = &v;
@@ -152,6 +183,7 @@ int cmd_train(cli_args *a) {
     mambac_error err;
     const mambac_status st = mc_train_run(&c, &err);
     if (v.open) fputc('\n', stderr);
+    free(saved_device), free(saved_precision);
     if (st != MAMBAC_OK) return cli_error("%s", err.msg);
     fprintf(stderr, "%s %s (log.csv has the curve)%s\n", stop_requested ? "stopped; saved" : "saved", c.resume ? c.resume : c.out,
             stop_requested ? ": continue with --resume" : "");

@@ -68,6 +68,9 @@ static cJSON *config_json(const mc_train_config *c, const mc_data *d) {
     cJSON_AddStringToObject(j, "seed", hex);
     cJSON_AddStringToObject(j, "data", c->data);
     if (c->tokenizer) cJSON_AddStringToObject(j, "tokenizer", c->tokenizer);
+    /* where the run trained, for `train --resume` without --device (not fixed: a run may move) */
+    cJSON_AddStringToObject(j, "device", c->device ? c->device : "cpu");
+    cJSON_AddStringToObject(j, "precision", c->precision ? c->precision : "f32");
     cJSON_AddNumberToObject(j, "data_tokens", (double)d->n);
     snprintf(hex, sizeof hex, "%016llx", (unsigned long long)mc_data_fnv(d));
     cJSON_AddStringToObject(j, "data_fnv", hex);

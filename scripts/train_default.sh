@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# scripts/train_default.sh MAMBAC BOOKS RUN [SECONDS] — trains the embedded default model
+# (models/default) on the Gutenberg books (../shared/data/gutenberg/books) on one GPU, in
+# resumable segments: the first call tokenizes the books into RUN.tok (bytes; 5 % of the
+# books held out whole) and starts RUN, each later call resumes it; every call stops and
+# saves after SECONDS (default 540) or when the schedule ends. The shape and the schedule
+# are fixed here so that the run is reproducible; STEPS overrides the schedule's length.
+# Then scripts/shard_model.py RUN models/default writes the shards that ship.
+set -euo pipefail
+bin=${1:?usage: train_default.sh MAMBAC BOOKS RUN [SECONDS]}
+books=${2:?usage: train_default.sh MAMBAC BOOKS RUN [SECONDS]}
+run=${3:?usage: train_default.sh MAMBAC BOOKS RUN [SECONDS]}
+secs=${4:-540}
+steps=${STEPS:-14000}
+dev=${DEVICE:-cuda}
+prec=(--precision bf16)
+[ "$dev" = cpu ] && prec=()
+if [ -e "$run/train_state.json" ]; then # the device and precision are not part of a checkpoint
+    exec "$bin" train --resume "$run" --device "$dev" "${prec[@]}" --time-limit "$secs"
+fi
+[ -e "$run.tok" ] || "$bin" prepare-data --data "$books" --val-frac 0.05 --seed 1337 -o "$run.tok"
+exec "$bin" train --device "$dev" "${prec[@]}" --data "$run.tok" -o "$run" \
+    --arch mamba --d-model 384 --layers 16 --d-state 16 --expand 2 \
+    --batch 16 --seq 2048 --steps "$steps" --warmup 400 --lr 2e-3 --min-lr 1e-4 --wd 0.1 \
+    --eval-every 250 --eval-windows 64 --save-every 2000 --seed 1337 --time-limit "$secs"
