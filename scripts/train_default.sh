@@ -11,13 +11,13 @@ bin=${1:?usage: train_default.sh MAMBAC BOOKS RUN [SECONDS]}
 books=${2:?usage: train_default.sh MAMBAC BOOKS RUN [SECONDS]}
 run=${3:?usage: train_default.sh MAMBAC BOOKS RUN [SECONDS]}
 secs=${4:-540}
-steps=${STEPS:-14000}
+steps=${STEPS:-3600}
+if [ -e "$run/train_state.json" ]; then
+    exec "$bin" train --resume "$run" --time-limit "$secs" # on the device the run trained on
+fi
 dev=${DEVICE:-cuda}
 prec=(--precision bf16)
 [ "$dev" = cpu ] && prec=()
-if [ -e "$run/train_state.json" ]; then # the device and precision are not part of a checkpoint
-    exec "$bin" train --resume "$run" --device "$dev" "${prec[@]}" --time-limit "$secs"
-fi
 [ -e "$run.tok" ] || "$bin" prepare-data --data "$books" --val-frac 0.05 --seed 1337 -o "$run.tok"
 exec "$bin" train --device "$dev" "${prec[@]}" --data "$run.tok" -o "$run" \
     --arch mamba --d-model 384 --layers 16 --d-state 16 --expand 2 \

@@ -24,9 +24,10 @@ static void fmt_time(char *b, size_t n, double s) {
 }
 
 /* The device and precision a checkpoint was trained with (train_state.json's config), so
- * that a GPU run resumed without --device stays on the GPU. Nothing when the file is absent
- * or unreadable (the trainer then reports what is wrong) or names no device (older states). */
-static void saved_place(const char *dir, char **device, char **precision) {
+ * that a GPU run resumed without --device stays on the GPU. Left empty when the file is
+ * absent or unreadable (the trainer then reports what is wrong) or names no device (older
+ * states). */
+static void saved_place(const char *dir, char device[32], char precision[8]) {
     char *p = mc_path_join(dir, "train_state.json"), *text = NULL;
     size_t len;
     mambac_error err;
@@ -35,8 +36,8 @@ static void saved_place(const char *dir, char **device, char **precision) {
     const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(root, "config");
     const char *d = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cfg, "device"));
     const char *q = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cfg, "precision"));
-    if (d && (strcmp(d, "cpu") == 0 || strncmp(d, "cuda", 4) == 0) && strlen(d) < 32) *device = strdup(d);
-    if (*device && q && (!strcmp(q, "f32") || !strcmp(q, "tf32") || !strcmp(q, "bf16"))) *precision = strdup(q);
+    if (d && (strcmp(d, "cpu") == 0 || strncmp(d, "cuda", 4) == 0) && strlen(d) < 32) snprintf(device, 32, "%s", d);
+    if (device[0] && q && (!strcmp(q, "f32") || !strcmp(q, "tf32") || !strcmp(q, "bf16"))) snprintf(precision, 8, "%s", q);
     cJSON_Delete(root);
     free(text);
     free(p);
@@ -154,6 +155,15 @@ int cmd_train(cli_args *a) {
         if (!cli_parse_threads(threads, &t)) return cli_usage_error(a->cmd, "-t must be >= 1");
         c.threads = t;
     }
+    static char saved_device[32], saved_precision[8]; /* a resumed run's place, unless given */
+    if (c.resume && !c.device) {
+        saved_place(c.resume, saved_device, saved_precision);
+        if (saved_device[0]) c.device = saved_device;
+        if (!c.precision && saved_precision[0]) c.precision = saved_precision;
+        if (saved_device[0] && strcmp(saved_device, "cpu") != 0)
+            fprintf(stderr, "resuming on %s (%s), where the run trained; --device cpu moves it\n", saved_device,
+                    c.precision ? c.precision : "f32");
+    }
     if (c.device && strcmp(c.device, "cpu") != 0 && strncmp(c.device, "cuda", 4) != 0)
         return cli_usage_error(a->cmd, "--device must be cpu, cuda or cuda:N");
     if (c.precision && strcmp(c.precision, "f32") != 0 && strcmp(c.precision, "tf32") != 0 && strcmp(c.precision, "bf16") != 0)
@@ -166,15 +176,6 @@ int cmd_train(cli_args *a) {
     if (c.init_from && c.have_arch_flags)
         return cli_usage_error(a->cmd, "--init-from takes the architecture from the model: no architecture flags");
     if (!c.resume && c.steps == 0) c.steps = mc_train_default_config().steps;
-    char *saved_device = NULL, *saved_precision = NULL;
-    if (c.resume && !c.device) {
-        saved_place(c.resume, &saved_device, &saved_precision);
-        c.device = saved_device;
-        if (!c.precision) c.precision = saved_precision;
-        if (saved_device && strcmp(saved_device, "cpu") != 0)
-            fprintf(stderr, "resuming on %s (%s), where the run trained; --device cpu moves it\n", saved_device,
-                    c.precision ? c.precision : "f32");
-    }
     view v = {isatty(2), 0, NAN};
     c.progress = progress;
     c.user = &v;
@@ -183,7 +184,6 @@ int cmd_train(cli_args *a) {
     mambac_error err;
     const mambac_status st = mc_train_run(&c, &err);
     if (v.open) fputc('\n', stderr);
-    free(saved_device), free(saved_precision);
     if (st != MAMBAC_OK) return cli_error("%s", err.msg);
     fprintf(stderr, "%s %s (log.csv has the curve)%s\n", stop_requested ? "stopped; saved" : "saved", c.resume ? c.resume : c.out,
             stop_requested ? ": continue with --resume" : "");
