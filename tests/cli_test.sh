@@ -282,6 +282,13 @@ check "prepare-data a JSON-lines file (bytes)" pd --data "$TMP/docs.jsonl" --val
 check "its three documents" grep -q '(2 documents), [0-9]* held out (1 documents), 2-byte tokens, vocabulary 256$' "$TMP/pd.err"
 check "prepare-data one text: its tail held out" pd --data "$TMP/text.txt" --val-frac 0.25 -o "$TMP/one.tok"
 check "train on bytes from a token file" "$MAMBAC" train --data "$TMP/one.tok" --d-model 16 --layers 1 --batch 2 --seq 16 --steps 2 -o "$TMP/tokrun3"
+mkdir -p "$TMP/wrapped"
+printf '%s\n' "A line of prose long enough to have been wrapped by the printer," "so it runs on here." "" "Verse, short," "keeps its breaks." >"$TMP/wrapped/w.txt"
+check "prepare-data --unwrap" pd --data "$TMP/wrapped" --unwrap --val-docs 0 -o "$TMP/unw.tok"
+check "--unwrap joined the one wrapped line" grep -q '^unwrapped: 1 line breaks' "$TMP/pd.err"
+check "prepare-data without --unwrap" pd --data "$TMP/wrapped" --val-docs 0 -o "$TMP/wr.tok"
+check "the two token files differ" test "$(cmp -s "$TMP/unw.tok" "$TMP/wr.tok"; echo $?)" -ne 0
+check "and have the same length" test "$(stat -c %s "$TMP/unw.tok")" = "$(stat -c %s "$TMP/wr.tok")"
 expect_error "prepare-data: an existing output" 1 "$MAMBAC" prepare-data --data "$TMP/docs" -o "$TMP/docs.tok"
 expect_error "prepare-data: every document held out" 1 "$MAMBAC" prepare-data --data "$TMP/docs" --val-docs 5 -o "$TMP/x.tok"
 check "prepare-data left no file on failure" test ! -e "$TMP/x.tok"

@@ -37,6 +37,7 @@
 #include "train/train.h"
 #include "train/mqar.h"
 #include "train/trainer.h"
+#include "train/unwrap.h"
 
 static uint64_t rng = 12345;
 static float frand(void) {
@@ -369,6 +370,41 @@ static void fd_model(const char *tmp) {
 }
 
 /* ---- optimizer, overfitting ------------------------------------------------------- */
+
+/* prepare-data --unwrap: wrapped prose joins, paragraph breaks, short and indented lines stay. */
+static void test_unwrap(void) {
+    const char *in = "It was the best of times, it was the worst of times, it was the age\n"
+                     "of wisdom, it was the age of foolishness, it was the epoch of belief,\n"
+                     "and so on.\n"
+                     "A short line of verse\n"
+                     "runs on here.\n"
+                     "\n"
+                     "Next paragraph, long enough to count as a wrapped line of prose....\n"
+                     "    an indented line after it keeps its newline.\n"
+                     "The last line of the text is long enough but has no next line.....\n";
+    const char *want = "It was the best of times, it was the worst of times, it was the age "
+                       "of wisdom, it was the age of foolishness, it was the epoch of belief, "
+                       "and so on.\n"
+                       "A short line of verse\n"
+                       "runs on here.\n"
+                       "\n"
+                       "Next paragraph, long enough to count as a wrapped line of prose....\n"
+                       "    an indented line after it keeps its newline.\n"
+                       "The last line of the text is long enough but has no next line.....\n";
+    char buf[1024];
+    const size_t n = strlen(in);
+    memcpy(buf, in, n + 1);
+    CHECK(mc_unwrap_text(buf, n) == 2, "two wrapped line breaks");
+    CHECK(strcmp(buf, want) == 0, "unwrapped: %s", buf);
+    char edge[60];
+    memset(edge, 'x', sizeof edge);
+    edge[50] = '\n';
+    CHECK(mc_unwrap_text(edge, sizeof edge) == 1 && edge[50] == ' ', "a 50-byte line joins the next");
+    memset(edge, 'x', sizeof edge);
+    edge[49] = '\n';
+    CHECK(mc_unwrap_text(edge, sizeof edge) == 0 && edge[49] == '\n', "a 49-byte line keeps its newline");
+    CHECK(mc_unwrap_text(edge, 0) == 0, "empty text");
+}
 
 static void test_optimizer(void) {
     /* AdamW's first step moves every weight by lr against its gradient's sign (m / sqrt(v)
@@ -846,6 +882,7 @@ int main(void) {
     char *tmp = make_temp_dir();
     fd_model(tmp);
     test_mqar();
+    test_unwrap();
     test_targets(tmp);
     test_optimizer();
     test_overfit(tmp);

@@ -20,6 +20,7 @@
 #include "train/checkpoint.h"
 #include "train/token_file.h"
 #include "train/trainer.h"
+#include "train/unwrap.h"
 
 #define BATCH_DOCS 256
 
@@ -94,8 +95,13 @@ static int jsonl_docs(const char *path, char *buf, char ***texts, size_t **lens,
 int cmd_prepare_data(cli_args *a) {
     const char *data = NULL, *out = NULL, *tok_path = NULL, *model = NULL, *val_docs_s = NULL, *val_frac_s = NULL, *seed_s = NULL,
                *threads_s = NULL;
+    int unwrap = 0;
     for (; a->i < a->argc; a->i++) {
         int bad = 0;
+        if (strcmp(a->argv[a->i], "--unwrap") == 0) {
+            unwrap = 1;
+            continue;
+        }
         if (cli_opt(a, "--data", NULL, &data, &bad) || cli_opt(a, "-o", "--output", &out, &bad) ||
             cli_opt(a, "--tokenizer", NULL, &tok_path, &bad) || cli_opt(a, "-m", "--model", &model, &bad) ||
             cli_opt(a, "--val-docs", NULL, &val_docs_s, &bad) || cli_opt(a, "--val-frac", NULL, &val_frac_s, &bad) ||
@@ -179,7 +185,7 @@ int cmd_prepare_data(cli_args *a) {
     doc *batch = rc == CLI_OK ? calloc(BATCH_DOCS, sizeof *batch) : NULL;
     if (rc == CLI_OK && !batch) rc = cli_error("out of memory");
     const double t0 = cli_now();
-    long long bytes = 0;
+    long long bytes = 0, joined = 0;
     for (int b0 = 0; rc == CLI_OK && b0 < n_docs; b0 += BATCH_DOCS) {
         const int bn = n_docs - b0 < BATCH_DOCS ? n_docs - b0 : BATCH_DOCS;
         memset(batch, 0, (size_t)bn * sizeof *batch);
@@ -188,6 +194,7 @@ int cmd_prepare_data(cli_args *a) {
             d->val = is_val[b0 + i];
             if (texts) d->text = texts[b0 + i], d->len = lens[b0 + i], texts[b0 + i] = NULL;
             else rc = cli_read_input(inputs[b0 + i], &d->text, &d->len);
+            if (rc == CLI_OK && unwrap) joined += (long long)mc_unwrap_text(d->text, d->len);
             bytes += (long long)d->len;
         }
         pool p = {tok, batch, rc == CLI_OK ? bn : 0, 0};
@@ -226,6 +233,7 @@ int cmd_prepare_data(cli_args *a) {
         else
             fprintf(stderr, "wrote %s: %lld training tokens (%lld documents), %lld held out (%lld documents), %d-byte tokens, vocabulary %d\n",
                     out, tr, td, va, vd, vocab <= 65536 ? 2 : 4, vocab);
+        if (rc == CLI_OK && unwrap) fprintf(stderr, "unwrapped: %lld line breaks inside paragraphs became spaces\n", joined);
         writer_open = 0;
     }
     if (writer_open) mc_token_writer_abort(&w);

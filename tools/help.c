@@ -150,7 +150,10 @@ static const command_help helps[] = {
      "      --tokenizer PATH  tokenizer.json (default: bytes are tokens); -m MODEL: the model's\n"
      "      --val-frac F      documents held out (default 0.05; one text file: its last F of tokens)\n"
      "      --val-docs N      or exactly N documents\n"
-     "      --seed S          the shuffle choosing them (default 1337)\n" COMMON_THREADS
+     "      --seed S          the shuffle choosing them (default 1337)\n"
+     "      --unwrap          undo hard line wrapping (Gutenberg's ~70 columns): a newline after a\n"
+     "                        line of 50+ bytes, before a visible character, becomes a space;\n"
+     "                        blank lines, short lines and indented lines keep theirs\n" COMMON_THREADS
      "\nexample: mambac prepare-data --data books/ --tokenizer tokenizer.json -o books.tok\n"},
     {"perplexity",
      "usage: mambac perplexity [-m MODEL] -f FILE [--ctx 256] [--from BYTE] [--to BYTE]\n"
