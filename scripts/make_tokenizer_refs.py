@@ -66,7 +66,7 @@ TEXTS = [
 def main():
     bytelevel = sys.argv[sys.argv.index("--bytelevel") + 1] if "--bytelevel" in sys.argv else None
     gpt2 = gpt2_tokenizer()
-    gpt2.save(os.path.join(OUT, "gpt2-tokenizer.json"))
+    gpt2.save(os.path.join(OUT, "gpt2-tokenizer.json"), pretty=False)  # compact: the tree is carried to the GPU
     variant = neox_variant()
     with open(os.path.join(OUT, "neox-variant.json"), "w", encoding="utf-8") as f:
         json.dump(variant, f, ensure_ascii=False)
