@@ -2,7 +2,7 @@
 
     import mambac
     m = mambac.Model()                        # the embedded default model; or a folder / .gguf
-    print(m.generate("ROMEO:", max_tokens=40, seed=1))
+    print(m.generate("It was a dark night, and", max_tokens=40, seed=1))
     logits = m.logits(m.encode("To be"))      # numpy float32, n_tokens x n_vocab_rows
 
 No PyTorch: the package drives libmambac (built from this repository by `pip install .`)
