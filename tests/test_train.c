@@ -373,27 +373,24 @@ static void fd_model(const char *tmp) {
 
 /* prepare-data --unwrap: wrapped prose joins, paragraph breaks, short and indented lines stay. */
 static void test_unwrap(void) {
-    const char *in = "It was the best of times, it was the worst of times, it was the age\n"
-                     "of wisdom, it was the age of foolishness, it was the epoch of belief,\n"
-                     "and so on.\n"
-                     "A short line of verse\n"
-                     "runs on here.\n"
-                     "\n"
-                     "Next paragraph, long enough to count as a wrapped line of prose....\n"
-                     "    an indented line after it keeps its newline.\n"
-                     "The last line of the text is long enough but has no next line.....\n";
-    const char *want = "It was the best of times, it was the worst of times, it was the age "
-                       "of wisdom, it was the age of foolishness, it was the epoch of belief, "
-                       "and so on.\n"
-                       "A short line of verse\n"
-                       "runs on here.\n"
-                       "\n"
-                       "Next paragraph, long enough to count as a wrapped line of prose....\n"
-                       "    an indented line after it keeps its newline.\n"
-                       "The last line of the text is long enough but has no next line.....\n";
-    char buf[1024];
-    const size_t n = strlen(in);
-    memcpy(buf, in, n + 1);
+    const char *lines[] = {"It was the best of times, it was the worst of times, it was the age", /* wrapped */
+                           "of wisdom, it was the age of foolishness, it was the epoch of belief,", /* wrapped */
+                           "and so on.", "A short line of verse", "runs on here.", "",
+                           "Next paragraph, long enough to count as a wrapped line of prose....",
+                           "    an indented line after it keeps its newline.",
+                           "The last line of the text is long enough but has no next line....."};
+    char buf[1024], want[1024];
+    size_t n = 0, breaks[9];
+    for (int k = 0; k < 9; k++) {
+        const size_t l = strlen(lines[k]);
+        memcpy(buf + n, lines[k], l);
+        breaks[k] = n + l;
+        buf[n + l] = '\n';
+        n += l + 1;
+    }
+    buf[n] = 0;
+    memcpy(want, buf, n + 1);
+    want[breaks[0]] = want[breaks[1]] = ' '; /* only the two wrapped lines join */
     CHECK(mc_unwrap_text(buf, n) == 2, "two wrapped line breaks");
     CHECK(strcmp(buf, want) == 0, "unwrapped: %s", buf);
     char edge[60];

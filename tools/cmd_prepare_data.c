@@ -98,11 +98,9 @@ int cmd_prepare_data(cli_args *a) {
     int unwrap = 0;
     for (; a->i < a->argc; a->i++) {
         int bad = 0;
-        if (strcmp(a->argv[a->i], "--unwrap") == 0) {
+        if (cli_flag(a, "--unwrap")) {
             unwrap = 1;
-            continue;
-        }
-        if (cli_opt(a, "--data", NULL, &data, &bad) || cli_opt(a, "-o", "--output", &out, &bad) ||
+        } else if (cli_opt(a, "--data", NULL, &data, &bad) || cli_opt(a, "-o", "--output", &out, &bad) ||
             cli_opt(a, "--tokenizer", NULL, &tok_path, &bad) || cli_opt(a, "-m", "--model", &model, &bad) ||
             cli_opt(a, "--val-docs", NULL, &val_docs_s, &bad) || cli_opt(a, "--val-frac", NULL, &val_frac_s, &bad) ||
             cli_opt(a, "--seed", NULL, &seed_s, &bad) || cli_opt(a, "-t", "--threads", &threads_s, &bad)) {
